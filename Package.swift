@@ -1,0 +1,76 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Targets read as the design map (../shared/DESIGN.md): the graph and the loop's protocols know
+// nothing of C; the host adapter imports the C libraries; WorldOSTesting ships the manual clock
+// and the test twins as siblings of the real stages.
+// SHA-256 of every frame (LoopCore) and the rasterizer (Renderer) touch every pixel of a
+// 1280×800 panel each step: unoptimized they take ~200 ms a step, optimized ~10 ms.
+let optimizedEvenInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
+let package = Package(
+    name: "WorldOS",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "worldos", targets: ["worldos"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config (installed by `make setup`).
+        .systemLibrary(name: "CLibUSB", path: "Sources/C/CLibUSB", pkgConfig: "libusb-1.0",
+                       providers: [.apt(["libusb-1.0-0-dev"])]),
+        .systemLibrary(name: "CGPIOD", path: "Sources/C/CGPIOD", pkgConfig: "libgpiod",
+                       providers: [.apt(["libgpiod-dev"])]),
+        .systemLibrary(name: "CSerialPort", path: "Sources/C/CSerialPort", pkgConfig: "libserialport",
+                       providers: [.apt(["libserialport-dev"])]),
+        .systemLibrary(name: "CDRM", path: "Sources/C/CDRM", pkgConfig: "libdrm",
+                       providers: [.apt(["libdrm-dev"])]),
+        .systemLibrary(name: "CSeccomp", path: "Sources/C/CSeccomp", pkgConfig: "libseccomp",
+                       providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/C/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        // What Swift cannot import (variadic C functions, ioctl request macros, SCMP_* macros).
+        .target(name: "CShim", path: "Sources/C/CShim"),
+
+        // The state graph: typed nodes and edges, partitions, deltas, snapshots. No C.
+        .target(name: "StateGraph"),
+        // The loop's protocols, modes, clock, micro-steps and the macro step itself. No C.
+        .target(name: "LoopCore", dependencies: ["StateGraph"], swiftSettings: optimizedEvenInDebug),
+        // Strict YAML configuration (policies, benches): unknown keys rejected, file:line errors.
+        .target(name: "Config", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Components, one target each.
+        .target(name: "Observer", dependencies: ["StateGraph", "LoopCore"]),
+        .target(name: "Estimator", dependencies: ["StateGraph", "LoopCore"]),
+        .target(name: "Scheduler", dependencies: ["StateGraph", "LoopCore"]),
+        .target(name: "Executor", dependencies: ["StateGraph", "LoopCore"]),
+        .target(name: "Guard", dependencies: ["StateGraph", "LoopCore", "Config"]),
+        .target(name: "Renderer", dependencies: ["StateGraph", "LoopCore", "CPNG"], swiftSettings: optimizedEvenInDebug),
+        .target(name: "HostAdapter", dependencies: [
+            "LoopCore", "CShim", "CLibUSB", "CGPIOD", "CSerialPort", "CDRM", "CSeccomp",
+        ]),
+        // Data engine: the recorder of aligned transitions.
+        .target(name: "DataEngine", dependencies: ["StateGraph", "LoopCore"]),
+        // Assembles the real stages into a supervisor; bench files; the run loop.
+        .target(name: "Supervisor", dependencies: [
+            "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
+            "Renderer", "HostAdapter", "DataEngine", "Config",
+        ]),
+        // Test twins: manual clock and fakes of every stage, siblings of the real ones.
+        .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore"]),
+
+        .executableTarget(name: "worldos", dependencies: [
+            "Supervisor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph"], path: "Benchmarks/worldos-bench"),
+
+        .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting"]),
+        .testTarget(name: "LoopTests", dependencies: [
+            "LoopCore", "StateGraph", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
+            "Renderer", "HostAdapter", "DataEngine", "Supervisor", "WorldOSTesting",
+        ], resources: [.copy("Golden")]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,82 @@
+import LoopCore
+import StateGraph
+
+/// Unrolls a proposal into micro-steps, in order. Each step's `$N` arguments are replaced by the
+/// return of step N; a step whose dependency failed or was denied is skipped, never guessed.
+/// Every resolved step goes to the guard first; only an allowed step reaches the effector.
+public struct TraceExecutor: Executing {
+    public init() {}
+
+    public mutating func execute(_ proposal: Proposal, context: Node, held: Set<Int64>, guard policy: inout any Guarding,
+                                 effector: inout any Effecting, shadow: (any Effecting)?, at now: Instant) -> ActionOutcome {
+        var held = held
+        var shadow = shadow
+        var outcomes: [StepOutcome] = []
+        for (index, step) in proposal.steps.enumerated() {
+            let call: ResolvedCall
+            switch resolve(step, index: index, earlier: outcomes) {
+            case .failure(.dependency(let why)):
+                outcomes.append(StepOutcome(index: index, step: step, call: nil, decision: nil, status: .skipped(reason: why)))
+                continue
+            case .failure(.invalid(let why)):
+                outcomes.append(StepOutcome(index: index, step: step, call: nil, decision: nil, status: .invalid(reason: why)))
+                continue
+            case .success(let resolved):
+                call = resolved
+            }
+            let decision = policy.decide(call, context: context, held: held, at: now)
+            guard decision.isAllowed else {
+                outcomes.append(StepOutcome(index: index, step: step, call: call, decision: decision, status: .denied))
+                continue
+            }
+            let predicted = shadow?.perform(call)
+            let result = effector.perform(call)
+            policy.recordOutcome(call, context: proposal.context, result: result, at: now)
+            switch (call.op, result) {
+            case (.open, .value(let fd, _)): held.insert(fd)
+            case (.close, .value): if let fd = call.fd { held.remove(fd) }
+            default: break
+            }
+            outcomes.append(StepOutcome(index: index, step: step, call: call, decision: decision,
+                                        status: .performed(result), predicted: predicted))
+        }
+        return ActionOutcome(proposal: proposal, steps: outcomes)
+    }
+
+    enum ResolutionError: Error {
+        case dependency(String)
+        case invalid(String)
+    }
+
+    func resolve(_ step: MicroStep, index: Int, earlier: [StepOutcome]) -> Result<ResolvedCall, ResolutionError> {
+        var args: [String: Value] = [:]
+        let parameters = step.op.parameters
+        for name in step.args.keys.sorted() where !parameters.contains(where: { $0.name == name }) {
+            return .failure(.invalid("\(step.op.rawValue) takes no argument \"\(name)\""))
+        }
+        for parameter in parameters {
+            guard let argument = step.args[parameter.name] else {
+                if parameter.required { return .failure(.invalid("\(step.op.rawValue) needs argument \"\(parameter.name)\"")) }
+                continue
+            }
+            let value: Value
+            switch argument {
+            case .int(let v): value = .int(v)
+            case .string(let s): value = .string(s)
+            case .result(let n):
+                guard n >= 0, n < index else {
+                    return .failure(.invalid("$\(n) refers to step \(n), which has not run before step \(index)"))
+                }
+                guard let returned = earlier[n].result?.value else {
+                    return .failure(.dependency("step \(n) did not return a value"))
+                }
+                value = .int(returned)
+            }
+            switch (parameter.type, value) {
+            case (.int, .int), (.string, .string): args[parameter.name] = value
+            default: return .failure(.invalid("\(step.op.rawValue) argument \"\(parameter.name)\" must be \(parameter.type.rawValue)"))
+            }
+        }
+        return .success(ResolvedCall(step.op, args))
+    }
+}

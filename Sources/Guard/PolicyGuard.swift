@@ -1,0 +1,72 @@
+import LoopCore
+import StateGraph
+
+/// The deterministic guard of the walking skeleton: decides each resolved micro-step by the
+/// policy, and audits every decision (fsync'd before an allowed call runs) and every outcome.
+///
+/// Order of checks: the context must have a policy; paths must be absolute and normalized;
+/// descriptor operations need a descriptor the context holds; deny rules, then allow rules;
+/// otherwise deny. If the audit log cannot be written, the guard denies: nothing runs unrecorded.
+public struct PolicyGuard: Guarding {
+    public let policy: Policy
+    public let audit: AuditLog
+    public let mode: Mode
+    /// Set when an audit write failed; reported by the supervisor.
+    public private(set) var auditFailure: String?
+
+    public init(policy: Policy, audit: AuditLog, mode: Mode) {
+        self.policy = policy
+        self.audit = audit
+        self.mode = mode
+    }
+
+    /// The decision alone, without auditing.
+    public func evaluate(_ call: ResolvedCall, context: String, held: Set<Int64>) -> Decision {
+        guard let rules = policy.contexts[context]?.rules else {
+            return .deny(rule: "default-deny", reason: "context \(context) has no policy in \(policy.file)")
+        }
+        if let path = call.path, normalizedSegments(path) == nil {
+            return .deny(rule: "path-normalization", reason: "path \"\(path)\" is not absolute and normalized")
+        }
+        if call.op.usesDescriptor, let fd = call.fd, !held.contains(fd) {
+            return .deny(rule: "capability", reason: "descriptor \(fd) is not held by context \(context)")
+        }
+        for rule in rules where rule.matches(call) {
+            switch rule.effect {
+            case .deny: return .deny(rule: rule.location, reason: rule.reason ?? "denied by policy")
+            case .allow: return .allow(rule: rule.location)
+            }
+        }
+        return .deny(rule: "default-deny", reason: "no rule of context \(context) allows \(call.op.rawValue)"
+                     + (call.path.map { " of \($0)" } ?? ""))
+    }
+
+    public mutating func decide(_ call: ResolvedCall, context: Node, held: Set<Int64>, at now: Instant) -> Decision {
+        guard case .context(let name) = context.partition else {
+            return .deny(rule: "default-deny", reason: "\(context.id) is not an execution context")
+        }
+        let decision = evaluate(call, context: name, held: held)
+        let (verdict, rule, reason): (String, String, String?) = switch decision {
+        case .allow(let rule): ("allow", rule, nil)
+        case .deny(let rule, let reason): ("deny", rule, reason)
+        }
+        do {
+            try audit.append(AuditRecord(seq: 0, prev: "", time: now.nanoseconds, policy: policy.contentHash, event: "decision",
+                                         mode: mode.rawValue, context: name, call: call.description, decision: verdict,
+                                         rule: rule, reason: reason))
+        } catch {
+            auditFailure = "\(error)"
+            return .deny(rule: "audit", reason: "the audit log cannot be written (\(error)); refusing")
+        }
+        return decision
+    }
+
+    public mutating func recordOutcome(_ call: ResolvedCall, context: String, result: CallResult, at now: Instant) {
+        do {
+            try audit.append(AuditRecord(seq: 0, prev: "", time: now.nanoseconds, policy: policy.contentHash, event: "outcome",
+                                         mode: mode.rawValue, context: context, call: call.description, result: result.description))
+        } catch {
+            auditFailure = "\(error)"
+        }
+    }
+}

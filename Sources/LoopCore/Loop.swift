@@ -1,0 +1,158 @@
+import StateGraph
+
+/// Writes a frame somewhere people can see it (a PNG file, later a DRM plane). Returns where, if
+/// it wrote anything: an unchanged frame is not written again.
+public protocol FrameSink {
+    mutating func emit(_ frame: Frame) throws -> String?
+}
+
+/// What one macro step did, stage by stage, for `worldos step` and the run log.
+public struct StepReport: Sendable {
+    public var step: Int
+    public var mode: Mode
+    public var priorNodes: Int
+    public var observedNodes: Int?
+    public var observationError: String?
+    public var surprise: Surprise?
+    public var posteriorNodes: Int
+    public var frameHash: String
+    public var framePNG: String?
+    public var context: String?
+    public var outcome: ActionOutcome?
+    public var nextNodes: Int
+
+    /// One line per stage, in the order they ran.
+    public var lines: [String] {
+        var out: [String] = []
+        out.append("step \(step) [\(mode.rawValue)]")
+        out.append("  prior:     \(priorNodes) nodes predicted")
+        if let error = observationError {
+            out.append("  observe:   FAILED (\(error)); the prior stands for this step")
+        } else if let observed = observedNodes {
+            out.append("  observe:   \(observed) nodes from /proc")
+        } else {
+            out.append("  observe:   skipped (latent: no machine in the loop)")
+        }
+        if let s = surprise {
+            out.append("  posterior: \(posteriorNodes) nodes; prior wrong on \(s.wrongNodes) (missing \(s.missing), unexpected \(s.unexpected), changed \(s.changed))")
+        } else {
+            out.append("  posterior: \(posteriorNodes) nodes (prior taken as is)")
+        }
+        out.append("  render:    frame \(frameHash.prefix(12))" + (framePNG.map { " -> \($0)" } ?? " (unchanged, not rewritten)"))
+        guard let context, let outcome else {
+            out.append("  schedule:  no context ready")
+            out.append("  fold:      \(nextNodes) nodes")
+            return out
+        }
+        out.append("  schedule:  \(context) (task \(outcome.proposal.task))")
+        for s in outcome.steps {
+            let call = s.call.map(\.description) ?? s.step.description
+            let decision = s.decision.map { " guard: \($0)" } ?? ""
+            let result: String = switch s.status {
+            case .performed(let r): "-> \(r)" + (s.predicted.map { " (predicted \($0))" } ?? "")
+            case .denied: "-> NOT RUN"
+            case .skipped(let why): "skipped: \(why)"
+            case .invalid(let why): "invalid: \(why)"
+            }
+            out.append("  act [\(s.index)]:   \(call)\(decision) \(result)")
+        }
+        if mode == .filtered { out.append("  gap:       \(outcome.predictionMisses) of \(outcome.steps.count) returns mispredicted") }
+        out.append("  fold:      \(nextNodes) nodes")
+        return out
+    }
+}
+
+/// The supervisor loop: one macro step is
+/// prior → posterior → render → schedule → guard → execute → fold the outcome into memory.
+public struct SupervisorLoop {
+    public let mode: Mode
+    public let clock: any WorldClock
+    public var observer: any Observing
+    public var estimator: any Estimating
+    public var renderer: any Rendering
+    public var frameSink: any FrameSink
+    public var scheduler: any Scheduling
+    public var proposer: any Proposing
+    public var policyGuard: any Guarding
+    public var executor: any Executing
+    /// The host adapter: real syscalls. Never called in latent mode.
+    public var host: any Effecting
+    /// The outcome predictor: stands in for the host in latent mode, shadows it in filtered mode.
+    public var predictor: any Effecting
+    public var recorder: any Recording
+    /// The state after the last step: what the next prior predicts from.
+    public private(set) var memory: Graph
+    public private(set) var stepCount = 0
+
+    public init(mode: Mode, clock: any WorldClock, initial: Graph, observer: any Observing, estimator: any Estimating,
+                renderer: any Rendering, frameSink: any FrameSink, scheduler: any Scheduling, proposer: any Proposing,
+                policyGuard: any Guarding, executor: any Executing, host: any Effecting, predictor: any Effecting,
+                recorder: any Recording) {
+        self.mode = mode
+        self.clock = clock
+        self.memory = initial
+        self.observer = observer
+        self.estimator = estimator
+        self.renderer = renderer
+        self.frameSink = frameSink
+        self.scheduler = scheduler
+        self.proposer = proposer
+        self.policyGuard = policyGuard
+        self.executor = executor
+        self.host = host
+        self.predictor = predictor
+        self.recorder = recorder
+    }
+
+    /// Run one macro step. Throws only when the trace cannot be written; a failed observation
+    /// is reported and the step goes on from the prior.
+    @discardableResult
+    public mutating func step() throws -> StepReport {
+        let index = stepCount
+        let now = clock.now()
+        let prior = estimator.prior(from: memory, step: index, at: now)
+
+        var observation: Observation?
+        var observationError: String?
+        if mode != .latent {
+            do { observation = try observer.observe(at: now) } catch { observationError = "\(error)" }
+        }
+        let posterior = try estimator.posterior(from: prior, observation: observation, at: now)
+
+        let frame = renderer.render(posterior, at: now)
+        let png = try frameSink.emit(frame)
+
+        var outcome: ActionOutcome?
+        let chosen = scheduler.pick(from: posterior, at: now)
+        if let chosen, let contextNode = posterior.graph[.context(chosen)],
+           let proposal = proposer.propose(for: chosen, posterior: posterior, at: now) {
+            let held = heldDescriptors(of: chosen, in: posterior.graph)
+            let shadow: (any Effecting)? = mode == .filtered ? predictor : nil
+            if mode == .latent {
+                outcome = executor.execute(proposal, context: contextNode, held: held, guard: &policyGuard,
+                                           effector: &predictor, shadow: nil, at: now)
+            } else {
+                outcome = executor.execute(proposal, context: contextNode, held: held, guard: &policyGuard,
+                                           effector: &host, shadow: shadow, at: now)
+            }
+        }
+
+        let next = estimator.fold(outcome, into: posterior, at: now)
+        let delta = posterior.graph.snapshot().diff(to: next.snapshot())
+        try recorder.record(Transition(
+            step: index, mode: mode, time: now, observedNodes: observation?.nodes.count, racedEntries: observation?.raced,
+            surprise: posterior.surprise, frameHash: frame.hash, framePNG: png, stateDelta: delta,
+            context: outcome == nil ? nil : chosen, outcome: outcome, nodeCount: next.nodeCount))
+        memory = next
+        stepCount += 1
+        return StepReport(step: index, mode: mode, priorNodes: prior.graph.nodeCount, observedNodes: observation?.nodes.count,
+                          observationError: observationError, surprise: posterior.surprise,
+                          posteriorNodes: posterior.graph.nodeCount, frameHash: frame.hash, framePNG: png,
+                          context: outcome == nil ? nil : chosen, outcome: outcome, nextNodes: next.nodeCount)
+    }
+}
+
+/// The descriptors a context holds: its fd nodes, by number.
+public func heldDescriptors(of context: String, in graph: Graph) -> Set<Int64> {
+    Set(graph.members(of: .context(context)).filter { $0.kind == .fileDescriptor }.compactMap { $0["fd"]?.intValue })
+}

@@ -1,0 +1,202 @@
+import StateGraph
+
+/// The three modes of one loop (DESIGN.md).
+public enum Mode: String, Codable, CaseIterable, Sendable {
+    /// Observations and outcomes come from the machine.
+    case real
+    /// As real, and each step also predicts every return and reports the gap (the learning signal).
+    case filtered
+    /// Dreaming: no observer, no host calls; outcomes come from the predictor. Never a real result.
+    case latent
+}
+
+/// One observation bundle: what the observer saw of the kernel partition at `time`.
+public struct Observation: Sendable {
+    public var time: Instant
+    /// The node kinds this observation covers completely: in the posterior, the kernel
+    /// partition's nodes of these kinds are exactly the observed ones.
+    public var scope: Set<NodeKind>
+    public var nodes: [Node]
+    public var edges: [Edge]
+    /// The supervisor's own process, so its contexts' descriptors can be checked against it.
+    public var supervisor: NodeID?
+    /// Entries that vanished or could not be read mid-observation (a process that exited
+    /// between readdir and read). Normal on a live machine; counted, never fatal.
+    public var raced: Int
+
+    public init(time: Instant, scope: Set<NodeKind>, nodes: [Node], edges: [Edge], supervisor: NodeID?, raced: Int = 0) {
+        self.time = time
+        self.scope = scope
+        self.nodes = nodes
+        self.edges = edges
+        self.supervisor = supervisor
+        self.raced = raced
+    }
+}
+
+/// How far the prior was from the posterior, over the observed scope.
+public struct Surprise: Hashable, Codable, Sendable {
+    /// In the prior, not observed.
+    public var missing: Int
+    /// Observed, not in the prior.
+    public var unexpected: Int
+    /// In both, but with different contents.
+    public var changed: Int
+    public init(missing: Int = 0, unexpected: Int = 0, changed: Int = 0) {
+        self.missing = missing
+        self.unexpected = unexpected
+        self.changed = changed
+    }
+    /// How many nodes the prior got wrong.
+    public var wrongNodes: Int { missing + unexpected + changed }
+}
+
+/// The prediction of the graph before this step's observation.
+public struct Prior: Sendable {
+    public var step: Int
+    public var graph: Graph
+    public init(step: Int, graph: Graph) { self.step = step; self.graph = graph }
+}
+
+/// The corrected state of step `step`: the only thing the renderer, scheduler and guard see.
+public struct Posterior: Sendable {
+    public var step: Int
+    public var graph: Graph
+    /// nil in latent mode, where there is nothing to be surprised by.
+    public var surprise: Surprise?
+    public var observedAt: Instant?
+    /// The supervisor's own process node, when it was observed.
+    public var supervisor: NodeID?
+    public init(step: Int, graph: Graph, surprise: Surprise?, observedAt: Instant?, supervisor: NodeID? = nil) {
+        self.step = step
+        self.graph = graph
+        self.surprise = surprise
+        self.observedAt = observedAt
+        self.supervisor = supervisor
+    }
+}
+
+/// A rendered panel: XRGB8888 pixels and the semantics tree beside them.
+public struct Frame: Sendable {
+    public struct Semantic: Hashable, Codable, Sendable {
+        public var role: String
+        public var label: String
+        public var node: NodeID?
+        public var x: Int, y: Int, width: Int, height: Int
+        public init(role: String, label: String, node: NodeID?, x: Int, y: Int, width: Int, height: Int) {
+            self.role = role
+            self.label = label
+            self.node = node
+            self.x = x
+            self.y = y
+            self.width = width
+            self.height = height
+        }
+    }
+    public let width: Int
+    public let height: Int
+    /// Row-major, 0x00RRGGBB (little-endian in memory, as XRGB8888 scanout expects).
+    public let pixels: [UInt32]
+    public let semantics: [Semantic]
+    /// The step of the posterior this frame was drawn from.
+    public let step: Int
+    /// SHA-256 of the pixels as little-endian bytes, computed once: equal frames, equal hashes.
+    public let hash: String
+
+    public init(width: Int, height: Int, pixels: [UInt32], semantics: [Semantic], step: Int) {
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+        self.semantics = semantics
+        self.step = step
+        hash = pixels.withUnsafeBytes { SHA256.hex(UnsafeRawBufferPointer($0).bindMemory(to: UInt8.self)) }
+    }
+}
+
+// MARK: The stages. Each has one real implementation and one test twin.
+
+/// Turns the machine into an observation bundle.
+public protocol Observing {
+    mutating func observe(at now: Instant) throws -> Observation
+}
+
+/// Predicts (prior), corrects from observation (posterior), and folds outcomes into memory.
+public protocol Estimating {
+    func prior(from memory: Graph, step: Int, at now: Instant) -> Prior
+    /// With an observation: correct the prior from it. Without (latent mode): the prior stands.
+    func posterior(from prior: Prior, observation: Observation?, at now: Instant) throws -> Posterior
+    /// The state after this step's action: the posterior with the outcome's effects applied.
+    func fold(_ outcome: ActionOutcome?, into posterior: Posterior, at now: Instant) -> Graph
+}
+
+/// Draws the panel from a posterior. Takes a `Posterior`, never a prior or a raw graph.
+public protocol Rendering {
+    mutating func render(_ posterior: Posterior, at now: Instant) -> Frame
+}
+
+/// Picks which execution context gets the next quantum.
+public protocol Scheduling {
+    mutating func pick(from posterior: Posterior, at now: Instant) -> String?
+}
+
+/// Proposes a trace of micro-steps for a context. Learned later; scripted from the bench now.
+public protocol Proposing {
+    mutating func propose(for context: String, posterior: Posterior, at now: Instant) -> Proposal?
+}
+
+/// Decides every resolved micro-step, and audits each decision and each outcome.
+public protocol Guarding {
+    /// `held` are the descriptors this context holds (opened earlier in this trace or before).
+    mutating func decide(_ call: ResolvedCall, context: Node, held: Set<Int64>, at now: Instant) -> Decision
+    /// Record what an allowed call returned.
+    mutating func recordOutcome(_ call: ResolvedCall, context: String, result: CallResult, at now: Instant)
+}
+
+/// Performs a resolved call: the host adapter for real, a predictor in latent mode.
+public protocol Effecting {
+    mutating func perform(_ call: ResolvedCall) -> CallResult
+}
+
+/// Unrolls a proposal into micro-steps, asking the guard before each one.
+public protocol Executing {
+    mutating func execute(_ proposal: Proposal, context: Node, held: Set<Int64>, guard: inout any Guarding,
+                          effector: inout any Effecting, shadow: (any Effecting)?, at now: Instant) -> ActionOutcome
+}
+
+/// Appends aligned transitions to the trace.
+public protocol Recording {
+    mutating func record(_ transition: Transition) throws
+}
+
+/// One aligned transition: what was seen, drawn, decided, done and returned, and what the state became.
+public struct Transition: Codable, Sendable {
+    public var step: Int
+    public var mode: Mode
+    public var time: Instant
+    public var observedNodes: Int?
+    public var racedEntries: Int?
+    public var surprise: Surprise?
+    public var frameHash: String
+    public var framePNG: String?
+    /// What the state after the action differs by from the posterior it started from.
+    public var stateDelta: GraphDelta
+    public var context: String?
+    public var outcome: ActionOutcome?
+    public var nodeCount: Int
+
+    public init(step: Int, mode: Mode, time: Instant, observedNodes: Int?, racedEntries: Int?, surprise: Surprise?,
+                frameHash: String, framePNG: String?, stateDelta: GraphDelta, context: String?, outcome: ActionOutcome?, nodeCount: Int) {
+        self.step = step
+        self.mode = mode
+        self.time = time
+        self.observedNodes = observedNodes
+        self.racedEntries = racedEntries
+        self.surprise = surprise
+        self.frameHash = frameHash
+        self.framePNG = framePNG
+        self.stateDelta = stateDelta
+        self.context = context
+        self.outcome = outcome
+        self.nodeCount = nodeCount
+    }
+}

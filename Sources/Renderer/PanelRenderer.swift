@@ -1,0 +1,100 @@
+import LoopCore
+import StateGraph
+
+/// Draws the operator panel from the UI-projected subset of a posterior: a header with the
+/// step's numbers, the execution contexts with what they last did (denials in red), and the
+/// projected processes. Beside the pixels, a semantics tree names every row and the node it shows.
+public struct PanelRenderer: Rendering {
+    public let width: Int
+    public let height: Int
+    public let mode: Mode
+    static let scale = 2
+
+    enum Color {
+        static let background: UInt32 = 0x101418
+        static let header: UInt32 = 0x1f3b5c
+        static let text: UInt32 = 0xe6e6e6
+        static let dim: UInt32 = 0x8a939c
+        static let section: UInt32 = 0x6fb3ff
+        static let ok: UInt32 = 0x7ddc7d
+        static let denied: UInt32 = 0xff5a5a
+        static let own: UInt32 = 0xffd75a
+        static let stripe: UInt32 = 0x161b21
+    }
+
+    public init(width: Int = 1280, height: Int = 800, mode: Mode) {
+        self.width = width
+        self.height = height
+        self.mode = mode
+    }
+
+    public func render(_ posterior: Posterior, at now: Instant) -> Frame {
+        var canvas = Canvas(width: width, height: height, background: Color.background)
+        var semantics: [Frame.Semantic] = []
+        let line = Canvas.lineHeight(Self.scale)
+        let char = Canvas.advance(Self.scale)
+        let columns = max(1, (width - 16) / char)
+        func row(_ text: String, y: Int, color: UInt32, role: String, node: NodeID? = nil, x: Int = 8) {
+            let clipped = String(text.prefix(columns))
+            canvas.text(clipped, x: x, y: y, color: color, scale: Self.scale)
+            semantics.append(.init(role: role, label: clipped, node: node, x: x, y: y, width: clipped.count * char, height: line))
+        }
+
+        let projected = posterior.graph.uiProjection
+        let contexts = projected.filter { $0.kind == .executionContext }
+        let processes = projected.filter { $0.kind == .process }
+            .sorted { ($0["pid"]?.intValue ?? 0) < ($1["pid"]?.intValue ?? 0) }
+
+        canvas.fill(x: 0, y: 0, width: width, height: line + 8, color: Color.header)
+        let surprise = posterior.surprise.map { "prior wrong on \($0.wrongNodes)" } ?? "dreaming: no observation"
+        row("WorldOS  step \(posterior.step)  mode \(mode.rawValue)  nodes \(posterior.graph.nodeCount)  edges \(posterior.graph.edgeCount)  \(surprise)",
+            y: 5, color: Color.text, role: "header")
+
+        var y = line + 16
+        row("EXECUTION CONTEXTS (\(contexts.count))", y: y, color: Color.section, role: "section")
+        y += line
+        for context in contexts {
+            guard case .context(let name) = context.partition else { continue }
+            let priority = context["priority"]?.intValue ?? 0
+            let runs = context["runs"]?.intValue ?? 0
+            let allowed = context["allowed"]?.intValue ?? 0
+            let denied = context["denied"]?.intValue ?? 0
+            let last = context["last-task"]?.stringValue ?? "-"
+            let result = context["last-result"]?.stringValue ?? "not run yet"
+            let color = result == "ok" ? Color.ok : (result == "not run yet" ? Color.dim : Color.denied)
+            row("\(name)  prio \(priority)  runs \(runs)  allowed \(allowed)  denied \(denied)  last \(last): \(result)",
+                y: y, color: color, role: "context", node: context.id)
+            y += line
+            if let denial = context["last-denial"]?.stringValue {
+                row("  REFUSED \(denial)", y: y, color: Color.denied, role: "denial", node: context.id)
+                y += line
+            }
+        }
+
+        y += line / 2
+        row("PROCESSES (\(processes.count))   pid  state  fds  command", y: y, color: Color.section, role: "section")
+        y += line
+        let available = max(0, (height - y) / line - 1)
+        let shown = processes.count > available + 1 ? Array(processes.prefix(available)) : processes
+        for (i, process) in shown.enumerated() {
+            if i % 2 == 1 { canvas.fill(x: 0, y: y - 2, width: width, height: line, color: Color.stripe) }
+            let pid = process["pid"]?.intValue ?? 0
+            let state = process["state"]?.stringValue ?? "?"
+            let fds = process["fds"]?.intValue ?? 0
+            let comm = process["comm"]?.stringValue ?? "?"
+            let own = process.id == posterior.supervisor
+            let text = "\(pad(pid, 7))  \(state)  \(pad(fds, 5))  \(comm)" + (own ? "   <- this supervisor" : "")
+            row(text, y: y, color: own ? Color.own : Color.text, role: "process", node: process.id)
+            y += line
+        }
+        if shown.count < processes.count {
+            row("... and \(processes.count - shown.count) more", y: y, color: Color.dim, role: "more")
+        }
+        return Frame(width: width, height: height, pixels: canvas.pixels, semantics: semantics, step: posterior.step)
+    }
+
+    private func pad(_ v: Int64, _ width: Int) -> String {
+        let s = String(v)
+        return String(repeating: " ", count: max(0, width - s.count)) + s
+    }
+}

@@ -1,0 +1,212 @@
+/// The kinds of node the graph holds, as listed in the design map.
+public enum NodeKind: String, Codable, CaseIterable, Sendable, Comparable {
+    case kernel
+    case process
+    case executionContext = "execution-context"
+    case fileDescriptor = "fd"
+    case file
+    case socket
+    case pipe
+    case anonInode = "anon-inode"
+    case usbDevice = "usb-device"
+    case usbInterface = "usb-interface"
+    case gpioChip = "gpio-chip"
+    case gpioLine = "gpio-line"
+    case serialPort = "serial-port"
+    case instrument
+    case displayConnector = "display-connector"
+    case crtc
+    case plane
+    case framebuffer
+    case inputDevice = "input-device"
+    case sensor
+    case surface
+    case widget
+    case pendingEvent = "pending-event"
+
+    public static func < (a: NodeKind, b: NodeKind) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// The kinds of edge. `owns` is special: it forms a forest, and removing a node removes
+/// everything it owns, transitively.
+public enum EdgeKind: String, Codable, CaseIterable, Sendable, Comparable {
+    case owns
+    case opened
+    case backs
+    case attachedTo = "attached-to"
+    case parentOf = "parent-of"
+    case renders
+    case waitsOn = "waits-on"
+
+    public static func < (a: EdgeKind, b: EdgeKind) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Stable identity of a node across steps. The raw value encodes what makes the thing the same
+/// thing: a process is pid + start time (so a reused pid is a new node), a descriptor is its
+/// process plus its number, a GPIO line is chip + offset.
+public struct NodeID: Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public var description: String { rawValue }
+    public static func < (a: NodeID, b: NodeID) -> Bool { a.rawValue < b.rawValue }
+
+    public init(from decoder: any Decoder) throws {
+        rawValue = try decoder.singleValueContainer().decode(String.self)
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
+    }
+
+    public static let kernel = NodeID("kernel")
+    /// A process: `startTime` is the kernel's start time in clock ticks since boot (/proc/PID/stat field 22).
+    public static func process(pid: Int32, startTime: UInt64) -> NodeID { NodeID("process:\(pid)@\(startTime)") }
+    public static func fileDescriptor(owner: NodeID, fd: Int32) -> NodeID { NodeID("fd:\(owner.rawValue)#\(fd)") }
+    public static func context(_ name: String) -> NodeID { NodeID("context:\(name)") }
+    /// A file, socket, pipe or anonymous inode, named by what the kernel calls it
+    /// (a path, `socket:[123]`, `pipe:[456]`, `anon_inode:[eventfd]`).
+    public static func object(_ kind: NodeKind, _ name: String) -> NodeID { NodeID("\(kind.rawValue):\(name)") }
+    public static func pendingEvent(_ name: String) -> NodeID { NodeID("event:\(name)") }
+    public static func widget(_ name: String) -> NodeID { NodeID("widget:\(name)") }
+}
+
+/// Which partition a node lives in: the kernel's, or one execution context's. Partitions are
+/// isolated: an edge may join the kernel partition to a context, never two contexts.
+public enum Partition: Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
+    case kernel
+    case context(String)
+
+    public var description: String {
+        switch self {
+        case .kernel: "kernel"
+        case .context(let name): "context:\(name)"
+        }
+    }
+
+    public init(parsing text: String) throws {
+        if text == "kernel" { self = .kernel; return }
+        if text.hasPrefix("context:"), text.count > 8 { self = .context(String(text.dropFirst(8))); return }
+        throw GraphError.malformedPartition(text)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        self = try Partition(parsing: decoder.singleValueContainer().decode(String.self))
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+    public static func < (a: Partition, b: Partition) -> Bool { a.description < b.description }
+}
+
+/// Whether a node is in view.
+public enum Observability: String, Codable, Sendable, CaseIterable {
+    case visible, background, hidden
+}
+
+/// An attribute value. Kept small so a 100,000-node graph stays cheap.
+public enum AttributeValue: Hashable, Codable, Sendable, CustomStringConvertible {
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case bool(Bool)
+
+    public var description: String {
+        switch self {
+        case .int(let v): String(v)
+        case .double(let v): String(v)
+        case .string(let v): v
+        case .bool(let v): String(v)
+        }
+    }
+    public var intValue: Int64? { if case .int(let v) = self { v } else { nil } }
+    public var stringValue: String? { if case .string(let v) = self { v } else { nil } }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int64.self) { self = .int(i) }
+        else if let d = try? c.decode(Double.self) { self = .double(d) }
+        else { self = .string(try c.decode(String.self)) }
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .int(let v): try c.encode(v)
+        case .double(let v): try c.encode(v)
+        case .string(let v): try c.encode(v)
+        case .bool(let v): try c.encode(v)
+        }
+    }
+}
+
+/// One node of the machine's graph.
+public struct Node: Hashable, Codable, Sendable {
+    public var id: NodeID
+    public var kind: NodeKind
+    public var partition: Partition
+    public var observability: Observability
+    /// Part of the UI-projected subset: the surface shows it. Never true for a hidden node.
+    public var projected: Bool
+    /// Capability labels: what an execution context may touch. Only contexts carry them.
+    public var capabilities: Set<String>
+    public var attributes: [String: AttributeValue]
+
+    public init(id: NodeID, kind: NodeKind, partition: Partition = .kernel,
+                observability: Observability = .visible, projected: Bool = false,
+                capabilities: Set<String> = [], attributes: [String: AttributeValue] = [:]) {
+        self.id = id
+        self.kind = kind
+        self.partition = partition
+        self.observability = observability
+        self.projected = projected
+        self.capabilities = capabilities
+        self.attributes = attributes
+    }
+
+    public subscript(_ key: String) -> AttributeValue? {
+        get { attributes[key] }
+        set { attributes[key] = newValue }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, kind, partition, observability, projected, capabilities, attributes
+    }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(NodeID.self, forKey: .id)
+        kind = try c.decode(NodeKind.self, forKey: .kind)
+        partition = try c.decode(Partition.self, forKey: .partition)
+        observability = try c.decode(Observability.self, forKey: .observability)
+        projected = try c.decodeIfPresent(Bool.self, forKey: .projected) ?? false
+        capabilities = try c.decodeIfPresent(Set<String>.self, forKey: .capabilities) ?? []
+        attributes = try c.decodeIfPresent([String: AttributeValue].self, forKey: .attributes) ?? [:]
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(partition, forKey: .partition)
+        try c.encode(observability, forKey: .observability)
+        if projected { try c.encode(true, forKey: .projected) }
+        if !capabilities.isEmpty { try c.encode(capabilities.sorted(), forKey: .capabilities) }
+        if !attributes.isEmpty { try c.encode(attributes, forKey: .attributes) }
+    }
+}
+
+/// A typed, directed edge. Edges carry no payload; their identity is (from, kind, to).
+public struct Edge: Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
+    public var from: NodeID
+    public var kind: EdgeKind
+    public var to: NodeID
+
+    public init(_ from: NodeID, _ kind: EdgeKind, _ to: NodeID) {
+        self.from = from
+        self.kind = kind
+        self.to = to
+    }
+    public var description: String { "\(from) -\(kind.rawValue)-> \(to)" }
+    public static func < (a: Edge, b: Edge) -> Bool {
+        (a.from, a.kind, a.to) < (b.from, b.kind, b.to)
+    }
+}

@@ -1,0 +1,107 @@
+import Config
+import LoopCore
+import StateGraph
+
+/// A bench: the execution contexts that run on this machine, their priorities, and the tasks
+/// (micro-step traces) each one proposes in turn.
+public struct Bench: Sendable {
+    public struct Context: Sendable {
+        public var name: String
+        public var priority: Int64
+        public var intervalMilliseconds: Int64
+        public var tasks: [(name: String, steps: [MicroStep])]
+    }
+    public var file: String
+    public var contexts: [Context]
+
+    public static func load(file: String) throws(ConfigError) -> Bench {
+        try parse(ConfigNode.load(file: file))
+    }
+
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> Bench {
+        try parse(ConfigNode.parse(text, file: file))
+    }
+
+    static func parse(_ root: ConfigNode) throws(ConfigError) -> Bench {
+        var bench = Bench(file: root.file, contexts: [])
+        for (key, value) in try root.mapping(allowed: ["version", "contexts"], required: ["version", "contexts"]) {
+            if key == "version" { _ = try value.int(in: 1...1); continue }
+            for (name, body) in try value.namedEntries(what: "context") {
+                var context = Context(name: name, priority: 0, intervalMilliseconds: 1000, tasks: [])
+                for (field, v) in try body.mapping(allowed: ["priority", "interval-ms", "tasks"], required: ["tasks"]) {
+                    switch field {
+                    case "priority": context.priority = try v.int(in: -100...100)
+                    case "interval-ms": context.intervalMilliseconds = try v.int(in: 0...86_400_000)
+                    default:
+                        for (task, steps) in try v.namedEntries(what: "task") {
+                            context.tasks.append((task, try parseSteps(steps)))
+                        }
+                    }
+                }
+                if context.tasks.isEmpty { throw body.error("context \(name) has no tasks", hint: "give it at least one task") }
+                bench.contexts.append(context)
+            }
+        }
+        if bench.contexts.isEmpty { throw root.error("the bench has no contexts") }
+        return bench
+    }
+
+    static func parseSteps(_ node: ConfigNode) throws(ConfigError) -> [MicroStep] {
+        let entries = try node.sequence()
+        if entries.isEmpty { throw node.error("a task needs at least one micro-step") }
+        var steps: [MicroStep] = []
+        for (index, entry) in entries.enumerated() {
+            let ops = try entry.mapping(allowed: MicroOp.allCases.map(\.rawValue))
+            guard ops.count == 1, let (opName, argsNode) = ops.first, let op = MicroOp(rawValue: opName) else {
+                throw entry.error("each micro-step is one operation, such as `open: { path: /proc/loadavg }`")
+            }
+            let parameters = op.parameters
+            var args: [String: Argument] = [:]
+            for (name, value) in try argsNode.mapping(allowed: parameters.map(\.name), required: parameters.filter(\.required).map(\.name)) {
+                let text = try value.string()
+                let type = parameters.first { $0.name == name }!.type
+                if text.hasPrefix("$") {
+                    guard let n = Int(text.dropFirst()), n >= 0 else {
+                        throw value.error("\"\(text)\" is not a step reference", hint: "write $N for the return of step N (0-based)")
+                    }
+                    guard n < index else {
+                        throw value.error("$\(n) refers to step \(n), which does not run before step \(index)", hint: "refer only to earlier steps")
+                    }
+                    guard type == .int else { throw value.error("\(name) takes a \(type.rawValue), not a step's return") }
+                    args[name] = .result(of: n)
+                } else if type == .int {
+                    guard value.isInteger, let v = Int64(text) else { throw value.error("\(name) must be a whole number, not \"\(text)\"") }
+                    if op == .read, name == "count", !(0...MicroOp.maximumReadCount).contains(v) {
+                        throw value.error("count \(v) is out of range", hint: "use 0...\(MicroOp.maximumReadCount)")
+                    }
+                    args[name] = .int(v)
+                } else {
+                    if op == .open, name == "mode", !MicroOp.openModes.contains(text) {
+                        throw value.error("unknown open mode \"\(text)\"", hint: "use one of: \(MicroOp.openModes.sorted().joined(separator: ", "))")
+                    }
+                    args[name] = .string(text)
+                }
+            }
+            steps.append(MicroStep(op, args))
+        }
+        return steps
+    }
+}
+
+/// Proposes each context's tasks in turn, round-robin. The learned proposer of later issues
+/// replaces this behind the same protocol.
+public struct ScriptedProposer: Proposing {
+    private let tasks: [String: [(name: String, steps: [MicroStep])]]
+    private var next: [String: Int] = [:]
+
+    public init(bench: Bench) {
+        tasks = Dictionary(uniqueKeysWithValues: bench.contexts.map { ($0.name, $0.tasks) })
+    }
+
+    public mutating func propose(for context: String, posterior: Posterior, at now: Instant) -> Proposal? {
+        guard let list = tasks[context], !list.isEmpty else { return nil }
+        let i = next[context, default: 0]
+        next[context] = (i + 1) % list.count
+        return Proposal(context: context, task: list[i].name, steps: list[i].steps)
+    }
+}

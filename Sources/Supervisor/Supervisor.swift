@@ -1,0 +1,140 @@
+import Config
+import DataEngine
+import Estimator
+import Executor
+import Foundation
+import Guard
+import HostAdapter
+import LoopCore
+import Observer
+import Renderer
+import Scheduler
+import StateGraph
+
+/// Where the supervisor reads its configuration and writes its records.
+public struct SupervisorOptions: Sendable {
+    public var mode: Mode = .real
+    public var out: String = ".worldos/run"
+    public var bench: String = "Devices/benches/default.yaml"
+    public var policy: String = "Policies/default.yaml"
+    public init() {}
+
+    public var tracePath: String { "\(out)/trace.jsonl" }
+    public var auditPath: String { "\(out)/audit.jsonl" }
+    public var panelPath: String { "\(out)/panel.png" }
+}
+
+/// A supervisor that could not start: which file or setting, and what to do.
+public struct SupervisorError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The real supervisor: the real stages assembled into one loop.
+public enum Supervisor {
+    /// The graph a run starts from: the kernel root, plus one execution context per bench
+    /// context, carrying the capability labels its policy grants.
+    public static func initialGraph(bench: Bench, policy: Policy) throws -> Graph {
+        var graph = Graph()
+        var delta = GraphDelta()
+        for context in bench.contexts {
+            let labels = policy.contexts[context.name].map { p in
+                Set(p.capabilities + p.rules.filter { $0.effect == .allow }.map { r in
+                    r.ops.map(\.rawValue).sorted().joined(separator: "|") + (r.paths.map { " " + $0.map(\.description).joined(separator: ",") } ?? "")
+                })
+            } ?? []
+            delta.append(.addNode(Node(id: .context(context.name), kind: .executionContext, partition: .context(context.name),
+                                       observability: .visible, projected: true, capabilities: labels,
+                                       attributes: ["priority": .int(context.priority), "interval-ms": .int(context.intervalMilliseconds),
+                                                    "state": .string("ready")])))
+        }
+        try graph.apply(delta)
+        return graph
+    }
+
+    /// Load the bench and policy, open the trace and audit files in `options.out`, and build the loop.
+    public static func make(_ options: SupervisorOptions, clock: any WorldClock = SystemClock()) throws -> SupervisorLoop {
+        let bench = try Bench.load(file: options.bench)
+        let policy = try Policy.load(file: options.policy)
+        for context in bench.contexts where policy.contexts[context.name] == nil {
+            FileHandle.standardError.write(Data("warning: \(options.policy): no policy for context \(context.name); everything it proposes will be denied\n".utf8))
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: options.out, withIntermediateDirectories: true)
+        } catch {
+            throw SupervisorError(message: "cannot create the output folder \(options.out): \(error.localizedDescription); choose another with --out")
+        }
+        let audit = try AuditLog(path: options.auditPath)
+        if audit.tornTailBytes > 0 {
+            FileHandle.standardError.write(Data("note: \(options.auditPath): cut \(audit.tornTailBytes) bytes of a torn last record; every complete record is kept\n".utf8))
+        }
+        return SupervisorLoop(
+            mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
+            observer: ProcObserver(), estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
+            frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
+            policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode), executor: TraceExecutor(),
+            host: LinuxHost(), predictor: TrivialPredictor(), recorder: try TraceWriter(path: options.tracePath))
+    }
+
+    /// Run until `steps` macro steps are done or SIGINT/SIGTERM arrives, one step per
+    /// `interval`. `report` sees each step. Descriptors still open through the host adapter are
+    /// closed on the way out.
+    public static func run(_ loop: inout SupervisorLoop, steps: Int?, interval: Duration,
+                           report: (StepReport) -> Void) throws -> (steps: Int, interrupted: Bool) {
+        let signals = try SignalWatch(signals: [SIGINT, SIGTERM])
+        defer {
+            if var host = loop.host as? LinuxHost {
+                host.closeAll()
+                loop.host = host
+            }
+        }
+        var done = 0
+        while steps.map({ done < $0 }) ?? true {
+            if signals.pending { return (done, true) }
+            report(try loop.step())
+            done += 1
+            if let steps, done >= steps { break }
+            if signals.wait(for: interval) { return (done, true) }
+        }
+        return (done, false)
+    }
+
+    /// One observation of this machine, as a graph.
+    public static func observeNow() throws -> (Graph, supervisor: NodeID?) {
+        let observation = try ProcObserver().observe(at: SystemClock().now())
+        let prior = Prior(step: 0, graph: Graph())
+        let posterior = try LiveEstimator().posterior(from: prior, observation: observation, at: observation.time)
+        return (posterior.graph, observation.supervisor)
+    }
+
+    /// The graph as an indented tree: processes under their parents, descriptors under their
+    /// process with what they opened, then every execution context with what it owns.
+    public static func tree(_ graph: Graph, highlight: NodeID? = nil) -> String {
+        var out = "kernel (\(graph.nodeCount) nodes, \(graph.edgeCount) edges)\n"
+        let processes = graph.nodes(ofKind: .process)
+        var children: [NodeID: [Node]] = [:]
+        var roots: [Node] = []
+        for p in processes {
+            if let parent = graph.edges(to: p.id).first(where: { $0.kind == .parentOf })?.from { children[parent, default: []].append(p) }
+            else { roots.append(p) }
+        }
+        func pid(_ n: Node) -> Int64 { n["pid"]?.intValue ?? 0 }
+        func emit(_ p: Node, depth: Int) {
+            let indent = String(repeating: "  ", count: depth + 1)
+            let mark = p.id == highlight ? "  <- this process" : ""
+            out += "\(indent)process \(pid(p)) \(p["comm"]?.stringValue ?? "?") [\(p.id)]\(mark)\n"
+            for fd in graph.owned(by: p.id).compactMap({ graph[$0] }).sorted(by: { ($0["fd"]?.intValue ?? 0) < ($1["fd"]?.intValue ?? 0) }) {
+                out += "\(indent)  fd \(fd["fd"]?.intValue ?? -1) -> \(fd["target"]?.stringValue ?? "?")\n"
+            }
+            for c in (children[p.id] ?? []).sorted(by: { pid($0) < pid($1) }) { emit(c, depth: depth + 1) }
+        }
+        for r in roots.sorted(by: { pid($0) < pid($1) }) { emit(r, depth: 0) }
+        for context in graph.contexts {
+            out += "context \(context.id) caps [\(context.capabilities.sorted().joined(separator: "; "))]\n"
+            for member in graph.owned(by: context.id).compactMap({ graph[$0] }) {
+                out += "  \(member.kind.rawValue) \(member.id)\n"
+            }
+        }
+        return out
+    }
+}

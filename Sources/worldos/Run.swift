@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import LoopCore
+import HostAdapter
+import Supervisor
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the supervisor loop until Ctrl-C (or --steps).")
+
+    @OptionGroup var options: LoopOptions
+
+    @Option(help: "Stop after this many macro steps.")
+    var steps: Int?
+
+    @Option(name: .customLong("interval-ms"), help: "Milliseconds between macro steps.")
+    var intervalMilliseconds: Int = 500
+
+    func run() throws {
+        let settings = try supervisorOptions(options)
+        var loop = try Supervisor.make(settings)
+        print("worldos: supervising this machine in \(settings.mode.rawValue) mode; Ctrl-C stops")
+        print("  bench \(settings.bench), policy \(settings.policy)")
+        print("  device libraries: \(DeviceLibraries.loaded().summary)")
+        print("  writing \(settings.tracePath), \(settings.auditPath), \(settings.panelPath)")
+        let (done, interrupted) = try Supervisor.run(&loop, steps: steps, interval: .milliseconds(intervalMilliseconds)) { report in
+            print(summary(report))
+        }
+        print("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.tracePath), audit \(settings.auditPath)")
+    }
+}
+
+/// One line per step for the run log; denials spelled out.
+func summary(_ r: StepReport) -> String {
+    var line = "step \(r.step): \(r.posteriorNodes) nodes"
+    if let s = r.surprise { line += ", prior wrong on \(s.wrongNodes)" }
+    if let e = r.observationError { line += ", observation FAILED: \(e)" }
+    if let c = r.context, let o = r.outcome {
+        line += "; \(c) ran \(o.proposal.task)"
+        for s in o.steps where s.status == .denied {
+            if case .deny(let rule, let reason)? = s.decision { line += "\n  DENIED \(s.call?.description ?? "") by \(rule): \(reason)" }
+        }
+        if r.mode == .filtered { line += "; \(o.predictionMisses) returns mispredicted" }
+    }
+    return line
+}
+
+func supervisorOptions(_ o: LoopOptions) throws -> SupervisorOptions {
+    guard let mode = Mode(rawValue: o.mode) else {
+        throw ValidationError("unknown mode \"\(o.mode)\"; use real, filtered or latent")
+    }
+    var s = SupervisorOptions()
+    s.mode = mode
+    s.out = o.out
+    s.bench = o.bench
+    s.policy = o.policy
+    return s
+}

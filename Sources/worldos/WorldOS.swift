@@ -1,0 +1,28 @@
+import ArgumentParser
+
+@main
+struct WorldOS: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worldos",
+        abstract: "A supervisory runtime for Linux machines that drive hardware.",
+        discussion: """
+        One loop supervises the machine: predict its state, correct it from /proc, draw the \
+        panel, pick an execution context, and run its micro-steps through the guard.
+        """,
+        subcommands: [Run.self, GraphCommand.self, Step.self])
+}
+
+/// Options shared by the commands that run the loop.
+struct LoopOptions: ParsableArguments {
+    @Option(help: "Folder for the trace, the audit log and the panel PNG.")
+    var out: String = ".worldos/run"
+
+    @Option(help: "The bench: execution contexts and their tasks.")
+    var bench: String = "Devices/benches/default.yaml"
+
+    @Option(help: "The guard policy.")
+    var policy: String = "Policies/default.yaml"
+
+    @Option(help: "real, filtered (also predict every return and report the gap) or latent (dream: no host calls).")
+    var mode: String = "real"
+}
