@@ -67,10 +67,14 @@ let package = Package(
         .executableTarget(name: "worldos-bench", dependencies: ["StateGraph"], path: "Benchmarks/worldos-bench"),
 
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting"]),
-        .testTarget(name: "LoopTests", dependencies: [
-            "LoopCore", "StateGraph", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Supervisor", "WorldOSTesting",
-        ], resources: [.copy("Golden")]),
+        .testTarget(name: "ComponentTests", dependencies: [
+            "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
+            "Renderer", "HostAdapter", "DataEngine", "WorldOSTesting",
+        ]),
+        // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
+        .testTarget(name: "SupervisorTests", dependencies: [
+            "LoopCore", "StateGraph", "Guard", "HostAdapter", "DataEngine", "Supervisor", "WorldOSTesting", "worldos",
+        ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -20,6 +20,24 @@ public struct AuditRecord: Codable, Equatable, Sendable {
     public var result: String?
     public var hash: String?
 
+    /// A record to append; `seq`, `prev` and `hash` are filled in by ``AuditLog/append(_:)``.
+    public init(time: UInt64, policy: String, event: String, mode: String, context: String, call: String,
+                decision: String? = nil, rule: String? = nil, reason: String? = nil, result: String? = nil) {
+        seq = 0
+        prev = ""
+        hash = nil
+        self.time = time
+        self.policy = policy
+        self.event = event
+        self.mode = mode
+        self.context = context
+        self.call = call
+        self.decision = decision
+        self.rule = rule
+        self.reason = reason
+        self.result = result
+    }
+
     func computedHash() -> String {
         var body = self
         body.hash = nil
@@ -119,5 +137,9 @@ public final class AuditLog {
 public struct AuditError: Error, CustomStringConvertible, Equatable {
     public var path: String
     public var message: String
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
     public var description: String { "audit log \(path): \(message)" }
 }

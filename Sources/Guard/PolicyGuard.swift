@@ -51,7 +51,7 @@ public struct PolicyGuard: Guarding {
         case .deny(let rule, let reason): ("deny", rule, reason)
         }
         do {
-            try audit.append(AuditRecord(seq: 0, prev: "", time: now.nanoseconds, policy: policy.contentHash, event: "decision",
+            try audit.append(AuditRecord(time: now.nanoseconds, policy: policy.contentHash, event: "decision",
                                          mode: mode.rawValue, context: name, call: call.description, decision: verdict,
                                          rule: rule, reason: reason))
         } catch {
@@ -63,7 +63,7 @@ public struct PolicyGuard: Guarding {
 
     public mutating func recordOutcome(_ call: ResolvedCall, context: String, result: CallResult, at now: Instant) {
         do {
-            try audit.append(AuditRecord(seq: 0, prev: "", time: now.nanoseconds, policy: policy.contentHash, event: "outcome",
+            try audit.append(AuditRecord(time: now.nanoseconds, policy: policy.contentHash, event: "outcome",
                                          mode: mode.rawValue, context: context, call: call.description, result: result.description))
         } catch {
             auditFailure = "\(error)"

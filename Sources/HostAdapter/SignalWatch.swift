@@ -4,8 +4,12 @@ import Glibc
 /// loop waits for its next step and for a stop request in one poll(2) and no thread is involved.
 public final class SignalWatch {
     private let readEnd: Int32
+    private let signals: [Int32]
 
+    /// Installs handlers for `signals` until this watch is released, when they return to the
+    /// default action. One watch at a time: the handler writes to a single process-wide pipe.
     public init(signals: [Int32]) throws {
+        self.signals = signals
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw SignalWatchError(errno: errno) }
         for fd in fds {
@@ -18,7 +22,7 @@ public final class SignalWatch {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { _ in
                 var byte: UInt8 = 1
-                _ = write(signalPipeWriteEnd, &byte, 1)
+                if signalPipeWriteEnd >= 0 { _ = write(signalPipeWriteEnd, &byte, 1) }
             }
             action.sa_flags = SA_RESTART
             sigaction(s, &action, nil)
@@ -26,8 +30,10 @@ public final class SignalWatch {
     }
 
     deinit {
-        close(readEnd)
+        for s in signals { signal(s, SIG_DFL) }
         close(signalPipeWriteEnd)
+        signalPipeWriteEnd = -1
+        close(readEnd)
     }
 
     /// Whether a stop signal has arrived, without waiting.

@@ -135,6 +135,7 @@ public struct Graph: Sendable, Equatable {
             }
             guard !contains(edge) else { throw .duplicateEdge(edge) }
             if edge.kind == .owns {
+                guard b.kind != .kernel, b.kind != .executionContext else { throw .unownableRoot(edge) }
                 guard a.partition == b.partition else { throw .ownershipAcrossPartitions(edge) }
                 if let existing = owners[edge.to] { throw .secondOwner(edge, existing: existing) }
                 var cursor: NodeID? = edge.from
@@ -162,7 +163,7 @@ public struct Graph: Sendable, Equatable {
             if case .context(let name) = node.partition, nodes[.context(name)] == nil {
                 throw .unknownContext(node.id, node.partition)
             }
-            if node.kind == .kernel { throw .duplicateNode(node.id) }
+            if node.kind == .kernel, node.id != .kernel || node.partition != .kernel { throw .duplicateNode(node.id) }
         }
         if node.observability == .hidden && node.projected { throw .hiddenButProjected(node.id) }
     }
@@ -253,6 +254,7 @@ public struct Graph: Sendable, Equatable {
                 problems.append("edge \(e) joins two contexts")
             }
             if e.kind == .owns {
+                if b.kind == .kernel || b.kind == .executionContext { problems.append("edge \(e) owns a partition root") }
                 if a.partition != b.partition { problems.append("edge \(e) owns across partitions") }
                 if ownerOf[e.to] != nil { problems.append("node \(e.to) has two owners") }
                 ownerOf[e.to] = e.from

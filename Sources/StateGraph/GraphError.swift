@@ -12,6 +12,7 @@ public enum GraphError: Error, Equatable, Sendable, CustomStringConvertible {
     case secondOwner(Edge, existing: NodeID)
     case ownershipCycle(Edge)
     case ownershipAcrossPartitions(Edge)
+    case unownableRoot(Edge)
     case hiddenButProjected(NodeID)
     case capabilitiesOnNonContext(NodeID)
     case removingKernel
@@ -30,6 +31,7 @@ public enum GraphError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownEdge(let e): "edge \(e) does not exist"
         case .secondOwner(let e, let owner): "edge \(e) would give \(e.to) a second owner (it is owned by \(owner)); remove that ownership first"
         case .ownershipCycle(let e): "edge \(e) would make an ownership cycle"
+        case .unownableRoot(let e): "edge \(e) would own \(e.to), which is the root of a partition; the kernel and execution contexts are never owned"
         case .ownershipAcrossPartitions(let e): "edge \(e) would own across partitions; a node is owned only within its own partition"
         case .hiddenButProjected(let id): "node \(id) is hidden, so it cannot be in the UI-projected subset"
         case .capabilitiesOnNonContext(let id): "node \(id) is not an execution context; only contexts carry capability labels"

@@ -99,6 +99,11 @@ final class GraphTests: XCTestCase {
         XCTAssertThrowsError(try g.apply(.addEdge(Edge(.context("x"), .owns, a.id)))) {
             XCTAssertEqual($0 as? GraphError, .ownershipAcrossPartitions(Edge(.context("x"), .owns, a.id)))
         }
+        // Partition roots are never owned, so no removal can cascade into the kernel or a context.
+        XCTAssertThrowsError(try g.apply(.addEdge(Edge(a.id, .owns, .kernel)))) {
+            XCTAssertEqual($0 as? GraphError, .unownableRoot(Edge(a.id, .owns, .kernel)))
+        }
+        XCTAssertThrowsError(try g.apply(.removeNode(.kernel))) { XCTAssertEqual($0 as? GraphError, .removingKernel) }
     }
 
     func testCapabilitiesProjectionAndPendingEvents_areFirstClass() throws {

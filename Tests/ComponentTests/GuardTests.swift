@@ -1,0 +1,162 @@
+import Config
+import Foundation
+import Guard
+import LoopCore
+import StateGraph
+import XCTest
+
+final class GuardTests: XCTestCase {
+    static let policyText = """
+    version: 1
+    contexts:
+      reader:
+        capabilities: [observe]
+        deny:
+          - op: open
+            path: [/etc/shadow, /etc/ssh/**]
+            reason: credentials stay closed
+        allow:
+          - op: open
+            path: [/etc/*, /proc/**]
+            mode: read
+          - op: [read, close]
+    """
+
+    func policy() throws -> Policy { try Policy.parse(Self.policyText, file: "test.yaml") }
+    func open(_ path: String, mode: String = "read") -> ResolvedCall { ResolvedCall(.open, ["path": .string(path), "mode": .string(mode)]) }
+
+    func testDenyRules_winOverAllowRules_andCiteTheirLine() throws {
+        let p = try policy()
+        let g = PolicyGuard(policy: p, audit: try tempAudit(), mode: .real)
+        XCTAssertEqual(g.evaluate(open("/etc/shadow"), context: "reader", held: []),
+                       .deny(rule: "test.yaml:6", reason: "credentials stay closed"))
+        XCTAssertEqual(g.evaluate(open("/etc/ssh/keys/host_key"), context: "reader", held: []),
+                       .deny(rule: "test.yaml:6", reason: "credentials stay closed"))
+        XCTAssertEqual(g.evaluate(open("/etc/hostname"), context: "reader", held: []), .allow(rule: "test.yaml:10"))
+        XCTAssertEqual(g.evaluate(open("/proc/1/status"), context: "reader", held: []), .allow(rule: "test.yaml:10"))
+    }
+
+    func testAnythingNotAllowed_isDeniedByDefault() throws {
+        let g = PolicyGuard(policy: try policy(), audit: try tempAudit(), mode: .real)
+        XCTAssertEqual(g.evaluate(open("/etc/hostname", mode: "write"), context: "reader", held: []),
+                       .deny(rule: "default-deny", reason: "no rule of context reader allows open of /etc/hostname"))
+        XCTAssertEqual(g.evaluate(open("/etc/sub/dir"), context: "reader", held: []),
+                       .deny(rule: "default-deny", reason: "no rule of context reader allows open of /etc/sub/dir"))
+        XCTAssertEqual(g.evaluate(open("/etc/hostname"), context: "stranger", held: []),
+                       .deny(rule: "default-deny", reason: "context stranger has no policy in test.yaml"))
+    }
+
+    func testTraversalAndRelativePaths_areRefusedNotResolved() throws {
+        let g = PolicyGuard(policy: try policy(), audit: try tempAudit(), mode: .real)
+        for path in ["/proc/../etc/shadow", "/etc/./shadow", "etc/hostname", "/etc//shadow"] {
+            XCTAssertEqual(g.evaluate(open(path), context: "reader", held: []),
+                           .deny(rule: "path-normalization", reason: "path \"\(path)\" is not absolute and normalized"), path)
+        }
+    }
+
+    func testDescriptorOperations_needADescriptorTheContextHolds() throws {
+        let g = PolicyGuard(policy: try policy(), audit: try tempAudit(), mode: .real)
+        let read = ResolvedCall(.read, ["fd": .int(0), "count": .int(10)])
+        XCTAssertEqual(g.evaluate(read, context: "reader", held: []),
+                       .deny(rule: "capability", reason: "descriptor 0 is not held by context reader"))
+        XCTAssertEqual(g.evaluate(read, context: "reader", held: [0]), .allow(rule: "test.yaml:13"))
+    }
+
+    func testEveryDecision_isAuditedInAChainThatVerifies() throws {
+        let audit = try tempAudit()
+        var g = PolicyGuard(policy: try policy(), audit: audit, mode: .real)
+        let context = Node(id: .context("reader"), kind: .executionContext, partition: .context("reader"))
+        XCTAssertFalse(g.decide(open("/etc/shadow"), context: context, held: [], at: Instant(nanoseconds: 5)).isAllowed)
+        XCTAssertTrue(g.decide(open("/etc/hostname"), context: context, held: [], at: Instant(nanoseconds: 6)).isAllowed)
+        g.recordOutcome(open("/etc/hostname"), context: "reader", result: .value(3), at: Instant(nanoseconds: 7))
+        let lines = try String(contentsOfFile: audit.path, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertTrue(lines[0].contains(#""decision":"deny""#) && lines[0].contains("/etc/shadow"))
+        XCTAssertTrue(lines[0].contains(try policy().contentHash), "each record names the policy version")
+        XCTAssertTrue(lines[2].contains(#""event":"outcome""#))
+        XCTAssertEqual(try AuditLog.verify(path: audit.path).get(), 3)
+    }
+
+    func testAuditChain_detectsAnEditedRecord() throws {
+        let audit = try tempAudit()
+        var g = PolicyGuard(policy: try policy(), audit: audit, mode: .real)
+        let context = Node(id: .context("reader"), kind: .executionContext, partition: .context("reader"))
+        for _ in 0..<3 { _ = g.decide(open("/etc/shadow"), context: context, held: [], at: Instant(nanoseconds: 5)) }
+        var text = try String(contentsOfFile: audit.path, encoding: .utf8)
+        text = text.replacingOccurrences(of: #""decision":"deny""#, with: #""decision":"allow""#, options: [], range: text.range(of: "\n")!.upperBound..<text.endIndex)
+        try text.write(toFile: audit.path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(AuditLog.verify(path: audit.path), .failure(AuditError(path: audit.path, message: "record 2 (seq 1) breaks the chain")))
+    }
+
+    func testAuditLog_reopened_continuesTheChain_andCutsATornTail() throws {
+        let path = try tempAudit().path
+        let record = AuditRecord(time: 1, policy: "p", event: "decision", mode: "real", context: "c", call: "x")
+        try AuditLog(path: path).append(record)
+        let handle = FileHandle(forWritingAtPath: path)!
+        handle.seekToEndOfFile()
+        handle.write(Data(#"{"seq":1,"prev":"trunc"#.utf8))
+        handle.closeFile()
+        let reopened = try AuditLog(path: path)
+        XCTAssertEqual(reopened.tornTailBytes, 22)
+        try reopened.append(record)
+        XCTAssertEqual(try AuditLog.verify(path: path).get(), 2, "everything before the torn tail is kept, and the chain goes on")
+    }
+
+    func testGuard_deniesWhenTheAuditLogCannotBeWritten() throws {
+        let audit = try AuditLog(path: "/dev/full")
+        var g = PolicyGuard(policy: try policy(), audit: audit, mode: .real)
+        let context = Node(id: .context("reader"), kind: .executionContext, partition: .context("reader"))
+        let d = g.decide(open("/etc/hostname"), context: context, held: [], at: Instant(nanoseconds: 1))
+        guard case .deny(let rule, _) = d else { return XCTFail("an unaudited call must not be allowed") }
+        XCTAssertEqual(rule, "audit")
+        XCTAssertNotNil(g.auditFailure)
+    }
+
+    func tempAudit() throws -> AuditLog {
+        try AuditLog(path: NSTemporaryDirectory() + "worldos-audit-\(UUID().uuidString).jsonl")
+    }
+}
+
+/// Malformed policy files: each error names the file, the line and what to do.
+final class PolicyParsingTests: XCTestCase {
+    func error(_ text: String) -> ConfigError? {
+        do { _ = try Policy.parse(text, file: "p.yaml"); return nil } catch { return error }
+    }
+
+    func testUnknownKey_isRejectedWithItsLineAndTheKeysAllowed() {
+        let e = error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        paht: /etc/x\n")
+        XCTAssertEqual(e?.line, 6)
+        XCTAssertEqual(e?.description, "p.yaml:6:9: contexts.a.allow[0]: unknown key \"paht\" (expected one of: op, path, mode, reason)")
+    }
+
+    func testBadValues_areRejectedPrecisely() {
+        XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: explode\n")?.message,
+                       "contexts.a.allow[0].op: unknown operation \"explode\"")
+        XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        path: etc/x\n")?.message,
+                       "contexts.a.allow[0].path: path pattern \"etc/x\" must be absolute (start with /)")
+        XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        path: /etc/../root\n")?.line, 6)
+        XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: read\n        path: /etc/x\n")?.message,
+                       "contexts.a.allow[0]: \"path\" applies only to op open")
+        XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        mode: sideways\n")?.message,
+                       "contexts.a.allow[0].mode: unknown open mode \"sideways\"")
+        XCTAssertEqual(error("version: 2\ncontexts: {}\n")?.message, "version: 2 is out of range")
+        XCTAssertEqual(error("version: 1\n")?.message, "document: missing required key \"contexts\"")
+    }
+
+    func testSyntaxErrorsEmptyFilesAndDuplicates_nameTheLine() {
+        XCTAssertEqual(error("")?.message, "the file is empty")
+        let syntax = error("version: 1\ncontexts:\n  a:\n    allow: [\n")
+        XCTAssertNotNil(syntax)
+        XCTAssertTrue(syntax!.message.hasPrefix("YAML syntax"), syntax!.description)
+        let dup = error("version: 1\ncontexts:\n  a:\n    allow: []\n  a:\n    allow: []\n")
+        XCTAssertNotNil(dup)
+        XCTAssertTrue(dup!.description.contains("twice"), dup!.description)
+        XCTAssertEqual(error("version: 1\ncontexts:\n  bad name!:\n    allow: []\n")?.line, 3)
+    }
+
+    func testShippedPolicy_loads() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let p = try Policy.load(file: root.appendingPathComponent("Policies/default.yaml").path)
+        XCTAssertEqual(Set(p.contexts.keys), ["telemetry", "maintenance"])
+    }
+}
