@@ -33,7 +33,7 @@ run: build
 
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-swift-testing
 
 # Speed targets, each printed as a ratio against its reference measured in the same process.
 bench: setup

@@ -73,7 +73,7 @@ let package = Package(
         ]),
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
-            "LoopCore", "StateGraph", "Guard", "HostAdapter", "DataEngine", "Supervisor", "WorldOSTesting", "worldos",
+            "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DataEngine", "Supervisor", "WorldOSTesting",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

@@ -17,17 +17,23 @@ struct Run: ParsableCommand {
     var intervalMilliseconds: Int = 500
 
     func run() throws {
-        let settings = try supervisorOptions(options)
+        let settings = supervisorOptions(options)
         var loop = try Supervisor.make(settings)
-        print("worldos: supervising this machine in \(settings.mode.rawValue) mode; Ctrl-C stops")
-        print("  bench \(settings.bench), policy \(settings.policy)")
-        print("  device libraries: \(DeviceLibraries.loaded().summary)")
-        print("  writing \(settings.tracePath), \(settings.auditPath), \(settings.panelPath)")
+        say("worldos: supervising this machine in \(settings.mode.rawValue) mode; Ctrl-C stops")
+        say("  bench \(settings.bench), policy \(settings.policy)")
+        say("  device libraries: \(DeviceLibraries.loaded().summary)")
+        say("  writing \(settings.tracePath), \(settings.auditPath), \(settings.panelPath)")
         let (done, interrupted) = try Supervisor.run(&loop, steps: steps, interval: .milliseconds(intervalMilliseconds)) { report in
-            print(summary(report))
+            say(summary(report))
         }
-        print("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.tracePath), audit \(settings.auditPath)")
+        say("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.tracePath), audit \(settings.auditPath)")
     }
+}
+
+/// Writes a log line straight to the descriptor, so each step is visible as it happens even when
+/// stdout is a pipe or a journal (print would hold it in a 4 KB buffer).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 /// One line per step for the run log; denials spelled out.
@@ -45,12 +51,9 @@ func summary(_ r: StepReport) -> String {
     return line
 }
 
-func supervisorOptions(_ o: LoopOptions) throws -> SupervisorOptions {
-    guard let mode = Mode(rawValue: o.mode) else {
-        throw ValidationError("unknown mode \"\(o.mode)\"; use real, filtered or latent")
-    }
+func supervisorOptions(_ o: LoopOptions) -> SupervisorOptions {
     var s = SupervisorOptions()
-    s.mode = mode
+    s.mode = o.mode
     s.out = o.out
     s.bench = o.bench
     s.policy = o.policy

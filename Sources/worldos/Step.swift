@@ -15,7 +15,7 @@ struct Step: ParsableCommand {
     }
 
     func run() throws {
-        var loop = try Supervisor.make(try supervisorOptions(options))
+        var loop = try Supervisor.make(supervisorOptions(options))
         _ = try Supervisor.run(&loop, steps: count, interval: .zero) { report in
             print(report.lines.joined(separator: "\n"))
         }

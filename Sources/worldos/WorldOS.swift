@@ -1,4 +1,5 @@
 import ArgumentParser
+import LoopCore
 
 @main
 struct WorldOS: ParsableCommand {
@@ -23,6 +24,8 @@ struct LoopOptions: ParsableArguments {
     @Option(help: "The guard policy.")
     var policy: String = "Policies/default.yaml"
 
-    @Option(help: "real, filtered (also predict every return and report the gap) or latent (dream: no host calls).")
-    var mode: String = "real"
+    @Option(help: "real; filtered: also predict every return and report the gap; latent: dream, no host calls.")
+    var mode: Mode = .real
 }
+
+extension Mode: ExpressibleByArgument {}

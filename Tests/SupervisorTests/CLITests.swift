@@ -1,0 +1,99 @@
+import Foundation
+import Glibc
+import StateGraph
+import XCTest
+
+/// The `worldos` binary itself, run as a user would run it.
+final class CLITests: XCTestCase {
+    func golden(_ name: String) throws -> String {
+        try String(contentsOf: repositoryRoot.appendingPathComponent("Tests/SupervisorTests/Golden/\(name)"), encoding: .utf8)
+    }
+
+    func testHelpText_matchesTheGoldenFilesExactly() throws {
+        for (arguments, file) in [([], "help-worldos.txt"), (["run"], "help-run.txt"), (["graph"], "help-graph.txt"), (["step"], "help-step.txt")] {
+            let result = try runWorldOS(arguments + ["--help"])
+            XCTAssertEqual(result.status, 0)
+            XCTAssertEqual(result.stdout, try golden(file), "worldos \(arguments.joined(separator: " ")) --help changed; if on purpose, update \(file)")
+        }
+    }
+
+    func testGraphJSON_showsItsOwnProcessWithItsDescriptorsJoinedByOwnership() throws {
+        let result = try runWorldOS(["graph", "--json"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let snapshot = try GraphSnapshot.decode(Data(result.stdout.utf8))
+        let graph = try Graph(snapshot: snapshot)
+        let me = try XCTUnwrap(snapshot.nodes.first { $0.kind == .process && $0["comm"] == .string("worldos") },
+                               "the worldos process is in its own graph")
+        let fds = graph.owned(by: me.id).compactMap { graph[$0] }
+        XCTAssertTrue(fds.allSatisfy { $0.kind == .fileDescriptor })
+        XCTAssertTrue(Set(fds.compactMap { $0["fd"]?.intValue }).isSuperset(of: [0, 1, 2]))
+        // Its stdout is the pipe this test reads: the fd has an opened edge to that pipe's node.
+        let stdout = try XCTUnwrap(fds.first { $0["fd"] == .int(1) })
+        XCTAssertTrue(graph.edges(from: stdout.id).contains { $0.kind == .opened && graph[$0.to]?.kind == .pipe })
+        // Our own process, which started it, is its parent.
+        XCTAssertTrue(graph.edges(to: me.id).contains { $0.kind == .parentOf && graph[$0.from]?["pid"] == .int(Int64(getpid())) })
+    }
+
+    func testGraphTree_marksThisProcess() throws {
+        let result = try runWorldOS(["graph"])
+        XCTAssertEqual(result.status, 0)
+        XCTAssertTrue(result.stdout.hasPrefix("kernel ("))
+        XCTAssertTrue(result.stdout.contains(" worldos [process:") && result.stdout.contains("<- this process"), result.stdout)
+    }
+
+    func testStep_printsWhatEachStageDid() throws {
+        let out = try temporaryDirectory("cli-step")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try runWorldOS(["step", "2", "--out", out])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("step ") }, ["step 0 [real]", "step 1 [real]"])
+        for stage in ["  prior:", "  observe:", "  posterior:", "  render:", "  schedule:", "  act [0]:", "  fold:"] {
+            XCTAssertTrue(lines.contains { $0.hasPrefix(stage) }, "no \(stage) line in\n\(result.stdout)")
+        }
+        XCTAssertTrue(lines.contains("  act [0]:   open(path: \"/proc/loadavg\") guard: allow (Policies/default.yaml:10) -> " + (lines.first { $0.hasPrefix("  act [0]:   open(path: \"/proc/loadavg\")") }?.components(separatedBy: "-> ").last ?? "?")))
+    }
+
+    func testRun_stopsCleanlyOnCtrlC_withEverythingRecorded() throws {
+        let out = try temporaryDirectory("cli-run")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let process = Process()
+        process.executableURL = try worldosBinary()
+        process.arguments = ["run", "--out", out, "--interval-ms", "50"]
+        process.currentDirectoryURL = repositoryRoot
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        // Wait for the loop to report its second step (blocking reads, no sleeps), then interrupt it.
+        var text = ""
+        let handle = pipe.fileHandleForReading
+        while !text.contains("step 1:") {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(process.processIdentifier, SIGINT)
+        text += String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .exit)
+        XCTAssertEqual(process.terminationStatus, 0)
+        XCTAssertTrue(text.contains("worldos: stopped on signal after"), text)
+        XCTAssertTrue(text.contains("device libraries: libusb 1."), text)
+        let steps = text.split(separator: "\n").filter { $0.hasPrefix("step ") }.count
+        let recorded = try String(contentsOfFile: out + "/trace.jsonl", encoding: .utf8).split(separator: "\n").count
+        XCTAssertEqual(recorded, steps, "every step reported is in the trace")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/panel.png"))
+    }
+
+    func testBadConfiguration_exitsNonZero_namingTheFileAndLine() throws {
+        let dir = try temporaryDirectory("cli-bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("version: 1\ncontexts:\n  telemetry:\n    allow:\n      - op: open\n        path: relative/path\n", to: dir + "/policy.yaml")
+        let result = try runWorldOS(["step", "1", "--out", dir + "/out", "--policy", dir + "/policy.yaml"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.stderr.contains("\(dir)/policy.yaml:6:15: contexts.telemetry.allow[0].path: path pattern \"relative/path\" must be absolute"), result.stderr)
+        let mode = try runWorldOS(["run", "--mode", "dream"])
+        XCTAssertNotEqual(mode.status, 0)
+        XCTAssertTrue(mode.stderr.contains("'real', 'filtered' or 'latent'"), mode.stderr)
+    }
+}

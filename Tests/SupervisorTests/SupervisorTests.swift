@@ -1,0 +1,167 @@
+import DataEngine
+import Foundation
+import Guard
+import HostAdapter
+import LoopCore
+import StateGraph
+import Supervisor
+import WorldOSTesting
+import XCTest
+
+/// The real stages assembled, on this machine.
+final class SupervisorTests: XCTestCase {
+    var directory: String!
+    override func setUpWithError() throws { directory = try temporaryDirectory("supervisor") }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// A bench whose only task creates a file: the clearest sign of touching the machine.
+    func creatingBench(target: String) throws -> SupervisorOptions {
+        try write("""
+        version: 1
+        contexts:
+          maker:
+            interval-ms: 0
+            tasks:
+              make-file:
+                - open: { path: \(target), mode: create }
+                - write: { fd: $0, data: touched }
+                - close: { fd: $0 }
+        """, to: directory + "/bench.yaml")
+        try write("""
+        version: 1
+        contexts:
+          maker:
+            allow:
+              - op: open
+                path: \(directory!)/*
+              - op: [write, close]
+        """, to: directory + "/policy.yaml")
+        var o = SupervisorOptions()
+        o.bench = directory + "/bench.yaml"
+        o.policy = directory + "/policy.yaml"
+        o.out = directory + "/out"
+        return o
+    }
+
+    func testRealMode_actsOnTheMachine() throws {
+        let target = directory + "/made-real"
+        var loop = try Supervisor.make(creatingBench(target: target), clock: ManualClock())
+        try loop.step()
+        XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8), "touched")
+    }
+
+    func testLatentMode_neverTouchesTheMachine_evenWithTheRealHostAdapterInPlace() throws {
+        let target = directory + "/made-latent"
+        var options = try creatingBench(target: target)
+        options.mode = .latent
+        var loop = try Supervisor.make(options, clock: ManualClock())
+        XCTAssertTrue(loop.host is LinuxHost)
+        for _ in 0..<3 { try loop.step() }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: target), "a dream created a real file")
+        XCTAssertEqual((loop.host as? LinuxHost)?.open, [])
+        let transitions = try TraceWriter.read(path: options.tracePath)
+        XCTAssertEqual(transitions.map(\.mode), [.latent, .latent, .latent])
+        XCTAssertEqual(transitions.map(\.observedNodes), [nil, nil, nil])
+    }
+
+    func testDefaultBench_deniesShadow_audits_andTheHostNeverSeesIt() throws {
+        var options = SupervisorOptions()
+        options.bench = repositoryRoot.appendingPathComponent("Devices/benches/default.yaml").path
+        options.policy = repositoryRoot.appendingPathComponent("Policies/default.yaml").path
+        options.out = directory + "/out"
+        let clock = ManualClock()
+        var loop = try Supervisor.make(options, clock: clock)
+        let host = SpyHost { call in call.op == .open ? .value(5) : .value(0) }
+        loop.host = host
+        var reports: [StepReport] = []
+        for _ in 0..<12 {
+            reports.append(try loop.step())
+            clock.advance(by: .milliseconds(500))
+        }
+        let shadow = try XCTUnwrap(reports.compactMap(\.outcome).first { $0.proposal.task == "read-shadow" })
+        XCTAssertEqual(shadow.steps[0].status, .denied)
+        XCTAssertFalse(host.calls.contains { $0.path == "/etc/shadow" })
+        XCTAssertTrue(host.calls.contains { $0.path == "/etc/hostname" })
+        let audit = try String(contentsOfFile: options.auditPath, encoding: .utf8)
+        XCTAssertTrue(audit.contains(#""call":"open(path: \"/etc/shadow\")","context":"maintenance","decision":"deny""#))
+        XCTAssertGreaterThan(try AuditLog.verify(path: options.auditPath).get(), 10)
+        // The refusal is on the panel's state: the context node remembers it.
+        XCTAssertEqual(loop.memory[.context("maintenance")]?["last-denial"]?.stringValue?.hasPrefix("open(path: \"/etc/shadow\")"), true)
+    }
+
+    func testRun_recordsEveryStep_writesThePanel_andKeepsTheChain() throws {
+        var options = try creatingBench(target: directory + "/run-target")
+        options.out = directory + "/run"
+        var loop = try Supervisor.make(options)
+        var seen = 0
+        let (done, interrupted) = try Supervisor.run(&loop, steps: 3, interval: .zero) { _ in seen += 1 }
+        XCTAssertEqual(done, 3)
+        XCTAssertFalse(interrupted)
+        XCTAssertEqual(seen, 3)
+        let transitions = try TraceWriter.read(path: options.tracePath)
+        XCTAssertEqual(transitions.map(\.step), [0, 1, 2])
+        XCTAssertEqual(transitions[0].outcome?.steps.first?.result, .value(transitions[0].outcome!.steps.first!.result!.value!))
+        XCTAssertGreaterThan(transitions[0].observedNodes ?? 0, 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: options.panelPath))
+        XCTAssertEqual(try AuditLog.verify(path: options.auditPath).get() % 2, 0, "each allowed call has its decision and its outcome")
+        // A second run appends to the same records and the chain still verifies.
+        var again = try Supervisor.make(options)
+        _ = try Supervisor.run(&again, steps: 1, interval: .zero) { _ in }
+        XCTAssertEqual(try TraceWriter.read(path: options.tracePath).count, 4)
+        XCTAssertNoThrow(try AuditLog.verify(path: options.auditPath).get())
+    }
+
+    func testMissingOrBrokenConfiguration_failsWithTheFileAndLine() throws {
+        var options = SupervisorOptions()
+        options.out = directory + "/out"
+        options.bench = directory + "/absent.yaml"
+        XCTAssertThrowsError(try Supervisor.make(options)) { XCTAssertTrue("\($0)".hasPrefix(self.directory + "/absent.yaml:0:0: cannot read the file"), "\($0)") }
+        try write("version: 1\ncontexts:\n  a:\n    tasks:\n      t:\n        - open: { path: /x, mode: fly }\n", to: directory + "/bad.yaml")
+        options.bench = directory + "/bad.yaml"
+        XCTAssertThrowsError(try Supervisor.make(options)) { XCTAssertTrue("\($0)".contains("bad.yaml:6:"), "\($0)") }
+    }
+}
+
+/// Malformed bench files: each error names the file and line and says what to do.
+final class BenchParsingTests: XCTestCase {
+    func message(_ body: String) -> String? {
+        do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    tasks:\n      t:\n" + body, file: "b.yaml"); return nil }
+        catch { return "\(error)" }
+    }
+
+    func testShippedBench_loads() throws {
+        let bench = try Bench.load(file: repositoryRoot.appendingPathComponent("Devices/benches/default.yaml").path)
+        XCTAssertEqual(bench.contexts.map(\.name), ["telemetry", "maintenance"])
+        XCTAssertEqual(bench.contexts[1].tasks.map(\.name), ["read-hostname", "read-shadow"])
+        XCTAssertEqual(bench.contexts[0].tasks[0].steps[1], MicroStep(.read, ["fd": .result(of: 0), "count": .int(128)]))
+    }
+
+    func testMalformedSteps_areRejectedPrecisely() {
+        XCTAssertEqual(message("        - launch: { path: /x }\n"),
+                       "b.yaml:6:11: contexts.c.tasks.t[0]: unknown key \"launch\" (expected one of: open, read, write, close, fionread)")
+        XCTAssertEqual(message("        - read: { fd: $1, count: 1 }\n        - close: { fd: 3 }\n"),
+                       "b.yaml:6:23: contexts.c.tasks.t[0].read.fd: $1 refers to step 1, which does not run before step 0 (refer only to earlier steps)")
+        XCTAssertEqual(message("        - read: { fd: 3, count: 99999999 }\n"),
+                       "b.yaml:6:33: contexts.c.tasks.t[0].read.count: count 99999999 is out of range (use 0...1048576)")
+        XCTAssertEqual(message("        - read: { fd: three, count: 1 }\n"),
+                       "b.yaml:6:23: contexts.c.tasks.t[0].read.fd: fd must be a whole number, not \"three\"")
+        XCTAssertEqual(message("        - read: { fd: \"3\", count: 1 }\n"),
+                       "b.yaml:6:23: contexts.c.tasks.t[0].read.fd: fd must be a whole number, not \"3\"")
+        XCTAssertEqual(message("        - close: {}\n"), "b.yaml:6:18: contexts.c.tasks.t[0].close: missing required key \"fd\"")
+        XCTAssertEqual(message("        - open: { path: /x }\n          close: { fd: 1 }\n"),
+                       "b.yaml:6:11: contexts.c.tasks.t[0]: each micro-step is one operation, such as `open: { path: /proc/loadavg }`")
+        XCTAssertEqual(message("        []\n"), "b.yaml:6:9: contexts.c.tasks.t: a task needs at least one micro-step")
+        XCTAssertEqual(message("        - write: { fd: $x, data: hi }\n"),
+                       "b.yaml:6:24: contexts.c.tasks.t[0].write.fd: \"$x\" is not a step reference (write $N for the return of step N (0-based))")
+    }
+
+    func testMalformedContexts_areRejectedPrecisely() {
+        XCTAssertEqual(try? Bench.parse("version: 1\ncontexts: {}\n", file: "b.yaml").file, nil)
+        do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    priority: 1000\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
+        catch { XCTAssertEqual("\(error)", "b.yaml:4:15: contexts.c.priority: 1000 is out of range (use -100...100)") }
+        do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
+        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: context c has no tasks (give it at least one task)") }
+        do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    prio: 1\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
+        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: unknown key \"prio\" (expected one of: priority, interval-ms, tasks)") }
+    }
+}
