@@ -39,6 +39,8 @@ let package = Package(
         .target(name: "StateGraph"),
         // The loop's protocols, modes, clock, micro-steps and the macro step itself. No C.
         .target(name: "LoopCore", dependencies: ["StateGraph"], swiftSettings: optimizedEvenInDebug),
+        // Append-only JSON-lines files (trace, audit log): whole-line writes, fsync, torn tails.
+        .target(name: "Journal"),
         // Strict YAML configuration (policies, benches): unknown keys rejected, file:line errors.
         .target(name: "Config", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Components, one target each.
@@ -46,13 +48,13 @@ let package = Package(
         .target(name: "Estimator", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Scheduler", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Executor", dependencies: ["StateGraph", "LoopCore"]),
-        .target(name: "Guard", dependencies: ["StateGraph", "LoopCore", "Config"]),
+        .target(name: "Guard", dependencies: ["StateGraph", "LoopCore", "Config", "Journal"]),
         .target(name: "Renderer", dependencies: ["StateGraph", "LoopCore", "CPNG"], swiftSettings: optimizedEvenInDebug),
         .target(name: "HostAdapter", dependencies: [
             "LoopCore", "CShim", "CLibUSB", "CGPIOD", "CSerialPort", "CDRM", "CSeccomp",
         ]),
         // Data engine: the recorder of aligned transitions.
-        .target(name: "DataEngine", dependencies: ["StateGraph", "LoopCore"]),
+        .target(name: "DataEngine", dependencies: ["StateGraph", "LoopCore", "Journal"]),
         // Assembles the real stages into a supervisor; bench files; the run loop.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",

@@ -1,39 +1,23 @@
 import Foundation
-import Glibc
+import Journal
 import LoopCore
 
 /// Appends one aligned transition per macro step to a JSON-lines trace file. Each line is
 /// handed to the kernel with one write(2) as soon as the step ends, so a crash loses at most
 /// the step in flight and never a recorded one.
 public final class TraceWriter: Recording {
-    public let path: String
-    private let fd: Int32
-    private let encoder: JSONEncoder
-    public private(set) var written = 0
+    private let file: AppendOnlyFile
+    private let encoder = AppendOnlyFile.encoder()
+    public var path: String { file.path }
+    /// Bytes of a torn last transition (a crash mid-write) cut off when the trace was opened.
+    public var tornTailBytes: Int { file.tornTailBytes }
 
     public init(path: String) throws {
-        self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw TraceError(path: path, message: String(cString: strerror(errno))) }
-        encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        file = try AppendOnlyFile(path: path)
     }
 
-    deinit { close(fd) }
-
     public func record(_ transition: Transition) throws {
-        var line = Array(try encoder.encode(transition))
-        line.append(UInt8(ascii: "\n"))
-        var offset = 0
-        while offset < line.count {
-            let n = line[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw TraceError(path: path, message: String(cString: strerror(errno)))
-            }
-            offset += n
-        }
-        written += 1
+        try file.append(try encoder.encode(transition), sync: false)
     }
 
     /// Read a trace back, one transition per line. A malformed line is reported with its number.

@@ -1,5 +1,5 @@
 import Foundation
-import Glibc
+import Journal
 import LoopCore
 
 /// One record of the audit log. Each carries the hash of the one before it, so any change to
@@ -41,9 +41,7 @@ public struct AuditRecord: Codable, Equatable, Sendable {
     func computedHash() -> String {
         var body = self
         body.hash = nil
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return SHA256.hex(Array((try? encoder.encode(body)) ?? Data()))
+        return SHA256.hex(Array((try? AppendOnlyFile.encoder().encode(body)) ?? Data()))
     }
 }
 
@@ -51,40 +49,29 @@ public struct AuditRecord: Codable, Equatable, Sendable {
 /// before `append` returns, so the record of an allowed call is on disk before the call runs.
 public final class AuditLog {
     public static let genesis = String(repeating: "0", count: 64)
-    public let path: String
-    private let fd: Int32
+    private let file: AppendOnlyFile
+    private let encoder = AppendOnlyFile.encoder()
     private var lastHash: String
     private var nextSeq: Int
-    /// Bytes of an incomplete last line found and cut off when the log was opened (a crash mid-write).
-    public private(set) var tornTailBytes = 0
+    public var path: String { file.path }
+    /// Bytes of an incomplete last record found and cut off when the log was opened (a crash mid-write).
+    public var tornTailBytes: Int { file.tornTailBytes }
 
     public init(path: String) throws {
-        self.path = path
-        fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AuditError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
-        let existing = FileManager.default.contents(atPath: path) ?? Data()
-        var complete = existing
-        if let lastNewline = existing.lastIndex(of: UInt8(ascii: "\n")) {
-            complete = existing.prefix(through: lastNewline)
-        } else {
-            complete = Data()
+        do { file = try AppendOnlyFile(path: path, permissions: 0o600) } catch {
+            throw AuditError(path: path, message: error.message)
         }
-        tornTailBytes = existing.count - complete.count
-        if tornTailBytes > 0 { _ = ftruncate(fd, off_t(complete.count)) }
-        let lastLine = complete.split(separator: UInt8(ascii: "\n")).last
-        if let lastLine, let record = try? JSONDecoder().decode(AuditRecord.self, from: Data(lastLine)), let hash = record.hash {
+        if let lastLine = file.existingLines.last {
+            guard let record = try? JSONDecoder().decode(AuditRecord.self, from: lastLine), let hash = record.hash else {
+                throw AuditError(path: path, message: "the last record cannot be read, so the chain cannot be continued; move the file aside")
+            }
             lastHash = hash
             nextSeq = record.seq + 1
-        } else if lastLine != nil {
-            close(fd)
-            throw AuditError(path: path, message: "the last record cannot be read, so the chain cannot be continued; move the file aside")
         } else {
             lastHash = AuditLog.genesis
             nextSeq = 0
         }
     }
-
-    deinit { close(fd) }
 
     /// Append a record, chained to the previous one, and fsync it.
     @discardableResult
@@ -94,20 +81,9 @@ public final class AuditLog {
         r.prev = lastHash
         r.hash = nil
         r.hash = r.computedHash()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var line = Array(try encoder.encode(r))
-        line.append(UInt8(ascii: "\n"))
-        var written = 0
-        while written < line.count {
-            let n = line[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw AuditError(path: path, message: "write failed: \(String(cString: strerror(errno)))")
-            }
-            written += n
+        do { try file.append(try encoder.encode(r), sync: true) } catch let error as JournalError {
+            throw AuditError(path: path, message: error.message)
         }
-        guard fsync(fd) == 0 else { throw AuditError(path: path, message: "fsync failed: \(String(cString: strerror(errno)))") }
         lastHash = r.hash!
         nextSeq += 1
         return r

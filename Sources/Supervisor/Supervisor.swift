@@ -65,15 +65,16 @@ public enum Supervisor {
             throw SupervisorError(message: "cannot create the output folder \(options.out): \(error.localizedDescription); choose another with --out")
         }
         let audit = try AuditLog(path: options.auditPath)
-        if audit.tornTailBytes > 0 {
-            FileHandle.standardError.write(Data("note: \(options.auditPath): cut \(audit.tornTailBytes) bytes of a torn last record; every complete record is kept\n".utf8))
+        let trace = try TraceWriter(path: options.tracePath)
+        for (path, torn) in [(options.auditPath, audit.tornTailBytes), (options.tracePath, trace.tornTailBytes)] where torn > 0 {
+            FileHandle.standardError.write(Data("note: \(path): cut \(torn) bytes of a torn last record (a crash mid-write); every complete record is kept\n".utf8))
         }
         return SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: ProcObserver(), estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode), executor: TraceExecutor(),
-            host: LinuxHost(), predictor: TrivialPredictor(), recorder: try TraceWriter(path: options.tracePath))
+            host: LinuxHost(), predictor: TrivialPredictor(), recorder: trace)
     }
 
     /// Run until `steps` macro steps are done or SIGINT/SIGTERM arrives, one step per

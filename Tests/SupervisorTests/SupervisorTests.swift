@@ -165,3 +165,25 @@ final class BenchParsingTests: XCTestCase {
         catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: unknown key \"prio\" (expected one of: priority, interval-ms, tasks)") }
     }
 }
+
+final class TraceRecoveryTests: XCTestCase {
+    func testReopenedTrace_cutsATornLastTransition_andKeepsTheRest() throws {
+        let dir = try temporaryDirectory("trace")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = SupervisorOptions()
+        options.bench = repositoryRoot.appendingPathComponent("Devices/benches/default.yaml").path
+        options.policy = repositoryRoot.appendingPathComponent("Policies/default.yaml").path
+        options.out = dir
+        var loop = try Supervisor.make(options, clock: ManualClock())
+        try loop.step()
+        try loop.step()
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: options.tracePath))
+        handle.seekToEndOfFile()
+        handle.write(Data(#"{"step":2,"mo"#.utf8))
+        handle.closeFile()
+        XCTAssertThrowsError(try TraceWriter.read(path: options.tracePath)) { XCTAssertTrue("\($0)".contains("line 3 is not a transition"), "\($0)") }
+        let reopened = try TraceWriter(path: options.tracePath)
+        XCTAssertEqual(reopened.tornTailBytes, 13)
+        XCTAssertEqual(try TraceWriter.read(path: options.tracePath).map(\.step), [0, 1])
+    }
+}
