@@ -2,11 +2,18 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian 12 packages the build links against (pkg-config names: libusb-1.0 libgpiod
-# libserialport libdrm libseccomp libpng).
-APT_PACKAGES := pkg-config libusb-1.0-0-dev libgpiod-dev libserialport-dev libdrm-dev libseccomp-dev libpng-dev
+# libserialport libdrm libseccomp libpng), then the hardware rig's (Tests/Rig): QEMU, the Debian
+# kernel with headers and source of one version (gpio-sim is built from them), busybox for the
+# guest's initramfs, udev, and the device tools used to look around inside it.
+BUILD_PACKAGES := pkg-config libusb-1.0-0-dev libgpiod-dev libserialport-dev libdrm-dev libseccomp-dev libpng-dev
+RIG_PACKAGES := qemu-system-x86 busybox-static cpio kmod udev linux-image-amd64 linux-headers-amd64 linux-source-6.1 \
+	gpiod usbutils libdrm-tests
+APT_PACKAGES := $(BUILD_PACKAGES) $(RIG_PACKAGES)
 OUT ?= .worldos/run
 
-.PHONY: setup build run test bench clean
+TESTS_BUNDLE := .build/debug/WorldOSPackageTests.xctest
+
+.PHONY: setup build run test rig rig-only bench clean
 
 # Installs whatever of APT_PACKAGES is missing when run as root; otherwise prints the one
 # apt-get line to run and stops.
@@ -31,9 +38,25 @@ build: setup
 run: build
 	.build/debug/worldos run --out $(OUT)
 
+# Host tests, then the device tests inside the hardware rig.
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --disable-swift-testing
+	$(SWIFT) test --skip-build --disable-swift-testing --skip RigTests
+	$(MAKE) --no-print-directory rig-only
+
+# Boots the emulated machine (Tests/Rig/rig) and runs every RigTests class inside it, or
+# RIG_FILTER (such as RigTests.GPIORigTests or RigTests.USBRigTests/testX), with RIG_FIXTURES
+# (comma-separated from display,usb,gadget,gpio; default all).
+RIG_FIXTURES ?= display,usb,gadget,gpio
+rig: setup
+	$(SWIFT) build --build-tests
+	$(MAKE) --no-print-directory rig-only
+
+rig-only:
+	@classes="$(RIG_FILTER)"; \
+	[ -n "$$classes" ] || classes=$$($(TESTS_BUNDLE) --list-tests | grep '^RigTests\.' | cut -d/ -f1 | sort -u | paste -sd, -); \
+	[ -n "$$classes" ] || { echo "rig: no RigTests in $(TESTS_BUNDLE)" >&2; exit 1; }; \
+	Tests/Rig/rig --timeout 900 --fixtures $(RIG_FIXTURES) -- $(TESTS_BUNDLE) $$classes
 
 # Speed targets, each printed as a ratio against its reference measured in the same process.
 bench: setup

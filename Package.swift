@@ -73,6 +73,9 @@ let package = Package(
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
             "Renderer", "HostAdapter", "DataEngine", "WorldOSTesting",
         ]),
+        // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
+        // Outside it every test skips, saying so.
+        .testTarget(name: "RigTests", dependencies: ["HostAdapter", "Renderer", "LoopCore", "StateGraph"]),
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DataEngine", "Supervisor", "WorldOSTesting",

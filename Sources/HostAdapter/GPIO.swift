@@ -1,0 +1,126 @@
+import CGPIOD
+import Glibc
+
+/// GPIO through libgpiod 1.6 (the v1 API Debian 12 ships): chips and their lines, and line
+/// requests that hold a line until released.
+public enum GPIO {
+    public enum Direction: String, Sendable { case input, output }
+    public enum Bias: String, Sendable { case asIs = "as-is", disabled, pullUp = "pull-up", pullDown = "pull-down" }
+
+    public struct Line: Equatable, Sendable {
+        public var offset: Int
+        public var name: String?
+        public var consumer: String?
+        public var direction: Direction
+        public var activeLow: Bool
+        public var bias: Bias
+        public var used: Bool
+    }
+
+    public struct Chip: Equatable, Sendable {
+        /// Kernel name, such as `gpiochip0`.
+        public var name: String
+        /// The label the driver gave it (for gpio-sim, the bank's label).
+        public var label: String
+        public var path: String
+        public var lines: [Line]
+    }
+
+    /// Every GPIO chip under /dev, with its lines. A chip that cannot be opened is left out.
+    public static func chips(in directory: String = "/dev") -> [Chip] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var paths: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasPrefix("gpiochip") { paths.append("\(directory)/\(name)") }
+        }
+        return paths.sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }.compactMap { try? chip(at: $0) }
+    }
+
+    public static func chip(at path: String) throws(DeviceError) -> Chip {
+        guard let chip = gpiod_chip_open(path) else { throw DeviceError(device: path, errno: errno, action: "open the GPIO chip") }
+        defer { gpiod_chip_close(chip) }
+        var lines: [Line] = []
+        for offset in 0..<gpiod_chip_num_lines(chip) {
+            guard let line = gpiod_chip_get_line(chip, offset) else { continue }
+            lines.append(Line(offset: Int(offset), name: gpiod_line_name(line).map { String(cString: $0) },
+                              consumer: gpiod_line_consumer(line).map { String(cString: $0) },
+                              direction: gpiod_line_direction(line) == Int32(GPIOD_LINE_DIRECTION_OUTPUT) ? .output : .input,
+                              activeLow: gpiod_line_active_state(line) == Int32(GPIOD_LINE_ACTIVE_STATE_LOW),
+                              bias: bias(gpiod_line_bias(line)), used: gpiod_line_is_used(line)))
+        }
+        return Chip(name: String(cString: gpiod_chip_name(chip)), label: String(cString: gpiod_chip_label(chip)), path: path, lines: lines)
+    }
+
+    static func bias(_ raw: Int32) -> Bias {
+        switch raw {
+        case Int32(GPIOD_LINE_BIAS_PULL_UP): .pullUp
+        case Int32(GPIOD_LINE_BIAS_PULL_DOWN): .pullDown
+        case Int32(GPIOD_LINE_BIAS_DISABLE): .disabled
+        default: .asIs
+        }
+    }
+}
+
+/// One requested GPIO line (gpiod_line_request_* / gpiod_line_release). An output line is set
+/// to its declared safe value before it is released, so dropping the request never leaves an
+/// actuator energised.
+public final class GPIOLineRequest {
+    public enum Kind: Sendable {
+        case input
+        case output(initial: Int32, safe: Int32)
+    }
+    public let chipPath: String
+    public let offset: Int
+    public let kind: Kind
+    private let chip: OpaquePointer
+    private let line: OpaquePointer
+
+    public init(chip path: String, offset: Int, kind: Kind, consumer: String = "worldos") throws(DeviceError) {
+        chipPath = path
+        self.offset = offset
+        self.kind = kind
+        guard let chip = gpiod_chip_open(path) else { throw DeviceError(device: path, errno: errno, action: "open the GPIO chip") }
+        guard let line = gpiod_chip_get_line(chip, UInt32(offset)) else {
+            let e = errno
+            gpiod_chip_close(chip)
+            throw DeviceError(device: "\(path) line \(offset)", errno: e, action: "get the line")
+        }
+        let result: Int32 = switch kind {
+        case .input: gpiod_line_request_input(line, consumer)
+        case .output(let initial, _): gpiod_line_request_output(line, consumer, initial)
+        }
+        guard result == 0 else {
+            let e = errno
+            gpiod_chip_close(chip)
+            throw DeviceError(device: "\(path) line \(offset)", errno: e, action: "request the line (is another consumer holding it?)")
+        }
+        self.chip = chip
+        self.line = line
+    }
+
+    deinit {
+        try? returnToSafe()
+        gpiod_line_release(line)
+        gpiod_chip_close(chip)
+    }
+
+    /// Drive an output line to its declared safe value (a no-op for inputs). Release does this
+    /// first; the supervisor also calls it when it stops, faults or loses the device.
+    public func returnToSafe() throws(DeviceError) {
+        if case .output(_, let safe) = kind { try set(safe) }
+    }
+
+    public func set(_ value: Int32) throws(DeviceError) {
+        guard gpiod_line_set_value(line, value) == 0 else {
+            throw DeviceError(device: "\(chipPath) line \(offset)", errno: errno, action: "set the line")
+        }
+    }
+
+    public func get() throws(DeviceError) -> Int32 {
+        let v = gpiod_line_get_value(line)
+        guard v >= 0 else { throw DeviceError(device: "\(chipPath) line \(offset)", errno: errno, action: "read the line") }
+        return v
+    }
+}

@@ -1,0 +1,224 @@
+import CLibUSB
+
+/// USB through libusb-1.0. ``USBContext`` owns a libusb context (libusb_init/libusb_exit); note
+/// that libusb_init starts a background event thread, so create the context after any process
+/// that must fork without threads (the seccomp sandbox) has been spawned.
+public final class USBContext {
+    let context: OpaquePointer
+
+    public init() throws(USBError) {
+        var ctx: OpaquePointer?
+        let r = libusb_init(&ctx)
+        guard r == 0, let ctx else { throw USBError(code: r, device: "libusb", action: "initialise libusb") }
+        context = ctx
+    }
+
+    deinit { libusb_exit(context) }
+
+    /// Handle whatever libusb has pending (hotplug arrivals and departures, finished transfers)
+    /// without blocking. libusb (≥ 1.0.25) adds an arrived device to the context's list only
+    /// while events are handled, so the loop calls this when libusb's descriptors are readable.
+    public func processPendingEvents() {
+        var zero = timeval(tv_sec: 0, tv_usec: 0)
+        _ = libusb_handle_events_timeout_completed(context, &zero, nil)
+    }
+
+    /// Every device on every bus, with its descriptors, after processing pending hotplug events.
+    /// The serial number needs the device opened; where it cannot be (permissions, no driver
+    /// access) it is nil.
+    public func devices() throws(USBError) -> [USBDevice] {
+        processPendingEvents()
+        var list: UnsafeMutablePointer<OpaquePointer?>?
+        let count = libusb_get_device_list(context, &list)
+        guard count >= 0, let list else { throw USBError(code: Int32(count), device: "libusb", action: "list devices") }
+        defer { libusb_free_device_list(list, 1) }
+        return (0..<count).compactMap { list[$0].flatMap(USBDevice.init(device:)) }.sorted { $0.busPath < $1.busPath }
+    }
+
+    /// Open the device at `busPath` (such as `3-1.2`). The returned handle owns it.
+    public func open(busPath: String) throws(USBError) -> USBDeviceHandle {
+        var list: UnsafeMutablePointer<OpaquePointer?>?
+        let count = libusb_get_device_list(context, &list)
+        guard count >= 0, let list else { throw USBError(code: Int32(count), device: busPath, action: "list devices") }
+        defer { libusb_free_device_list(list, 1) }
+        for i in 0..<count {
+            guard let device = list[i], USBDevice.busPath(of: device) == busPath else { continue }
+            var handle: OpaquePointer?
+            let r = libusb_open(device, &handle)
+            guard r == 0, let handle else { throw USBError(code: r, device: busPath, action: "open") }
+            return USBDeviceHandle(handle: handle, busPath: busPath)
+        }
+        throw USBError(code: LIBUSB_ERROR_NO_DEVICE.rawValue, device: busPath, action: "find the device")
+    }
+}
+
+/// A USB device as its descriptors describe it.
+public struct USBDevice: Equatable, Sendable {
+    public struct Endpoint: Equatable, Sendable {
+        public enum Kind: String, Sendable { case control, isochronous, bulk, interrupt }
+        /// Read from the descriptor (a UDC may renumber endpoints; never assume an address).
+        public var address: UInt8
+        public var kind: Kind
+        public var maxPacketSize: Int
+        public var isIn: Bool { address & 0x80 != 0 }
+    }
+    public struct Interface: Equatable, Sendable {
+        public var number: Int
+        public var alternate: Int
+        public var interfaceClass: UInt8
+        public var subclass: UInt8
+        public var interfaceProtocol: UInt8
+        public var endpoints: [Endpoint]
+    }
+    public struct Configuration: Equatable, Sendable {
+        public var value: Int
+        public var interfaces: [Interface]
+    }
+
+    public var bus: Int
+    /// The port chain from the root hub, as in sysfs: `3-1.2` is bus 3, port 1, then port 2.
+    public var busPath: String
+    public var address: Int
+    public var vendorID: UInt16
+    public var productID: UInt16
+    public var deviceClass: UInt8
+    public var manufacturer: String?
+    public var product: String?
+    public var serial: String?
+    public var configurations: [Configuration]
+
+    public var vidpid: String { String(format4(vendorID)) + ":" + String(format4(productID)) }
+
+    init?(device: OpaquePointer) {
+        var descriptor = libusb_device_descriptor()
+        guard libusb_get_device_descriptor(device, &descriptor) == 0 else { return nil }
+        bus = Int(libusb_get_bus_number(device))
+        busPath = USBDevice.busPath(of: device)
+        address = Int(libusb_get_device_address(device))
+        vendorID = descriptor.idVendor
+        productID = descriptor.idProduct
+        deviceClass = descriptor.bDeviceClass
+        configurations = (0..<descriptor.bNumConfigurations).compactMap { USBDevice.configuration(device, index: $0) }
+        var handle: OpaquePointer?
+        if libusb_open(device, &handle) == 0, let handle {
+            defer { libusb_close(handle) }
+            manufacturer = USBDevice.string(handle, descriptor.iManufacturer)
+            product = USBDevice.string(handle, descriptor.iProduct)
+            serial = USBDevice.string(handle, descriptor.iSerialNumber)
+        }
+    }
+
+    static func busPath(of device: OpaquePointer) -> String {
+        var ports = [UInt8](repeating: 0, count: 8)
+        let n = libusb_get_port_numbers(device, &ports, Int32(ports.count))
+        let bus = libusb_get_bus_number(device)
+        guard n > 0 else { return "\(bus)-0" }
+        return "\(bus)-" + ports.prefix(Int(n)).map(String.init).joined(separator: ".")
+    }
+
+    static func string(_ handle: OpaquePointer, _ index: UInt8) -> String? {
+        guard index != 0 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let n = libusb_get_string_descriptor_ascii(handle, index, &buffer, Int32(buffer.count))
+        return n > 0 ? String(decoding: buffer.prefix(Int(n)), as: UTF8.self) : nil
+    }
+
+    static func configuration(_ device: OpaquePointer, index: UInt8) -> Configuration? {
+        var config: UnsafeMutablePointer<libusb_config_descriptor>?
+        guard libusb_get_config_descriptor(device, index, &config) == 0, let config else { return nil }
+        defer { libusb_free_config_descriptor(config) }
+        var interfaces: [Interface] = []
+        for i in 0..<Int(config.pointee.bNumInterfaces) {
+            let interface = config.pointee.interface[i]
+            for a in 0..<Int(interface.num_altsetting) {
+                let alt = interface.altsetting[a]
+                let endpoints = (0..<Int(alt.bNumEndpoints)).map { e -> Endpoint in
+                    let ep = alt.endpoint[e]
+                    let kind: Endpoint.Kind = switch ep.bmAttributes & 0x3 {
+                    case 0: .control
+                    case 1: .isochronous
+                    case 2: .bulk
+                    default: .interrupt
+                    }
+                    return Endpoint(address: ep.bEndpointAddress, kind: kind, maxPacketSize: Int(ep.wMaxPacketSize))
+                }
+                interfaces.append(Interface(number: Int(alt.bInterfaceNumber), alternate: Int(alt.bAlternateSetting),
+                                            interfaceClass: alt.bInterfaceClass, subclass: alt.bInterfaceSubClass,
+                                            interfaceProtocol: alt.bInterfaceProtocol, endpoints: endpoints))
+            }
+        }
+        return Configuration(value: Int(config.pointee.bConfigurationValue), interfaces: interfaces)
+    }
+}
+
+private func format4(_ v: UInt16) -> String {
+    let s = String(v, radix: 16)
+    return String(repeating: "0", count: max(0, 4 - s.count)) + s
+}
+
+/// An open USB device (libusb_open/libusb_close). Claimed interfaces are released, and kernel
+/// drivers this handle detached are re-attached, when it is released.
+public final class USBDeviceHandle {
+    public let busPath: String
+    private let handle: OpaquePointer
+    private var claimed: Set<Int32> = []
+    private var detached: Set<Int32> = []
+
+    init(handle: OpaquePointer, busPath: String) {
+        self.handle = handle
+        self.busPath = busPath
+    }
+
+    deinit {
+        for i in claimed { libusb_release_interface(handle, i) }
+        for i in detached { libusb_attach_kernel_driver(handle, i) }
+        libusb_close(handle)
+    }
+
+    /// Claim an interface. A kernel driver bound to it is detached only when `detachKernelDriver`
+    /// says so (a device profile decides that, never the adapter).
+    public func claim(interface: Int, detachKernelDriver: Bool = false) throws(USBError) {
+        let i = Int32(interface)
+        if libusb_kernel_driver_active(handle, i) == 1 {
+            guard detachKernelDriver else {
+                throw USBError(code: LIBUSB_ERROR_BUSY.rawValue, device: busPath, action: "claim interface \(interface): a kernel driver holds it and detaching was not allowed")
+            }
+            let r = libusb_detach_kernel_driver(handle, i)
+            guard r == 0 else { throw USBError(code: r, device: busPath, action: "detach the kernel driver of interface \(interface)") }
+            detached.insert(i)
+        }
+        let r = libusb_claim_interface(handle, i)
+        guard r == 0 else { throw USBError(code: r, device: busPath, action: "claim interface \(interface)") }
+        claimed.insert(i)
+    }
+
+    /// A bulk or interrupt transfer on `endpoint` (IN if its top bit is set). IN transfers read up
+    /// to `length` bytes; OUT transfers send `data`. Returns the bytes read (IN) or an empty array
+    /// after sending everything (OUT); a vanished device is ``USBError/isDeviceGone``.
+    public func transfer(endpoint: UInt8, kind: USBDevice.Endpoint.Kind, data: [UInt8] = [], length: Int = 0,
+                         timeoutMilliseconds: UInt32) throws(USBError) -> [UInt8] {
+        var buffer = endpoint & 0x80 != 0 ? [UInt8](repeating: 0, count: length) : data
+        var transferred: Int32 = 0
+        let r: Int32 = buffer.withUnsafeMutableBufferPointer { p in
+            switch kind {
+            case .interrupt: libusb_interrupt_transfer(handle, endpoint, p.baseAddress, Int32(p.count), &transferred, timeoutMilliseconds)
+            default: libusb_bulk_transfer(handle, endpoint, p.baseAddress, Int32(p.count), &transferred, timeoutMilliseconds)
+            }
+        }
+        guard r == 0 else { throw USBError(code: r, device: busPath, action: "transfer on endpoint 0x\(String(endpoint, radix: 16))") }
+        return endpoint & 0x80 != 0 ? Array(buffer.prefix(Int(transferred))) : []
+    }
+}
+
+/// A libusb failure: the libusb error code, its name, the device and what we tried.
+public struct USBError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var code: Int32
+    public var device: String
+    public var action: String
+
+    /// LIBUSB_ERROR_NO_DEVICE: the device went away. A device-gone transition for the graph.
+    public var isDeviceGone: Bool { code == LIBUSB_ERROR_NO_DEVICE.rawValue }
+    public var isTimeout: Bool { code == LIBUSB_ERROR_TIMEOUT.rawValue }
+    public var name: String { String(cString: libusb_error_name(code)) }
+    public var description: String { "\(device): cannot \(action): \(name)" }
+}
