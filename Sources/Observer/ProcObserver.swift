@@ -2,103 +2,58 @@ import Glibc
 import LoopCore
 import StateGraph
 
-/// Observes processes and their descriptors from the real /proc.
+/// Observes processes, their descriptors and what those refer to, from the real /proc.
 ///
-/// A process is identified by pid + start time, so a reused pid is a new node. Each descriptor
-/// is owned by its process and has an `opened` edge to the file, socket or pipe it refers to.
-/// Entries that vanish mid-read (a process exiting between readdir and read, an fd closed
-/// between readdir and readlink) are counted in `raced` and skipped; the rest of the step stands.
+/// Identity: a process is pid + start time (a reused pid is a new node); a regular file or
+/// directory is device + inode; a character or block device is its major:minor; a pipe or
+/// socket is its inode, and sockets carry their addresses and state from /proc/PID/net/* of
+/// their own network namespace.
+///
+/// Incremental: each process's stat file stays open and is re-read with one pread; its
+/// descriptor table is re-read only when its size (fstat of /proc/PID/fd, which reports the
+/// number of open descriptors) changed, when the process is new, or every `fullRescanEvery`
+/// refreshes (which also catches a descriptor swapped for another with the count unchanged, and
+/// TCP state changes). A refresh that finds nothing changed hands back the previous arrays.
+///
+/// Races are normal: a process that exits between readdir and read, or a descriptor closed
+/// between readdir and readlink, is counted in `raced` and skipped; the rest of the step stands.
 public struct ProcObserver: Observing {
-    public static let scope: Set<NodeKind> = [.process, .fileDescriptor, .file, .socket, .pipe]
-    /// Root of the proc filesystem; a recorded tree in tests.
+    public static let scope: Set<NodeKind> = [.process, .fileDescriptor, .file, .socket, .pipe, .anonInode]
     public let root: String
+    private let cache: ProcCache
 
-    public init(root: String = "/proc") { self.root = root }
-
-    public func observe(at now: Instant) throws -> Observation {
-        guard let dir = opendir(root) else { throw ObserverError(path: root, errno: errno) }
-        defer { closedir(dir) }
-        var pids: [Int32] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if let pid = Int32(name) { pids.append(pid) }
-        }
-        var nodes: [Node] = []
-        var edges: [Edge] = []
-        var objects: Set<NodeID> = []
-        var processIDs: [Int32: NodeID] = [:]
-        var parents: [(child: NodeID, ppid: Int32)] = []
-        var raced = 0
-        for pid in pids.sorted() {
-            guard let stat = readSmallFile("\(root)/\(pid)/stat"), let parsed = ProcStat(parsing: stat) else { raced += 1; continue }
-            let id = NodeID.process(pid: pid, startTime: parsed.startTime)
-            processIDs[pid] = id
-            let kernelThread = parsed.ppid == 2 || pid == 2
-            var process = Node(id: id, kind: .process, observability: kernelThread ? .background : .visible,
-                               attributes: ["pid": .int(Int64(pid)), "ppid": .int(Int64(parsed.ppid)), "comm": .string(parsed.comm),
-                                            "state": .string(String(parsed.state)), "start": .int(Int64(parsed.startTime))])
-            parents.append((id, parsed.ppid))
-            var fdCount = 0
-            let fdDir = "\(root)/\(pid)/fd"
-            if let fds = listDirectory(fdDir) {
-                for fd in fds.compactMap(Int32.init).sorted() {
-                    guard let target = readLink("\(fdDir)/\(fd)") else { raced += 1; continue }
-                    let fdID = NodeID.fileDescriptor(owner: id, fd: fd)
-                    nodes.append(Node(id: fdID, kind: .fileDescriptor, observability: .background,
-                                      attributes: ["fd": .int(Int64(fd)), "target": .string(target)]))
-                    edges.append(Edge(id, .owns, fdID))
-                    fdCount += 1
-                    if let (kind, objectID) = Self.object(for: target) {
-                        if objects.insert(objectID).inserted {
-                            nodes.append(Node(id: objectID, kind: kind, observability: .background, attributes: ["name": .string(target)]))
-                        }
-                        edges.append(Edge(fdID, .opened, objectID))
-                    }
-                }
-            } else if !kernelThread {
-                raced += 1
-            }
-            process["fds"] = .int(Int64(fdCount))
-            nodes.append(process)
-        }
-        for (child, ppid) in parents {
-            if let parent = processIDs[ppid] { edges.append(Edge(parent, .parentOf, child)) }
-        }
-        return Observation(time: now, scope: Self.scope, nodes: nodes, edges: edges, supervisor: processIDs[getpid()], raced: raced)
+    /// - Parameters:
+    ///   - root: the proc filesystem; a recorded tree in tests.
+    ///   - includeMaps: also read /proc/PID/maps and add a `backs` edge from each mapped file.
+    ///   - fullRescanEvery: re-read everything every this many refreshes (0: never).
+    public init(root: String = "/proc", includeMaps: Bool = false, fullRescanEvery: Int = 20) {
+        self.root = root
+        cache = ProcCache(root: root, includeMaps: includeMaps, fullRescanEvery: fullRescanEvery)
     }
 
-    /// The node a descriptor's link target refers to. Anonymous inodes get no shared node here:
-    /// `anon_inode:[eventfd]` names a kind, not an object.
-    static func object(for target: String) -> (NodeKind, NodeID)? {
-        if target.hasPrefix("socket:") { return (.socket, .object(.socket, target)) }
-        if target.hasPrefix("pipe:") { return (.pipe, .object(.pipe, target)) }
-        if target.hasPrefix("anon_inode:") { return nil }
-        return (.file, .object(.file, target))
+    /// What the last refresh read, for tests and the benchmark.
+    public var lastRefresh: RefreshStats { cache.stats }
+
+    public mutating func observe(at now: Instant) throws -> Observation {
+        try refresh(at: now, full: false)
+    }
+
+    /// Refresh; `full` ignores every cache.
+    public mutating func refresh(at now: Instant, full: Bool) throws -> Observation {
+        let (nodes, edges, supervisor, raced) = try cache.refresh(full: full)
+        return Observation(time: now, scope: Self.scope, nodes: nodes, edges: edges, supervisor: supervisor, raced: raced)
     }
 }
 
-/// The fields of /proc/PID/stat the observer uses.
-public struct ProcStat: Equatable, Sendable {
-    public var comm: String
-    public var state: Character
-    public var ppid: Int32
-    /// Field 22: start time in clock ticks after boot.
-    public var startTime: UInt64
-
-    /// Parses one stat line. The command name sits in parentheses and may itself contain
-    /// spaces and parentheses, so the fields are counted from the last ')'.
-    public init?(parsing bytes: [UInt8]) {
-        guard let open = bytes.firstIndex(of: UInt8(ascii: "(")),
-              let close = bytes.lastIndex(of: UInt8(ascii: ")")), open < close else { return nil }
-        comm = String(decoding: bytes[(open + 1)..<close], as: UTF8.self)
-        let rest = String(decoding: bytes[(close + 1)...], as: UTF8.self).split(separator: " ", omittingEmptySubsequences: true)
-        // rest[0] is field 3 (state), so field N is rest[N - 3].
-        guard rest.count >= 20, let s = rest[0].first, rest[0].count == 1,
-              let ppid = Int32(rest[1]), let start = UInt64(rest[19].trimmingCharacters(in: "\n")) else { return nil }
-        state = s
-        self.ppid = ppid
-        startTime = start
-    }
+/// What one refresh read.
+public struct RefreshStats: Equatable, Sendable {
+    public var full = false
+    public var processesRead = 0
+    public var statRereads = 0
+    public var descriptorScans = 0
+    public var netTableReads = 0
+    public var raced = 0
+    public var changed = false
 }
 
 public struct ObserverError: Error, CustomStringConvertible {
@@ -107,43 +62,437 @@ public struct ObserverError: Error, CustomStringConvertible {
     public var description: String { "cannot read \(path): \(String(cString: strerror(errno))); is /proc mounted?" }
 }
 
-extension Substring {
-    func trimmingCharacters(in set: String) -> Substring {
-        var s = self
-        while let last = s.last, set.contains(last) { s = s.dropLast() }
-        return s
+/// The observer's memory between refreshes. A class: it owns descriptors (the /proc directory
+/// and each process's stat file) and closes them in deinit.
+final class ProcCache {
+    let root: String
+    let includeMaps: Bool
+    let fullRescanEvery: Int
+    private var procFD: Int32 = -1
+    private var entries: [Int32: ProcEntry] = [:]
+    private var sockets: [UInt64: [UInt64: SocketEntry]] = [:]
+    private var socketSignature: [UInt64: Set<UInt64>] = [:]
+    private var lastNodes: [Node] = []
+    private var lastEdges: [Edge] = []
+    private var refreshes = 0
+    private var keepOpenBudget: Int
+    var stats = RefreshStats()
+
+    init(root: String, includeMaps: Bool, fullRescanEvery: Int) {
+        self.root = root
+        self.includeMaps = includeMaps
+        self.fullRescanEvery = fullRescanEvery
+        // Each kept stat file costs a descriptor: raise the soft limit to the hard one and use
+        // at most half of it, falling back to open/read/close beyond that.
+        var limit = rlimit()
+        getrlimit(RLIMIT_NOFILE_, &limit)
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = min(limit.rlim_max, 1 << 20)
+            setrlimit(RLIMIT_NOFILE_, &limit)
+            getrlimit(RLIMIT_NOFILE_, &limit)
+        }
+        keepOpenBudget = Int(min(limit.rlim_cur, 1 << 20)) / 2
+    }
+
+    deinit {
+        for e in entries.values { e.close() }
+        if procFD >= 0 { close(procFD) }
+    }
+
+    func refresh(full requested: Bool) throws -> ([Node], [Edge], NodeID?, Int) {
+        refreshes += 1
+        let full = requested || (fullRescanEvery > 0 && refreshes % fullRescanEvery == 0) || procFD < 0
+        stats = RefreshStats(full: full)
+        if procFD < 0 {
+            procFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard procFD >= 0 else { throw ObserverError(path: root, errno: errno) }
+        }
+        let pids = try listPids()
+        var changed = full
+        var seen = Set<Int32>()
+        seen.reserveCapacity(pids.count)
+        for pid in pids {
+            seen.insert(pid)
+            if let entry = entries[pid], !full {
+                switch entry.recheck(procFD: procFD, stats: &stats) {
+                case .unchanged: continue
+                case .changed:
+                    changed = true
+                    continue
+                case .gone:
+                    entry.close()
+                    entries[pid] = nil
+                    changed = true
+                    continue
+                case .reused:
+                    entry.close()
+                    entries[pid] = nil
+                    changed = true
+                }
+            } else if let entry = entries[pid] {
+                entry.close()
+                entries[pid] = nil
+            }
+            // A process that cannot be read (it exited, or its stat is unreadable) is a race,
+            // not a change: it was never in the graph.
+            if let entry = ProcEntry.read(pid: pid, procFD: procFD, keepOpen: entries.count < keepOpenBudget,
+                                          includeMaps: includeMaps, stats: &stats) {
+                entries[pid] = entry
+                changed = true
+            } else {
+                stats.raced += 1
+            }
+        }
+        for pid in entries.keys where !seen.contains(pid) {
+            entries[pid]?.close()
+            entries[pid] = nil
+            changed = true
+        }
+        if refreshSockets(force: full) { changed = true }
+        stats.changed = changed
+        if changed { assemble() }
+        return (lastNodes, lastEdges, entries[getpid()]?.id, stats.raced)
+    }
+
+    private func listPids() throws -> [Int32] {
+        let dup = dup(procFD)
+        guard dup >= 0, let dir = fdopendir(dup) else { throw ObserverError(path: root, errno: errno) }
+        defer { closedir(dir) }
+        rewinddir(dir)
+        var pids: [Int32] = []
+        while let entry = readdir(dir) {
+            let first = entry.pointee.d_name.0
+            guard first >= 0x31, first <= 0x39 else { continue }
+            if let pid = Int32(entryName(entry)) { pids.append(pid) }
+        }
+        return pids.sorted()
+    }
+
+    /// Re-read the socket tables of every network namespace whose set of socket inodes changed.
+    private func refreshSockets(force: Bool) -> Bool {
+        var byNamespace: [UInt64: (pid: Int32, inodes: Set<UInt64>)] = [:]
+        for (pid, entry) in entries where !entry.socketInodes.isEmpty {
+            byNamespace[entry.netns, default: (pid, [])].inodes.formUnion(entry.socketInodes)
+        }
+        var changed = false
+        for (ns, (pid, inodes)) in byNamespace where force || socketSignature[ns] != inodes {
+            var table: [UInt64: SocketEntry] = [:]
+            for (file, name) in [("tcp", "tcp"), ("tcp6", "tcp6"), ("udp", "udp"), ("udp6", "udp6"), ("unix", "unix")] {
+                guard let bytes = readAt(procFD, "\(pid)/net/\(file)") else { continue }
+                stats.netTableReads += 1
+                let parsed = name == "unix" ? NetTable.parseUnix(bytes) : NetTable.parseInet(bytes, protocolName: name)
+                for s in parsed.entries where inodes.contains(s.inode) { table[s.inode] = s }
+            }
+            if sockets[ns] != table { changed = true }
+            sockets[ns] = table
+            socketSignature[ns] = inodes
+        }
+        for ns in sockets.keys where byNamespace[ns] == nil {
+            sockets[ns] = nil
+            socketSignature[ns] = nil
+            changed = true
+        }
+        return changed
+    }
+
+    /// Build the observation's nodes and edges from the entries.
+    private func assemble() {
+        var nodes: [Node] = []
+        var edges: [Edge] = []
+        var objects: [NodeID: Node] = [:]
+        nodes.reserveCapacity(lastNodes.count + 64)
+        edges.reserveCapacity(lastEdges.count + 64)
+        for entry in entries.values {
+            nodes.append(entry.node)
+            if let parent = entries[entry.stat.ppid] { edges.append(Edge(parent.id, .parentOf, entry.id)) }
+            for fd in entry.fds {
+                nodes.append(fd.node)
+                edges.append(Edge(entry.id, .owns, fd.node.id))
+                if var object = fd.object {
+                    if object.kind == .anonInode {
+                        nodes.append(object)
+                        edges.append(Edge(fd.node.id, .owns, object.id))
+                    } else if objects[object.id] == nil {
+                        if object.kind == .socket, let s = sockets[entry.netns]?[fd.inode] {
+                            object["protocol"] = .string(s.protocolName)
+                            object["local"] = .string(s.local)
+                            object["remote"] = .string(s.remote)
+                            object["state"] = .string(s.state)
+                        }
+                        objects[object.id] = object
+                    }
+                    edges.append(Edge(fd.node.id, .opened, object.id))
+                }
+            }
+            for mapped in entry.maps {
+                let id = NodeID.object(.file, "\(mapped.device):\(mapped.inode)")
+                if objects[id] == nil {
+                    objects[id] = Node(id: id, kind: .file, observability: .background,
+                                       attributes: ["path": .string(mapped.path), "type": .string("regular"),
+                                                    "dev": .int(Int64(bitPattern: mapped.device)), "ino": .int(Int64(bitPattern: mapped.inode))])
+                }
+                edges.append(Edge(id, .backs, entry.id))
+            }
+        }
+        nodes.append(contentsOf: objects.values)
+        lastNodes = nodes
+        lastEdges = edges
     }
 }
 
-/// Reads a small file (a /proc or /sys entry) whole; nil if it vanished or cannot be read.
-func readSmallFile(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
+/// One process as last read.
+final class ProcEntry {
+    struct FD {
+        var number: Int32
+        var node: Node
+        /// The file, device, pipe, socket or anonymous inode it refers to.
+        var object: Node?
+        var inode: UInt64
+    }
+
+    enum Recheck { case unchanged, changed, gone, reused }
+
+    let pid: Int32
+    let id: NodeID
+    private(set) var statFD: Int32
+    private(set) var statBytes: [UInt8]
+    private(set) var stat: ProcStat
+    private(set) var node: Node
+    /// The fd directory's size and modification time when it was last scanned, taken before the
+    /// scan. On procfs the size is the number of open descriptors (Linux ≥ 6.2); on a recorded
+    /// tree size and mtime change with its entries. A different signature means rescan.
+    private(set) var fdSignature: FDSignature
+    private(set) var fds: [FD]
+    private(set) var maps: [MappedFile]
+    let netns: UInt64
+    private(set) var socketInodes: Set<UInt64>
+    private let includeMaps: Bool
+
+    struct FDSignature: Equatable {
+        var size: Int
+        var seconds: Int
+        var nanoseconds: Int
+        static let none = FDSignature(size: -1, seconds: 0, nanoseconds: 0)
+        init(size: Int, seconds: Int, nanoseconds: Int) {
+            self.size = size
+            self.seconds = seconds
+            self.nanoseconds = nanoseconds
+        }
+        init(_ st: Glibc.stat) {
+            self.init(size: Int(st.st_size), seconds: st.st_mtim.tv_sec, nanoseconds: st.st_mtim.tv_nsec)
+        }
+    }
+
+    private init(pid: Int32, statFD: Int32, statBytes: [UInt8], stat: ProcStat, node: Node, fds: [FD],
+                 maps: [MappedFile], netns: UInt64, includeMaps: Bool) {
+        self.pid = pid
+        id = node.id
+        self.statFD = statFD
+        self.statBytes = statBytes
+        self.stat = stat
+        self.node = node
+        fdSignature = .none
+        self.fds = fds
+        self.maps = maps
+        self.netns = netns
+        self.includeMaps = includeMaps
+        socketInodes = Set(fds.filter { $0.object?.kind == .socket }.map(\.inode))
+    }
+
+    func close() {
+        if statFD >= 0 { Glibc.close(statFD) }
+        statFD = -1
+    }
+
+    static func read(pid: Int32, procFD: Int32, keepOpen: Bool, includeMaps: Bool, stats: inout RefreshStats) -> ProcEntry? {
+        let fd = openat(procFD, "\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        guard let bytes = preadAll(fd), let stat = ProcStat(parsing: bytes) else {
+            Glibc.close(fd)
+            return nil
+        }
+        stats.processesRead += 1
+        var st = Glibc.stat()
+        let owner = fstatat(procFD, "\(pid)", &st, 0) == 0 ? (Int64(st.st_uid), Int64(st.st_gid)) : (-1, -1)
+        let cmdline = readAt(procFD, "\(pid)/cmdline").map { bytes in
+            String(decoding: Array(bytes.split(separator: 0).joined(separator: [0x20])), as: UTF8.self)
+        } ?? ""
+        let cgroup = readAt(procFD, "\(pid)/cgroup").map(parseCgroup) ?? ""
+        let netns = readLinkAt(procFD, "\(pid)/ns/net").flatMap(namespaceInode) ?? 0
+        let id = NodeID.process(pid: pid, startTime: stat.startTime)
+        let kernelThread = stat.ppid == 2 || pid == 2
+        let node = Node(id: id, kind: .process, observability: kernelThread ? .background : .visible, attributes: [
+            "pid": .int(Int64(pid)), "ppid": .int(Int64(stat.ppid)), "comm": .string(stat.comm), "state": .string(String(stat.state)),
+            "start": .int(Int64(stat.startTime)), "uid": .int(owner.0), "gid": .int(owner.1), "cmdline": .string(cmdline),
+            "cgroup": .string(cgroup), "priority": .int(stat.priority), "nice": .int(stat.nice), "threads": .int(stat.threads),
+        ])
+        let entry = ProcEntry(pid: pid, statFD: keepOpen ? fd : -1, statBytes: bytes, stat: stat, node: node, fds: [],
+                              maps: [], netns: netns, includeMaps: includeMaps)
+        if !keepOpen { Glibc.close(fd) }
+        entry.scanDescriptors(procFD: procFD, stats: &stats)
+        if includeMaps { entry.maps = readAt(procFD, "\(pid)/maps").map { ProcMaps.parse($0) } ?? [] }
+        return entry
+    }
+
+    /// Cheap check: one pread of stat, one fstatat of the fd directory.
+    func recheck(procFD: Int32, stats: inout RefreshStats) -> Recheck {
+        let bytes: [UInt8]?
+        if statFD >= 0 {
+            bytes = preadAll(statFD)
+        } else {
+            bytes = readAt(procFD, "\(pid)/stat")
+        }
+        stats.statRereads += 1
+        guard let bytes else { return .gone }
+        var changed = false
+        if bytes != statBytes {
+            guard let fresh = ProcStat(parsing: bytes) else { return .gone }
+            guard fresh.startTime == stat.startTime else { return .reused }
+            if fresh != stat {
+                stat = fresh
+                node["ppid"] = .int(Int64(fresh.ppid))
+                node["comm"] = .string(fresh.comm)
+                node["state"] = .string(String(fresh.state))
+                node["priority"] = .int(fresh.priority)
+                node["nice"] = .int(fresh.nice)
+                node["threads"] = .int(fresh.threads)
+                changed = true
+            }
+            statBytes = bytes
+        }
+        var st = Glibc.stat()
+        guard fstatat(procFD, "\(pid)/fd", &st, 0) == 0 else { return .gone }
+        if FDSignature(st) != fdSignature {
+            scanDescriptors(procFD: procFD, stats: &stats)
+            changed = true
+        }
+        return changed ? .changed : .unchanged
+    }
+
+    func scanDescriptors(procFD: Int32, stats: inout RefreshStats) {
+        stats.descriptorScans += 1
+        fds = []
+        let dirFD = openat(procFD, "\(pid)/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        var st = Glibc.stat()
+        guard dirFD >= 0, fstat(dirFD, &st) == 0, let dir = fdopendir(dirFD) else {
+            if dirFD >= 0 { Glibc.close(dirFD) }
+            fdSignature = .none
+            node["fds"] = .int(0)
+            socketInodes = []
+            return
+        }
+        fdSignature = FDSignature(st)
+        defer { closedir(dir) }
+        var numbers: [Int32] = []
+        while let entry = readdir(dir) {
+            if let n = Int32(entryName(entry)) { numbers.append(n) }
+        }
+        for n in numbers.sorted() {
+            let name = String(n)
+            guard let target = readLinkAt(dirFD, name) else { stats.raced += 1; continue }
+            if target.hasPrefix("anon_inode:") {
+                fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: nil))
+                continue
+            }
+            var st = Glibc.stat()
+            let statted = fstatat(dirFD, name, &st, 0) == 0
+            if !statted && errno == ENOENT { stats.raced += 1; continue }
+            fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: statted ? st : nil))
+        }
+        node["fds"] = .int(Int64(fds.count))
+        socketInodes = Set(fds.filter { $0.object?.kind == .socket }.map(\.inode))
+    }
+
+    /// Classify a descriptor by what the kernel says it refers to.
+    static func describe(fd: Int32, owner: NodeID, target: String, stat: Glibc.stat?) -> FD {
+        let fdID = NodeID.fileDescriptor(owner: owner, fd: fd)
+        var attributes: [String: AttributeValue] = ["fd": .int(Int64(fd)), "target": .string(target)]
+        var object: Node?
+        var inode: UInt64 = 0
+        if target.hasPrefix("anon_inode:") {
+            var subtype = String(target.dropFirst("anon_inode:".count))
+            if subtype.hasPrefix("[") && subtype.hasSuffix("]") { subtype = String(subtype.dropFirst().dropLast()) }
+            attributes["type"] = .string(subtype)
+            object = Node(id: NodeID("anon:\(owner.rawValue)#\(fd)"), kind: .anonInode, observability: .background,
+                          attributes: ["subtype": .string(subtype)])
+        } else if let st = stat {
+            inode = UInt64(st.st_ino)
+            let dev = UInt64(st.st_dev)
+            switch st.st_mode & S_IFMT {
+            case S_IFSOCK:
+                attributes["type"] = .string("socket")
+                object = Node(id: .object(.socket, String(inode)), kind: .socket, observability: .background,
+                              attributes: ["ino": .int(Int64(bitPattern: inode)), "protocol": .string("other")])
+            case S_IFIFO:
+                attributes["type"] = .string("fifo")
+                object = Node(id: .object(.pipe, "\(dev):\(inode)"), kind: .pipe, observability: .background,
+                              attributes: ["name": .string(target), "ino": .int(Int64(bitPattern: inode))])
+            case S_IFCHR, S_IFBLK:
+                let rdev = UInt64(st.st_rdev)
+                let kind = st.st_mode & S_IFMT == S_IFCHR ? "char-device" : "block-device"
+                attributes["type"] = .string(kind)
+                object = Node(id: NodeID("device:\(kind == "char-device" ? "c" : "b"):\(deviceMajor(rdev)):\(deviceMinor(rdev))"), kind: .file,
+                              observability: .background, attributes: ["path": .string(target), "type": .string(kind),
+                                                                      "major": .int(Int64(deviceMajor(rdev))), "minor": .int(Int64(deviceMinor(rdev)))])
+            default:
+                let kind = st.st_mode & S_IFMT == S_IFDIR ? "directory" : "regular"
+                attributes["type"] = .string(kind)
+                object = Node(id: .object(.file, "\(dev):\(inode)"), kind: .file, observability: .background,
+                              attributes: ["path": .string(target), "type": .string(kind),
+                                           "dev": .int(Int64(bitPattern: dev)), "ino": .int(Int64(bitPattern: inode))])
+            }
+        } else {
+            attributes["type"] = .string("unknown")
+        }
+        return FD(number: fd, node: Node(id: fdID, kind: .fileDescriptor, observability: .background, attributes: attributes),
+                  object: object, inode: inode)
+    }
+}
+
+/// `0::/user.slice/x` (cgroup v2) or the first hierarchy's path.
+func parseCgroup(_ bytes: [UInt8]) -> String {
+    let lines = bytes.split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) }
+    let line = lines.first { $0.hasPrefix("0::") } ?? lines.first ?? ""
+    return line.split(separator: ":", maxSplits: 2).last.map(String.init) ?? ""
+}
+
+/// `net:[4026531840]` → 4026531840.
+func namespaceInode(_ link: String) -> UInt64? {
+    guard let open = link.firstIndex(of: "["), let close = link.lastIndex(of: "]") else { return nil }
+    return UInt64(link[link.index(after: open)..<close])
+}
+
+func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+    withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+}
+
+/// A whole small file read from offset 0 of an open descriptor (fresh each time for /proc files).
+func preadAll(_ fd: Int32) -> [UInt8]? {
     var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    var offset = 0
     while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
         if n < 0 { if errno == EINTR { continue } else { return nil } }
         if n == 0 { return out }
-        out.append(contentsOf: chunk.prefix(n))
+        out.append(contentsOf: buffer.prefix(n))
+        offset += n
     }
 }
 
-func listDirectory(_ path: String) -> [String]? {
-    guard let dir = opendir(path) else { return nil }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
+/// A whole small file under a directory descriptor; nil if it vanished or cannot be read.
+func readAt(_ dirFD: Int32, _ path: String) -> [UInt8]? {
+    let fd = openat(dirFD, path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { Glibc.close(fd) }
+    return preadAll(fd)
 }
 
-func readLink(_ path: String) -> String? {
+func readLinkAt(_ dirFD: Int32, _ path: String) -> String? {
     var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink(path, &buffer, buffer.count)
+    let n = readlinkat(dirFD, path, &buffer, buffer.count)
     guard n >= 0 else { return nil }
     return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
+
+private let RLIMIT_NOFILE_ = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)

@@ -102,7 +102,8 @@ public enum Supervisor {
 
     /// One observation of this machine, as a graph.
     public static func observeNow() throws -> (Graph, supervisor: NodeID?) {
-        let observation = try ProcObserver().observe(at: SystemClock().now())
+        var observer = ProcObserver()
+        let observation = try observer.observe(at: SystemClock().now())
         let prior = Prior(step: 0, graph: Graph())
         let posterior = try LiveEstimator().posterior(from: prior, observation: observation, at: observation.time)
         return (posterior.graph, observation.supervisor)

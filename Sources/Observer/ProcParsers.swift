@@ -1,0 +1,164 @@
+/// Parsers for the text files of /proc. Each takes bytes and returns a value or nil (or skips the
+/// malformed line); none of them trusts the input's shape.
+
+/// The fields of /proc/PID/stat the observer uses.
+public struct ProcStat: Equatable, Sendable {
+    public var comm: String
+    public var state: Character
+    public var ppid: Int32
+    /// Field 18: the kernel's scheduling priority.
+    public var priority: Int64
+    /// Field 19: nice value.
+    public var nice: Int64
+    /// Field 20.
+    public var threads: Int64
+    /// Field 22: start time in clock ticks after boot.
+    public var startTime: UInt64
+
+    /// Parses one stat line. The command name sits in parentheses and may itself contain
+    /// spaces and parentheses, so the fields are counted from the last ')'.
+    public init?<C: Collection>(parsing bytes: C) where C.Element == UInt8 {
+        let bytes = Array(bytes)
+        guard let open = bytes.firstIndex(of: UInt8(ascii: "(")),
+              let close = bytes.lastIndex(of: UInt8(ascii: ")")), open < close else { return nil }
+        comm = String(decoding: bytes[(open + 1)..<close], as: UTF8.self)
+        let rest = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
+        // rest[0] is field 3 (state), so field N is rest[N - 3].
+        func field(_ n: Int) -> Substring? {
+            guard n - 3 < rest.count else { return nil }
+            var text = Substring(decoding: rest[n - 3], as: UTF8.self)
+            while text.last == "\n" { text = text.dropLast() }
+            return text
+        }
+        guard rest.count >= 20, let s = field(3), s.count == 1, let state = s.first,
+              let ppid = field(4).flatMap({ Int32($0) }), let priority = field(18).flatMap({ Int64($0) }),
+              let nice = field(19).flatMap({ Int64($0) }), let threads = field(20).flatMap({ Int64($0) }),
+              let start = field(22).flatMap({ UInt64($0) }) else { return nil }
+        self.state = state
+        self.ppid = ppid
+        self.priority = priority
+        self.nice = nice
+        self.threads = threads
+        startTime = start
+    }
+}
+
+/// One socket from /proc/net/{tcp,tcp6,udp,udp6,unix}, keyed by its inode.
+public struct SocketEntry: Equatable, Sendable {
+    public var inode: UInt64
+    /// tcp, tcp6, udp, udp6 or unix.
+    public var protocolName: String
+    public var local: String
+    public var remote: String
+    /// TCP state name (LISTEN, ESTABLISHED, …); for unix sockets the socket type and state.
+    public var state: String
+
+    public init(inode: UInt64, protocolName: String, local: String, remote: String, state: String) {
+        self.inode = inode
+        self.protocolName = protocolName
+        self.local = local
+        self.remote = remote
+        self.state = state
+    }
+}
+
+public enum NetTable {
+    static let tcpStates = ["01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+                            "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"]
+
+    /// Parse a tcp/tcp6/udp/udp6 table. The header line and malformed lines are skipped;
+    /// `malformed` counts the latter.
+    public static func parseInet<C: Collection>(_ bytes: C, protocolName: String) -> (entries: [SocketEntry], malformed: Int) where C.Element == UInt8 {
+        var entries: [SocketEntry] = []
+        var malformed = 0
+        for (i, line) in Array(bytes).split(separator: UInt8(ascii: "\n")).enumerated() where i > 0 {
+            let f = line.split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
+            guard f.count >= 10, f[0].hasSuffix(":"), let local = address(f[1]), let remote = address(f[2]),
+                  f[3].count == 2, let inode = UInt64(f[9]) else { malformed += 1; continue }
+            let state = protocolName.hasPrefix("udp") ? (f[3] == "07" ? "UNCONN" : (f[3] == "01" ? "ESTABLISHED" : f[3])) : (tcpStates[f[3]] ?? f[3])
+            entries.append(SocketEntry(inode: inode, protocolName: protocolName, local: local, remote: remote, state: state))
+        }
+        return (entries, malformed)
+    }
+
+    /// `0100007F:1F90` → `127.0.0.1:8080`; 32 hex digits for IPv6 (four little-endian words).
+    static func address(_ text: String) -> String? {
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let port = UInt16(parts[1], radix: 16) else { return nil }
+        let hex = Array(parts[0])
+        if hex.count == 8, let v = UInt32(String(hex), radix: 16) {
+            return "\(v & 0xFF).\(v >> 8 & 0xFF).\(v >> 16 & 0xFF).\(v >> 24):\(port)"
+        }
+        guard hex.count == 32 else { return nil }
+        var bytes: [UInt8] = []
+        for w in 0..<4 {
+            guard let word = UInt32(String(hex[(w * 8)..<(w * 8 + 8)]), radix: 16) else { return nil }
+            bytes += [UInt8(word & 0xFF), UInt8(word >> 8 & 0xFF), UInt8(word >> 16 & 0xFF), UInt8(word >> 24)]
+        }
+        let groups = stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+        return "[\(groups.joined(separator: ":"))]:\(port)"
+    }
+
+    /// Parse /proc/net/unix: `Num RefCount Protocol Flags Type St Inode [Path]`.
+    public static func parseUnix<C: Collection>(_ bytes: C) -> (entries: [SocketEntry], malformed: Int) where C.Element == UInt8 {
+        var entries: [SocketEntry] = []
+        var malformed = 0
+        let types = ["0001": "stream", "0002": "dgram", "0005": "seqpacket"]
+        let states = ["01": "UNCONNECTED", "02": "CONNECTING", "03": "CONNECTED", "04": "DISCONNECTING"]
+        for (i, line) in Array(bytes).split(separator: UInt8(ascii: "\n")).enumerated() where i > 0 {
+            let f = line.split(separator: UInt8(ascii: " "), maxSplits: 7).map { String(decoding: $0, as: UTF8.self) }
+            guard f.count >= 7, f[0].hasSuffix(":"), f[4].count == 4, f[5].count == 2, let inode = UInt64(f[6]) else { malformed += 1; continue }
+            let path = f.count > 7 ? f[7] : ""
+            let flags = UInt32(f[3], radix: 16) ?? 0
+            let state = (flags & 0x10000 != 0) ? "LISTEN" : (states[f[5]] ?? f[5])
+            entries.append(SocketEntry(inode: inode, protocolName: "unix", local: path, remote: "",
+                                       state: "\(types[f[4]] ?? f[4]) \(state)"))
+        }
+        return (entries, malformed)
+    }
+}
+
+/// One file-backed mapping from /proc/PID/maps.
+public struct MappedFile: Equatable, Sendable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var path: String
+}
+
+public enum ProcMaps {
+    /// The distinct files a process maps (anonymous, [heap], [stack] and the like are left out).
+    public static func parse<C: Collection>(_ bytes: C) -> [MappedFile] where C.Element == UInt8 {
+        var seen: Set<UInt64> = []
+        var files: [MappedFile] = []
+        for line in Array(bytes).split(separator: UInt8(ascii: "\n")) {
+            let f = line.split(separator: UInt8(ascii: " "), maxSplits: 5, omittingEmptySubsequences: true)
+            guard f.count == 6, let inode = UInt64(String(decoding: f[4], as: UTF8.self)), inode != 0 else { continue }
+            let dev = String(decoding: f[3], as: UTF8.self).split(separator: ":")
+            guard dev.count == 2, let major = UInt64(dev[0], radix: 16), let minor = UInt64(dev[1], radix: 16) else { continue }
+            let path = String(decoding: f[5], as: UTF8.self).trimmingCharacters(in: " ")
+            guard path.hasPrefix("/") else { continue }
+            let device = makeDevice(major: major, minor: minor)
+            if seen.insert(device ^ (inode &* 0x9E37_79B9_7F4A_7C15)).inserted {
+                files.append(MappedFile(device: device, inode: inode, path: path))
+            }
+        }
+        return files
+    }
+}
+
+/// glibc's makedev: the st_dev encoding of a major:minor pair.
+public func makeDevice(major: UInt64, minor: UInt64) -> UInt64 {
+    ((major & 0xFFF) << 8) | ((major & ~0xFFF) << 32) | (minor & 0xFF) | ((minor & ~0xFF) << 12)
+}
+
+public func deviceMajor(_ dev: UInt64) -> UInt64 { ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFF) }
+public func deviceMinor(_ dev: UInt64) -> UInt64 { (dev & 0xFF) | ((dev >> 12) & ~0xFF) }
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}
