@@ -76,6 +76,9 @@ final class ProcCache {
     private var lastEdges: [Edge] = []
     private var refreshes = 0
     private var keepOpenBudget: Int
+    /// The observer's own mount namespace: paths other processes' descriptors show resolve the
+    /// same way for it, so a path is stat'ed once per refresh instead of once per descriptor.
+    private lazy var ownMountNamespace: UInt64 = readLinkAt(AT_FDCWD, "\(root)/self/ns/mnt").flatMap(namespaceInode) ?? 0
     var stats = RefreshStats()
 
     init(root: String, includeMaps: Bool, fullRescanEvery: Int) {
@@ -103,6 +106,7 @@ final class ProcCache {
         refreshes += 1
         let full = requested || (fullRescanEvery > 0 && refreshes % fullRescanEvery == 0) || procFD < 0
         stats = RefreshStats(full: full)
+        var pathCache = PathStatCache(mountNamespace: ownMountNamespace)
         if procFD < 0 {
             procFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard procFD >= 0 else { throw ObserverError(path: root, errno: errno) }
@@ -114,7 +118,7 @@ final class ProcCache {
         for pid in pids {
             seen.insert(pid)
             if let entry = entries[pid], !full {
-                switch entry.recheck(procFD: procFD, stats: &stats) {
+                switch entry.recheck(procFD: procFD, paths: &pathCache, stats: &stats) {
                 case .unchanged: continue
                 case .changed:
                     changed = true
@@ -136,7 +140,7 @@ final class ProcCache {
             // A process that cannot be read (it exited, or its stat is unreadable) is a race,
             // not a change: it was never in the graph.
             if let entry = ProcEntry.read(pid: pid, procFD: procFD, keepOpen: entries.count < keepOpenBudget,
-                                          includeMaps: includeMaps, stats: &stats) {
+                                          includeMaps: includeMaps, paths: &pathCache, stats: &stats) {
                 entries[pid] = entry
                 changed = true
             } else {
@@ -265,6 +269,9 @@ final class ProcEntry {
     private(set) var fds: [FD]
     private(set) var maps: [MappedFile]
     let netns: UInt64
+    let mountns: UInt64
+    /// `PID/fd`, relative to /proc, built once.
+    let fdPath: String
     private(set) var socketInodes: Set<UInt64>
     private let includeMaps: Bool
 
@@ -284,7 +291,7 @@ final class ProcEntry {
     }
 
     private init(pid: Int32, statFD: Int32, statBytes: [UInt8], stat: ProcStat, node: Node, fds: [FD],
-                 maps: [MappedFile], netns: UInt64, includeMaps: Bool) {
+                 maps: [MappedFile], netns: UInt64, mountns: UInt64, includeMaps: Bool) {
         self.pid = pid
         id = node.id
         self.statFD = statFD
@@ -295,6 +302,8 @@ final class ProcEntry {
         self.fds = fds
         self.maps = maps
         self.netns = netns
+        self.mountns = mountns
+        fdPath = "\(pid)/fd"
         self.includeMaps = includeMaps
         socketInodes = Set(fds.filter { $0.object?.kind == .socket }.map(\.inode))
     }
@@ -304,10 +313,11 @@ final class ProcEntry {
         statFD = -1
     }
 
-    static func read(pid: Int32, procFD: Int32, keepOpen: Bool, includeMaps: Bool, stats: inout RefreshStats) -> ProcEntry? {
+    static func read(pid: Int32, procFD: Int32, keepOpen: Bool, includeMaps: Bool, paths: inout PathStatCache,
+                     stats: inout RefreshStats) -> ProcEntry? {
         let fd = openat(procFD, "\(pid)/stat", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        guard let bytes = preadAll(fd), let stat = ProcStat(parsing: bytes) else {
+        guard let bytes = preadAll(fd, shortReadEnds: true), let stat = ProcStat(parsing: bytes) else {
             Glibc.close(fd)
             return nil
         }
@@ -319,6 +329,7 @@ final class ProcEntry {
         } ?? ""
         let cgroup = readAt(procFD, "\(pid)/cgroup").map(parseCgroup) ?? ""
         let netns = readLinkAt(procFD, "\(pid)/ns/net").flatMap(namespaceInode) ?? 0
+        let mountns = readLinkAt(procFD, "\(pid)/ns/mnt").flatMap(namespaceInode) ?? 0
         let id = NodeID.process(pid: pid, startTime: stat.startTime)
         let kernelThread = stat.ppid == 2 || pid == 2
         let node = Node(id: id, kind: .process, observability: kernelThread ? .background : .visible, attributes: [
@@ -327,54 +338,71 @@ final class ProcEntry {
             "cgroup": .string(cgroup), "priority": .int(stat.priority), "nice": .int(stat.nice), "threads": .int(stat.threads),
         ])
         let entry = ProcEntry(pid: pid, statFD: keepOpen ? fd : -1, statBytes: bytes, stat: stat, node: node, fds: [],
-                              maps: [], netns: netns, includeMaps: includeMaps)
+                              maps: [], netns: netns, mountns: mountns, includeMaps: includeMaps)
         if !keepOpen { Glibc.close(fd) }
-        entry.scanDescriptors(procFD: procFD, stats: &stats)
+        entry.scanDescriptors(procFD: procFD, paths: &paths, stats: &stats)
         if includeMaps { entry.maps = readAt(procFD, "\(pid)/maps").map { ProcMaps.parse($0) } ?? [] }
         return entry
     }
 
-    /// Cheap check: one pread of stat, one fstatat of the fd directory.
-    func recheck(procFD: Int32, stats: inout RefreshStats) -> Recheck {
-        let bytes: [UInt8]?
-        if statFD >= 0 {
-            bytes = preadAll(statFD)
-        } else {
-            bytes = readAt(procFD, "\(pid)/stat")
-        }
+    /// Cheap check: one pread of stat into a reused buffer, compared in place, and one fstatat
+    /// of the fd directory. Allocates nothing when nothing changed.
+    func recheck(procFD: Int32, paths: inout PathStatCache, stats: inout RefreshStats) -> Recheck {
         stats.statRereads += 1
-        guard let bytes else { return .gone }
+        var same = false
+        var fresh: [UInt8]?
+        if statFD >= 0 {
+            let n = ProcEntry.scratch.withUnsafeMutableBytes { p in pread(statFD, p.baseAddress, p.count, 0) }
+            guard n > 0 else { return .gone }
+            if n < ProcEntry.scratch.count {
+                same = n == statBytes.count && ProcEntry.scratch.withUnsafeBytes { a in
+                    statBytes.withUnsafeBytes { b in memcmp(a.baseAddress!, b.baseAddress!, n) == 0 }
+                }
+                if !same { fresh = Array(ProcEntry.scratch.prefix(n)) }
+            } else {
+                fresh = preadAll(statFD)
+            }
+        } else {
+            fresh = readAt(procFD, "\(pid)/stat")
+            guard fresh != nil else { return .gone }
+        }
         var changed = false
-        if bytes != statBytes {
-            guard let fresh = ProcStat(parsing: bytes) else { return .gone }
-            guard fresh.startTime == stat.startTime else { return .reused }
-            if fresh != stat {
-                stat = fresh
-                node["ppid"] = .int(Int64(fresh.ppid))
-                node["comm"] = .string(fresh.comm)
-                node["state"] = .string(String(fresh.state))
-                node["priority"] = .int(fresh.priority)
-                node["nice"] = .int(fresh.nice)
-                node["threads"] = .int(fresh.threads)
+        if !same, let bytes = fresh, bytes != statBytes {
+            guard let parsed = ProcStat(parsing: bytes) else { return .gone }
+            guard parsed.startTime == stat.startTime else { return .reused }
+            if parsed != stat {
+                stat = parsed
+                node["ppid"] = .int(Int64(parsed.ppid))
+                node["comm"] = .string(parsed.comm)
+                node["state"] = .string(String(parsed.state))
+                node["priority"] = .int(parsed.priority)
+                node["nice"] = .int(parsed.nice)
+                node["threads"] = .int(parsed.threads)
                 changed = true
             }
             statBytes = bytes
         }
         var st = Glibc.stat()
-        guard fstatat(procFD, "\(pid)/fd", &st, 0) == 0 else { return .gone }
+        guard fstatat(procFD, fdPath, &st, 0) == 0 else { return .gone }
         if FDSignature(st) != fdSignature {
-            scanDescriptors(procFD: procFD, stats: &stats)
+            scanDescriptors(procFD: procFD, paths: &paths, stats: &stats)
             changed = true
         }
         return changed ? .changed : .unchanged
     }
 
-    func scanDescriptors(procFD: Int32, stats: inout RefreshStats) {
+    /// The buffer rechecks read stat lines into (one loop, one thread: never shared).
+    nonisolated(unsafe) static var scratch = [UInt8](repeating: 0, count: 1024)
+
+    func scanDescriptors(procFD: Int32, paths: inout PathStatCache, stats: inout RefreshStats) {
         stats.descriptorScans += 1
         fds = []
-        let dirFD = openat(procFD, "\(pid)/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        // The signature is taken as recheck takes it: before this scan opens the directory
+        // (which, for the observer's own process, is one more descriptor).
         var st = Glibc.stat()
-        guard dirFD >= 0, fstat(dirFD, &st) == 0, let dir = fdopendir(dirFD) else {
+        let signed = fstatat(procFD, "\(pid)/fd", &st, 0) == 0
+        let dirFD = openat(procFD, "\(pid)/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard signed, dirFD >= 0, let dir = fdopendir(dirFD) else {
             if dirFD >= 0 { Glibc.close(dirFD) }
             fdSignature = .none
             node["fds"] = .int(0)
@@ -390,8 +418,13 @@ final class ProcEntry {
         for n in numbers.sorted() {
             let name = String(n)
             guard let target = readLinkAt(dirFD, name) else { stats.raced += 1; continue }
-            if target.hasPrefix("anon_inode:") {
+            // Anonymous inodes, sockets and pipes are named by their link (`socket:[123]`): no stat needed.
+            if target.hasPrefix("anon_inode:") || target.hasPrefix("socket:[") || target.hasPrefix("pipe:[") {
                 fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: nil))
+                continue
+            }
+            if let st = paths.lookup(target, mountNamespace: mountns) {
+                fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: st))
                 continue
             }
             var st = Glibc.stat()
@@ -409,6 +442,20 @@ final class ProcEntry {
         var attributes: [String: AttributeValue] = ["fd": .int(Int64(fd)), "target": .string(target)]
         var object: Node?
         var inode: UInt64 = 0
+        if let inode = bracketedInode(target, prefix: "socket:[") {
+            attributes["type"] = .string("socket")
+            object = Node(id: .object(.socket, String(inode)), kind: .socket, observability: .background,
+                          attributes: ["ino": .int(Int64(bitPattern: inode)), "protocol": .string("other")])
+            return FD(number: fd, node: Node(id: fdID, kind: .fileDescriptor, observability: .background, attributes: attributes),
+                      object: object, inode: inode)
+        }
+        if let inode = bracketedInode(target, prefix: "pipe:[") {
+            attributes["type"] = .string("fifo")
+            object = Node(id: .object(.pipe, String(inode)), kind: .pipe, observability: .background,
+                          attributes: ["name": .string(target), "ino": .int(Int64(bitPattern: inode))])
+            return FD(number: fd, node: Node(id: fdID, kind: .fileDescriptor, observability: .background, attributes: attributes),
+                      object: object, inode: inode)
+        }
         if target.hasPrefix("anon_inode:") {
             var subtype = String(target.dropFirst("anon_inode:".count))
             if subtype.hasPrefix("[") && subtype.hasSuffix("]") { subtype = String(subtype.dropFirst().dropLast()) }
@@ -449,6 +496,31 @@ final class ProcEntry {
     }
 }
 
+/// stat results by path, for one refresh, for descriptors of processes that share the
+/// observer's mount namespace. Only absolute paths of files that still exist are cached:
+/// `socket:[…]`, `pipe:[…]`, `… (deleted)` and anything else go through the descriptor itself.
+struct PathStatCache {
+    let mountNamespace: UInt64
+    private var cache: [String: Glibc.stat?] = [:]
+
+    init(mountNamespace: UInt64) { self.mountNamespace = mountNamespace }
+
+    mutating func lookup(_ path: String, mountNamespace ns: UInt64) -> Glibc.stat? {
+        guard ns == mountNamespace, ns != 0, path.hasPrefix("/"), !path.hasSuffix(" (deleted)") else { return nil }
+        if let hit = cache[path] { return hit }
+        var st = Glibc.stat()
+        let result: Glibc.stat? = stat(path, &st) == 0 ? st : nil
+        cache[path] = result
+        return result
+    }
+}
+
+/// `socket:[123]` → 123 (for the given prefix).
+func bracketedInode(_ target: String, prefix: String) -> UInt64? {
+    guard target.hasPrefix(prefix), target.hasSuffix("]") else { return nil }
+    return UInt64(target.dropFirst(prefix.count).dropLast())
+}
+
 /// `0::/user.slice/x` (cgroup v2) or the first hierarchy's path.
 func parseCgroup(_ bytes: [UInt8]) -> String {
     let lines = bytes.split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) }
@@ -467,16 +539,21 @@ func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
 }
 
 /// A whole small file read from offset 0 of an open descriptor (fresh each time for /proc files).
-func preadAll(_ fd: Int32) -> [UInt8]? {
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    var offset = 0
-    while true {
-        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
-        if n < 0 { if errno == EINTR { continue } else { return nil } }
-        if n == 0 { return out }
-        out.append(contentsOf: buffer.prefix(n))
-        offset += n
+/// With `shortReadEnds`, a read shorter than the buffer is taken as the end: true of files
+/// procfs generates in one go (a stat line), never of seq_file tables like /proc/net/tcp, which
+/// hand over whole records per read and so return short reads before their end.
+func preadAll(_ fd: Int32, shortReadEnds: Bool = false) -> [UInt8]? {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { chunk -> [UInt8]? in
+        var out: [UInt8] = []
+        var offset = 0
+        while true {
+            let n = pread(fd, chunk.baseAddress, chunk.count, off_t(offset))
+            if n < 0 { if errno == EINTR { continue } else { return nil } }
+            if n == 0 { return out }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: chunk[0..<n]))
+            if shortReadEnds && n < chunk.count { return out }
+            offset += n
+        }
     }
 }
 
@@ -489,10 +566,13 @@ func readAt(_ dirFD: Int32, _ path: String) -> [UInt8]? {
 }
 
 func readLinkAt(_ dirFD: Int32, _ path: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlinkat(dirFD, path, &buffer, buffer.count)
-    guard n >= 0 else { return nil }
-    return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { buffer -> String? in
+        let n = readlinkat(dirFD, path, buffer.baseAddress!, buffer.count)
+        guard n >= 0 else { return nil }
+        return UnsafeRawBufferPointer(start: buffer.baseAddress, count: n).withMemoryRebound(to: UInt8.self) {
+            String(decoding: $0, as: UTF8.self)
+        }
+    }
 }
 
 private let RLIMIT_NOFILE_ = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)

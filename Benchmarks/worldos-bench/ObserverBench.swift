@@ -1,0 +1,123 @@
+import CShim
+import Foundation
+import Glibc
+import LoopCore
+import Observer
+import StateGraph
+
+/// ~500 processes holding 20 descriptors each: stdio on /dev/null, 6 files, 2 pipes (4 ends),
+/// 2 unix socket pairs (4 ends), both ends of a loopback TCP connection and a UDP socket.
+/// Each is `sleep`, spawned with its descriptors inherited, so the load costs little memory.
+final class Load {
+    var pids: [pid_t] = []
+    let directory: String
+
+    init(processes: Int) throws {
+        directory = NSTemporaryDirectory() + "worldos-bench-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for i in 0..<6 { FileManager.default.createFile(atPath: "\(directory)/f\(i)", contents: Data("bench".utf8)) }
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        listen(listener, 1024)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        defer { close(listener) }
+        for _ in 0..<processes {
+            var held: [Int32] = []
+            for i in 0..<6 { held.append(open("\(directory)/f\(i)", O_RDONLY)) }
+            for _ in 0..<2 {
+                var p: [Int32] = [0, 0]
+                pipe(&p)
+                held += p
+            }
+            for _ in 0..<2 {
+                var p: [Int32] = [0, 0]
+                socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &p)
+                held += p
+            }
+            let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, length) } }
+            held += [client, accept(listener, nil, nil), socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)]
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            for std in 0..<3 { posix_spawn_file_actions_addopen(&actions, Int32(std), "/dev/null", O_RDWR, 0) }
+            for (i, fd) in held.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + i)) }
+            var pid: pid_t = 0
+            let argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("600"), nil]
+            let r = posix_spawn(&pid, "/bin/sleep", &actions, nil, argv, environ)
+            argv.forEach { free($0) }
+            posix_spawn_file_actions_destroy(&actions)
+            held.forEach { close($0) }
+            guard r == 0 else { throw NSError(domain: "posix_spawn", code: Int(r)) }
+            pids.append(pid)
+        }
+    }
+
+    deinit {
+        for pid in pids { kill(pid, SIGKILL) }
+        for pid in pids { var status: Int32 = 0; waitpid(pid, &status, 0) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Run a command with its output thrown away; its wall time in milliseconds.
+func timeCommand(_ path: String, _ arguments: [String]) -> Double {
+    milliseconds {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        var pid: pid_t = 0
+        posix_spawn(&pid, path, &actions, nil, argv, environ)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        argv.forEach { free($0) }
+        posix_spawn_file_actions_destroy(&actions)
+    }
+}
+
+func observerBenchmark() throws {
+    let load = try Load(processes: Int(ProcessInfo.processInfo.environment["BENCH_PROCESSES"] ?? "") ?? 500)
+    let now = Instant(nanoseconds: 0)
+
+    var nodes = 0
+    var fullTimes: [Double] = []
+    for _ in 0..<5 {
+        var cold = ProcObserver(fullRescanEvery: 0)
+        fullTimes.append(try milliseconds { nodes = try cold.refresh(at: now, full: true).nodes.count })
+    }
+    var warm = ProcObserver(fullRescanEvery: 0)
+    _ = try warm.refresh(at: now, full: true)
+    var quietTimes: [Double] = []
+    var quiet = 0
+    for _ in 0..<21 {
+        quietTimes.append(try milliseconds { _ = try warm.observe(at: now) })
+        if !warm.lastRefresh.changed { quiet += 1 }
+    }
+    let lsofTimes = (0..<3).map { _ in timeCommand("/usr/bin/lsof", ["-n", "-P"]) }
+    let psTimes = (0..<5).map { _ in timeCommand("/bin/ps", ["-e"]) }
+
+    // Memory: bytes the graph built from one observation holds, per 1,000 nodes.
+    var observer = ProcObserver(fullRescanEvery: 0)
+    let observation = try observer.refresh(at: now, full: true)
+    let before = worldos_heap_in_use()
+    var graph = Graph()
+    try graph.apply(GraphDelta(observation.nodes.map { .addNode($0) } + observation.edges.map { .addEdge($0) }))
+    let bytes = Double(worldos_heap_in_use() - before)
+
+    let full = median(fullTimes), unchanged = median(quietTimes), lsof = median(lsofTimes), ps = median(psTimes)
+    print("observer (\(load.pids.count) processes × 20 descriptors; \(nodes) nodes observed)")
+    print(String(format: "  full refresh (processes + fds + sockets): %8.2f ms  (median of %d)", full, fullTimes.count))
+    print(String(format: "  refresh when nothing changed:             %8.3f ms  (median of %d; %d of them found no change)", unchanged, quietTimes.count, quiet))
+    print(String(format: "  lsof -n -P (reference):                   %8.2f ms  (median of %d)", lsof, lsofTimes.count))
+    print(String(format: "  ps -e (reference):                        %8.2f ms  (median of %d)", ps, psTimes.count))
+    print(String(format: "  ratio full / lsof:                        %8.4f  (goal ≤ 0.1: %@)", full / lsof, full / lsof <= 0.1 ? "met" : "NOT MET"))
+    print(String(format: "  ratio unchanged / full:                   %8.4f  (goal ≤ 0.05: %@)", unchanged / full, unchanged / full <= 0.05 ? "met" : "NOT MET"))
+    print(String(format: "  ratio full / ps -e:                       %8.4f", full / ps))
+    print(String(format: "  graph memory: %.0f KiB per 1,000 nodes (%d nodes, %d edges)", bytes / Double(graph.nodeCount) * 1000 / 1024,
+                 graph.nodeCount, graph.edgeCount))
+}
