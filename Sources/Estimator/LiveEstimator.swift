@@ -26,7 +26,8 @@ public struct LiveEstimator: Estimating {
         let observedIDs = Set(observation.nodes.map(\.id))
         var observedByID: [NodeID: Node] = [:]
         for var node in observation.nodes {
-            node.projected = node.kind == .process && node.observability == .visible
+            // Processes are on the panel when visible; other kinds keep what their observer said.
+            if node.kind == .process { node.projected = node.observability == .visible }
             observedByID[node.id] = node
         }
         // Context descriptors stand only if the supervisor really holds that descriptor.

@@ -1,6 +1,10 @@
 import LoopCore
 import StateGraph
 
+extension String {
+    func padding(to width: Int) -> String { count >= width ? self + " " : self + String(repeating: " ", count: width - count) }
+}
+
 /// Draws the operator panel from the UI-projected subset of a posterior: a header with the
 /// step's numbers, the execution contexts with what they last did (denials in red), and the
 /// projected processes. Beside the pixels, a semantics tree names every row and the node it shows.
@@ -71,6 +75,31 @@ public struct PanelRenderer: Rendering {
             }
         }
 
+        let sensors = projected.filter { $0.kind == .sensor }
+        if !sensors.isEmpty {
+            y += line / 2
+            row("TELEMETRY (\(sensors.count))", y: y, color: Color.section, role: "section")
+            y += line
+            // Two sensors to a row; the most telling first: load, memory, pressure, then the rest.
+            let order = ["load/", "memory/MemAvailable", "pressure/cpu/some", "pressure/memory/some", "pressure/io/some",
+                         "thermal/", "hwmon/", "power/", "cpufreq/"]
+            func rank(_ n: Node) -> Int { order.firstIndex { n.id.rawValue.dropFirst(7).hasPrefix($0) } ?? order.count }
+            let chosen = sensors.filter { rank($0) < order.count }.sorted { (rank($0), $0.id) < (rank($1), $1.id) }.prefix(8)
+            let cells = chosen.map { s -> String in
+                let name = s.id.rawValue.dropFirst("sensor:".count)
+                let value = s["value"].map { v -> String in
+                    if case .double(let d) = v { return d >= 100 ? String(Int(d.rounded())) : String(format2(d)) }
+                    return "\(v)"
+                } ?? "?"
+                return "\(name) \(value)\(s["unit"]?.stringValue.map { $0.isEmpty ? "" : " " + $0 } ?? "")"
+            }
+            for i in stride(from: 0, to: cells.count, by: 2) {
+                let left = cells[i].padding(to: 44), right = i + 1 < cells.count ? cells[i + 1] : ""
+                row(left + right, y: y, color: Color.text, role: "telemetry", node: chosen[chosen.index(chosen.startIndex, offsetBy: i)].id)
+                y += line
+            }
+        }
+
         y += line / 2
         row("PROCESSES (\(processes.count))   pid  state  fds  command", y: y, color: Color.section, role: "section")
         y += line
@@ -91,6 +120,11 @@ public struct PanelRenderer: Rendering {
             row("... and \(processes.count - shown.count) more", y: y, color: Color.dim, role: "more")
         }
         return Frame(width: width, height: height, pixels: canvas.pixels, semantics: semantics, step: posterior.step)
+    }
+
+    private func format2(_ d: Double) -> String {
+        let scaled = (d * 100).rounded() / 100
+        return String(scaled)
     }
 
     private func pad(_ v: Int64, _ width: Int) -> String {

@@ -71,7 +71,7 @@ public enum Supervisor {
         }
         return SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
-            observer: ProcObserver(), estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
+            observer: CompositeObserver([ProcObserver(), TelemetryObserver()]), estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode), executor: TraceExecutor(),
             host: LinuxHost(), predictor: TrivialPredictor(), recorder: trace)
@@ -102,7 +102,7 @@ public enum Supervisor {
 
     /// One observation of this machine, as a graph.
     public static func observeNow() throws -> (Graph, supervisor: NodeID?) {
-        var observer = ProcObserver()
+        var observer = CompositeObserver([ProcObserver(), TelemetryObserver()])
         let observation = try observer.observe(at: SystemClock().now())
         let prior = Prior(step: 0, graph: Graph())
         let posterior = try LiveEstimator().posterior(from: prior, observation: observation, at: observation.time)
@@ -131,6 +131,12 @@ public enum Supervisor {
             for c in (children[p.id] ?? []).sorted(by: { pid($0) < pid($1) }) { emit(c, depth: depth + 1) }
         }
         for r in roots.sorted(by: { pid($0) < pid($1) }) { emit(r, depth: 0) }
+        let sensors = graph.nodes(ofKind: .sensor)
+        if !sensors.isEmpty { out += "telemetry (\(sensors.count) sensors)\n" }
+        for sensor in sensors {
+            let value = sensor["value"].map { "\($0)" } ?? "?"
+            out += "  \(sensor.id.rawValue.dropFirst("sensor:".count)) = \(value) \(sensor["unit"]?.stringValue ?? "")\n"
+        }
         for context in graph.contexts {
             out += "context \(context.id) caps [\(context.capabilities.sorted().joined(separator: "; "))]\n"
             for member in graph.owned(by: context.id).compactMap({ graph[$0] }) {

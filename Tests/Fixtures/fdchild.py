@@ -60,6 +60,8 @@ for line in sys.stdin:
             else:
                 os.close(fd)
             reply = "ok"
+        elif cmd[0] == "ping":
+            reply = "pong"
         elif cmd[0] == "exit":
             sys.exit(0)
         else:
