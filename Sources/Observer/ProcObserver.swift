@@ -9,9 +9,9 @@ import StateGraph
 /// socket is its inode, and sockets carry their addresses and state from /proc/PID/net/* of
 /// their own network namespace.
 ///
-/// Incremental: each process's stat file stays open and is re-read with one pread; its
-/// descriptor table is re-read only when its size (fstat of /proc/PID/fd, which reports the
-/// number of open descriptors) changed, when the process is new, or every `fullRescanEvery`
+/// Incremental: each process's stat file and fd directory stay open; stat is re-read with one
+/// pread and the directory fstat'ed; the descriptor table is re-read only when its size (on
+/// procfs, the number of open descriptors) changed, when the process is new, or every `fullRescanEvery`
 /// refreshes (which also catches a descriptor swapped for another with the count unchanged, and
 /// TCP state changes). A refresh that finds nothing changed hands back the previous arrays.
 ///
@@ -85,8 +85,9 @@ final class ProcCache {
         self.root = root
         self.includeMaps = includeMaps
         self.fullRescanEvery = fullRescanEvery
-        // Each kept stat file costs a descriptor: raise the soft limit to the hard one and use
-        // at most half of it, falling back to open/read/close beyond that.
+        // Each process kept open costs two descriptors (stat and the fd directory): raise the
+        // soft limit to the hard one and use at most half of it, falling back to
+        // open/read/close (and a path walk) beyond that.
         var limit = rlimit()
         getrlimit(RLIMIT_NOFILE_, &limit)
         if limit.rlim_cur < limit.rlim_max {
@@ -94,7 +95,7 @@ final class ProcCache {
             setrlimit(RLIMIT_NOFILE_, &limit)
             getrlimit(RLIMIT_NOFILE_, &limit)
         }
-        keepOpenBudget = Int(min(limit.rlim_cur, 1 << 20)) / 2
+        keepOpenBudget = Int(min(limit.rlim_cur, 1 << 20)) / 4
     }
 
     deinit {
@@ -259,6 +260,8 @@ final class ProcEntry {
     let pid: Int32
     let id: NodeID
     private(set) var statFD: Int32
+    /// /proc/PID/fd kept open alongside stat, so the recheck is an fstat, not a path walk.
+    private(set) var fdDirFD: Int32 = -1
     private(set) var statBytes: [UInt8]
     private(set) var stat: ProcStat
     private(set) var node: Node
@@ -310,7 +313,9 @@ final class ProcEntry {
 
     func close() {
         if statFD >= 0 { Glibc.close(statFD) }
+        if fdDirFD >= 0 { Glibc.close(fdDirFD) }
         statFD = -1
+        fdDirFD = -1
     }
 
     static func read(pid: Int32, procFD: Int32, keepOpen: Bool, includeMaps: Bool, paths: inout PathStatCache,
@@ -339,7 +344,7 @@ final class ProcEntry {
         ])
         let entry = ProcEntry(pid: pid, statFD: keepOpen ? fd : -1, statBytes: bytes, stat: stat, node: node, fds: [],
                               maps: [], netns: netns, mountns: mountns, includeMaps: includeMaps)
-        if !keepOpen { Glibc.close(fd) }
+        if !keepOpen { Glibc.close(fd) } else { entry.fdDirFD = openat(procFD, "\(pid)/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         entry.scanDescriptors(procFD: procFD, paths: &paths, stats: &stats)
         if includeMaps { entry.maps = readAt(procFD, "\(pid)/maps").map { ProcMaps.parse($0) } ?? [] }
         return entry
@@ -383,7 +388,8 @@ final class ProcEntry {
             statBytes = bytes
         }
         var st = Glibc.stat()
-        guard fstatat(procFD, fdPath, &st, 0) == 0 else { return .gone }
+        let statted = fdDirFD >= 0 ? fstat(fdDirFD, &st) == 0 : fstatat(procFD, fdPath, &st, 0) == 0
+        guard statted else { return .gone }
         if FDSignature(st) != fdSignature {
             scanDescriptors(procFD: procFD, paths: &paths, stats: &stats)
             changed = true
@@ -400,7 +406,7 @@ final class ProcEntry {
         // The signature is taken as recheck takes it: before this scan opens the directory
         // (which, for the observer's own process, is one more descriptor).
         var st = Glibc.stat()
-        let signed = fstatat(procFD, "\(pid)/fd", &st, 0) == 0
+        let signed = fdDirFD >= 0 ? fstat(fdDirFD, &st) == 0 : fstatat(procFD, "\(pid)/fd", &st, 0) == 0
         let dirFD = openat(procFD, "\(pid)/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard signed, dirFD >= 0, let dir = fdopendir(dirFD) else {
             if dirFD >= 0 { Glibc.close(dirFD) }
