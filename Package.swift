@@ -4,8 +4,10 @@ import PackageDescription
 // Targets read as the design map (../shared/DESIGN.md): the graph and the loop's protocols know
 // nothing of C; the host adapter imports the C libraries; WorldOSTesting ships the manual clock
 // and the test twins as siblings of the real stages.
-// SHA-256 of every frame (LoopCore) and the rasterizer (Renderer) touch every pixel of a
-// 1280×800 panel each step: unoptimized they take ~200 ms a step, optimized ~10 ms.
+// SHA-256 of every frame (Digest) and the rasterizer (Renderer) touch every pixel of a 1280×800
+// panel each step: unoptimized they take ~200 ms a step, optimized ~10 ms. Only small modules
+// with stable public types get this: mixing -O into a module whose public structs change often
+// left dependents compiled against a stale layout in an incremental build.
 let optimizedEvenInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
@@ -38,13 +40,14 @@ let package = Package(
         // The state graph: typed nodes and edges, partitions, deltas, snapshots. No C.
         .target(name: "StateGraph"),
         // The loop's protocols, modes, clock, micro-steps and the macro step itself. No C.
-        .target(name: "LoopCore", dependencies: ["StateGraph"], swiftSettings: optimizedEvenInDebug),
+        .target(name: "Digest", swiftSettings: optimizedEvenInDebug),
+        .target(name: "LoopCore", dependencies: ["StateGraph", "Digest"]),
         // Append-only JSON-lines files (trace, audit log): whole-line writes, fsync, torn tails.
         .target(name: "Journal"),
         // Strict YAML configuration (policies, benches): unknown keys rejected, file:line errors.
         .target(name: "Config", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Components, one target each.
-        .target(name: "Observer", dependencies: ["StateGraph", "LoopCore"]),
+        .target(name: "Observer", dependencies: ["StateGraph", "LoopCore", "CShim"]),
         .target(name: "Estimator", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Scheduler", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Executor", dependencies: ["StateGraph", "LoopCore"]),

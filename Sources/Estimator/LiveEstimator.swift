@@ -39,8 +39,17 @@ public struct LiveEstimator: Estimating {
             return !supervisorFDs.contains(fd)
         }.map(\.id))
 
-        var nodes = before.nodes.filter { !inScope($0) && !staleContextFDs.contains($0.id) }
+        // Events observed at the last step have been recorded with it; this step's replace them.
+        let earlierEvent = { (n: Node) in n.partition == .kernel && n.kind == .pendingEvent && n["observed"] == .bool(true) }
+        var nodes = before.nodes.filter { !inScope($0) && !staleContextFDs.contains($0.id) && !earlierEvent($0) }
         nodes.append(contentsOf: observedByID.values)
+        for (i, event) in observation.events.enumerated() {
+            var attributes: [String: AttributeValue] = ["observed": .bool(true), "source": .string(event.source),
+                                                        "action": .string(event.action), "subject": .string(event.subject),
+                                                        "time": .int(Int64(event.time.nanoseconds))]
+            for (k, v) in event.details { attributes["detail." + k] = .string(v) }
+            nodes.append(Node(id: .pendingEvent("\(prior.step).\(i)"), kind: .pendingEvent, projected: true, attributes: attributes))
+        }
         let kept = Set(nodes.map(\.id))
         var edges = before.edges.filter { e in
             kept.contains(e.from) && kept.contains(e.to) && !(observedIDs.contains(e.from) && observedIDs.contains(e.to))

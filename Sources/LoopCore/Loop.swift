@@ -13,6 +13,7 @@ public struct StepReport: Sendable {
     public var priorNodes: Int
     public var observedNodes: Int?
     public var observationError: String?
+    public var events: [ObservedEvent] = []
     public var surprise: Surprise?
     public var posteriorNodes: Int
     public var frameHash: String
@@ -29,7 +30,8 @@ public struct StepReport: Sendable {
         if let error = observationError {
             out.append("  observe:   FAILED (\(error)); the prior stands for this step")
         } else if let observed = observedNodes {
-            out.append("  observe:   \(observed) nodes from /proc")
+            out.append("  observe:   \(observed) nodes from /proc and /sys" + (events.isEmpty ? "" : ", \(events.count) events"))
+            for e in events.prefix(8) { out.append("    event:   \(e.source) \(e.action) \(e.subject)") }
         } else {
             out.append("  observe:   skipped (latent: no machine in the loop)")
         }
@@ -142,11 +144,12 @@ public struct SupervisorLoop {
         try recorder.record(Transition(
             step: index, mode: mode, time: now, observedNodes: observation?.nodes.count, racedEntries: observation?.raced,
             surprise: posterior.surprise, frameHash: frame.hash, framePNG: png, stateDelta: delta,
-            context: outcome == nil ? nil : chosen, outcome: outcome, nodeCount: next.nodeCount))
+            context: outcome == nil ? nil : chosen, outcome: outcome, nodeCount: next.nodeCount,
+            events: observation?.events ?? []))
         memory = next
         stepCount += 1
         return StepReport(step: index, mode: mode, priorNodes: prior.graph.nodeCount, observedNodes: observation?.nodes.count,
-                          observationError: observationError, surprise: posterior.surprise,
+                          observationError: observationError, events: observation?.events ?? [], surprise: posterior.surprise,
                           posteriorNodes: posterior.graph.nodeCount, frameHash: frame.hash, framePNG: png,
                           context: outcome == nil ? nil : chosen, outcome: outcome, nextNodes: next.nodeCount)
     }

@@ -1,3 +1,4 @@
+@_exported import Digest
 import StateGraph
 
 /// The three modes of one loop (DESIGN.md).
@@ -8,6 +9,27 @@ public enum Mode: String, Codable, CaseIterable, Sendable {
     case filtered
     /// Dreaming: no observer, no host calls; outcomes come from the predictor. Never a real result.
     case latent
+}
+
+/// Something that happened asynchronously: a kernel uevent, a device node appearing, a process
+/// exiting, a signal. It becomes a pending-event node in the step that observed it.
+public struct ObservedEvent: Hashable, Codable, Sendable {
+    /// uevent, device-node, process, signal.
+    public var source: String
+    /// add, remove, bind, exit, create, delete, SIGHUP, ...
+    public var action: String
+    /// What it happened to: a devpath, a /dev name, a pid, a signal number.
+    public var subject: String
+    public var time: Instant
+    public var details: [String: String]
+
+    public init(source: String, action: String, subject: String, time: Instant, details: [String: String] = [:]) {
+        self.source = source
+        self.action = action
+        self.subject = subject
+        self.time = time
+        self.details = details
+    }
 }
 
 /// One observation bundle: what the observer saw of the kernel partition at `time`.
@@ -23,14 +45,18 @@ public struct Observation: Sendable {
     /// Entries that vanished or could not be read mid-observation (a process that exited
     /// between readdir and read). Normal on a live machine; counted, never fatal.
     public var raced: Int
+    /// Asynchronous events that arrived since the last observation, in arrival order.
+    public var events: [ObservedEvent]
 
-    public init(time: Instant, scope: Set<NodeKind>, nodes: [Node], edges: [Edge], supervisor: NodeID?, raced: Int = 0) {
+    public init(time: Instant, scope: Set<NodeKind>, nodes: [Node], edges: [Edge], supervisor: NodeID?, raced: Int = 0,
+                events: [ObservedEvent] = []) {
         self.time = time
         self.scope = scope
         self.nodes = nodes
         self.edges = edges
         self.supervisor = supervisor
         self.raced = raced
+        self.events = events
     }
 }
 
@@ -183,9 +209,12 @@ public struct Transition: Codable, Sendable {
     public var context: String?
     public var outcome: ActionOutcome?
     public var nodeCount: Int
+    /// Asynchronous events observed at the start of this step.
+    public var events: [ObservedEvent]
 
     public init(step: Int, mode: Mode, time: Instant, observedNodes: Int?, racedEntries: Int?, surprise: Surprise?,
-                frameHash: String, framePNG: String?, stateDelta: GraphDelta, context: String?, outcome: ActionOutcome?, nodeCount: Int) {
+                frameHash: String, framePNG: String?, stateDelta: GraphDelta, context: String?, outcome: ActionOutcome?, nodeCount: Int,
+                events: [ObservedEvent] = []) {
         self.step = step
         self.mode = mode
         self.time = time
@@ -198,5 +227,6 @@ public struct Transition: Codable, Sendable {
         self.context = context
         self.outcome = outcome
         self.nodeCount = nodeCount
+        self.events = events
     }
 }

@@ -16,6 +16,7 @@ public struct CompositeObserver: Observing {
             merged.edges += o.edges
             merged.supervisor = merged.supervisor ?? o.supervisor
             merged.raced += o.raced
+            merged.events += o.events
         }
         return merged
     }

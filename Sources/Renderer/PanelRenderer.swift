@@ -100,6 +100,18 @@ public struct PanelRenderer: Rendering {
             }
         }
 
+        let events = projected.filter { $0.kind == .pendingEvent }
+        if !events.isEmpty {
+            y += line / 2
+            row("EVENTS THIS STEP (\(events.count))", y: y, color: Color.section, role: "section")
+            y += line
+            for event in events.prefix(4) {
+                let text = ["source", "action", "subject"].compactMap { event[$0]?.stringValue }.joined(separator: " ")
+                row(text, y: y, color: Color.dim, role: "event", node: event.id)
+                y += line
+            }
+        }
+
         y += line / 2
         row("PROCESSES (\(processes.count))   pid  state  fds  command", y: y, color: Color.section, role: "section")
         y += line

@@ -64,6 +64,10 @@ public enum Supervisor {
         } catch {
             throw SupervisorError(message: "cannot create the output folder \(options.out): \(error.localizedDescription); choose another with --out")
         }
+        let (events, unavailable) = EventObserver.standard()
+        for reason in unavailable {
+            FileHandle.standardError.write(Data("note: event source unavailable, continuing without it: \(reason)\n".utf8))
+        }
         let audit = try AuditLog(path: options.auditPath)
         let trace = try TraceWriter(path: options.tracePath)
         for (path, torn) in [(options.auditPath, audit.tornTailBytes), (options.tracePath, trace.tornTailBytes)] where torn > 0 {
@@ -71,7 +75,7 @@ public enum Supervisor {
         }
         return SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
-            observer: CompositeObserver([ProcObserver(), TelemetryObserver()]), estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
+            observer: CompositeObserver([ProcObserver(), TelemetryObserver(), events]), estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode), executor: TraceExecutor(),
             host: LinuxHost(), predictor: TrivialPredictor(), recorder: trace)

@@ -64,14 +64,4 @@ final class HostAdapterTests: XCTestCase {
         XCTAssertTrue(libs.libserialport.hasPrefix("0."), libs.libserialport)
         XCTAssertTrue(libs.libdrm.hasPrefix("linked"))
     }
-
-    func testSignalWatch_seesASignalAsAReadableEvent_andReleasesItsHandler() throws {
-        let watch = try SignalWatch(signals: [SIGUSR2])
-        XCTAssertFalse(watch.pending)
-        raise(SIGUSR2)
-        XCTAssertTrue(watch.wait(for: .seconds(1)))
-        var old = sigaction()
-        sigaction(SIGUSR2, nil, &old)
-        XCTAssertNotNil(old.__sigaction_handler.sa_handler, "installed while the watch lives")
-    }
 }

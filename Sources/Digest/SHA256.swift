@@ -87,6 +87,6 @@ public struct SHA256: Sendable {
     }
 }
 
-extension String {
+private extension String {
     func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

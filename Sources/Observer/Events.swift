@@ -1,0 +1,277 @@
+import CShim
+import Glibc
+import LoopCore
+import StateGraph
+
+/// A source of asynchronous events with a descriptor the loop can poll. `drain` reads whatever
+/// is pending without blocking.
+public protocol EventSource: AnyObject {
+    var descriptor: Int32 { get }
+    func drain(at now: Instant) -> [ObservedEvent]
+}
+
+/// The event sources as an observer: an observation with no nodes of its own, only events.
+public struct EventObserver: Observing {
+    public var sources: [any EventSource]
+    public init(_ sources: [any EventSource]) { self.sources = sources }
+
+    /// The sources this machine offers: kernel uevents, /dev, process events (root only), and
+    /// SIGHUP/SIGUSR1/SIGUSR2/SIGCHLD. A source that cannot start is left out; `unavailable`
+    /// says which and why.
+    public static func standard() -> (observer: EventObserver, unavailable: [String]) {
+        var sources: [any EventSource] = []
+        var unavailable: [String] = []
+        for make in [{ try UeventMonitor() as any EventSource }, { try DeviceNodeWatch() as any EventSource },
+                     { try ProcessEventMonitor() as any EventSource },
+                     { try SignalWatch(signals: [SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD]) as any EventSource }] {
+            do { sources.append(try make()) } catch { unavailable.append("\(error)") }
+        }
+        return (EventObserver(sources), unavailable)
+    }
+
+    public mutating func observe(at now: Instant) throws -> Observation {
+        Observation(time: now, scope: [], nodes: [], edges: [], supervisor: nil, events: sources.flatMap { $0.drain(at: now) })
+    }
+}
+
+public struct EventSourceError: Error, CustomStringConvertible {
+    public var source: String
+    public var errno: Int32
+    public var description: String { "\(source): \(String(cString: strerror(errno)))" }
+}
+
+/// Reads a non-blocking descriptor until it would block, handing each read to `body`.
+func drainDatagrams(_ fd: Int32, _ body: (UnsafeRawBufferPointer) -> Void) {
+    withUnsafeTemporaryAllocation(byteCount: 16384, alignment: 8) { buffer in
+        while true {
+            let n = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
+}
+
+// MARK: Kernel uevents
+
+/// Kernel uevents (NETLINK_KOBJECT_UEVENT): hotplug of devices, driver binds, and so on.
+public final class UeventMonitor: EventSource {
+    public let descriptor: Int32
+
+    public init() throws {
+        descriptor = worldos_netlink_open(15 /* NETLINK_KOBJECT_UEVENT */, 1 /* the kernel's group */)
+        guard descriptor >= 0 else { throw EventSourceError(source: "kernel uevents (netlink)", errno: errno) }
+    }
+    deinit { close(descriptor) }
+
+    public func drain(at now: Instant) -> [ObservedEvent] {
+        var events: [ObservedEvent] = []
+        drainDatagrams(descriptor) { bytes in
+            if let u = Uevent(parsing: bytes) { events.append(u.event(at: now)) }
+        }
+        return events
+    }
+}
+
+/// One kernel uevent: `ACTION@DEVPATH` then NUL-separated `KEY=value` pairs.
+public struct Uevent: Equatable, Sendable {
+    public var action: String
+    public var devpath: String
+    public var environment: [String: String]
+    public var subsystem: String? { environment["SUBSYSTEM"] }
+
+    /// nil for anything that is not a well-formed kernel uevent (udev's own `libudev` messages,
+    /// a missing header, a header that disagrees with ACTION or DEVPATH).
+    public init?<C: Collection>(parsing bytes: C) where C.Element == UInt8 {
+        let fields = Array(bytes).split(separator: 0, omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
+        guard let header = fields.first, let at = header.firstIndex(of: "@") else { return nil }
+        let action = String(header[..<at]), devpath = String(header[header.index(after: at)...])
+        guard !action.isEmpty, devpath.hasPrefix("/") else { return nil }
+        var environment: [String: String] = [:]
+        for field in fields.dropFirst() {
+            guard let eq = field.firstIndex(of: "="), eq != field.startIndex else { return nil }
+            environment[String(field[..<eq])] = String(field[field.index(after: eq)...])
+        }
+        guard environment["ACTION"] == action, environment["DEVPATH"] == devpath else { return nil }
+        self.action = action
+        self.devpath = devpath
+        self.environment = environment
+    }
+
+    func event(at now: Instant) -> ObservedEvent {
+        var details = environment
+        details["ACTION"] = nil
+        details["DEVPATH"] = nil
+        return ObservedEvent(source: "uevent", action: action, subject: devpath, time: now, details: details)
+    }
+}
+
+// MARK: Device nodes
+
+/// inotify on /dev: device nodes created, removed or changed.
+public final class DeviceNodeWatch: EventSource {
+    public let descriptor: Int32
+    public let directory: String
+
+    public init(directory: String = "/dev") throws {
+        self.directory = directory
+        descriptor = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard descriptor >= 0 else { throw EventSourceError(source: "inotify", errno: errno) }
+        let mask = UInt32(IN_CREATE | IN_DELETE | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO)
+        guard inotify_add_watch(descriptor, directory, mask) >= 0 else {
+            let e = errno
+            close(descriptor)
+            throw EventSourceError(source: "inotify on \(directory)", errno: e)
+        }
+    }
+    deinit { close(descriptor) }
+
+    public func drain(at now: Instant) -> [ObservedEvent] {
+        var events: [ObservedEvent] = []
+        withUnsafeTemporaryAllocation(byteCount: 8192, alignment: 8) { buffer in
+            while true {
+                let n = read(descriptor, buffer.baseAddress, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return }
+                for e in InotifyRecord.parse(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) {
+                    events.append(ObservedEvent(source: "device-node", action: e.action, subject: "\(directory)/\(e.name)", time: now))
+                }
+            }
+        }
+        return events
+    }
+}
+
+/// One `struct inotify_event` record: wd, mask, cookie, len, then a NUL-padded name.
+public struct InotifyRecord: Equatable, Sendable {
+    public var mask: UInt32
+    public var name: String
+    public var action: String {
+        if mask & UInt32(IN_CREATE) != 0 || mask & UInt32(IN_MOVED_TO) != 0 { return "create" }
+        if mask & UInt32(IN_DELETE) != 0 || mask & UInt32(IN_MOVED_FROM) != 0 { return "delete" }
+        return "change"
+    }
+
+    /// Every whole record in a read; a truncated record at the end is dropped.
+    public static func parse(_ bytes: UnsafeRawBufferPointer) -> [InotifyRecord] {
+        var records: [InotifyRecord] = []
+        var offset = 0
+        while offset + 16 <= bytes.count {
+            let mask = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
+            let length = Int(bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
+            guard offset + 16 + length <= bytes.count else { break }
+            let name = String(decoding: bytes[(offset + 16)..<(offset + 16 + length)].prefix { $0 != 0 }, as: UTF8.self)
+            records.append(InotifyRecord(mask: mask, name: name))
+            offset += 16 + length
+        }
+        return records
+    }
+}
+
+// MARK: Process events
+
+/// Process fork, exec and exit events for every process, from the kernel's process-events
+/// connector (needs CAP_NET_ADMIN). Exits carry the wait status.
+public final class ProcessEventMonitor: EventSource {
+    public let descriptor: Int32
+
+    public init() throws {
+        descriptor = worldos_netlink_open(11 /* NETLINK_CONNECTOR */, 1 /* CN_IDX_PROC */)
+        guard descriptor >= 0 else { throw EventSourceError(source: "process events (netlink connector)", errno: errno) }
+        guard worldos_proc_connector_listen(descriptor) == 0 else {
+            let e = errno
+            close(descriptor)
+            throw EventSourceError(source: "process events (needs root)", errno: e)
+        }
+    }
+    deinit { close(descriptor) }
+
+    public func drain(at now: Instant) -> [ObservedEvent] {
+        var events: [ObservedEvent] = []
+        drainDatagrams(descriptor) { bytes in
+            var e = worldos_proc_event()
+            guard worldos_proc_event_parse(bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count, &e) == 1 else { return }
+            // Threads are not processes: keep thread-group leaders only.
+            guard e.pid == e.tgid else { return }
+            switch e.what {
+            case UInt32(WORLDOS_PROC_EVENT_FORK):
+                events.append(ObservedEvent(source: "process", action: "fork", subject: String(e.tgid), time: now,
+                                            details: ["parent": String(e.parent_tgid)]))
+            case UInt32(WORLDOS_PROC_EVENT_EXEC):
+                events.append(ObservedEvent(source: "process", action: "exec", subject: String(e.tgid), time: now))
+            case UInt32(WORLDOS_PROC_EVENT_EXIT):
+                let status = e.exit_code
+                let how = status & 0x7F == 0 ? "exit-code" : "signal"
+                let value = status & 0x7F == 0 ? (status >> 8) & 0xFF : status & 0x7F
+                events.append(ObservedEvent(source: "process", action: "exit", subject: String(e.tgid), time: now,
+                                            details: [how: String(value)]))
+            default:
+                break
+            }
+        }
+        return events
+    }
+}
+
+// MARK: Signals
+
+/// Signals delivered as a readable descriptor: a C handler writes each signal's number to a
+/// pipe (async-signal-safe), so the loop sees them in one poll(2) and no thread is involved.
+/// The run loop uses one for SIGINT/SIGTERM (stop); the observer one for the others (events).
+/// Each signal belongs to at most one watch; releasing a watch restores the default actions.
+public final class SignalWatch: EventSource {
+    public let descriptor: Int32
+    private let writeEnd: Int32
+    private let signals: [Int32]
+
+    public init(signals: [Int32]) throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw EventSourceError(source: "signal pipe", errno: errno) }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
+        }
+        descriptor = fds[0]
+        writeEnd = fds[1]
+        self.signals = signals
+        for s in signals { worldos_signal_route(s, writeEnd) }
+    }
+
+    deinit {
+        for s in signals { worldos_signal_route(s, -1) }
+        close(writeEnd)
+        close(descriptor)
+    }
+
+    /// Whether a signal arrived, without consuming it.
+    public var pending: Bool {
+        var fd = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        return poll(&fd, 1, 0) > 0
+    }
+
+    /// Wait up to `duration` for a signal (not consuming it). True if one arrived.
+    public func wait(for duration: Duration) -> Bool {
+        var fd = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        let (s, atto) = duration.components
+        let ms = Int32(clamping: s * 1000 + atto / 1_000_000_000_000_000)
+        while true {
+            let n = poll(&fd, 1, ms)
+            if n < 0 && errno == EINTR { continue }
+            return n > 0
+        }
+    }
+
+    public func drain(at now: Instant) -> [ObservedEvent] {
+        var events: [ObservedEvent] = []
+        var byte: UInt8 = 0
+        while read(descriptor, &byte, 1) == 1 {
+            events.append(ObservedEvent(source: "signal", action: signalName(Int32(byte)), subject: String(byte), time: now))
+        }
+        return events
+    }
+}
+
+public func signalName(_ s: Int32) -> String {
+    [SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGUSR1: "SIGUSR1", SIGUSR2: "SIGUSR2", SIGTERM: "SIGTERM",
+     SIGCHLD: "SIGCHLD", SIGPIPE: "SIGPIPE", SIGALRM: "SIGALRM"][s] ?? "SIG\(s)"
+}
