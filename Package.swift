@@ -5,10 +5,12 @@ import PackageDescription
 // nothing of C; the host adapter imports the C libraries; WorldOSTesting ships the manual clock
 // and the test twins as siblings of the real stages.
 // SHA-256 of every frame (Digest) and the rasterizer (Renderer) touch every pixel of a 1280×800
-// panel each step: unoptimized they take ~200 ms a step, optimized ~10 ms. Only small modules
-// with stable public types get this: mixing -O into a module whose public structs change often
-// left dependents compiled against a stale layout in an incremental build.
+// panel each step: unoptimized they take ~200 ms a step, optimized ~10 ms.
 let optimizedEvenInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+//
+// Every target declares every module it imports, not only the ones it needs transitively:
+// SwiftPM rebuilds a target when a *declared* dependency changes, so an undeclared import once
+// left `worldos` compiled against an old layout of a LoopCore struct (it crashed).
 
 let package = Package(
     name: "WorldOS",
@@ -67,7 +69,7 @@ let package = Package(
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore"]),
 
         .executableTarget(name: "worldos", dependencies: [
-            "Supervisor", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Supervisor", "LoopCore", "HostAdapter", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "CShim"], path: "Benchmarks/worldos-bench"),
 

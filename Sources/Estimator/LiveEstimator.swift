@@ -77,42 +77,55 @@ public struct LiveEstimator: Estimating {
         var graph = posterior.graph
         guard let outcome, var context = graph[.context(outcome.proposal.context)] else { return graph }
         let partition = context.partition
+        let effects = Effects(outcome)
         var delta = GraphDelta()
-        var opened: [Int64: String] = [:]
-        var closed: Set<Int64> = []
-        for step in outcome.steps {
-            guard let call = step.call, case .performed(.value(let v, _)) = step.status else { continue }
-            switch call.op {
-            case .open: opened[v] = call.path ?? "?"
-            case .close:
-                if let fd = call.fd { if opened.removeValue(forKey: fd) == nil { closed.insert(fd) } }
-            default: break
-            }
-        }
+
         let contextFDs = Dictionary(graph.members(of: partition).filter { $0.kind == .fileDescriptor }
             .compactMap { n in n["fd"]?.intValue.map { ($0, n.id) } }, uniquingKeysWith: { a, _ in a })
-        for fd in closed.sorted() {
+        let supervisor = posterior.supervisor.flatMap { graph.contains($0) ? $0 : nil }
+        for fd in effects.closed.sorted() {
             if let id = contextFDs[fd] { delta.append(.removeNode(id)) }
-            if let sup = posterior.supervisor, graph.contains(.fileDescriptor(owner: sup, fd: Int32(fd))) {
+            if let sup = supervisor, graph.contains(.fileDescriptor(owner: sup, fd: Int32(fd))) {
                 delta.append(.removeNode(.fileDescriptor(owner: sup, fd: Int32(fd))))
             }
         }
-        for (fd, path) in opened.sorted(by: { $0.key < $1.key }) {
+        for (fd, target) in effects.opened.sorted(by: { $0.key < $1.key }) {
             let id = NodeID.fileDescriptor(owner: context.id, fd: Int32(fd))
-            delta.append(.addNode(Node(id: id, kind: .fileDescriptor, partition: partition, observability: .background,
-                                       attributes: ["fd": .int(fd), "target": .string(path)])))
+            let attributes: [String: AttributeValue] = ["fd": .int(fd), "target": .string(target)]
+            if graph.contains(id) { delta.append(.removeNode(id)) }
+            delta.append(.addNode(Node(id: id, kind: .fileDescriptor, partition: partition, observability: .background, attributes: attributes)))
             delta.append(.addEdge(Edge(context.id, .owns, id)))
-            let file = NodeID.object(.file, path)
-            if graph.contains(file) { delta.append(.addEdge(Edge(id, .opened, file))) }
-            if let sup = posterior.supervisor, graph.contains(sup) {
+            // The supervisor's own process holds the real descriptor: the next prior expects it.
+            if let sup = supervisor {
                 let kernelFD = NodeID.fileDescriptor(owner: sup, fd: Int32(fd))
                 if !graph.contains(kernelFD) {
-                    delta.append(.addNode(Node(id: kernelFD, kind: .fileDescriptor, observability: .background,
-                                               attributes: ["fd": .int(fd), "target": .string(path)])))
+                    delta.append(.addNode(Node(id: kernelFD, kind: .fileDescriptor, observability: .background, attributes: attributes)))
                     delta.append(.addEdge(Edge(sup, .owns, kernelFD)))
                 }
             }
         }
+        // Children spawned: their identity is pid + start time, which spawn reports.
+        for (pid, child) in effects.spawned.sorted(by: { $0.key < $1.key }) {
+            guard let start = child.start else { continue }
+            let id = NodeID.process(pid: Int32(pid), startTime: UInt64(start))
+            guard !graph.contains(id) else { continue }
+            var attributes: [String: AttributeValue] = ["pid": .int(pid), "start": .int(start), "comm": .string(child.name),
+                                                        "state": .string("R"), "fds": .int(3)]
+            if let sup = supervisor, let ppid = graph[sup]?["pid"] { attributes["ppid"] = ppid }
+            delta.append(.addNode(Node(id: id, kind: .process, projected: true, attributes: attributes)))
+            delta.append(.addEdge(Edge(context.id, .parentOf, id)))
+            if let sup = supervisor { delta.append(.addEdge(Edge(sup, .parentOf, id))) }
+        }
+        for pid in effects.reaped.sorted() {
+            for edge in graph.edges(from: context.id) where edge.kind == .parentOf && graph[edge.to]?["pid"] == .int(pid) {
+                delta.append(.removeNode(edge.to))
+            }
+        }
+        var mappings = Set((context["mappings"]?.stringValue ?? "").split(separator: ",").compactMap { Int64($0) })
+        mappings.formUnion(effects.mapped)
+        mappings.subtract(effects.unmapped)
+        context["mappings"] = mappings.isEmpty ? nil : .string(mappings.sorted().map(String.init).joined(separator: ","))
+
         let allowed = outcome.steps.filter { $0.decision?.isAllowed == true }.count
         let denied = outcome.steps.filter { $0.status == .denied }
         context["last-task"] = .string(outcome.proposal.task)
@@ -139,24 +152,93 @@ public struct LiveEstimator: Estimating {
         }
         return graph
     }
+
+    /// What a trace did to the machine, in order: descriptors opened and still open, descriptors
+    /// held before and closed, children spawned and not reaped, children reaped, mappings.
+    struct Effects {
+        var opened: [Int64: String] = [:]
+        var closed: Set<Int64> = []
+        var spawned: [Int64: (start: Int64?, name: String)] = [:]
+        var reaped: Set<Int64> = []
+        var mapped: Set<Int64> = []
+        var unmapped: Set<Int64> = []
+
+        init(_ outcome: ActionOutcome) {
+            for step in outcome.steps {
+                guard let call = step.call, case .performed(let result) = step.status, let v = result.value else { continue }
+                if call.op.returnsDescriptor {
+                    opened[v] = Effects.target(call)
+                    if let w = result.fields["write-fd"] { opened[w] = "pipe (write end)" }
+                }
+                switch call.op {
+                case .close:
+                    if let fd = call.fd, opened.removeValue(forKey: fd) == nil { closed.insert(fd) }
+                case .spawn:
+                    let path = call.path ?? "?"
+                    spawned[v] = (result.fields["start"], String(path.split(separator: "/").last ?? Substring(path)).prefix(15).description)
+                case .waitpid where v > 0:
+                    if spawned.removeValue(forKey: v) == nil { reaped.insert(v) }
+                case .mmap:
+                    mapped.insert(v)
+                case .munmap:
+                    if let m = call.args["map"]?.int, mapped.remove(m) == nil { unmapped.insert(m) }
+                default: break
+                }
+            }
+        }
+
+        static func target(_ call: ResolvedCall) -> String {
+            switch call.op {
+            case .open, .openat: call.path ?? "?"
+            case .socket: "socket \(call.args["domain"]?.string ?? "?") \(call.args["type"]?.string ?? "?")"
+            case .accept: "socket (accepted)"
+            case .pipe: "pipe (read end)"
+            case .timer: "anon_inode:[timerfd]"
+            case .inotify: "anon_inode:inotify"
+            default: call.op.rawValue
+            }
+        }
+    }
 }
 
-/// The trivial outcome predictor: success, with synthetic values. It never touches the machine
-/// (it holds no descriptor and calls nothing); descriptors it invents start at 1000 so they
-/// cannot be mistaken for real ones.
+/// The trivial outcome predictor: every call succeeds, with synthetic values. It never
+/// touches the machine (it holds nothing and calls nothing); descriptors it invents start at
+/// 1000, processes at 100000, so neither can be mistaken for a real one.
 public struct TrivialPredictor: Effecting {
     private var nextFD: Int64 = 1000
+    private var nextPID: Int64 = 100_000
+    private var nextMap: Int64 = 1
     public init() {}
+
     public mutating func perform(_ call: ResolvedCall) -> CallResult {
+        func descriptor() -> Int64 { defer { nextFD += 1 }; return nextFD }
         switch call.op {
-        case .open:
-            defer { nextFD += 1 }
-            return .value(nextFD)
-        case .read:
+        case .open, .openat, .socket, .accept, .timer, .inotify:
+            return .value(descriptor())
+        case .pipe:
+            let r = descriptor()
+            return .value(r, fields: ["write-fd": descriptor()])
+        case .read, .pread, .recvfrom:
             let count = max(0, min(call.args["count"]?.int ?? 0, 64))
             return .value(count, data: [UInt8](repeating: 0, count: Int(count)))
-        case .write: return .value(Int64(call.args["data"]?.string?.utf8.count ?? 0))
-        case .close, .fionread: return .value(0)
+        case .write, .pwrite, .sendto:
+            return .value(Int64(call.args["data"]?.string?.utf8.count ?? 0))
+        case .spawn:
+            defer { nextPID += 1 }
+            return .value(nextPID)
+        case .waitpid:
+            return .value(call.args["pid"]?.int ?? 0, fields: ["exit-code": 0])
+        case .mmap:
+            defer { nextMap += 1 }
+            return .value(nextMap, fields: ["length": call.args["length"]?.int ?? 0])
+        case .fstat:
+            return .value(0, fields: ["size": 0])
+        case .poll:
+            return .value(1)
+        case .watch:
+            return .value(1)
+        case .close, .lseek, .ioctl, .munmap, .bind, .listen, .connect, .kill:
+            return .value(0)
         }
     }
 }

@@ -7,7 +7,7 @@ import StateGraph
 public struct TraceExecutor: Executing {
     public init() {}
 
-    public mutating func execute(_ proposal: Proposal, context: Node, held: Set<Int64>, guard policy: inout any Guarding,
+    public mutating func execute(_ proposal: Proposal, context: Node, held: Holdings, guard policy: inout any Guarding,
                                  effector: inout any Effecting, shadow: (any Effecting)?, at now: Instant) -> ActionOutcome {
         var held = held
         var shadow = shadow
@@ -32,11 +32,7 @@ public struct TraceExecutor: Executing {
             let predicted = shadow?.perform(call)
             let result = effector.perform(call)
             policy.recordOutcome(call, context: proposal.context, result: result, at: now)
-            switch (call.op, result) {
-            case (.open, .value(let fd, _)): held.insert(fd)
-            case (.close, .value): if let fd = call.fd { held.remove(fd) }
-            default: break
-            }
+            held.record(call, result)
             outcomes.append(StepOutcome(index: index, step: step, call: call, decision: decision,
                                         status: .performed(result), predicted: predicted))
         }
@@ -63,14 +59,19 @@ public struct TraceExecutor: Executing {
             switch argument {
             case .int(let v): value = .int(v)
             case .string(let s): value = .string(s)
-            case .result(let n):
+            case .result(let n, let field):
                 guard n >= 0, n < index else {
                     return .failure(.invalid("$\(n) refers to step \(n), which has not run before step \(index)"))
                 }
-                guard let returned = earlier[n].result?.value else {
+                guard let result = earlier[n].result, let returned = result.value else {
                     return .failure(.dependency("step \(n) did not return a value"))
                 }
-                value = .int(returned)
+                if let field {
+                    guard let f = result.fields[field] else { return .failure(.dependency("step \(n) returned no field \"\(field)\"")) }
+                    value = .int(f)
+                } else {
+                    value = .int(returned)
+                }
             }
             switch (parameter.type, value) {
             case (.int, .int), (.string, .string): args[parameter.name] = value

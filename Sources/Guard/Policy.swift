@@ -21,7 +21,7 @@ public struct Policy: Sendable {
             if let paths {
                 guard let path = call.path, paths.contains(where: { $0.matches(path) }) else { return false }
             }
-            if let modes, call.op == .open, !modes.contains(call.args["mode"]?.string ?? "read") { return false }
+            if let modes, call.op == .open || call.op == .openat, !modes.contains(call.args["mode"]?.string ?? "read") { return false }
             return true
         }
     }
@@ -98,8 +98,10 @@ public struct Policy: Sendable {
             default: rule.reason = try value.string()
             }
         }
-        if rule.paths != nil && !rule.ops.contains(.open) {
-            throw node.error("\"path\" applies only to op open", hint: "descriptor operations are limited to descriptors the context holds")
+        let pathOps: Set<MicroOp> = [.open, .openat, .spawn, .watch]
+        if rule.paths != nil && !rule.ops.isSubset(of: pathOps) {
+            throw node.error("\"path\" applies only to ops that name a path (open, openat, spawn, watch)",
+                             hint: "descriptor operations are limited to descriptors the context holds")
         }
         return rule
     }

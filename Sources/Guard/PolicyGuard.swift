@@ -4,8 +4,9 @@ import StateGraph
 /// The deterministic guard of the walking skeleton: decides each resolved micro-step by the
 /// policy, and audits every decision (fsync'd before an allowed call runs) and every outcome.
 ///
-/// Order of checks: the context must have a policy; paths must be absolute and normalized;
-/// descriptor operations need a descriptor the context holds; deny rules, then allow rules;
+/// Order of checks: the context must have a policy; paths must be absolute and normalized
+/// (openat included: the guard does not resolve a path relative to a directory descriptor);
+/// a call may use only descriptors, children and mappings the context holds; deny rules, then allow rules;
 /// otherwise deny. If the audit log cannot be written, the guard denies: nothing runs unrecorded.
 public struct PolicyGuard: Guarding {
     public let policy: Policy
@@ -21,15 +22,15 @@ public struct PolicyGuard: Guarding {
     }
 
     /// The decision alone, without auditing.
-    public func evaluate(_ call: ResolvedCall, context: String, held: Set<Int64>) -> Decision {
+    public func evaluate(_ call: ResolvedCall, context: String, held: Holdings) -> Decision {
         guard let rules = policy.contexts[context]?.rules else {
             return .deny(rule: "default-deny", reason: "context \(context) has no policy in \(policy.file)")
         }
         if let path = call.path, normalizedSegments(path) == nil {
             return .deny(rule: "path-normalization", reason: "path \"\(path)\" is not absolute and normalized")
         }
-        if call.op.usesDescriptor, let fd = call.fd, !held.contains(fd) {
-            return .deny(rule: "capability", reason: "descriptor \(fd) is not held by context \(context)")
+        if let reason = held.refusal(for: call, context: context) {
+            return .deny(rule: "capability", reason: reason)
         }
         for rule in rules where rule.matches(call) {
             switch rule.effect {
@@ -41,7 +42,7 @@ public struct PolicyGuard: Guarding {
                      + (call.path.map { " of \($0)" } ?? ""))
     }
 
-    public mutating func decide(_ call: ResolvedCall, context: Node, held: Set<Int64>, at now: Instant) -> Decision {
+    public mutating func decide(_ call: ResolvedCall, context: Node, held: Holdings, at now: Instant) -> Decision {
         guard case .context(let name) = context.partition else {
             return .deny(rule: "default-deny", reason: "\(context.id) is not an execution context")
         }

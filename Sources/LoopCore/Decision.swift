@@ -63,7 +63,7 @@ public struct ActionOutcome: Hashable, Codable, Sendable {
 /// Side data is compared by length only: a predictor is not expected to know file contents.
 public func sameShape(_ a: CallResult, _ b: CallResult) -> Bool {
     switch (a, b) {
-    case (.value(let x, let dx), .value(let y, let dy)): x == y && dx?.count == dy?.count
+    case (.value(let x, let dx, _), .value(let y, let dy, _)): x == y && dx?.count == dy?.count
     case (.failure(let x), .failure(let y)): x == y
     default: false
     }

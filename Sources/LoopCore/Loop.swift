@@ -128,7 +128,7 @@ public struct SupervisorLoop {
         let chosen = scheduler.pick(from: posterior, at: now)
         if let chosen, let contextNode = posterior.graph[.context(chosen)],
            let proposal = proposer.propose(for: chosen, posterior: posterior, at: now) {
-            let held = heldDescriptors(of: chosen, in: posterior.graph)
+            let held = holdings(of: chosen, in: posterior.graph)
             let shadow: (any Effecting)? = mode == .filtered ? predictor : nil
             if mode == .latent {
                 outcome = executor.execute(proposal, context: contextNode, held: held, guard: &policyGuard,
@@ -155,7 +155,12 @@ public struct SupervisorLoop {
     }
 }
 
-/// The descriptors a context holds: its fd nodes, by number.
-public func heldDescriptors(of context: String, in graph: Graph) -> Set<Int64> {
-    Set(graph.members(of: .context(context)).filter { $0.kind == .fileDescriptor }.compactMap { $0["fd"]?.intValue })
+/// What a context holds, from the graph: its descriptor nodes, the processes it is parent of,
+/// and the mappings its node lists.
+public func holdings(of context: String, in graph: Graph) -> Holdings {
+    let id = NodeID.context(context)
+    let descriptors = Set(graph.members(of: .context(context)).filter { $0.kind == .fileDescriptor }.compactMap { $0["fd"]?.intValue })
+    let processes = Set(graph.edges(from: id).filter { $0.kind == .parentOf }.compactMap { graph[$0.to]?["pid"]?.intValue })
+    let mappings = Set((graph[id]?["mappings"]?.stringValue ?? "").split(separator: ",").compactMap { Int64($0) })
+    return Holdings(descriptors: descriptors, processes: processes, mappings: mappings)
 }

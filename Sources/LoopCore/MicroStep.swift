@@ -1,54 +1,110 @@
-/// The operations a micro-step may perform. Each lands on one real Linux syscall in the host
-/// adapter (or on a predicted outcome in latent mode).
+/// The operations a micro-step may perform: the level-0 action space. Each lands on one real
+/// Linux syscall in the host adapter (or on a predicted outcome in latent mode).
 public enum MicroOp: String, Codable, CaseIterable, Sendable {
-    case open, read, write, close
-    /// `ioctl(fd, FIONREAD)`: bytes ready to read.
-    case fionread
+    case open, openat, read, write, pread, pwrite, close, lseek, fstat
+    /// `ioctl(fd, request)` for the named requests in ``ioctlRequests``.
+    case ioctl
+    case poll, mmap, munmap, pipe
+    case socket, bind, listen, connect, accept, sendto, recvfrom
+    /// posix_spawn of an executable, stdio on /dev/null; returns the child's pid.
+    case spawn
+    case waitpid, kill
+    /// A timerfd armed to expire after `after-ms` (and every `interval-ms`); returns its fd.
+    case timer
+    /// inotify_init1; returns its fd.
+    case inotify
+    /// inotify_add_watch on an inotify fd; returns the watch descriptor.
+    case watch
 
     /// The arguments each operation takes, and their types. Checked when a bench is loaded and
     /// again when a step's references are resolved.
     public var parameters: [(name: String, type: ParameterType, required: Bool)] {
         switch self {
         case .open: [("path", .string, true), ("mode", .string, false)]
-        case .read: [("fd", .int, true), ("count", .int, true)]
+        case .openat: [("dir", .int, true), ("path", .string, true), ("mode", .string, false)]
+        case .read, .recvfrom: [("fd", .int, true), ("count", .int, true)]
         case .write: [("fd", .int, true), ("data", .string, true)]
-        case .close, .fionread: [("fd", .int, true)]
+        case .pread: [("fd", .int, true), ("count", .int, true), ("offset", .int, true)]
+        case .pwrite: [("fd", .int, true), ("data", .string, true), ("offset", .int, true)]
+        case .close, .fstat, .accept: [("fd", .int, true)]
+        case .lseek: [("fd", .int, true), ("offset", .int, true), ("whence", .string, false)]
+        case .ioctl: [("fd", .int, true), ("request", .string, true), ("value", .int, false)]
+        case .poll: [("fd", .int, true), ("events", .string, false), ("timeout-ms", .int, false)]
+        case .mmap: [("fd", .int, true), ("length", .int, true), ("offset", .int, false)]
+        case .munmap: [("map", .int, true)]
+        case .pipe, .inotify: []
+        case .socket: [("domain", .string, true), ("type", .string, true)]
+        case .bind, .connect: [("fd", .int, true), ("address", .string, true)]
+        case .listen: [("fd", .int, true), ("backlog", .int, false)]
+        case .sendto: [("fd", .int, true), ("data", .string, true), ("address", .string, false)]
+        case .spawn: [("path", .string, true), ("args", .string, false)]
+        case .waitpid: [("pid", .int, true), ("nohang", .int, false)]
+        case .kill: [("pid", .int, true), ("signal", .string, false)]
+        case .timer: [("after-ms", .int, true), ("interval-ms", .int, false)]
+        case .watch: [("fd", .int, true), ("path", .string, true)]
         }
     }
-    /// The parameter that names a descriptor this step uses, if any.
-    public var usesDescriptor: Bool { self != .open }
-    public static let openModes: Set<String> = ["read", "write", "append", "create"]
+
+    /// The parameter that names a descriptor this step uses, if any (`dir` for openat).
+    public var descriptorParameter: String? {
+        switch self {
+        case .openat: "dir"
+        case .open, .munmap, .pipe, .socket, .spawn, .waitpid, .kill, .timer, .inotify: nil
+        default: "fd"
+        }
+    }
+
+    /// Operations whose return value is a new descriptor the calling context then holds
+    /// (pipe also returns its write end in the `write-fd` field).
+    public var returnsDescriptor: Bool { [.open, .openat, .socket, .accept, .timer, .inotify, .pipe].contains(self) }
+
+    public static let openModes: Set<String> = ["read", "write", "append", "create", "readwrite"]
+    public static let ioctlRequests: Set<String> = ["FIONREAD", "FIONBIO"]
     public static let maximumReadCount: Int64 = 1 << 20
 }
 
 public enum ParameterType: String, Sendable { case int, string }
 
-/// An argument as proposed: a literal, or the value returned by an earlier step of the same trace.
+/// An argument as proposed: a literal, or something returned by an earlier step of the same trace.
 public enum Argument: Hashable, Codable, Sendable, CustomStringConvertible {
     case int(Int64)
     case string(String)
-    /// `$N`: the return value of step N (0-based) of the same trace.
-    case result(of: Int)
+    /// `$N` is the return value of step N (0-based); `$N.name` is its side field `name`, such
+    /// as `$0.write-fd` for the write end of a pipe.
+    case result(of: Int, field: String? = nil)
 
     public var description: String {
         switch self {
         case .int(let v): String(v)
         case .string(let s): "\"\(s)\""
-        case .result(let n): "$\(n)"
+        case .result(let n, let field): "$\(n)" + (field.map { ".\($0)" } ?? "")
         }
     }
+
+    /// `$3` or `$3.write-fd`; nil for anything else.
+    public static func reference(_ text: String) -> (step: Int, field: String?)? {
+        guard text.hasPrefix("$") else { return nil }
+        let parts = text.dropFirst().split(separator: ".", maxSplits: 1)
+        guard let first = parts.first, let n = Int(first), n >= 0 else { return nil }
+        if parts.count == 2 {
+            guard !parts[1].isEmpty, parts[1].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" }) else { return nil }
+            return (n, String(parts[1]))
+        }
+        return (n, nil)
+    }
+
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if let i = try? c.decode(Int64.self) { self = .int(i); return }
         let s = try c.decode(String.self)
-        if s.hasPrefix("$"), let n = Int(s.dropFirst()) { self = .result(of: n) } else { self = .string(s.hasPrefix("\\$") ? String(s.dropFirst()) : s) }
+        if let r = Argument.reference(s) { self = .result(of: r.step, field: r.field) } else { self = .string(s.hasPrefix("\\$") ? String(s.dropFirst()) : s) }
     }
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
         case .int(let v): try c.encode(v)
         case .string(let s): try c.encode(s.hasPrefix("$") ? "\\" + s : s)
-        case .result(let n): try c.encode("$\(n)")
+        case .result: try c.encode(description)
         }
     }
 }
@@ -99,18 +155,24 @@ public struct ResolvedCall: Hashable, Codable, Sendable, CustomStringConvertible
     }
     public var fd: Int64? { args["fd"]?.int }
     public var path: String? { args["path"]?.string }
+    /// The descriptor this call uses (`fd`, or `dir` for openat), if any.
+    public var descriptor: Int64? { op.descriptorParameter.flatMap { args[$0]?.int } }
 }
 
-/// What a call returned: a value (with side data such as the bytes read) or an errno.
+/// What a call returned: a value with its side data (the bytes read) and side fields (stat
+/// fields, the write end of a pipe, a bound port, an exit code), or an errno.
 public enum CallResult: Hashable, Codable, Sendable, CustomStringConvertible {
-    case value(Int64, data: [UInt8]? = nil)
+    case value(Int64, data: [UInt8]? = nil, fields: [String: Int64] = [:])
     case failure(errno: Int32)
 
-    public var value: Int64? { if case .value(let v, _) = self { v } else { nil } }
+    public var value: Int64? { if case .value(let v, _, _) = self { v } else { nil } }
+    public var fields: [String: Int64] { if case .value(_, _, let f) = self { f } else { [:] } }
+    public var data: [UInt8]? { if case .value(_, let d, _) = self { d } else { nil } }
     public var description: String {
         switch self {
-        case .value(let v, let data?): "\(v) (\(data.count) bytes)"
-        case .value(let v, nil): "\(v)"
+        case .value(let v, let data, let fields):
+            "\(v)" + (data.map { " (\($0.count) bytes)" } ?? "")
+                + (fields.isEmpty ? "" : " {" + fields.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}")
         case .failure(let e): "errno \(e) (\(errnoName(e)))"
         }
     }
@@ -121,7 +183,8 @@ public func errnoName(_ e: Int32) -> String {
     let names: [Int32: String] = [1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 9: "EBADF", 11: "EAGAIN",
                                   12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 19: "ENODEV",
                                   20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE", 25: "ENOTTY", 28: "ENOSPC",
-                                  30: "EROFS", 32: "EPIPE", 110: "ETIMEDOUT"]
+                                  30: "EROFS", 32: "EPIPE", 98: "EADDRINUSE", 104: "ECONNRESET", 107: "ENOTCONN",
+                                  110: "ETIMEDOUT", 111: "ECONNREFUSED", 10: "ECHILD", 29: "ESPIPE", 38: "ENOSYS", 95: "EOPNOTSUPP"]
     return names[e] ?? "E\(e)"
 }
 

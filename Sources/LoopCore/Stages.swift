@@ -172,8 +172,8 @@ public protocol Proposing {
 
 /// Decides every resolved micro-step, and audits each decision and each outcome.
 public protocol Guarding {
-    /// `held` are the descriptors this context holds (opened earlier in this trace or before).
-    mutating func decide(_ call: ResolvedCall, context: Node, held: Set<Int64>, at now: Instant) -> Decision
+    /// `held` is what this context holds (created earlier in this trace or before).
+    mutating func decide(_ call: ResolvedCall, context: Node, held: Holdings, at now: Instant) -> Decision
     /// Record what an allowed call returned.
     mutating func recordOutcome(_ call: ResolvedCall, context: String, result: CallResult, at now: Instant)
 }
@@ -185,7 +185,7 @@ public protocol Effecting {
 
 /// Unrolls a proposal into micro-steps, asking the guard before each one.
 public protocol Executing {
-    mutating func execute(_ proposal: Proposal, context: Node, held: Set<Int64>, guard: inout any Guarding,
+    mutating func execute(_ proposal: Proposal, context: Node, held: Holdings, guard: inout any Guarding,
                           effector: inout any Effecting, shadow: (any Effecting)?, at now: Instant) -> ActionOutcome
 }
 

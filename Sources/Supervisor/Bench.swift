@@ -61,14 +61,14 @@ public struct Bench: Sendable {
                 let text = try value.string()
                 let type = parameters.first { $0.name == name }!.type
                 if text.hasPrefix("$") {
-                    guard let n = Int(text.dropFirst()), n >= 0 else {
-                        throw value.error("\"\(text)\" is not a step reference", hint: "write $N for the return of step N (0-based)")
+                    guard let (n, field) = Argument.reference(text) else {
+                        throw value.error("\"\(text)\" is not a step reference", hint: "write $N for the return of step N (0-based), or $N.field for one of its fields")
                     }
                     guard n < index else {
                         throw value.error("$\(n) refers to step \(n), which does not run before step \(index)", hint: "refer only to earlier steps")
                     }
                     guard type == .int else { throw value.error("\(name) takes a \(type.rawValue), not a step's return") }
-                    args[name] = .result(of: n)
+                    args[name] = .result(of: n, field: field)
                 } else if type == .int {
                     guard value.isInteger, let v = Int64(text) else { throw value.error("\(name) must be a whole number, not \"\(text)\"") }
                     if op == .read, name == "count", !(0...MicroOp.maximumReadCount).contains(v) {
@@ -76,7 +76,7 @@ public struct Bench: Sendable {
                     }
                     args[name] = .int(v)
                 } else {
-                    if op == .open, name == "mode", !MicroOp.openModes.contains(text) {
+                    if op == .open || op == .openat, name == "mode", !MicroOp.openModes.contains(text) {
                         throw value.error("unknown open mode \"\(text)\"", hint: "use one of: \(MicroOp.openModes.sorted().joined(separator: ", "))")
                     }
                     args[name] = .string(text)

@@ -91,7 +91,7 @@ public struct ClosureGuard: Guarding {
     public let allow: @Sendable (ResolvedCall) -> Bool
     public let log: StageLog
     public init(log: StageLog, allow: @escaping @Sendable (ResolvedCall) -> Bool) { self.log = log; self.allow = allow }
-    public mutating func decide(_ call: ResolvedCall, context: Node, held: Set<Int64>, at now: Instant) -> Decision {
+    public mutating func decide(_ call: ResolvedCall, context: Node, held: Holdings, at now: Instant) -> Decision {
         let ok = allow(call)
         log.append("guard:\(call.op.rawValue):\(ok ? "allow" : "deny")")
         return ok ? .allow(rule: "twin") : .deny(rule: "twin", reason: "denied by the test")
@@ -125,7 +125,7 @@ public final class MemoryRecorder: Recording {
 /// Executor twin: performs every step literally with no references, for stage-order tests.
 public struct LiteralExecutor: Executing {
     public init() {}
-    public mutating func execute(_ proposal: Proposal, context: Node, held: Set<Int64>, guard policy: inout any Guarding,
+    public mutating func execute(_ proposal: Proposal, context: Node, held: Holdings, guard policy: inout any Guarding,
                                  effector: inout any Effecting, shadow: (any Effecting)?, at now: Instant) -> ActionOutcome {
         let steps = proposal.steps.enumerated().map { i, step -> StepOutcome in
             let call = ResolvedCall(step.op, step.args.compactMapValues { a in

@@ -136,7 +136,7 @@ final class PolicyParsingTests: XCTestCase {
                        "contexts.a.allow[0].path: path pattern \"etc/x\" must be absolute (start with /)")
         XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        path: /etc/../root\n")?.line, 6)
         XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: read\n        path: /etc/x\n")?.message,
-                       "contexts.a.allow[0]: \"path\" applies only to op open")
+                       "contexts.a.allow[0]: \"path\" applies only to ops that name a path (open, openat, spawn, watch)")
         XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        mode: sideways\n")?.message,
                        "contexts.a.allow[0].mode: unknown open mode \"sideways\"")
         XCTAssertEqual(error("version: 2\ncontexts: {}\n")?.message, "version: 2 is out of range")

@@ -18,9 +18,9 @@ final class HostAdapterTests: XCTestCase {
         let path = directory + "/hello"
         try Data("hello, machine".utf8).write(to: URL(fileURLWithPath: path))
         var host = LinuxHost()
-        guard case .value(let fd, _) = host.perform(ResolvedCall(.open, ["path": .string(path)])) else { return XCTFail("open failed") }
+        guard case .value(let fd, _, _) = host.perform(ResolvedCall(.open, ["path": .string(path)])) else { return XCTFail("open failed") }
         XCTAssertGreaterThan(fd, 2)
-        XCTAssertEqual(host.perform(ResolvedCall(.fionread, ["fd": .int(fd)])), .value(14))
+        XCTAssertEqual(host.perform(ResolvedCall(.ioctl, ["fd": .int(fd), "request": .string("FIONREAD")])), .value(14))
         XCTAssertEqual(host.perform(ResolvedCall(.read, ["fd": .int(fd), "count": .int(64)])), .value(14, data: Array("hello, machine".utf8)))
         XCTAssertEqual(host.perform(ResolvedCall(.close, ["fd": .int(fd)])), .value(0))
         XCTAssertEqual(fcntl(Int32(fd), F_GETFD), -1, "the descriptor is really closed")
@@ -30,7 +30,7 @@ final class HostAdapterTests: XCTestCase {
     func testCreateAndWrite_changeTheFileOnDisk() throws {
         let path = directory + "/made"
         var host = LinuxHost()
-        guard case .value(let fd, _) = host.perform(ResolvedCall(.open, ["path": .string(path), "mode": .string("create")])) else {
+        guard case .value(let fd, _, _) = host.perform(ResolvedCall(.open, ["path": .string(path), "mode": .string("create")])) else {
             return XCTFail("create failed")
         }
         XCTAssertEqual(host.perform(ResolvedCall(.write, ["fd": .int(fd), "data": .string("abc")])), .value(3))
@@ -50,7 +50,7 @@ final class HostAdapterTests: XCTestCase {
 
     func testCloseAll_closesWhatTheAdapterOpened() throws {
         var host = LinuxHost()
-        guard case .value(let fd, _) = host.perform(ResolvedCall(.open, ["path": .string("/proc/self/stat")])) else { return XCTFail() }
+        guard case .value(let fd, _, _) = host.perform(ResolvedCall(.open, ["path": .string("/proc/self/stat")])) else { return XCTFail() }
         host.closeAll()
         XCTAssertEqual(fcntl(Int32(fd), F_GETFD), -1)
     }

@@ -138,7 +138,7 @@ final class BenchParsingTests: XCTestCase {
 
     func testMalformedSteps_areRejectedPrecisely() {
         XCTAssertEqual(message("        - launch: { path: /x }\n"),
-                       "b.yaml:6:11: contexts.c.tasks.t[0]: unknown key \"launch\" (expected one of: open, read, write, close, fionread)")
+                       "b.yaml:6:11: contexts.c.tasks.t[0]: unknown key \"launch\" (expected one of: \(MicroOp.allCases.map(\.rawValue).joined(separator: ", ")))")
         XCTAssertEqual(message("        - read: { fd: $1, count: 1 }\n        - close: { fd: 3 }\n"),
                        "b.yaml:6:23: contexts.c.tasks.t[0].read.fd: $1 refers to step 1, which does not run before step 0 (refer only to earlier steps)")
         XCTAssertEqual(message("        - read: { fd: 3, count: 99999999 }\n"),
@@ -152,7 +152,7 @@ final class BenchParsingTests: XCTestCase {
                        "b.yaml:6:11: contexts.c.tasks.t[0]: each micro-step is one operation, such as `open: { path: /proc/loadavg }`")
         XCTAssertEqual(message("        []\n"), "b.yaml:6:9: contexts.c.tasks.t: a task needs at least one micro-step")
         XCTAssertEqual(message("        - write: { fd: $x, data: hi }\n"),
-                       "b.yaml:6:24: contexts.c.tasks.t[0].write.fd: \"$x\" is not a step reference (write $N for the return of step N (0-based))")
+                       "b.yaml:6:24: contexts.c.tasks.t[0].write.fd: \"$x\" is not a step reference (write $N for the return of step N (0-based), or $N.field for one of its fields)")
     }
 
     func testMalformedContexts_areRejectedPrecisely() {

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "CShim.h"
 
 #include <errno.h>
@@ -8,6 +9,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 int worldos_netlink_open(int protocol, unsigned groups) {
@@ -76,6 +79,27 @@ int worldos_proc_event_parse(const uint8_t *buffer, size_t length, struct worldo
     default:
         return 0;
     }
+}
+
+int worldos_accept_cloexec(int fd) {
+    return accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+int worldos_timerfd(long long after_ms, long long interval_ms) {
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    if (fd < 0) return -1;
+    struct itimerspec spec;
+    spec.it_value.tv_sec = after_ms / 1000;
+    spec.it_value.tv_nsec = (after_ms % 1000) * 1000000;
+    spec.it_interval.tv_sec = interval_ms / 1000;
+    spec.it_interval.tv_nsec = (interval_ms % 1000) * 1000000;
+    if (timerfd_settime(fd, 0, &spec, NULL) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
 }
 
 int worldos_pidfd_open(int pid) {

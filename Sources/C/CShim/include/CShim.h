@@ -12,6 +12,11 @@ static inline int worldos_ioctl_fionread(int fd, int *count) {
     return ioctl(fd, FIONREAD, count);
 }
 
+/* ioctl(fd, FIONBIO, &on): non-blocking on (1) or off (0). */
+static inline int worldos_ioctl_fionbio(int fd, int *on) {
+    return ioctl(fd, FIONBIO, on);
+}
+
 /* mallinfo2().uordblks: bytes the heap has handed out and not had back (for memory reports). */
 static inline size_t worldos_heap_in_use(void) {
     return mallinfo2().uordblks;
@@ -37,6 +42,13 @@ enum { WORLDOS_PROC_EVENT_FORK = 0x1, WORLDOS_PROC_EVENT_EXEC = 0x2, WORLDOS_PRO
 /* Decode one netlink datagram from the connector. 1 if it held a process event, 0 if not
    (an acknowledgement, another connector), -1 if it is malformed. */
 int worldos_proc_event_parse(const uint8_t *buffer, size_t length, struct worldos_proc_event *out);
+
+/* accept4(fd, NULL, NULL, SOCK_CLOEXEC). */
+int worldos_accept_cloexec(int fd);
+
+/* timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC) armed to fire after `after_ms`, then every
+   `interval_ms` (0: once). The descriptor, or -1 with errno. */
+int worldos_timerfd(long long after_ms, long long interval_ms);
 
 /* pidfd_open(pid, 0): a descriptor that becomes readable when the process exits. */
 int worldos_pidfd_open(int pid);
