@@ -1,0 +1,96 @@
+import Foundation
+import Glibc
+import LoopCore
+import StateGraph
+import Supervisor
+import WorldOSTesting
+import XCTest
+
+/// The real observer and estimator in the loop, against real children.
+final class ObservationLoopTests: XCTestCase {
+    var directory: String!
+    override func setUpWithError() throws { directory = try temporaryDirectory("observation-loop") }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
+
+    func loop(tasks: String, allow: String) throws -> SupervisorLoop {
+        try write("version: 1\ncontexts:\n  probe:\n    interval-ms: 0\n    tasks:\n" + tasks, to: directory + "/bench.yaml")
+        try write("version: 1\ncontexts:\n  probe:\n    allow:\n" + allow, to: directory + "/policy.yaml")
+        var o = SupervisorOptions()
+        o.bench = directory + "/bench.yaml"
+        o.policy = directory + "/policy.yaml"
+        o.out = directory + "/out"
+        return try Supervisor.make(o, clock: ManualClock())
+    }
+
+    func process(_ pid: Int32, in g: Graph) -> Node? { g.nodes(ofKind: .process).first { $0["pid"] == .int(Int64(pid)) } }
+    func descriptors(_ pid: Int32, in g: Graph) -> [Int64: Node] {
+        guard let p = process(pid, in: g) else { return [:] }
+        return Dictionary(uniqueKeysWithValues: g.owned(by: p.id).compactMap { g[$0] }.map { ($0["fd"]!.intValue!, $0) })
+    }
+    func target(_ fd: Node?, in g: Graph) -> Node? { fd.flatMap { f in g.edges(from: f.id).first { $0.kind == .opened }.flatMap { g[$0.to] } } }
+
+    func testChildDescriptors_appearWithinOneStep_withTheirOwner_andTheSubgraphGoesOnExit() throws {
+        var l = try loop(tasks: "      idle:\n        - open: { path: /proc/loadavg }\n        - close: { fd: $0 }\n",
+                         allow: "      - op: open\n        path: /proc/loadavg\n      - op: close\n")
+        let child = try ScriptedChild("/usr/bin/env", ["python3", repositoryRoot.appendingPathComponent("Tests/Fixtures/fdchild.py").path])
+        XCTAssertEqual(child.send("ping"), "pong")
+        FileManager.default.createFile(atPath: directory + "/held", contents: Data("x".utf8))
+        try l.step()
+        let me = try XCTUnwrap(l.memory.nodes(ofKind: .process).first { $0["pid"] == .int(Int64(getpid())) })
+        XCTAssertTrue(l.memory.contains(Edge(me.id, .parentOf, try XCTUnwrap(process(child.pid, in: l.memory)).id)))
+
+        let file = Int64(child.send("file \(directory!)/held"))!
+        let pipe = child.send("pipe").split(separator: " ").map { Int64($0)! }
+        let listen = child.send("tcp-listen").split(separator: " ").map { Int64($0)! }
+        let unix = Int64(child.send("unix-listen \(directory!)/s.sock"))!
+        try l.step()
+        var fds = descriptors(child.pid, in: l.memory)
+        XCTAssertEqual(target(fds[file], in: l.memory)?["path"], .string(directory + "/held"))
+        XCTAssertEqual(target(fds[pipe[0]], in: l.memory)?.kind, .pipe)
+        XCTAssertEqual(target(fds[pipe[0]], in: l.memory)?.id, target(fds[pipe[1]], in: l.memory)?.id)
+        XCTAssertEqual(target(fds[listen[0]], in: l.memory)?["state"], .string("LISTEN"))
+        XCTAssertEqual(target(fds[unix], in: l.memory)?["local"], .string(directory + "/s.sock"))
+        let heldFile = try XCTUnwrap(target(fds[file], in: l.memory)).id
+
+        child.send("close \(file)")
+        try l.step()
+        fds = descriptors(child.pid, in: l.memory)
+        XCTAssertNil(fds[file], "closed within one step")
+        XCTAssertFalse(l.memory.contains(heldFile), "nothing else holds the file: its node is gone too")
+        XCTAssertNotNil(fds[pipe[0]])
+
+        let childNode = try XCTUnwrap(process(child.pid, in: l.memory)).id
+        child.finish()
+        try l.step()
+        XCTAssertFalse(l.memory.contains(childNode))
+        XCTAssertFalse(l.memory.nodes.keys.contains { $0.rawValue.hasPrefix("fd:\(childNode.rawValue)#") }, "its descriptors went with it")
+        XCTAssertEqual(l.memory.invariantViolations(), [])
+        XCTAssertTrue(l.memory.pendingEvents.contains { $0["action"] == .string("exit") && $0["subject"] == .string(String(child.pid)) },
+                      "the exit arrived as an event in the same step")
+    }
+
+    func testFoldedOutcomes_areWhatTheNextObservationFinds() throws {
+        var l = try loop(tasks: "      keep-open:\n        - open: { path: /etc/hostname }\n      start-child:\n        - spawn: { path: /bin/sleep, args: \"30\" }\n",
+                         allow: "      - op: open\n        path: /etc/hostname\n      - op: spawn\n        path: /bin/sleep\n")
+        let first = try l.step()
+        let fd = try XCTUnwrap(first.outcome?.steps.first?.result?.value)
+        let me = try XCTUnwrap(first.outcome.flatMap { _ in l.memory.nodes(ofKind: .process).first { $0["pid"] == .int(Int64(getpid())) } })
+        let kernelFD = NodeID.fileDescriptor(owner: me.id, fd: Int32(fd))
+        XCTAssertTrue(l.memory.contains(kernelFD), "folded: the prior of the next step expects the descriptor")
+        XCTAssertTrue(l.memory.contains(.fileDescriptor(owner: .context("probe"), fd: Int32(fd))))
+
+        let second = try l.step()
+        XCTAssertTrue(l.memory.contains(kernelFD), "and the observation found it")
+        XCTAssertEqual(l.memory[kernelFD]?["target"], .string("/etc/hostname"))
+        let spawned = try XCTUnwrap(second.outcome?.steps.first?.result)
+        let pid = try XCTUnwrap(spawned.value), start = try XCTUnwrap(spawned.fields["start"])
+        defer { kill(Int32(pid), SIGKILL); var s: Int32 = 0; waitpid(Int32(pid), &s, 0) }
+        let child = NodeID.process(pid: Int32(pid), startTime: UInt64(start))
+        XCTAssertTrue(l.memory.contains(Edge(.context("probe"), .parentOf, child)), "folded with its pid + start identity")
+
+        try l.step()
+        XCTAssertEqual(l.memory[child]?["comm"], .string("sleep"), "the observation found the same node")
+        XCTAssertTrue(l.memory.contains(Edge(me.id, .parentOf, child)))
+        XCTAssertTrue(l.memory.contains(Edge(.context("probe"), .parentOf, child)), "the context still holds its child")
+    }
+}
