@@ -118,6 +118,21 @@ final class ObserverTests: XCTestCase {
         child.finish()
     }
 
+    func testMemoryMaps_whenAsked_addBacksEdgesFromEachMappedFile() throws {
+        var plain = ProcObserver()
+        XCTAssertFalse(try plain.observe(at: now).edges.contains { $0.kind == .backs }, "maps are read only when asked")
+        var observer = ProcObserver(includeMaps: true)
+        let o = try observer.observe(at: now)
+        let me = try XCTUnwrap(o.supervisor)
+        let mapped = o.edges.filter { $0.kind == .backs && $0.to == me }.compactMap { e in o.nodes.first { $0.id == e.from } }
+        let paths = mapped.compactMap { $0["path"]?.stringValue }
+        XCTAssertTrue(paths.contains { $0.hasSuffix("/libc.so.6") }, "the C library backs this process: \(paths)")
+        var st = stat()
+        let libc = try XCTUnwrap(paths.first { $0.hasSuffix("/libc.so.6") })
+        stat(libc, &st)
+        XCTAssertTrue(mapped.contains { $0.id == .object(.file, "\(st.st_dev):\(st.st_ino)") }, "identified by device + inode, as open files are")
+    }
+
     func testMissingProcRoot_isAClearError() {
         var observer = ProcObserver(root: "/nonexistent-proc")
         XCTAssertThrowsError(try observer.observe(at: now)) { XCTAssertTrue("\($0)".contains("/nonexistent-proc"), "\($0)") }
