@@ -6,15 +6,19 @@ SWIFT ?= swift
 # kernel with headers and source of one version (gpio-sim is built from them), busybox for the
 # guest's initramfs, udev, and the device tools used to look around inside it.
 BUILD_PACKAGES := pkg-config libusb-1.0-0-dev libgpiod-dev libserialport-dev libdrm-dev libseccomp-dev libpng-dev \
-	python3 lsof procps
+	python3 python3-venv lsof procps gcc-avr avr-libc
 RIG_PACKAGES := qemu-system-x86 busybox-static cpio kmod udev linux-image-amd64 linux-headers-amd64 linux-source-6.1 \
 	gpiod usbutils libdrm-tests
 APT_PACKAGES := $(BUILD_PACKAGES) $(RIG_PACKAGES)
 OUT ?= .worldos/run
+# Python tools the tests use (a third-party SCPI client), in a project venv: Debian's python
+# refuses system-wide pip installs.
+VENV := .venv-tests
+PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial
 
 TESTS_BUNDLE := .build/debug/WorldOSPackageTests.xctest
 
-.PHONY: setup build run test rig rig-only bench clean
+.PHONY: setup build run test rig rig-only bench sim firmware clean
 
 # Installs whatever of APT_PACKAGES is missing when run as root; otherwise prints the one
 # apt-get line to run and stops.
@@ -31,6 +35,15 @@ setup:
 	    echo "  sudo apt-get install -y $$missing" >&2; exit 1; \
 	  fi; \
 	fi
+	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
+	@$(VENV)/bin/python -c "import pyvisa, pyvisa_py, serial" 2>/dev/null || $(VENV)/bin/pip install -q $(PY_PACKAGES)
+
+# The bench bridge firmware: the host simulator (gcc) and the ATmega328P image (avr-gcc).
+sim:
+	$(MAKE) --no-print-directory -C Firmware sim
+
+firmware:
+	$(MAKE) --no-print-directory -C Firmware avr
 
 build: setup
 	$(SWIFT) build --product worldos
@@ -40,7 +53,7 @@ run: build
 	.build/debug/worldos run --out $(OUT)
 
 # Host tests, then the device tests inside the hardware rig.
-test: setup
+test: setup sim firmware
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing --skip RigTests
 	$(MAKE) --no-print-directory rig-only
@@ -65,4 +78,5 @@ bench: setup
 	.build/release/worldos-bench
 
 clean:
-	rm -rf .build .worldos
+	rm -rf .build .worldos $(VENV)
+	$(MAKE) --no-print-directory -C Firmware clean
