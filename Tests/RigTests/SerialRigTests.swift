@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import HostAdapter
 import XCTest
 
 /// Bytes across real USB serial drivers: ftdi_sio to the host end of QEMU's FTDI socket, and the
@@ -33,7 +34,10 @@ final class SerialRigTests: XCTestCase {
 
     func testBytesCrossTheFTDIDevice_bothWays() throws {
         try Rig.require(.usb)
-        let fd = try openRaw("/dev/ttyUSB0")
+        // QEMU's first FTDI (the bench's is the one whose USB serial is BENCH-SIM).
+        let port = try XCTUnwrap(SerialPortInfo.list().first { $0.usbVendorID == 0x0403 && $0.usbSerial != "BENCH-SIM" },
+                                 "\(SerialPortInfo.list())")
+        let fd = try openRaw(port.path)
         defer { close(fd) }
         try Rig.request("ftdi-clear")
         let ping = Array("*IDN?\n".utf8)
@@ -51,5 +55,23 @@ final class SerialRigTests: XCTestCase {
         let message = Array("MEAS:VOLT?\n".utf8)
         XCTAssertEqual(write(host, message, message.count), message.count)
         XCTAssertEqual(read(gadget, count: message.count, timeoutMilliseconds: 3000), message)
+    }
+
+    func testFirmwareSimulator_behindARealFTDI_answersThroughLibserialport() throws {
+        try Rig.require(.usb)
+        let ports = SerialPortInfo.list()
+        let bench = try XCTUnwrap(ports.first { $0.usbSerial == "BENCH-SIM" }, "found by its USB parent: \(ports)")
+        XCTAssertEqual(bench.usbVendorID, 0x0403)
+        XCTAssertEqual(bench.usbProductID, 0x6001)
+        XCTAssertTrue(bench.path.hasPrefix("/dev/ttyUSB"))
+        let scpi = SCPIInstrument(port: try SerialPort(path: bench.path), timeoutMilliseconds: 3000)
+        let identity = try scpi.identify()
+        XCTAssertEqual([identity.manufacturer, identity.model, identity.serial], ["WorldOS", "BenchBridge", "RIG-BENCH"])
+        try scpi.checked("RELAY 0,ON")
+        XCTAssertEqual(try scpi.query("RELAY? 0"), "1")
+        try scpi.send("RELAY 7,ON")
+        XCTAssertEqual(try scpi.errors().map(\.code), [-222])
+        try scpi.checked("*RST")
+        XCTAssertEqual(try scpi.query("RELAY? 0"), "0")
     }
 }
