@@ -48,6 +48,8 @@ let package = Package(
         .target(name: "Journal"),
         // Strict YAML configuration (policies, benches): unknown keys rejected, file:line errors.
         .target(name: "Config", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Device profiles (Devices/*.yaml): what hardware is and what may be done to it.
+        .target(name: "Devices", dependencies: ["Config"]),
         // Components, one target each.
         .target(name: "Observer", dependencies: ["StateGraph", "LoopCore", "CShim"]),
         .target(name: "Estimator", dependencies: ["StateGraph", "LoopCore"]),
@@ -63,7 +65,7 @@ let package = Package(
         // Assembles the real stages into a supervisor; bench files; the run loop.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Config",
+            "Renderer", "HostAdapter", "DataEngine", "Config", "Devices",
         ]),
         // Test twins: manual clock and fakes of every stage, siblings of the real ones.
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore"]),
@@ -76,7 +78,7 @@ let package = Package(
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "WorldOSTesting",
+            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting",
         ]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.

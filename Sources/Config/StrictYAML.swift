@@ -101,6 +101,24 @@ public struct ConfigNode: @unchecked Sendable {
         return out
     }
 
+    /// A mapping's entries by key, in file order, with no restriction on the keys' spelling
+    /// (the caller checks them); repeated keys are still an error.
+    public func mappingPairs() throws(ConfigError) -> [(key: String, value: ConfigNode)] {
+        guard case .mapping(let m) = node else { throw error("expected a mapping") }
+        var seen: Set<String> = []
+        var out: [(String, ConfigNode)] = []
+        for (k, v) in m {
+            let keyNode = ConfigNode(node: k, file: file, path: path)
+            guard case .scalar(let s) = k else { throw keyNode.error("keys must be plain words") }
+            guard seen.insert(s.string).inserted else { throw keyNode.error("key \"\(s.string)\" appears twice", hint: "keep one") }
+            out.append((s.string, ConfigNode(node: v, file: file, path: path.isEmpty ? s.string : "\(path).\(s.string)")))
+        }
+        return out
+    }
+
+    /// True when this node is a list (for fields that take one item or several).
+    public var isSequence: Bool { if case .sequence = node { true } else { false } }
+
     public func sequence() throws(ConfigError) -> [ConfigNode] {
         guard case .sequence(let s) = node else { throw error("expected a list") }
         return s.enumerated().map { ConfigNode(node: $1, file: file, path: "\(path)[\($0)]") }
