@@ -48,9 +48,13 @@ firmware:
 build: setup
 	$(SWIFT) build --product worldos
 
-# The supervisor on the default bench, until Ctrl-C. Trace, audit log and panel go to $(OUT).
-run: build
-	.build/debug/worldos run --out $(OUT)
+# The supervisor on the default bench, until Ctrl-C: the bench bridge firmware simulator on a
+# pseudo-terminal, found through Devices/bench-bridge.yaml. Trace, audit log and panel go to $(OUT).
+run: build sim
+	@mkdir -p $(OUT)
+	@Firmware/build/bench-bridge-sim > $(OUT)/simulator.pty & sim=$$!; trap "kill $$sim 2>/dev/null" EXIT; \
+	  while [ ! -s $(OUT)/simulator.pty ]; do sleep 0.1; done; \
+	  .build/debug/worldos run --out $(OUT) --device $$(head -1 $(OUT)/simulator.pty)
 
 # Host tests, then the device tests inside the hardware rig.
 test: setup sim firmware

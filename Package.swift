@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "RigTests", dependencies: ["HostAdapter", "Renderer", "LoopCore", "StateGraph"]),
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
-            "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DataEngine", "Supervisor", "WorldOSTesting",
+            "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DataEngine", "Supervisor", "Devices", "WorldOSTesting",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

@@ -111,6 +111,11 @@ public struct SCPIReplyError: Error, CustomStringConvertible {
     public var command: String
     public var reply: String
     public var expected: String
+    public init(command: String, reply: String, expected: String) {
+        self.command = command
+        self.reply = reply
+        self.expected = expected
+    }
     public var description: String { "\(command) answered \"\(reply)\"; expected \(expected)" }
 }
 

@@ -28,6 +28,14 @@ public struct SerialPortInfo: Equatable, Sendable {
     public var usbProductID: UInt16?
     public var usbSerial: String?
 
+    public init(path: String, description: String, usbVendorID: UInt16? = nil, usbProductID: UInt16? = nil, usbSerial: String? = nil) {
+        self.path = path
+        self.description = description
+        self.usbVendorID = usbVendorID
+        self.usbProductID = usbProductID
+        self.usbSerial = usbSerial
+    }
+
     /// Every serial port libserialport finds (real ports under /sys/class/tty; pseudo-terminals
     /// are not listed — open them by path).
     public static func list() -> [SerialPortInfo] {
@@ -39,6 +47,7 @@ public struct SerialPortInfo: Equatable, Sendable {
         while let port = list[i] {
             var info = SerialPortInfo(path: String(cString: sp_get_port_name(port)),
                                       description: sp_get_port_description(port).map { String(cString: $0) } ?? "")
+
             if sp_get_port_transport(port) == SP_TRANSPORT_USB {
                 var vid: Int32 = 0, pid: Int32 = 0
                 if sp_get_port_usb_vid_pid(port, &vid, &pid) == SP_OK {

@@ -75,7 +75,34 @@ public struct PanelRenderer: Rendering {
             }
         }
 
-        let sensors = projected.filter { $0.kind == .sensor }
+        let instruments = projected.filter { $0.kind == .instrument }
+        if !instruments.isEmpty {
+            y += line / 2
+            row("INSTRUMENTS (\(instruments.count))", y: y, color: Color.section, role: "section")
+            y += line
+            for instrument in instruments {
+                let status = instrument["status"]?.stringValue ?? "?"
+                let title = ["profile", "model", "serial", "path"].compactMap { instrument[$0]?.stringValue }.joined(separator: "  ")
+                row("\(title)  \(status)", y: y, color: status == "ok" ? Color.ok : Color.denied, role: "instrument", node: instrument.id)
+                y += line
+                let readings = posterior.graph.owned(by: instrument.id).compactMap { posterior.graph[$0] }.filter { $0.kind == .sensor }
+                let cells = readings.map { r -> String in
+                    let value: String = switch r["value"] {
+                    case .double(let d)?: d.rounded() == d ? String(Int(d)) : String(format2(d))
+                    case let v?: "\(v)"
+                    case nil: "?"
+                    }
+                    let unit = r["unit"]?.stringValue ?? ""
+                    return "\(r["reading"]?.stringValue ?? "?") \(value)\(unit.isEmpty ? "" : " " + unit)"
+                }
+                for i in stride(from: 0, to: cells.count, by: 3) {
+                    row("  " + cells[i..<min(i + 3, cells.count)].map { $0.padding(to: 30) }.joined(), y: y, color: Color.text, role: "reading", node: instrument.id)
+                    y += line
+                }
+            }
+        }
+
+        let sensors = projected.filter { $0.kind == .sensor && posterior.graph.owner(of: $0.id) == nil }
         if !sensors.isEmpty {
             y += line / 2
             row("TELEMETRY (\(sensors.count))", y: y, color: Color.section, role: "section")

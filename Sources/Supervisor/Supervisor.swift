@@ -1,5 +1,6 @@
 import Config
 import DataEngine
+import Devices
 import Estimator
 import Executor
 import Foundation
@@ -17,6 +18,10 @@ public struct SupervisorOptions: Sendable {
     public var out: String = ".worldos/run"
     public var bench: String = "Devices/benches/default.yaml"
     public var policy: String = "Policies/default.yaml"
+    /// Device profiles (Devices/*.yaml).
+    public var profiles: String = "Devices"
+    /// Serial ports to try besides those libserialport lists (a simulator's pseudo-terminal).
+    public var devices: [String] = []
     public init() {}
 
     public var tracePath: String { "\(out)/trace.jsonl" }
@@ -52,8 +57,34 @@ public enum Supervisor {
         return graph
     }
 
+    /// A started supervisor: its loop, the instruments it found, and what it noticed on the way.
+    public struct Session {
+        public var loop: SupervisorLoop
+        public var instruments: [AttachedInstrument]
+        public var notes: [String]
+
+        /// Every instrument back to its profile's safe state (on stop, fault or crash recovery).
+        public func returnToSafeState() -> [String] { instruments.flatMap { $0.returnToSafeState() } }
+    }
+
     /// Load the bench and policy, open the trace and audit files in `options.out`, and build the loop.
     public static func make(_ options: SupervisorOptions, clock: any WorldClock = SystemClock()) throws -> SupervisorLoop {
+        try start(options, clock: clock).loop
+    }
+
+    /// As ``make(_:clock:)``, and also find the instruments attached to this machine through the
+    /// device profiles, and observe them every step.
+    public static func start(_ options: SupervisorOptions, clock: any WorldClock = SystemClock()) throws -> Session {
+        var notes: [String] = []
+        var instruments: [AttachedInstrument] = []
+        if FileManager.default.fileExists(atPath: options.profiles) {
+            let catalog = try DeviceCatalog.load(directory: options.profiles)
+            let found = DeviceDiscovery.discover(catalog, explicit: options.devices)
+            instruments = found.attached
+            notes += found.notes
+        } else if !options.devices.isEmpty {
+            throw SupervisorError(message: "no device profiles at \(options.profiles); pass --profiles DIR")
+        }
         let bench = try Bench.load(file: options.bench)
         let policy = try Policy.load(file: options.policy)
         for context in bench.contexts where policy.contexts[context.name] == nil {
@@ -73,12 +104,13 @@ public enum Supervisor {
         for (path, torn) in [(options.auditPath, audit.tornTailBytes), (options.tracePath, trace.tornTailBytes)] where torn > 0 {
             FileHandle.standardError.write(Data("note: \(path): cut \(torn) bytes of a torn last record (a crash mid-write); every complete record is kept\n".utf8))
         }
-        return SupervisorLoop(
+        let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
-            observer: CompositeObserver([ProcObserver(), TelemetryObserver(), events]), estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
+            observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments), events]), estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode), executor: TraceExecutor(),
             host: LinuxHost(), predictor: TrivialPredictor(), recorder: trace)
+        return Session(loop: loop, instruments: instruments, notes: notes)
     }
 
     /// Run until `steps` macro steps are done or SIGINT/SIGTERM arrives, one step per

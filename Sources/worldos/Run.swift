@@ -18,12 +18,20 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let settings = supervisorOptions(options)
-        var loop = try Supervisor.make(settings)
+        var session = try Supervisor.start(settings)
         say("worldos: supervising this machine in \(settings.mode.rawValue) mode; Ctrl-C stops")
         say("  bench \(settings.bench), policy \(settings.policy)")
         say("  device libraries: \(DeviceLibraries.loaded().summary)")
+        for instrument in session.instruments {
+            say("  instrument: \(instrument.profile.name) \(instrument.identity.model) \(instrument.identity.serial) on \(instrument.path)")
+        }
+        for note in session.notes { say("  note: \(note)") }
         say("  writing \(settings.tracePath), \(settings.auditPath), \(settings.panelPath)")
-        let (done, interrupted) = try Supervisor.run(&loop, steps: steps, interval: .milliseconds(intervalMilliseconds)) { report in
+        defer {
+            for problem in session.returnToSafeState() { say("worldos: safe state: \(problem)") }
+            if !session.instruments.isEmpty { say("worldos: instruments returned to their safe state") }
+        }
+        let (done, interrupted) = try Supervisor.run(&session.loop, steps: steps, interval: .milliseconds(intervalMilliseconds)) { report in
             say(summary(report))
         }
         say("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.tracePath), audit \(settings.auditPath)")
@@ -57,5 +65,7 @@ func supervisorOptions(_ o: LoopOptions) -> SupervisorOptions {
     s.out = o.out
     s.bench = o.bench
     s.policy = o.policy
+    s.profiles = o.profiles
+    s.devices = o.devices
     return s
 }

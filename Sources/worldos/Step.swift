@@ -15,8 +15,9 @@ struct Step: ParsableCommand {
     }
 
     func run() throws {
-        var loop = try Supervisor.make(supervisorOptions(options))
-        _ = try Supervisor.run(&loop, steps: count, interval: .zero) { report in
+        var session = try Supervisor.start(supervisorOptions(options))
+        defer { _ = session.returnToSafeState() }
+        _ = try Supervisor.run(&session.loop, steps: count, interval: .zero) { report in
             print(report.lines.joined(separator: "\n"))
         }
     }

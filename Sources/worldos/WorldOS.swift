@@ -26,6 +26,12 @@ struct LoopOptions: ParsableArguments {
 
     @Option(help: "real; filtered: also predict every return and report the gap; latent: dream, no host calls.")
     var mode: Mode = .real
+
+    @Option(help: "Device profiles: what hardware is and what may be done to it.")
+    var profiles: String = "Devices"
+
+    @Option(name: .customLong("device"), help: "A serial port to try besides the ones found (such as a simulator's pty); repeatable.")
+    var devices: [String] = []
 }
 
 extension Mode: ExpressibleByArgument {}
