@@ -237,7 +237,7 @@ public struct TrivialPredictor: Effecting {
             return .value(1)
         case .watch:
             return .value(1)
-        case .close, .lseek, .ioctl, .munmap, .bind, .listen, .connect, .kill:
+        case .close, .lseek, .ioctl, .munmap, .bind, .listen, .connect, .kill, .act:
             return .value(0)
         }
     }

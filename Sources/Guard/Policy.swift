@@ -12,6 +12,8 @@ public struct Policy: Sendable {
         public var paths: [PathPattern]?
         /// Open modes allowed (`read`, `write`, `append`, `create`). nil: any.
         public var modes: Set<String>?
+        /// For `act`: action name patterns (`relay.*`). nil: any.
+        public var actions: [String]?
         public var reason: String?
         /// `file:line` of the rule, cited in every decision it makes.
         public var location: String
@@ -22,6 +24,9 @@ public struct Policy: Sendable {
                 guard let path = call.path, paths.contains(where: { $0.matches(path) }) else { return false }
             }
             if let modes, call.op == .open || call.op == .openat, !modes.contains(call.args["mode"]?.string ?? "read") { return false }
+            if let actions {
+                guard call.op == .act, let name = call.args["action"]?.string, actions.contains(where: { Policy.glob($0, name) }) else { return false }
+            }
             return true
         }
     }
@@ -75,8 +80,8 @@ public struct Policy: Sendable {
     }
 
     private static func parseRule(_ node: ConfigNode, effect: Rule.Effect) throws(ConfigError) -> Rule {
-        var rule = Rule(effect: effect, ops: [], paths: nil, modes: nil, reason: nil, location: node.location)
-        for (key, value) in try node.mapping(allowed: ["op", "path", "mode", "reason"], required: ["op"]) {
+        var rule = Rule(effect: effect, ops: [], paths: nil, modes: nil, actions: nil, reason: nil, location: node.location)
+        for (key, value) in try node.mapping(allowed: ["op", "path", "mode", "action", "reason"], required: ["op"]) {
             switch key {
             case "op":
                 for name in try value.strings() {
@@ -95,8 +100,17 @@ public struct Policy: Sendable {
                     throw value.error("unknown open mode \"\(m)\"", hint: "use one of: \(MicroOp.openModes.sorted().joined(separator: ", "))")
                 }
                 rule.modes = Set(modes)
+            case "action":
+                let names = try value.strings()
+                for n in names where !n.allSatisfy({ $0.isLetter || $0.isNumber || "._-*".contains($0) }) {
+                    throw value.error("action pattern \"\(n)\" may use letters, digits, . _ - and *")
+                }
+                rule.actions = names
             default: rule.reason = try value.string()
             }
+        }
+        if rule.actions != nil && rule.ops != [.act] {
+            throw node.error("\"action\" applies only to op act")
         }
         let pathOps: Set<MicroOp> = [.open, .openat, .spawn, .watch]
         if rule.paths != nil && !rule.ops.isSubset(of: pathOps) {
@@ -104,6 +118,19 @@ public struct Policy: Sendable {
                              hint: "descriptor operations are limited to descriptors the context holds")
         }
         return rule
+    }
+}
+
+extension Policy {
+    /// `*` any run of characters.
+    static func glob(_ pattern: String, _ text: String) -> Bool {
+        let p = Array(pattern), t = Array(text)
+        func match(_ i: Int, _ j: Int) -> Bool {
+            if i == p.count { return j == t.count }
+            if p[i] == "*" { return (j...t.count).contains { match(i + 1, $0) } }
+            return j < t.count && p[i] == t[j] && match(i + 1, j + 1)
+        }
+        return match(0, 0)
     }
 }
 

@@ -12,13 +12,16 @@ public struct PolicyGuard: Guarding {
     public let policy: Policy
     public let audit: AuditLog
     public let mode: Mode
+    /// The risk class of a device action (from the device profiles), or nil if unknown.
+    public let risk: @Sendable (_ device: String, _ action: String) -> String?
     /// Set when an audit write failed; reported by the supervisor.
     public private(set) var auditFailure: String?
 
-    public init(policy: Policy, audit: AuditLog, mode: Mode) {
+    public init(policy: Policy, audit: AuditLog, mode: Mode, risk: @escaping @Sendable (String, String) -> String? = { _, _ in nil }) {
         self.policy = policy
         self.audit = audit
         self.mode = mode
+        self.risk = risk
     }
 
     /// The decision alone, without auditing.
@@ -31,6 +34,15 @@ public struct PolicyGuard: Guarding {
         }
         if let reason = held.refusal(for: call, context: context) {
             return .deny(rule: "capability", reason: reason)
+        }
+        if call.op == .act, let device = call.args["device"]?.string, let action = call.args["action"]?.string {
+            switch risk(device, action) {
+            case nil:
+                return .deny(rule: "refuse-uncertain", reason: "no attached device \(device) offers \(action); the guard does not guess")
+            case "irreversible-physical", "destructive-host":
+                return .deny(rule: "approval-required", reason: "\(action) on \(device) is \(risk(device, action)!): it needs an approval bound to this action, target and parameters, and none is given")
+            default: break
+            }
         }
         for rule in rules where rule.matches(call) {
             switch rule.effect {

@@ -171,6 +171,9 @@ public struct LinuxHost: Effecting {
             return opened(Syscall.retrying { worldos_timerfd(after, int("interval-ms") ?? 0) })
         case .inotify:
             return opened(Syscall.retrying { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) })
+        case .act:
+            // Device actions need the device registry: the supervisor's effector handles them.
+            return .failure(errno: ENODEV)
         case .watch:
             guard let f = fd(), let path = string("path") else { return .failure(errno: EINVAL) }
             let mask = UInt32(IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO)

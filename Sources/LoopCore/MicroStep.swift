@@ -15,6 +15,9 @@ public enum MicroOp: String, Codable, CaseIterable, Sendable {
     case inotify
     /// inotify_add_watch on an inotify fd; returns the watch descriptor.
     case watch
+    /// A named action of an attached device's profile (`relay.energise`), its template filled
+    /// from `params` (`relay=1,percent=40`) and sent; risk classes come from the profile.
+    case act
 
     /// The arguments each operation takes, and their types. Checked when a bench is loaded and
     /// again when a step's references are resolved.
@@ -42,6 +45,7 @@ public enum MicroOp: String, Codable, CaseIterable, Sendable {
         case .kill: [("pid", .int, true), ("signal", .string, false)]
         case .timer: [("after-ms", .int, true), ("interval-ms", .int, false)]
         case .watch: [("fd", .int, true), ("path", .string, true)]
+        case .act: [("device", .string, true), ("action", .string, true), ("params", .string, false)]
         }
     }
 
@@ -49,7 +53,7 @@ public enum MicroOp: String, Codable, CaseIterable, Sendable {
     public var descriptorParameter: String? {
         switch self {
         case .openat: "dir"
-        case .open, .munmap, .pipe, .socket, .spawn, .waitpid, .kill, .timer, .inotify: nil
+        case .open, .munmap, .pipe, .socket, .spawn, .waitpid, .kill, .timer, .inotify, .act: nil
         default: "fd"
         }
     }

@@ -108,8 +108,8 @@ public enum Supervisor {
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments), events]), estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
-            policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode), executor: TraceExecutor(),
-            host: LinuxHost(), predictor: TrivialPredictor(), recorder: trace)
+            policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(in: instruments)),
+            executor: TraceExecutor(), host: SupervisorHost(instruments: instruments), predictor: TrivialPredictor(), recorder: trace)
         return Session(loop: loop, instruments: instruments, notes: notes)
     }
 
@@ -119,12 +119,7 @@ public enum Supervisor {
     public static func run(_ loop: inout SupervisorLoop, steps: Int?, interval: Duration,
                            report: (StepReport) -> Void) throws -> (steps: Int, interrupted: Bool) {
         let signals = try SignalWatch(signals: [SIGINT, SIGTERM])
-        defer {
-            if var host = loop.host as? LinuxHost {
-                host.closeAll()
-                loop.host = host
-            }
-        }
+        defer { (loop.host as? SupervisorHost)?.closeAll() }
         var done = 0
         while steps.map({ done < $0 }) ?? true {
             if signals.pending { return (done, true) }

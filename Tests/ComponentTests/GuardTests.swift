@@ -112,6 +112,26 @@ final class GuardTests: XCTestCase {
         XCTAssertNotNil(g.auditFailure)
     }
 
+    func testDeviceActions_irreversibleNeedApproval_unknownAreRefused_reversibleFollowThePolicy() throws {
+        let text = "version: 1\ncontexts:\n  op:\n    allow:\n      - op: act\n        action: [relay.*]\n"
+        let risks: [String: String] = ["relay.energise": "irreversible-physical", "relay.release": "reversible", "heater.off": "reversible"]
+        let g = PolicyGuard(policy: try Policy.parse(text, file: "p.yaml"), audit: try tempAudit(), mode: .real,
+                            risk: { device, action in device == "bench-bridge" ? risks[action] : nil })
+        func act(_ device: String, _ action: String) -> ResolvedCall {
+            ResolvedCall(.act, ["device": .string(device), "action": .string(action), "params": .string("relay=0")])
+        }
+        XCTAssertEqual(g.evaluate(act("bench-bridge", "relay.release"), context: "op", held: []), .allow(rule: "p.yaml:5"))
+        guard case .deny(let rule, let reason) = g.evaluate(act("bench-bridge", "relay.energise"), context: "op", held: []) else {
+            return XCTFail("an irreversible action ran without approval")
+        }
+        XCTAssertEqual(rule, "approval-required")
+        XCTAssertTrue(reason.contains("irreversible-physical"), reason)
+        XCTAssertEqual(g.evaluate(act("bench-bridge", "heater.off"), context: "op", held: []),
+                       .deny(rule: "default-deny", reason: "no rule of context op allows act"))
+        XCTAssertEqual(g.evaluate(act("lab-psu", "relay.release"), context: "op", held: []),
+                       .deny(rule: "refuse-uncertain", reason: "no attached device lab-psu offers relay.release; the guard does not guess"))
+    }
+
     func tempAudit() throws -> AuditLog {
         try AuditLog(path: NSTemporaryDirectory() + "worldos-audit-\(UUID().uuidString).jsonl")
     }
@@ -126,7 +146,7 @@ final class PolicyParsingTests: XCTestCase {
     func testUnknownKey_isRejectedWithItsLineAndTheKeysAllowed() {
         let e = error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        paht: /etc/x\n")
         XCTAssertEqual(e?.line, 6)
-        XCTAssertEqual(e?.description, "p.yaml:6:9: contexts.a.allow[0]: unknown key \"paht\" (expected one of: op, path, mode, reason)")
+        XCTAssertEqual(e?.description, "p.yaml:6:9: contexts.a.allow[0]: unknown key \"paht\" (expected one of: op, path, mode, action, reason)")
     }
 
     func testBadValues_areRejectedPrecisely() {
@@ -140,6 +160,10 @@ final class PolicyParsingTests: XCTestCase {
         XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        mode: sideways\n")?.message,
                        "contexts.a.allow[0].mode: unknown open mode \"sideways\"")
         XCTAssertEqual(error("version: 2\ncontexts: {}\n")?.message, "version: 2 is out of range")
+        XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: read\n        action: relay.*\n")?.message,
+                       "contexts.a.allow[0]: \"action\" applies only to op act")
+        XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: act\n        action: \"relay;rm\"\n")?.message,
+                       "contexts.a.allow[0].action: action pattern \"relay;rm\" may use letters, digits, . _ - and *")
         XCTAssertEqual(error("version: 1\n")?.message, "document: missing required key \"contexts\"")
     }
 
@@ -157,6 +181,6 @@ final class PolicyParsingTests: XCTestCase {
     func testShippedPolicy_loads() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let p = try Policy.load(file: root.appendingPathComponent("Policies/default.yaml").path)
-        XCTAssertEqual(Set(p.contexts.keys), ["telemetry", "maintenance"])
+        XCTAssertEqual(Set(p.contexts.keys), ["telemetry", "maintenance", "bench-operator"])
     }
 }

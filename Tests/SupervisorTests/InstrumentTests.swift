@@ -1,5 +1,6 @@
 import Devices
 import Foundation
+import Guard
 import Glibc
 import HostAdapter
 import LoopCore
@@ -65,6 +66,28 @@ final class InstrumentTests: XCTestCase {
         XCTAssertEqual(instrument["status"], .string("lost"))
         XCTAssertNotNil(instrument["problem"])
         XCTAssertTrue(report.events.contains { $0.source == "instrument" && $0.action == "lost" })
+    }
+
+    func testBenchActions_reversibleOnesRun_irreversibleOnesNeverReachTheDevice() throws {
+        let sim = try BenchSimulator()
+        let clock = ManualClock()
+        var session = try Supervisor.start(options(devices: [sim.pty]), clock: clock)
+        let bench = try XCTUnwrap(session.instruments.first)
+        try bench.scpi.checked("RELAY 0,ON")   // as if someone had switched it on
+        var outcomes: [ActionOutcome] = []
+        for _ in 0..<40 where outcomes.count < 2 {
+            let report = try session.loop.step()
+            if report.context == "bench-operator", let o = report.outcome { outcomes.append(o) }
+            clock.advance(by: .milliseconds(500))
+        }
+        XCTAssertEqual(outcomes.map(\.proposal.task), ["release-relay", "energise-relay"])
+        XCTAssertEqual(outcomes[0].steps[0].result?.value, 1, "one line sent")
+        XCTAssertEqual(outcomes[1].steps[0].status, .denied)
+        guard case .deny(let rule, _)? = outcomes[1].steps[0].decision else { return XCTFail() }
+        XCTAssertEqual(rule, "approval-required")
+        XCTAssertEqual(try bench.scpi.query("RELAY? 0"), "0", "released by the reversible action, and never energised")
+        let audit = try String(contentsOfFile: directory + "/out/audit.jsonl", encoding: .utf8)
+        XCTAssertTrue(audit.contains(#""decision":"deny""#) && audit.contains("approval-required"))
     }
 
     func testAPortNobodyAnswersOn_isANote_notAnInstrument() throws {

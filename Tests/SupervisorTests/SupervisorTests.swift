@@ -55,10 +55,10 @@ final class SupervisorTests: XCTestCase {
         var options = try creatingBench(target: target)
         options.mode = .latent
         var loop = try Supervisor.make(options, clock: ManualClock())
-        XCTAssertTrue(loop.host is LinuxHost)
+        XCTAssertTrue(loop.host is SupervisorHost, "the real host adapter is in place")
         for _ in 0..<3 { try loop.step() }
         XCTAssertFalse(FileManager.default.fileExists(atPath: target), "a dream created a real file")
-        XCTAssertEqual((loop.host as? LinuxHost)?.open, [])
+        XCTAssertEqual((loop.host as? SupervisorHost)?.linux.open, [])
         let transitions = try TraceWriter.read(path: options.tracePath)
         XCTAssertEqual(transitions.map(\.mode), [.latent, .latent, .latent])
         XCTAssertEqual(transitions.map(\.observedNodes), [nil, nil, nil])
@@ -131,7 +131,7 @@ final class BenchParsingTests: XCTestCase {
 
     func testShippedBench_loads() throws {
         let bench = try Bench.load(file: repositoryRoot.appendingPathComponent("Devices/benches/default.yaml").path)
-        XCTAssertEqual(bench.contexts.map(\.name), ["telemetry", "maintenance"])
+        XCTAssertEqual(bench.contexts.map(\.name), ["telemetry", "maintenance", "bench-operator"])
         XCTAssertEqual(bench.contexts[1].tasks.map(\.name), ["read-hostname", "read-shadow"])
         XCTAssertEqual(bench.contexts[0].tasks[0].steps[1], MicroStep(.read, ["fd": .result(of: 0), "count": .int(128)]))
     }
