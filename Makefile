@@ -77,7 +77,7 @@ rig-only:
 	Tests/Rig/rig --timeout 900 --fixtures $(RIG_FIXTURES) -- $(TESTS_BUNDLE) $$classes
 
 # Speed targets, each printed as a ratio against its reference measured in the same process.
-bench: setup
+bench: setup sim
 	$(SWIFT) build -c release --product worldos-bench
 	.build/release/worldos-bench
 

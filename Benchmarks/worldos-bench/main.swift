@@ -4,6 +4,7 @@
 //   worldos-bench            all sections
 //   worldos-bench graph      the state graph: 1,000-node delta vs building 100,000 nodes
 //   worldos-bench observer   /proc refresh vs lsof -n -P and ps -e on ~500 processes × 20 fds
+//   worldos-bench serial     request/response through our serial adapter vs pyserial
 import Foundation
 
 func milliseconds(_ body: () throws -> Void) rethrows -> Double {
@@ -17,3 +18,4 @@ func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 let sections = CommandLine.arguments.dropFirst()
 if sections.isEmpty || sections.contains("graph") { try graphBenchmark() }
 if sections.isEmpty || sections.contains("observer") { try observerBenchmark() }
+if sections.isEmpty || sections.contains("serial") { try serialBenchmark() }
