@@ -70,6 +70,14 @@ public final class GPIOLineRequest {
     public enum Kind: Sendable {
         case input
         case output(initial: Int32, safe: Int32)
+        /// An input reporting rising and falling edges on ``descriptor``.
+        case edges
+    }
+
+    /// One edge on a line, timestamped by the kernel (CLOCK_MONOTONIC for libgpiod 1.6).
+    public struct Edge: Equatable, Sendable {
+        public var rising: Bool
+        public var nanoseconds: UInt64
     }
     public let chipPath: String
     public let offset: Int
@@ -90,6 +98,7 @@ public final class GPIOLineRequest {
         let result: Int32 = switch kind {
         case .input: gpiod_line_request_input(line, consumer)
         case .output(let initial, _): gpiod_line_request_output(line, consumer, initial)
+        case .edges: gpiod_line_request_both_edges_events(line, consumer)
         }
         guard result == 0 else {
             let e = errno
@@ -115,6 +124,30 @@ public final class GPIOLineRequest {
     public func set(_ value: Int32) throws(DeviceError) {
         guard gpiod_line_set_value(line, value) == 0 else {
             throw DeviceError(device: "\(chipPath) line \(offset)", errno: errno, action: "set the line")
+        }
+    }
+
+    /// For an edge request: the descriptor that becomes readable when edges are waiting (the
+    /// loop polls it; nothing reads on a hidden thread). -1 for other requests.
+    public var descriptor: Int32 {
+        if case .edges = kind { return gpiod_line_event_get_fd(line) }
+        return -1
+    }
+
+    /// The edges waiting now, without blocking.
+    public func readEdges() throws(DeviceError) -> [Edge] {
+        var edges: [Edge] = []
+        let fd = descriptor
+        guard fd >= 0 else { return [] }
+        while true {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 0) == 1 else { return edges }
+            var event = gpiod_line_event()
+            guard gpiod_line_event_read(line, &event) == 0 else {
+                throw DeviceError(device: "\(chipPath) line \(offset)", errno: errno, action: "read an edge event")
+            }
+            edges.append(Edge(rising: event.event_type == Int32(GPIOD_LINE_EVENT_RISING_EDGE),
+                              nanoseconds: UInt64(event.ts.tv_sec) * 1_000_000_000 + UInt64(event.ts.tv_nsec)))
         }
     }
 

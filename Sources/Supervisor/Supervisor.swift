@@ -86,6 +86,9 @@ public enum Supervisor {
             throw SupervisorError(message: "no device profiles at \(options.profiles); pass --profiles DIR")
         }
         let bench = try Bench.load(file: options.bench)
+        // libusb starts a thread of its own; a missing USB subsystem is a note, not a failure.
+        var usb: USBContext?
+        do { usb = try USBContext() } catch { notes.append("USB is not observed: \(error)") }
         let policy = try Policy.load(file: options.policy)
         for context in bench.contexts where policy.contexts[context.name] == nil {
             FileHandle.standardError.write(Data("warning: \(options.policy): no policy for context \(context.name); everything it proposes will be denied\n".utf8))
@@ -106,7 +109,8 @@ public enum Supervisor {
         }
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
-            observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments), events]), estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
+            observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments), DeviceObserver(usb: usb), events]),
+            estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(in: instruments)),
             executor: TraceExecutor(), host: SupervisorHost(instruments: instruments), predictor: TrivialPredictor(), recorder: trace)

@@ -1,3 +1,4 @@
+import Glibc
 import HostAdapter
 import XCTest
 
@@ -64,5 +65,27 @@ final class GPIORigTests: XCTestCase {
             XCTAssertEqual((error as? DeviceError)?.errno, EBUSY, "\(error)")
         }
         _ = first
+    }
+}
+
+extension GPIORigTests {
+    func testEdges_arriveOnThePolledDescriptor_timestampedByTheKernel() throws {
+        try Rig.require(.gpio)
+        let request = try GPIOLineRequest(chip: try chip.path, offset: 5, kind: .edges)
+        XCTAssertGreaterThanOrEqual(request.descriptor, 0)
+        try Rig.setPull(5, up: false)
+        _ = try request.readEdges()   // whatever the line did before this test
+        try Rig.setPull(5, up: true)
+        try Rig.setPull(5, up: false)
+        var p = pollfd(fd: request.descriptor, events: Int16(POLLIN), revents: 0)
+        XCTAssertEqual(poll(&p, 1, 2000), 1, "the descriptor becomes readable")
+        var edges: [GPIOLineRequest.Edge] = []
+        for _ in 0..<50 where edges.count < 2 {
+            edges += try request.readEdges()
+            if edges.count < 2 { usleep(10_000) }
+        }
+        XCTAssertEqual(edges.map(\.rising), [true, false])
+        XCTAssertLessThan(edges[0].nanoseconds, edges[1].nanoseconds)
+        XCTAssertEqual(try request.readEdges(), [], "read once")
     }
 }
