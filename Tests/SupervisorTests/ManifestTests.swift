@@ -11,7 +11,7 @@ final class ManifestTests: XCTestCase {
         let declaration = try NSRegularExpression(pattern: #"\.(?:target|executableTarget|testTarget)\(name: "([^"]+)"(.*?)\)\s*,\s*\n"#,
                                                   options: [.dotMatchesLineSeparators])
         let quoted = try NSRegularExpression(pattern: #""([A-Za-z]+)""#)
-        let importLine = try NSRegularExpression(pattern: #"^\s*(?:@_exported\s+)?import\s+([A-Za-z]+)"#, options: [.anchorsMatchLines])
+        let importLine = try NSRegularExpression(pattern: #"^\s*(?:@_exported\s+)?import\s+([A-Za-z]+)\s*$"#, options: [.anchorsMatchLines])
         var checked = 0
         for match in declaration.matches(in: manifest, range: NSRange(manifest.startIndex..., in: manifest)) {
             let name = String(manifest[Range(match.range(at: 1), in: manifest)!])
