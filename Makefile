@@ -80,6 +80,7 @@ rig-only:
 bench: setup sim
 	$(SWIFT) build -c release --product worldos-bench
 	.build/release/worldos-bench
+	Tests/Rig/rig --fixtures gpio -- .build/release/worldos-bench gpio
 
 clean:
 	rm -rf .build .worldos $(VENV)

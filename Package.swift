@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(name: "worldos", dependencies: [
             "Supervisor", "LoopCore", "HostAdapter", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "CShim"], path: "Benchmarks/worldos-bench"),
+        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim"], path: "Benchmarks/worldos-bench"),
 
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting"]),
         .testTarget(name: "ComponentTests", dependencies: [

@@ -5,6 +5,7 @@
 //   worldos-bench graph      the state graph: 1,000-node delta vs building 100,000 nodes
 //   worldos-bench observer   /proc refresh vs lsof -n -P and ps -e on ~500 processes × 20 fds
 //   worldos-bench serial     request/response through our serial adapter vs pyserial
+//   worldos-bench gpio       GPIO set through the guard vs gpioset (needs a GPIO chip: run in the rig)
 import Foundation
 
 func milliseconds(_ body: () throws -> Void) rethrows -> Double {
@@ -19,3 +20,4 @@ let sections = CommandLine.arguments.dropFirst()
 if sections.isEmpty || sections.contains("graph") { try graphBenchmark() }
 if sections.isEmpty || sections.contains("observer") { try observerBenchmark() }
 if sections.isEmpty || sections.contains("serial") { try serialBenchmark() }
+if sections.contains("gpio") { try gpioBenchmark() }
