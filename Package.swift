@@ -82,7 +82,7 @@ let package = Package(
         ]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.
-        .testTarget(name: "RigTests", dependencies: ["HostAdapter", "Renderer", "LoopCore", "StateGraph", "Supervisor"]),
+        .testTarget(name: "RigTests", dependencies: ["HostAdapter", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DataEngine", "Supervisor", "Devices", "WorldOSTesting",

@@ -79,6 +79,10 @@ public struct DeviceProfile: Sendable, Equatable {
     public var safeState: [String]
     public var readings: [Reading]
     public var actions: [String: Action]
+    /// USB profiles: whether the supervisor may detach a kernel driver to claim an interface.
+    public var detachKernelDriver: Bool = false
+    /// GPIO profiles: lines whose edges the loop watches (they become events).
+    public var edges: [String] = []
     public var file: String
     /// `file:line` of the match, cited when two profiles are ambiguous.
     public var matchLocation: String

@@ -15,7 +15,9 @@ extension DeviceProfile {
         var profile = DeviceProfile(name: "", kind: .instrument, description: "", match: .serial(path: nil, usb: nil, idn: nil),
                                     connection: Connection(), safeState: [], readings: [], actions: [:], file: root.file, matchLocation: root.location)
         var sawMatch = false
-        for (key, value) in try root.mapping(allowed: ["version", "name", "kind", "description", "match", "connection", "safe-state", "readings", "actions"],
+        var detachNode: ConfigNode?, edgesNode: ConfigNode?
+        for (key, value) in try root.mapping(allowed: ["version", "name", "kind", "description", "match", "connection", "safe-state", "readings", "actions",
+                                                       "detach-kernel-driver", "edges"],
                                              required: ["version", "name", "kind", "match"]) {
             switch key {
             case "version": _ = try value.int(in: 1...1)
@@ -38,6 +40,12 @@ extension DeviceProfile {
                 sawMatch = true
             case "connection": profile.connection = try parseConnection(value)
             case "safe-state": profile.safeState = try value.strings()
+            case "detach-kernel-driver":
+                profile.detachKernelDriver = try value.bool()
+                detachNode = value
+            case "edges":
+                profile.edges = try value.strings()
+                edgesNode = value
             case "readings":
                 for entry in try value.sequence() {
                     var r = Reading(name: "", query: "", unit: "")
@@ -61,6 +69,15 @@ extension DeviceProfile {
             }
         }
         _ = sawMatch
+        if let detachNode {
+            guard case .usb = profile.match else { throw detachNode.error("detach-kernel-driver applies to profiles that match a USB device") }
+        }
+        if let edgesNode {
+            guard case .gpio(_, let lines) = profile.match else { throw edgesNode.error("edges apply to profiles that match GPIO lines") }
+            for e in profile.edges where !lines.contains(e) {
+                throw edgesNode.error("edge line \(e) is not one of the matched lines", hint: "add it to match.gpio.lines")
+            }
+        }
         if case .gpio = profile.match {
             for action in profile.actions.values {
                 for line in action.send where !line.contains("=") {

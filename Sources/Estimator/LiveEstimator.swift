@@ -237,8 +237,10 @@ public struct TrivialPredictor: Effecting {
             return .value(1)
         case .watch:
             return .value(1)
-        case .close, .lseek, .ioctl, .munmap, .bind, .listen, .connect, .kill, .act:
+        case .close, .lseek, .ioctl, .munmap, .bind, .listen, .connect, .kill, .act, .gpioSet, .gpioGet, .usbControl:
             return .value(0)
+        case .usbTransfer:
+            return .value(call.args["length"]?.int ?? Int64(call.args["data"]?.string?.count ?? 0) / 2)
         }
     }
 }

@@ -171,8 +171,8 @@ public struct LinuxHost: Effecting {
             return opened(Syscall.retrying { worldos_timerfd(after, int("interval-ms") ?? 0) })
         case .inotify:
             return opened(Syscall.retrying { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) })
-        case .act:
-            // Device actions need the device registry: the supervisor's effector handles them.
+        case .act, .gpioSet, .gpioGet, .usbTransfer, .usbControl:
+            // Device steps need the devices the supervisor holds: its effector handles them.
             return .failure(errno: ENODEV)
         case .watch:
             guard let f = fd(), let path = string("path") else { return .failure(errno: EINVAL) }

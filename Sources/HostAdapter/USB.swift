@@ -1,4 +1,5 @@
 import CLibUSB
+import Glibc
 
 /// USB through libusb-1.0. ``USBContext`` owns a libusb context (libusb_init/libusb_exit); note
 /// that libusb_init starts a background event thread, so create the context after any process
@@ -192,6 +193,27 @@ public final class USBDeviceHandle {
         claimed.insert(i)
     }
 
+    /// Release a claimed interface (and re-attach a kernel driver this handle detached from it).
+    public func release(interface: Int) throws(USBError) {
+        let i = Int32(interface)
+        guard claimed.remove(i) != nil else { return }
+        let r = libusb_release_interface(handle, i)
+        if detached.remove(i) != nil { libusb_attach_kernel_driver(handle, i) }
+        guard r == 0 else { throw USBError(code: r, device: busPath, action: "release interface \(interface)") }
+    }
+
+    /// A control transfer on endpoint 0. For device-to-host requests (bit 7 of `requestType`
+    /// set) up to `length` bytes come back; otherwise `data` is sent.
+    public func control(requestType: UInt8, request: UInt8, value: UInt16, index: UInt16, data: [UInt8] = [], length: Int = 0,
+                        timeoutMilliseconds: UInt32) throws(USBError) -> [UInt8] {
+        var buffer = requestType & 0x80 != 0 ? [UInt8](repeating: 0, count: length) : data
+        let r = buffer.withUnsafeMutableBufferPointer { p in
+            libusb_control_transfer(handle, requestType, request, value, index, p.baseAddress, UInt16(p.count), timeoutMilliseconds)
+        }
+        guard r >= 0 else { throw USBError(code: r, device: busPath, action: "control transfer 0x\(String(request, radix: 16))") }
+        return requestType & 0x80 != 0 ? Array(buffer.prefix(Int(r))) : []
+    }
+
     /// A bulk or interrupt transfer on `endpoint` (IN if its top bit is set). IN transfers read up
     /// to `length` bytes; OUT transfers send `data`. Returns the bytes read (IN) or an empty array
     /// after sending everything (OUT); a vanished device is ``USBError/isDeviceGone``.
@@ -215,6 +237,26 @@ public struct USBError: Error, CustomStringConvertible, Equatable, Sendable {
     public var code: Int32
     public var device: String
     public var action: String
+
+    public init(code: Int32, device: String, action: String) {
+        self.code = code
+        self.device = device
+        self.action = action
+    }
+
+    /// The errno a micro-step reports for this failure.
+    public var errno: Int32 {
+        switch code {
+        case LIBUSB_ERROR_NO_DEVICE.rawValue: ENODEV
+        case LIBUSB_ERROR_TIMEOUT.rawValue: ETIMEDOUT
+        case LIBUSB_ERROR_BUSY.rawValue: EBUSY
+        case LIBUSB_ERROR_ACCESS.rawValue: EACCES
+        case LIBUSB_ERROR_NOT_FOUND.rawValue: ENOENT
+        case LIBUSB_ERROR_PIPE.rawValue: EPIPE
+        case LIBUSB_ERROR_INVALID_PARAM.rawValue: EINVAL
+        default: EIO
+        }
+    }
 
     /// LIBUSB_ERROR_NO_DEVICE: the device went away. A device-gone transition for the graph.
     public var isDeviceGone: Bool { code == LIBUSB_ERROR_NO_DEVICE.rawValue }

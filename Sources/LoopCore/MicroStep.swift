@@ -15,6 +15,15 @@ public enum MicroOp: String, Codable, CaseIterable, Sendable {
     case inotify
     /// inotify_add_watch on an inotify fd; returns the watch descriptor.
     case watch
+    /// Set a GPIO line (by chip label and line name or offset) as an output; the line stays held,
+    /// and goes back to 0 when released.
+    case gpioSet = "gpio-set"
+    /// Read a GPIO line (its output value if held as an output, else as an input).
+    case gpioGet = "gpio-get"
+    /// A bulk or interrupt transfer on a USB device (by bus path), endpoint from its descriptors.
+    case usbTransfer = "usb-transfer"
+    /// A control transfer on a USB device's endpoint 0.
+    case usbControl = "usb-control"
     /// A named action of an attached device's profile (`relay.energise`), its template filled
     /// from `params` (`relay=1,percent=40`) and sent; risk classes come from the profile.
     case act
@@ -46,6 +55,11 @@ public enum MicroOp: String, Codable, CaseIterable, Sendable {
         case .timer: [("after-ms", .int, true), ("interval-ms", .int, false)]
         case .watch: [("fd", .int, true), ("path", .string, true)]
         case .act: [("device", .string, true), ("action", .string, true), ("params", .string, false)]
+        case .gpioSet: [("chip", .string, true), ("line", .string, true), ("value", .int, true)]
+        case .gpioGet: [("chip", .string, true), ("line", .string, true)]
+        case .usbTransfer: [("device", .string, true), ("endpoint", .int, true), ("data", .string, false), ("length", .int, false), ("timeout-ms", .int, false)]
+        case .usbControl: [("device", .string, true), ("request-type", .int, true), ("request", .int, true), ("value", .int, false),
+                           ("index", .int, false), ("data", .string, false), ("length", .int, false), ("timeout-ms", .int, false)]
         }
     }
 
@@ -53,7 +67,7 @@ public enum MicroOp: String, Codable, CaseIterable, Sendable {
     public var descriptorParameter: String? {
         switch self {
         case .openat: "dir"
-        case .open, .munmap, .pipe, .socket, .spawn, .waitpid, .kill, .timer, .inotify, .act: nil
+        case .open, .munmap, .pipe, .socket, .spawn, .waitpid, .kill, .timer, .inotify, .act, .gpioSet, .gpioGet, .usbTransfer, .usbControl: nil
         default: "fd"
         }
     }

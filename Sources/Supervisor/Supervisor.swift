@@ -77,11 +77,15 @@ public enum Supervisor {
     public static func start(_ options: SupervisorOptions, clock: any WorldClock = SystemClock()) throws -> Session {
         var notes: [String] = []
         var instruments: [AttachedInstrument] = []
+        var gpioDevices: [AttachedGPIODevice] = []
+        var catalog: DeviceCatalog?
         if FileManager.default.fileExists(atPath: options.profiles) {
-            let catalog = try DeviceCatalog.load(directory: options.profiles)
-            let found = DeviceDiscovery.discover(catalog, explicit: options.devices)
+            let loaded = try DeviceCatalog.load(directory: options.profiles)
+            let found = DeviceDiscovery.discover(loaded, explicit: options.devices)
             instruments = found.attached
+            gpioDevices = AttachedGPIODevice.discover(loaded)
             notes += found.notes
+            catalog = loaded
         } else if !options.devices.isEmpty {
             throw SupervisorError(message: "no device profiles at \(options.profiles); pass --profiles DIR")
         }
@@ -98,7 +102,12 @@ public enum Supervisor {
         } catch {
             throw SupervisorError(message: "cannot create the output folder \(options.out): \(error.localizedDescription); choose another with --out")
         }
-        let (events, unavailable) = EventObserver.standard()
+        var (events, unavailable) = EventObserver.standard()
+        for device in gpioDevices {
+            for name in device.profile.edges {
+                do { events.sources.append(try GPIOEdgeSource(device: device, line: name)) } catch { notes.append("edges of \(name): \(error)") }
+            }
+        }
         for reason in unavailable {
             FileHandle.standardError.write(Data("note: event source unavailable, continuing without it: \(reason)\n".utf8))
         }
@@ -112,8 +121,9 @@ public enum Supervisor {
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments), DeviceObserver(usb: usb), events]),
             estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
-            policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(in: instruments)),
-            executor: TraceExecutor(), host: SupervisorHost(instruments: instruments), predictor: TrivialPredictor(), recorder: trace)
+            policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices)),
+            executor: TraceExecutor(), host: SupervisorHost(instruments: instruments, gpioDevices: gpioDevices, usb: usb, catalog: catalog),
+            predictor: TrivialPredictor(), recorder: trace)
         return Session(loop: loop, instruments: instruments, notes: notes)
     }
 

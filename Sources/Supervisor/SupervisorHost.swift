@@ -3,52 +3,173 @@ import Glibc
 import HostAdapter
 import LoopCore
 
-/// The supervisor's effector: device actions (`act`) go to the attached instruments, filled
-/// from their profiles' templates; every other micro-step is a Linux syscall.
+/// A GPIO device recognised by its profile: a chip whose label and line names match.
+public final class AttachedGPIODevice {
+    public let profile: DeviceProfile
+    public let chip: GPIO.Chip
+    init(profile: DeviceProfile, chip: GPIO.Chip) {
+        self.profile = profile
+        self.chip = chip
+    }
+    /// Find the GPIO devices the catalog's GPIO profiles describe.
+    public static func discover(_ catalog: DeviceCatalog, chips: [GPIO.Chip] = GPIO.chips()) -> [AttachedGPIODevice] {
+        catalog.profiles.compactMap { profile in
+            guard case .gpio(let label, let lines) = profile.match,
+                  let chip = chips.first(where: { c in c.label == label && lines.allSatisfy { name in c.lines.contains { $0.name == name } } }) else { return nil }
+            return AttachedGPIODevice(profile: profile, chip: chip)
+        }
+    }
+}
+
+/// The supervisor's effector: device steps go to the devices it holds — named actions (`act`)
+/// to instruments and GPIO devices, filled from their profiles' templates; `gpio-set`/`gpio-get`
+/// to held GPIO lines; `usb-transfer`/`usb-control` to opened USB devices, whose kernel driver is
+/// detached only when a profile allows it. Every other micro-step is a Linux syscall.
 public final class SupervisorHost: Effecting {
     public private(set) var linux = LinuxHost()
     public let instruments: [AttachedInstrument]
+    public let gpioDevices: [AttachedGPIODevice]
+    private let usb: USBContext?
+    private let catalog: DeviceCatalog?
+    private var usbHandles: [String: USBDeviceHandle] = [:]
+    private var gpioLines: [String: GPIOLineRequest] = [:]
 
-    public init(instruments: [AttachedInstrument]) { self.instruments = instruments }
+    public init(instruments: [AttachedInstrument], gpioDevices: [AttachedGPIODevice] = [], usb: USBContext? = nil, catalog: DeviceCatalog? = nil) {
+        self.instruments = instruments
+        self.gpioDevices = gpioDevices
+        self.usb = usb
+        self.catalog = catalog
+    }
 
     /// The instrument a device argument names: `profile:serial`, or a profile with one instrument.
     public func instrument(named device: String) -> AttachedInstrument? {
-        SupervisorHost.instrument(named: device, in: instruments)
-    }
-
-    static func instrument(named device: String, in instruments: [AttachedInstrument]) -> AttachedInstrument? {
         if let exact = instruments.first(where: { "\($0.profile.name):\($0.identity.serial)" == device }) { return exact }
         let byProfile = instruments.filter { $0.profile.name == device }
         return byProfile.count == 1 ? byProfile[0] : nil
     }
 
-    /// The risk class the profiles give an action, for the guard (nil: no such device or action).
-    public static func risk(in instruments: [AttachedInstrument]) -> @Sendable (String, String) -> String? {
-        let table = instruments.map { ($0.profile.name, $0.identity.serial, $0.profile) }
+    /// The risk class the profiles give an action on a device (nil: no such device or action).
+    public static func risk(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (String, String) -> String? {
+        let table = instruments.map { ($0.profile.name, "\($0.profile.name):\($0.identity.serial)", $0.profile) }
+            + gpio.map { ($0.profile.name, "\($0.profile.name):\($0.chip.name)", $0.profile) }
         return { device, action in
-            let matches = table.filter { "\($0.0):\($0.1)" == device || $0.0 == device }
-            guard matches.count == 1 || matches.contains(where: { "\($0.0):\($0.1)" == device }) else { return nil }
-            let profile = (matches.first { "\($0.0):\($0.1)" == device } ?? matches[0]).2
+            let exact = table.filter { $0.1 == device }
+            let byName = table.filter { $0.0 == device }
+            guard let profile = (exact.first ?? (byName.count == 1 ? byName.first : nil))?.2 else { return nil }
             return profile.actions[action]?.risk.rawValue
         }
     }
 
     public func perform(_ call: ResolvedCall) -> CallResult {
-        guard call.op == .act else { return linux.perform(call) }
-        guard let device = call.args["device"]?.string, let action = call.args["action"]?.string,
-              let instrument = instrument(named: device) else { return .failure(errno: ENODEV) }
+        switch call.op {
+        case .act: return act(call)
+        case .gpioSet, .gpioGet: return gpioStep(call)
+        case .usbTransfer, .usbControl: return usbStep(call)
+        default: return linux.perform(call)
+        }
+    }
+
+    private func act(_ call: ResolvedCall) -> CallResult {
+        guard let device = call.args["device"]?.string, let action = call.args["action"]?.string else { return .failure(errno: EINVAL) }
         guard let params = SupervisorHost.parameters(call.args["params"]?.string ?? "") else { return .failure(errno: EINVAL) }
-        let lines: [String]
-        do { lines = try instrument.profile.expand(action, params) } catch { return .failure(errno: EINVAL) }
-        do {
-            for line in lines { try instrument.scpi.send(line) }
-            if let first = try instrument.scpi.errors().first {
-                return .value(-1, data: Array("\(first)".utf8), fields: ["scpi-error": Int64(first.code)])
+        if let instrument = instrument(named: device) {
+            let lines: [String]
+            do { lines = try instrument.profile.expand(action, params) } catch { return .failure(errno: EINVAL) }
+            do {
+                for line in lines { try instrument.scpi.send(line) }
+                if let first = try instrument.scpi.errors().first {
+                    return .value(-1, data: Array("\(first)".utf8), fields: ["scpi-error": Int64(first.code)])
+                }
+            } catch {
+                return .failure(errno: EIO)
             }
+            return .value(Int64(lines.count), data: Array(lines.joined(separator: "\n").utf8))
+        }
+        let gpio = gpioDevices.filter { $0.profile.name == device || "\($0.profile.name):\($0.chip.name)" == device }
+        guard gpio.count == 1, let target = gpio.first else { return .failure(errno: ENODEV) }
+        let lines: [String]
+        do { lines = try target.profile.expand(action, params) } catch { return .failure(errno: EINVAL) }
+        for line in lines {
+            let kv = line.split(separator: "=")
+            guard kv.count == 2, let value = Int64(kv[1]) else { return .failure(errno: EINVAL) }
+            let r = gpioStep(ResolvedCall(.gpioSet, ["chip": .string(target.chip.label), "line": .string(String(kv[0])), "value": .int(value)]))
+            guard r.value != nil else { return r }
+        }
+        return .value(Int64(lines.count), data: Array(lines.joined(separator: "\n").utf8))
+    }
+
+    private func gpioStep(_ call: ResolvedCall) -> CallResult {
+        guard let label = call.args["chip"]?.string, let lineName = call.args["line"]?.string else { return .failure(errno: EINVAL) }
+        guard let chip = GPIO.chips().first(where: { $0.label == label || $0.name == label }),
+              let line = chip.lines.first(where: { $0.name == lineName }) ?? Int(lineName).flatMap({ o in chip.lines.first { $0.offset == o } }) else {
+            return .failure(errno: ENODEV)
+        }
+        let key = "\(chip.path)#\(line.offset)"
+        do {
+            if call.op == .gpioSet {
+                guard let value = call.args["value"]?.int, value == 0 || value == 1 else { return .failure(errno: EINVAL) }
+                if let held = gpioLines[key], case .output = held.kind {
+                    try held.set(Int32(value))
+                } else {
+                    gpioLines[key] = nil
+                    gpioLines[key] = try GPIOLineRequest(chip: chip.path, offset: line.offset, kind: .output(initial: Int32(value), safe: 0))
+                }
+                return .value(value)
+            }
+            if let held = gpioLines[key] { return .value(Int64(try held.get())) }
+            let request = try GPIOLineRequest(chip: chip.path, offset: line.offset, kind: .input)
+            return .value(Int64(try request.get()))
+        } catch let e as DeviceError {
+            return .failure(errno: e.errno ?? EIO)
         } catch {
             return .failure(errno: EIO)
         }
-        return .value(Int64(lines.count), data: Array(lines.joined(separator: "\n").utf8))
+    }
+
+    private func usbStep(_ call: ResolvedCall) -> CallResult {
+        guard let usb, let busPath = call.args["device"]?.string else { return .failure(errno: ENODEV) }
+        let timeout = UInt32(clamping: call.args["timeout-ms"]?.int ?? 1000)
+        var data: [UInt8] = []
+        if let hex = call.args["data"]?.string {
+            guard let bytes = SupervisorHost.hexBytes(hex) else { return .failure(errno: EINVAL) }
+            data = bytes
+        }
+        let length = Int(call.args["length"]?.int ?? 0)
+        do {
+            guard let device = try usb.devices().first(where: { $0.busPath == busPath }) else { return .failure(errno: ENODEV) }
+            let handle = try usbHandles[busPath] ?? usb.open(busPath: busPath)
+            usbHandles[busPath] = handle
+            if call.op == .usbControl {
+                guard let type = call.args["request-type"]?.int, let request = call.args["request"]?.int else { return .failure(errno: EINVAL) }
+                let bytes = try handle.control(requestType: UInt8(truncatingIfNeeded: type), request: UInt8(truncatingIfNeeded: request),
+                                               value: UInt16(truncatingIfNeeded: call.args["value"]?.int ?? 0),
+                                               index: UInt16(truncatingIfNeeded: call.args["index"]?.int ?? 0),
+                                               data: data, length: length, timeoutMilliseconds: timeout)
+                return .value(Int64(type & 0x80 != 0 ? bytes.count : data.count), data: bytes)
+            }
+            guard let address = call.args["endpoint"]?.int,
+                  let (interface, endpoint) = (device.configurations.first?.interfaces ?? []).lazy
+                    .compactMap({ i in i.endpoints.first { Int64($0.address) == address }.map { (i, $0) } }).first else {
+                return .failure(errno: EINVAL)
+            }
+            try handle.claim(interface: interface.number, detachKernelDriver: mayDetach(device))
+            let bytes = try handle.transfer(endpoint: endpoint.address, kind: endpoint.kind, data: data, length: length, timeoutMilliseconds: timeout)
+            return .value(Int64(endpoint.isIn ? bytes.count : data.count), data: endpoint.isIn ? bytes : nil)
+        } catch let e as USBError {
+            if e.isDeviceGone { usbHandles[busPath] = nil }
+            return .failure(errno: e.errno)
+        } catch {
+            return .failure(errno: EIO)
+        }
+    }
+
+    /// A kernel driver may be detached only when a USB profile matching the device says so.
+    private func mayDetach(_ device: USBDevice) -> Bool {
+        catalog?.profiles.contains { p in
+            guard p.detachKernelDriver, case .usb(let matches) = p.match else { return false }
+            return matches.contains { $0.vendorID == device.vendorID && $0.productID == device.productID
+                && ($0.serial.map { globMatches($0, device.serial ?? "") } ?? true) }
+        } ?? false
     }
 
     /// `relay=1,percent=40` → ["relay": 1, "percent": 40]; nil if malformed.
@@ -62,5 +183,22 @@ public final class SupervisorHost: Effecting {
         return out
     }
 
-    public func closeAll() { linux.closeAll() }
+    /// `01ff20` → [0x01, 0xff, 0x20]; nil if not whole hex bytes.
+    static func hexBytes(_ text: String) -> [UInt8]? {
+        let chars = Array(text)
+        guard chars.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        for i in stride(from: 0, to: chars.count, by: 2) {
+            guard let b = UInt8(String(chars[i..<i + 2]), radix: 16) else { return nil }
+            bytes.append(b)
+        }
+        return bytes
+    }
+
+    /// Close descriptors; release USB devices; return held GPIO outputs to their safe value.
+    public func closeAll() {
+        linux.closeAll()
+        usbHandles = [:]
+        gpioLines = [:]
+    }
 }

@@ -36,7 +36,7 @@ final class DeviceProfileTests: XCTestCase {
 
     func testMalformedProfiles_areRejectedWithFileLineAndAHint() {
         XCTAssertEqual(error(head + "colour: blue\n"),
-                       "d.yaml:7:1: colour: unknown key \"colour\" (expected one of: version, name, kind, description, match, connection, safe-state, readings, actions)".replacingOccurrences(of: "colour: unknown", with: "document: unknown"))
+                       "d.yaml:7:1: colour: unknown key \"colour\" (expected one of: version, name, kind, description, match, connection, safe-state, readings, actions, detach-kernel-driver, edges)".replacingOccurrences(of: "colour: unknown", with: "document: unknown"))
         XCTAssertEqual(error("version: 1\nname: x\nkind: toaster\nmatch:\n  usb: { vid: \"0403\", pid: \"6001\" }\n"),
                        "d.yaml:3:7: kind: unknown kind \"toaster\" (use one of: instrument, serial-adapter, relay-board, power-supply, gpio-header)")
         XCTAssertEqual(error("version: 1\nname: x\nkind: instrument\nmatch:\n  usb: { vid: \"403\", pid: \"6001\" }\n"),
@@ -66,6 +66,17 @@ final class DeviceProfileTests: XCTestCase {
         XCTAssertNotNil(error(head + "actions:\n  a.b:\n    risk: observe\n    send: [X]\n  a.b:\n    risk: observe\n    send: [Y]\n"), "a repeated action name")
         XCTAssertEqual(error("version: 1\nname: x\nkind: instrument\nmatch:\n  serial: { path: /dev/pts/* }\n  usb: { vid: \"0403\", pid: \"6001\" }\n"),
                        "d.yaml:5:3: match: a profile matches in exactly one way: serial, usb or gpio")
+    }
+
+    func testDetachAndEdges_applyOnlyWhereTheyMeanSomething() {
+        XCTAssertEqual(error(head + "detach-kernel-driver: true\n"),
+                       "d.yaml:7:23: detach-kernel-driver: detach-kernel-driver applies to profiles that match a USB device")
+        XCTAssertEqual(error(head + "edges: [button]\n"), "d.yaml:7:8: edges: edges apply to profiles that match GPIO lines")
+        XCTAssertEqual(error("version: 1\nname: x\nkind: gpio-header\nmatch:\n  gpio: { chip-label: c, lines: [A] }\nedges: [B]\n"),
+                       "d.yaml:6:8: edges: edge line B is not one of the matched lines (add it to match.gpio.lines)")
+        XCTAssertNil(error("version: 1\nname: x\nkind: relay-board\nmatch:\n  usb: { vid: \"16c0\", pid: \"05df\" }\ndetach-kernel-driver: true\n"))
+        XCTAssertEqual(error("version: 1\nname: x\nkind: relay-board\nmatch:\n  usb: { vid: \"16c0\", pid: \"05df\" }\ndetach-kernel-driver: maybe\n"),
+                       "d.yaml:6:23: detach-kernel-driver: \"maybe\" is not true or false")
     }
 
     func testAmbiguousProfiles_areRejected_unlessOneIsMoreSpecific() throws {
