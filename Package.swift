@@ -68,7 +68,7 @@ let package = Package(
             "Renderer", "HostAdapter", "DataEngine", "Config", "Devices",
         ]),
         // Test twins: manual clock and fakes of every stage, siblings of the real ones.
-        .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore"]),
+        .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "HostAdapter"]),
 
         .executableTarget(name: "worldos", dependencies: [
             "Supervisor", "LoopCore", "HostAdapter", .product(name: "ArgumentParser", package: "swift-argument-parser"),

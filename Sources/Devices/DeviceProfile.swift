@@ -68,6 +68,8 @@ public struct DeviceProfile: Sendable, Equatable {
         public var name: String
         public var query: String
         public var unit: String
+        /// The state of an output (a relay, a heater's power) rather than a measurement.
+        public var actuator: Bool = false
     }
 
     public var name: String

@@ -49,7 +49,7 @@ extension DeviceProfile {
             case "readings":
                 for entry in try value.sequence() {
                     var r = Reading(name: "", query: "", unit: "")
-                    for (k, v) in try entry.mapping(allowed: ["name", "query", "unit"], required: ["name", "query"]) {
+                    for (k, v) in try entry.mapping(allowed: ["name", "query", "unit", "actuator"], required: ["name", "query"]) {
                         switch k {
                         case "name": r.name = try v.string()
                         case "query":
@@ -57,6 +57,7 @@ extension DeviceProfile {
                             guard r.query.split(separator: " ").first?.hasSuffix("?") == true else {
                                 throw v.error("a reading is a query: its header ends in ?", hint: "such as MEAS:TEMP? or RELAY? 0")
                             }
+                        case "actuator": r.actuator = try v.bool()
                         default: r.unit = try v.string()
                         }
                     }

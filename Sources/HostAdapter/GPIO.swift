@@ -15,6 +15,16 @@ public enum GPIO {
         public var activeLow: Bool
         public var bias: Bias
         public var used: Bool
+        public init(offset: Int, name: String?, consumer: String? = nil, direction: Direction = .input, activeLow: Bool = false,
+                    bias: Bias = .asIs, used: Bool = false) {
+            self.offset = offset
+            self.name = name
+            self.consumer = consumer
+            self.direction = direction
+            self.activeLow = activeLow
+            self.bias = bias
+            self.used = used
+        }
     }
 
     public struct Chip: Equatable, Sendable {
@@ -24,6 +34,12 @@ public enum GPIO {
         public var label: String
         public var path: String
         public var lines: [Line]
+        public init(name: String, label: String, path: String, lines: [Line]) {
+            self.name = name
+            self.label = label
+            self.path = path
+            self.lines = lines
+        }
     }
 
     /// Every GPIO chip under /dev, with its lines. A chip that cannot be opened is left out.

@@ -37,7 +37,7 @@ public final class USBContext {
     }
 
     /// Open the device at `busPath` (such as `3-1.2`). The returned handle owns it.
-    public func open(busPath: String) throws(USBError) -> USBDeviceHandle {
+    public func openHandle(busPath: String) throws(USBError) -> USBDeviceHandle {
         var list: UnsafeMutablePointer<OpaquePointer?>?
         let count = libusb_get_device_list(context, &list)
         guard count >= 0, let list else { throw USBError(code: Int32(count), device: busPath, action: "list devices") }
@@ -62,6 +62,11 @@ public struct USBDevice: Equatable, Sendable {
         public var kind: Kind
         public var maxPacketSize: Int
         public var isIn: Bool { address & 0x80 != 0 }
+        public init(address: UInt8, kind: Kind, maxPacketSize: Int) {
+            self.address = address
+            self.kind = kind
+            self.maxPacketSize = maxPacketSize
+        }
     }
     public struct Interface: Equatable, Sendable {
         public var number: Int
@@ -70,10 +75,22 @@ public struct USBDevice: Equatable, Sendable {
         public var subclass: UInt8
         public var interfaceProtocol: UInt8
         public var endpoints: [Endpoint]
+        public init(number: Int, alternate: Int = 0, interfaceClass: UInt8, subclass: UInt8 = 0, interfaceProtocol: UInt8 = 0, endpoints: [Endpoint]) {
+            self.number = number
+            self.alternate = alternate
+            self.interfaceClass = interfaceClass
+            self.subclass = subclass
+            self.interfaceProtocol = interfaceProtocol
+            self.endpoints = endpoints
+        }
     }
     public struct Configuration: Equatable, Sendable {
         public var value: Int
         public var interfaces: [Interface]
+        public init(value: Int, interfaces: [Interface]) {
+            self.value = value
+            self.interfaces = interfaces
+        }
     }
 
     public var bus: Int
@@ -87,6 +104,21 @@ public struct USBDevice: Equatable, Sendable {
     public var product: String?
     public var serial: String?
     public var configurations: [Configuration]
+
+    /// A device described by hand (for fakes and recorded buses).
+    public init(bus: Int, busPath: String, address: Int, vendorID: UInt16, productID: UInt16, deviceClass: UInt8 = 0,
+                manufacturer: String? = nil, product: String? = nil, serial: String? = nil, configurations: [Configuration] = []) {
+        self.bus = bus
+        self.busPath = busPath
+        self.address = address
+        self.vendorID = vendorID
+        self.productID = productID
+        self.deviceClass = deviceClass
+        self.manufacturer = manufacturer
+        self.product = product
+        self.serial = serial
+        self.configurations = configurations
+    }
 
     public var vidpid: String { String(format4(vendorID)) + ":" + String(format4(productID)) }
 
@@ -178,7 +210,7 @@ public final class USBDeviceHandle {
 
     /// Claim an interface. A kernel driver bound to it is detached only when `detachKernelDriver`
     /// says so (a device profile decides that, never the adapter).
-    public func claim(interface: Int, detachKernelDriver: Bool = false) throws(USBError) {
+    public func claim(interface: Int, detachKernelDriver: Bool) throws(USBError) {
         let i = Int32(interface)
         if libusb_kernel_driver_active(handle, i) == 1 {
             guard detachKernelDriver else {
@@ -204,7 +236,7 @@ public final class USBDeviceHandle {
 
     /// A control transfer on endpoint 0. For device-to-host requests (bit 7 of `requestType`
     /// set) up to `length` bytes come back; otherwise `data` is sent.
-    public func control(requestType: UInt8, request: UInt8, value: UInt16, index: UInt16, data: [UInt8] = [], length: Int = 0,
+    public func control(requestType: UInt8, request: UInt8, value: UInt16, index: UInt16, data: [UInt8], length: Int,
                         timeoutMilliseconds: UInt32) throws(USBError) -> [UInt8] {
         var buffer = requestType & 0x80 != 0 ? [UInt8](repeating: 0, count: length) : data
         let r = buffer.withUnsafeMutableBufferPointer { p in
@@ -217,7 +249,7 @@ public final class USBDeviceHandle {
     /// A bulk or interrupt transfer on `endpoint` (IN if its top bit is set). IN transfers read up
     /// to `length` bytes; OUT transfers send `data`. Returns the bytes read (IN) or an empty array
     /// after sending everything (OUT); a vanished device is ``USBError/isDeviceGone``.
-    public func transfer(endpoint: UInt8, kind: USBDevice.Endpoint.Kind, data: [UInt8] = [], length: Int = 0,
+    public func transfer(endpoint: UInt8, kind: USBDevice.Endpoint.Kind, data: [UInt8], length: Int,
                          timeoutMilliseconds: UInt32) throws(USBError) -> [UInt8] {
         var buffer = endpoint & 0x80 != 0 ? [UInt8](repeating: 0, count: length) : data
         var transferred: Int32 = 0

@@ -7,13 +7,13 @@ import StateGraph
 /// vid:pid when it has none), a GPIO line is its chip plus its offset. A device that vanished is
 /// simply absent from the next observation: the estimator collects its subgraph.
 public struct DeviceObserver: Observing {
-    private let usb: USBContext?
-    public let gpioDirectory: String
+    private let usb: (any USBBus)?
+    private let gpio: any GPIOBank
 
     /// `usb` nil observes GPIO only (libusb could not start, or the caller does not want it).
-    public init(usb: USBContext?, gpioDirectory: String = "/dev") {
+    public init(usb: (any USBBus)?, gpio: any GPIOBank = LinuxGPIO()) {
         self.usb = usb
-        self.gpioDirectory = gpioDirectory
+        self.gpio = gpio
     }
 
     public func observe(at now: Instant) throws -> Observation {
@@ -42,7 +42,7 @@ public struct DeviceObserver: Observing {
                 problems += 1
             }
         }
-        for chip in GPIO.chips(in: gpioDirectory) {
+        for chip in gpio.chips() {
             let id = NodeID("gpio:\(chip.label)")
             nodes.append(Node(id: id, kind: .gpioChip, projected: true, attributes: [
                 "name": .string(chip.name), "label": .string(chip.label), "path": .string(chip.path), "lines": .int(Int64(chip.lines.count)),

@@ -12,7 +12,7 @@ public final class AttachedGPIODevice {
         self.chip = chip
     }
     /// Find the GPIO devices the catalog's GPIO profiles describe.
-    public static func discover(_ catalog: DeviceCatalog, chips: [GPIO.Chip] = GPIO.chips()) -> [AttachedGPIODevice] {
+    public static func discover(_ catalog: DeviceCatalog, chips: [GPIO.Chip] = LinuxGPIO().chips()) -> [AttachedGPIODevice] {
         catalog.profiles.compactMap { profile in
             guard case .gpio(let label, let lines) = profile.match,
                   let chip = chips.first(where: { c in c.label == label && lines.allSatisfy { name in c.lines.contains { $0.name == name } } }) else { return nil }
@@ -29,15 +29,18 @@ public final class SupervisorHost: Effecting {
     public private(set) var linux = LinuxHost()
     public let instruments: [AttachedInstrument]
     public let gpioDevices: [AttachedGPIODevice]
-    private let usb: USBContext?
+    private let usb: (any USBBus)?
+    private let gpio: any GPIOBank
     private let catalog: DeviceCatalog?
-    private var usbHandles: [String: USBDeviceHandle] = [:]
-    private var gpioLines: [String: GPIOLineRequest] = [:]
+    private var usbHandles: [String: any USBDeviceAccess] = [:]
+    private var gpioLines: [String: any GPIOLineAccess] = [:]
 
-    public init(instruments: [AttachedInstrument], gpioDevices: [AttachedGPIODevice] = [], usb: USBContext? = nil, catalog: DeviceCatalog? = nil) {
+    public init(instruments: [AttachedInstrument], gpioDevices: [AttachedGPIODevice] = [], usb: (any USBBus)? = nil,
+                gpio: any GPIOBank = LinuxGPIO(), catalog: DeviceCatalog? = nil) {
         self.instruments = instruments
         self.gpioDevices = gpioDevices
         self.usb = usb
+        self.gpio = gpio
         self.catalog = catalog
     }
 
@@ -85,8 +88,8 @@ public final class SupervisorHost: Effecting {
             }
             return .value(Int64(lines.count), data: Array(lines.joined(separator: "\n").utf8))
         }
-        let gpio = gpioDevices.filter { $0.profile.name == device || "\($0.profile.name):\($0.chip.name)" == device }
-        guard gpio.count == 1, let target = gpio.first else { return .failure(errno: ENODEV) }
+        let matching = gpioDevices.filter { $0.profile.name == device || "\($0.profile.name):\($0.chip.name)" == device }
+        guard matching.count == 1, let target = matching.first else { return .failure(errno: ENODEV) }
         let lines: [String]
         do { lines = try target.profile.expand(action, params) } catch { return .failure(errno: EINVAL) }
         for line in lines {
@@ -100,7 +103,7 @@ public final class SupervisorHost: Effecting {
 
     private func gpioStep(_ call: ResolvedCall) -> CallResult {
         guard let label = call.args["chip"]?.string, let lineName = call.args["line"]?.string else { return .failure(errno: EINVAL) }
-        guard let chip = GPIO.chips().first(where: { $0.label == label || $0.name == label }),
+        guard let chip = gpio.chips().first(where: { $0.label == label || $0.name == label }),
               let line = chip.lines.first(where: { $0.name == lineName }) ?? Int(lineName).flatMap({ o in chip.lines.first { $0.offset == o } }) else {
             return .failure(errno: ENODEV)
         }
@@ -112,12 +115,12 @@ public final class SupervisorHost: Effecting {
                     try held.set(Int32(value))
                 } else {
                     gpioLines[key] = nil
-                    gpioLines[key] = try GPIOLineRequest(chip: chip.path, offset: line.offset, kind: .output(initial: Int32(value), safe: 0))
+                    gpioLines[key] = try gpio.request(chip: chip.path, offset: line.offset, kind: .output(initial: Int32(value), safe: 0))
                 }
                 return .value(value)
             }
             if let held = gpioLines[key] { return .value(Int64(try held.get())) }
-            let request = try GPIOLineRequest(chip: chip.path, offset: line.offset, kind: .input)
+            let request = try gpio.request(chip: chip.path, offset: line.offset, kind: .input)
             return .value(Int64(try request.get()))
         } catch let e as DeviceError {
             return .failure(errno: e.errno ?? EIO)
@@ -137,7 +140,7 @@ public final class SupervisorHost: Effecting {
         let length = Int(call.args["length"]?.int ?? 0)
         do {
             guard let device = try usb.devices().first(where: { $0.busPath == busPath }) else { return .failure(errno: ENODEV) }
-            let handle = try usbHandles[busPath] ?? usb.open(busPath: busPath)
+            let handle = try usbHandles[busPath] ?? usb.openDevice(busPath: busPath)
             usbHandles[busPath] = handle
             if call.op == .usbControl {
                 guard let type = call.args["request-type"]?.int, let request = call.args["request"]?.int else { return .failure(errno: EINVAL) }

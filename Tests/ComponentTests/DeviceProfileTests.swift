@@ -13,6 +13,7 @@ final class DeviceProfileTests: XCTestCase {
         XCTAssertEqual(bench.actions["relay.energise"]?.risk, .irreversiblePhysical)
         XCTAssertEqual(bench.actions["relay.release"]?.risk, .reversible)
         XCTAssertEqual(bench.safeState, ["*RST"])
+        XCTAssertEqual(bench.readings.filter(\.actuator).map(\.name), ["heater-power", "relay-0", "relay-1", "supply-output"])
         XCTAssertGreaterThan(bench.match.specificity, catalog.profile(named: "usb-serial-adapter")!.match.specificity,
                              "the bench bridge outranks a generic adapter on the same FTDI id")
     }

@@ -43,6 +43,8 @@ final class InstrumentTests: XCTestCase {
         XCTAssertEqual(temperature["unit"], .string("°C"))
         XCTAssertEqual(g.owner(of: temperature.id), instrument.id)
         XCTAssertEqual(g.owned(by: instrument.id).count, 9, "one sensor per reading in the profile")
+        XCTAssertEqual(temperature["role"], .string("sensor"))
+        XCTAssertEqual(g[NodeID("sensor:bench-bridge/SIM-7/relay-0")]?["role"], .string("actuator"), "a relay's state is an actuator's")
     }
 
     func testSafeState_isSentToEveryInstrument_onTheWayOut() throws {

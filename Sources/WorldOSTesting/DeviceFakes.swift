@@ -1,0 +1,104 @@
+import Glibc
+import HostAdapter
+
+/// A USB bus in memory: devices can be plugged and unplugged, interfaces can have a kernel
+/// driver bound, and every claim and transfer is logged. The sibling of USBContext for fast
+/// unit tests; USBContext itself is tested on real drivers in the rig.
+public final class FakeUSBBus: USBBus {
+    public var attached: [USBDevice]
+    /// `busPath#interface` with a kernel driver bound.
+    public var kernelDrivers: Set<String> = []
+    public private(set) var log: [String] = []
+    /// What an IN transfer returns, by bus path and endpoint.
+    public var answers: [String: [UInt8]] = [:]
+
+    public init(_ devices: [USBDevice]) { attached = devices }
+
+    public func devices() throws(USBError) -> [USBDevice] { attached }
+
+    public func open(busPath: String) throws(USBError) -> any USBDeviceAccess {
+        guard attached.contains(where: { $0.busPath == busPath }) else {
+            throw USBError(code: -4, device: busPath, action: "find the device")
+        }
+        log.append("open \(busPath)")
+        return Handle(bus: self, busPath: busPath)
+    }
+
+    public func unplug(_ busPath: String) { attached.removeAll { $0.busPath == busPath } }
+
+    final class Handle: USBDeviceAccess {
+        let bus: FakeUSBBus
+        let busPath: String
+        init(bus: FakeUSBBus, busPath: String) { self.bus = bus; self.busPath = busPath }
+
+        private func present() throws(USBError) {
+            guard bus.attached.contains(where: { $0.busPath == busPath }) else { throw USBError(code: -4, device: busPath, action: "use the device") }
+        }
+        func claim(interface: Int, detachKernelDriver: Bool) throws(USBError) {
+            try present()
+            if bus.kernelDrivers.contains("\(busPath)#\(interface)") {
+                guard detachKernelDriver else { throw USBError(code: -6, device: busPath, action: "claim interface \(interface)") }
+                bus.kernelDrivers.remove("\(busPath)#\(interface)")
+                bus.log.append("detach \(busPath)#\(interface)")
+            }
+            bus.log.append("claim \(busPath)#\(interface)")
+        }
+        func release(interface: Int) throws(USBError) { bus.log.append("release \(busPath)#\(interface)") }
+        func transfer(endpoint: UInt8, kind: USBDevice.Endpoint.Kind, data: [UInt8], length: Int, timeoutMilliseconds: UInt32) throws(USBError) -> [UInt8] {
+            try present()
+            bus.log.append("\(kind.rawValue) \(busPath) 0x\(String(endpoint, radix: 16)) \(endpoint & 0x80 != 0 ? "in \(length)" : "out \(data.count)")")
+            return endpoint & 0x80 != 0 ? Array((bus.answers["\(busPath)/\(endpoint)"] ?? []).prefix(length)) : []
+        }
+        func control(requestType: UInt8, request: UInt8, value: UInt16, index: UInt16, data: [UInt8], length: Int,
+                     timeoutMilliseconds: UInt32) throws(USBError) -> [UInt8] {
+            try present()
+            bus.log.append("control \(busPath) \(request)")
+            return requestType & 0x80 != 0 ? [UInt8](repeating: 0, count: length) : []
+        }
+    }
+}
+
+/// GPIO chips in memory: lines with levels, held or not; an output line goes to its safe value
+/// when released. The sibling of LinuxGPIO for fast unit tests.
+public final class FakeGPIOBank: GPIOBank {
+    public var chip: GPIO.Chip
+    public var levels: [Int: Int32] = [:]
+    public private(set) var held: Set<Int> = []
+    public private(set) var log: [String] = []
+
+    public init(label: String, lines: [String]) {
+        chip = GPIO.Chip(name: "gpiochip9", label: label, path: "/dev/gpiochip9",
+                         lines: lines.enumerated().map { GPIO.Line(offset: $0.offset, name: $0.element) })
+    }
+
+    public func chips() -> [GPIO.Chip] {
+        var c = chip
+        for i in c.lines.indices { c.lines[i].used = held.contains(i) }
+        return [c]
+    }
+
+    public func request(chip path: String, offset: Int, kind: GPIOLineRequest.Kind) throws(DeviceError) -> any GPIOLineAccess {
+        guard path == chip.path, chip.lines.indices.contains(offset) else { throw DeviceError(device: path, errno: ENOENT, action: "get the line") }
+        guard !held.contains(offset) else { throw DeviceError(device: path, errno: EBUSY, action: "request the line") }
+        held.insert(offset)
+        if case .output(let initial, _) = kind { levels[offset] = initial }
+        log.append("request \(offset)")
+        return Line(bank: self, offset: offset, kind: kind)
+    }
+
+    final class Line: GPIOLineAccess {
+        let bank: FakeGPIOBank
+        let offset: Int
+        let kind: GPIOLineRequest.Kind
+        init(bank: FakeGPIOBank, offset: Int, kind: GPIOLineRequest.Kind) { self.bank = bank; self.offset = offset; self.kind = kind }
+        deinit {
+            if case .output(_, let safe) = kind { bank.levels[offset] = safe }
+            bank.held.remove(offset)
+            bank.log.append("release \(offset)")
+        }
+        func set(_ value: Int32) throws(DeviceError) { bank.levels[offset] = value }
+        func get() throws(DeviceError) -> Int32 { bank.levels[offset] ?? 0 }
+        var descriptor: Int32 { -1 }
+        func readEdges() throws(DeviceError) -> [GPIOLineRequest.Edge] { [] }
+    }
+}

@@ -1,0 +1,73 @@
+import Devices
+import Glibc
+import HostAdapter
+import LoopCore
+import StateGraph
+import Supervisor
+import WorldOSTesting
+import XCTest
+
+/// The supervisor's device steps and device observer on the fakes (fast; the real adapters are
+/// tested on real drivers in the rig by DeviceStepsRigTests and DeviceGraphRigTests).
+final class DeviceStepTests: XCTestCase {
+    let gadget = USBDevice(bus: 3, busPath: "3-1", address: 2, vendorID: 0x1d6b, productID: 0x0104, serial: "G-1", configurations: [
+        .init(value: 1, interfaces: [.init(number: 2, interfaceClass: 0xFF, endpoints: [.init(address: 0x01, kind: .bulk, maxPacketSize: 512),
+                                                                                       .init(address: 0x82, kind: .bulk, maxPacketSize: 512)])]),
+    ])
+
+    func catalog(detach: Bool) throws -> DeviceCatalog {
+        try DeviceCatalog(profiles: [
+            try DeviceProfile.parse("version: 1\nname: rig\nkind: gpio-header\nmatch:\n  gpio: { chip-label: bank, lines: [relay, button] }\n"
+                                    + "actions:\n  relay.release:\n    risk: reversible\n    send: [\"relay=0\"]\n", file: "g.yaml"),
+            try DeviceProfile.parse("version: 1\nname: gadget\nkind: instrument\nmatch:\n  usb: { vid: \"1d6b\", pid: \"0104\" }\n"
+                                    + "detach-kernel-driver: \(detach)\n", file: "u.yaml"),
+        ])
+    }
+
+    func call(_ host: SupervisorHost, _ op: MicroOp, _ args: [String: Value]) -> CallResult { host.perform(ResolvedCall(op, args)) }
+
+    func testGPIOSet_holdsTheLine_andReleaseReturnsItToSafe() throws {
+        let bank = FakeGPIOBank(label: "bank", lines: ["relay", "button"])
+        let devices = AttachedGPIODevice.discover(try catalog(detach: false), chips: bank.chips())
+        let host = SupervisorHost(instruments: [], gpioDevices: devices, gpio: bank)
+        XCTAssertEqual(call(host, .gpioSet, ["chip": .string("bank"), "line": .string("relay"), "value": .int(1)]), .value(1))
+        XCTAssertEqual(call(host, .gpioSet, ["chip": .string("bank"), "line": .string("0"), "value": .int(1)]), .value(1), "by offset, same held line")
+        XCTAssertEqual(bank.log, ["request 0"], "requested once, kept")
+        XCTAssertEqual(bank.levels[0], 1)
+        XCTAssertEqual(call(host, .act, ["device": .string("rig"), "action": .string("relay.release")]).value, 1)
+        XCTAssertEqual(bank.levels[0], 0)
+        XCTAssertEqual(call(host, .gpioSet, ["chip": .string("bank"), "line": .string("relay"), "value": .int(1)]), .value(1))
+        host.closeAll()
+        XCTAssertEqual(bank.levels[0], 0, "back to its safe value on release")
+        XCTAssertEqual(bank.held, [])
+        XCTAssertEqual(call(host, .gpioSet, ["chip": .string("other"), "line": .string("relay"), "value": .int(1)]), .failure(errno: ENODEV))
+    }
+
+    func testUSBTransfer_claimsTheInterfaceOwningTheEndpoint_andDetachesOnlyWithLeave() throws {
+        let bus = FakeUSBBus([gadget])
+        bus.kernelDrivers = ["3-1#2"]
+        bus.answers["3-1/130"] = [1, 2, 3]
+        let refusing = SupervisorHost(instruments: [], usb: bus, catalog: try catalog(detach: false))
+        XCTAssertEqual(call(refusing, .usbTransfer, ["device": .string("3-1"), "endpoint": .int(0x82), "length": .int(8)]), .failure(errno: EBUSY))
+        let allowing = SupervisorHost(instruments: [], usb: bus, catalog: try catalog(detach: true))
+        XCTAssertEqual(call(allowing, .usbTransfer, ["device": .string("3-1"), "endpoint": .int(0x82), "length": .int(8)]),
+                       .value(3, data: [1, 2, 3]))
+        XCTAssertEqual(call(allowing, .usbTransfer, ["device": .string("3-1"), "endpoint": .int(0x01), "data": .string("abcd")]), .value(2))
+        XCTAssertEqual(call(allowing, .usbTransfer, ["device": .string("3-1"), "endpoint": .int(0x01), "data": .string("abc")]), .failure(errno: EINVAL))
+        XCTAssertTrue(bus.log.contains("detach 3-1#2") && bus.log.contains("claim 3-1#2"), "\(bus.log)")
+        bus.unplug("3-1")
+        XCTAssertEqual(call(allowing, .usbTransfer, ["device": .string("3-1"), "endpoint": .int(0x82), "length": .int(8)]), .failure(errno: ENODEV),
+                       "a vanished device is a value, not a crash")
+    }
+
+    func testDeviceObserver_putsUSBAndGPIOIntoTheGraph() throws {
+        let o = try DeviceObserver(usb: FakeUSBBus([gadget]), gpio: FakeGPIOBank(label: "bank", lines: ["relay", "button"])).observe(at: Instant(nanoseconds: 0))
+        var g = Graph()
+        try g.apply(GraphDelta(o.nodes.map { .addNode($0) } + o.edges.map { .addEdge($0) }))
+        XCTAssertTrue(g.contains(NodeID("usb:3-1:G-1")))
+        XCTAssertEqual(g[NodeID("usb:3-1:G-1/if2")]?["endpoints"], .string("0x1 bulk, 0x82 bulk"))
+        XCTAssertEqual(g[NodeID("gpio:bank/1")]?["name"], .string("button"))
+        XCTAssertEqual(g.owner(of: NodeID("gpio:bank/1")), NodeID("gpio:bank"))
+        XCTAssertEqual(Set(o.scope), [.usbDevice, .usbInterface, .gpioChip, .gpioLine])
+    }
+}
