@@ -32,6 +32,9 @@ public struct EventObserver: Observing {
     public mutating func observe(at now: Instant) throws -> Observation {
         Observation(time: now, scope: [], nodes: [], edges: [], supervisor: nil, events: sources.flatMap { $0.drain(at: now) })
     }
+
+    /// The sources' descriptors, for the loop to poll between steps.
+    public var descriptors: [Int32] { sources.map(\.descriptor) }
 }
 
 public struct EventSourceError: Error, CustomStringConvertible {
@@ -250,14 +253,23 @@ public final class SignalWatch: EventSource {
     }
 
     /// Wait up to `duration` for a signal (not consuming it). True if one arrived.
-    public func wait(for duration: Duration) -> Bool {
-        var fd = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+    public func wait(for duration: Duration) -> Bool { wait(for: duration, orAnyOf: []) == .signal }
+
+    public enum Wake: Equatable, Sendable { case signal, event, timeout }
+
+    /// Wait up to `duration` for a signal or for any of `descriptors` (event sources: uevents,
+    /// GPIO edges, process exits) to become readable, consuming nothing: the loop then steps at
+    /// once instead of at its next tick.
+    public func wait(for duration: Duration, orAnyOf descriptors: [Int32]) -> Wake {
+        var fds = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
+            + descriptors.filter { $0 >= 0 }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         let (s, atto) = duration.components
         let ms = Int32(clamping: s * 1000 + atto / 1_000_000_000_000_000)
         while true {
-            let n = poll(&fd, 1, ms)
+            let n = poll(&fds, nfds_t(fds.count), ms)
             if n < 0 && errno == EINTR { continue }
-            return n > 0
+            if n <= 0 { return .timeout }
+            return fds[0].revents != 0 ? .signal : .event
         }
     }
 

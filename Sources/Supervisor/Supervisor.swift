@@ -62,6 +62,8 @@ public enum Supervisor {
         public var loop: SupervisorLoop
         public var instruments: [AttachedInstrument]
         public var notes: [String]
+        /// The event sources' descriptors: the run loop wakes early when one is readable.
+        public var wakeDescriptors: [Int32] = []
 
         /// Every instrument back to its profile's safe state (on stop, fault or crash recovery).
         public func returnToSafeState() -> [String] { instruments.flatMap { $0.returnToSafeState() } }
@@ -124,13 +126,13 @@ public enum Supervisor {
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices)),
             executor: TraceExecutor(), host: SupervisorHost(instruments: instruments, gpioDevices: gpioDevices, usb: usb, catalog: catalog),
             predictor: TrivialPredictor(), recorder: trace)
-        return Session(loop: loop, instruments: instruments, notes: notes)
+        return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors)
     }
 
     /// Run until `steps` macro steps are done or SIGINT/SIGTERM arrives, one step per
     /// `interval`. `report` sees each step. Descriptors still open through the host adapter are
     /// closed on the way out.
-    public static func run(_ loop: inout SupervisorLoop, steps: Int?, interval: Duration,
+    public static func run(_ loop: inout SupervisorLoop, steps: Int?, interval: Duration, wakeOn descriptors: [Int32] = [],
                            report: (StepReport) -> Void) throws -> (steps: Int, interrupted: Bool) {
         let signals = try SignalWatch(signals: [SIGINT, SIGTERM])
         defer { (loop.host as? SupervisorHost)?.closeAll() }
@@ -140,7 +142,12 @@ public enum Supervisor {
             report(try loop.step())
             done += 1
             if let steps, done >= steps { break }
-            if signals.wait(for: interval) { return (done, true) }
+            // Sleep until the next tick, a stop signal, or an asynchronous event (which steps now) —
+            // but at least 50 ms between steps, so a busy machine's stream of process events
+            // cannot make the loop spin.
+            let gap = min(interval, .milliseconds(50))
+            if signals.wait(for: gap) { return (done, true) }
+            if signals.wait(for: interval - gap, orAnyOf: descriptors) == .signal { return (done, true) }
         }
         return (done, false)
     }

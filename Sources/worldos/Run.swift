@@ -31,7 +31,8 @@ struct Run: ParsableCommand {
             for problem in session.returnToSafeState() { say("worldos: safe state: \(problem)") }
             if !session.instruments.isEmpty { say("worldos: instruments returned to their safe state") }
         }
-        let (done, interrupted) = try Supervisor.run(&session.loop, steps: steps, interval: .milliseconds(intervalMilliseconds)) { report in
+        let (done, interrupted) = try Supervisor.run(&session.loop, steps: steps, interval: .milliseconds(intervalMilliseconds),
+                                                     wakeOn: session.wakeDescriptors) { report in
             say(summary(report))
         }
         say("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.tracePath), audit \(settings.auditPath)")

@@ -129,3 +129,18 @@ final class EventParserTests: XCTestCase {
         XCTAssertEqual([UInt8]().withUnsafeBytes { InotifyRecord.parse($0) }, [])
     }
 }
+
+final class WakeTests: XCTestCase {
+    func testTheLoopsWait_endsEarlyOnAnEvent_andSaysWhichKind() throws {
+        let watch = try SignalWatch(signals: [SIGUSR1])
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        defer { close(fds[0]); close(fds[1]) }
+        XCTAssertEqual(watch.wait(for: .milliseconds(20), orAnyOf: [fds[0]]), .timeout)
+        var byte: UInt8 = 1
+        XCTAssertEqual(write(fds[1], &byte, 1), 1)
+        XCTAssertEqual(watch.wait(for: .seconds(5), orAnyOf: [fds[0]]), .event, "a readable event descriptor wakes the loop")
+        raise(SIGUSR1)
+        XCTAssertEqual(watch.wait(for: .seconds(5), orAnyOf: [fds[0]]), .signal, "a stop signal wins")
+    }
+}
