@@ -117,6 +117,19 @@ final class SerialTests: XCTestCase {
         XCTAssertEqual(try scpi.query("RELAY? 1"), "1")
     }
 
+    func testFlush_discardsAReplyNotYetRead() throws {
+        let sim = try simulator()
+        let port = try SerialPort(path: sim.pty)
+        try port.write("*IDN?\n")
+        var p = pollfd(fd: port.descriptor, events: Int16(POLLIN), revents: 0)
+        XCTAssertEqual(poll(&p, 1, 2000), 1, "the reply is waiting")
+        port.flush()
+        XCTAssertThrowsError(try port.read(timeoutMilliseconds: 200), "flushed: nothing left to read")
+        try port.write("*OPC?\n")
+        XCTAssertEqual(try port.read(timeoutMilliseconds: 1000), Array("1".utf8), "the port still works")
+        XCTAssertNoThrow(try port.sendBreak(), "a break on a pty is accepted (the kernel ignores it there)")
+    }
+
     func testSCPIErrorReplies_malformed_areRejected() {
         XCTAssertEqual(try SCPIError(parsing: "-222,\"Data out of range\""), SCPIError(code: -222, message: "Data out of range"))
         XCTAssertEqual(try SCPIError(parsing: "0, \"No error\"").code, 0)

@@ -63,7 +63,7 @@ final class SerialRigTests: XCTestCase {
         let bench = try XCTUnwrap(ports.first { $0.usbSerial == "BENCH-SIM" }, "found by its USB parent: \(ports)")
         XCTAssertEqual(bench.usbVendorID, 0x0403)
         XCTAssertEqual(bench.usbProductID, 0x6001)
-        XCTAssertTrue(bench.path.hasPrefix("/dev/ttyUSB"))
+        XCTAssertEqual(bench.path, "/dev/ttyUSB0", "the guest sees the firmware as its first USB serial port")
         let scpi = SCPIInstrument(port: try SerialPort(path: bench.path), timeoutMilliseconds: 3000)
         let identity = try scpi.identify()
         XCTAssertEqual([identity.manufacturer, identity.model, identity.serial], ["WorldOS", "BenchBridge", "RIG-BENCH"])
