@@ -44,6 +44,21 @@ public struct PanelRenderer: Rendering {
             semantics.append(.init(role: role, label: clipped, node: node, x: x, y: y, width: clipped.count * char, height: line))
         }
 
+        func section(_ title: String) {
+            y += line / 2
+            row(title, y: y, color: Color.section, role: "section")
+            y += line
+        }
+        func value(_ sensor: Node) -> String {
+            let number: String = switch sensor["value"] {
+            case .double(let d)?: d.rounded() == d && abs(d) < 1e15 ? String(Int64(d)) : format2(d)
+            case let v?: "\(v)"
+            case nil: "?"
+            }
+            let unit = sensor["unit"]?.stringValue ?? ""
+            return unit.isEmpty ? number : "\(number) \(unit)"
+        }
+
         let projected = posterior.graph.uiProjection
         let contexts = projected.filter { $0.kind == .executionContext }
         let processes = projected.filter { $0.kind == .process }
@@ -54,9 +69,8 @@ public struct PanelRenderer: Rendering {
         row("WorldOS  step \(posterior.step)  mode \(mode.rawValue)  nodes \(posterior.graph.nodeCount)  edges \(posterior.graph.edgeCount)  \(surprise)",
             y: 5, color: Color.text, role: "header")
 
-        var y = line + 16
-        row("EXECUTION CONTEXTS (\(contexts.count))", y: y, color: Color.section, role: "section")
-        y += line
+        var y = line + 16 - line / 2
+        section("EXECUTION CONTEXTS (\(contexts.count))")
         for context in contexts {
             guard case .context(let name) = context.partition else { continue }
             let priority = context["priority"]?.intValue ?? 0
@@ -77,24 +91,14 @@ public struct PanelRenderer: Rendering {
 
         let instruments = projected.filter { $0.kind == .instrument }
         if !instruments.isEmpty {
-            y += line / 2
-            row("INSTRUMENTS (\(instruments.count))", y: y, color: Color.section, role: "section")
-            y += line
+            section("INSTRUMENTS (\(instruments.count))")
             for instrument in instruments {
                 let status = instrument["status"]?.stringValue ?? "?"
                 let title = ["profile", "model", "serial", "path"].compactMap { instrument[$0]?.stringValue }.joined(separator: "  ")
                 row("\(title)  \(status)", y: y, color: status == "ok" ? Color.ok : Color.denied, role: "instrument", node: instrument.id)
                 y += line
                 let readings = posterior.graph.owned(by: instrument.id).compactMap { posterior.graph[$0] }.filter { $0.kind == .sensor }
-                let cells = readings.map { r -> String in
-                    let value: String = switch r["value"] {
-                    case .double(let d)?: d.rounded() == d ? String(Int(d)) : String(format2(d))
-                    case let v?: "\(v)"
-                    case nil: "?"
-                    }
-                    let unit = r["unit"]?.stringValue ?? ""
-                    return "\(r["reading"]?.stringValue ?? "?") \(value)\(unit.isEmpty ? "" : " " + unit)"
-                }
+                let cells = readings.map { "\($0["reading"]?.stringValue ?? "?") \(value($0))" }
                 for i in stride(from: 0, to: cells.count, by: 3) {
                     row("  " + cells[i..<min(i + 3, cells.count)].map { $0.padding(to: 30) }.joined(), y: y, color: Color.text, role: "reading", node: instrument.id)
                     y += line
@@ -104,22 +108,13 @@ public struct PanelRenderer: Rendering {
 
         let sensors = projected.filter { $0.kind == .sensor && posterior.graph.owner(of: $0.id) == nil }
         if !sensors.isEmpty {
-            y += line / 2
-            row("TELEMETRY (\(sensors.count))", y: y, color: Color.section, role: "section")
-            y += line
+            section("TELEMETRY (\(sensors.count))")
             // Two sensors to a row; the most telling first: load, memory, pressure, then the rest.
             let order = ["load/", "memory/MemAvailable", "pressure/cpu/some", "pressure/memory/some", "pressure/io/some",
                          "thermal/", "hwmon/", "power/", "cpufreq/"]
             func rank(_ n: Node) -> Int { order.firstIndex { n.id.rawValue.dropFirst(7).hasPrefix($0) } ?? order.count }
             let chosen = sensors.filter { rank($0) < order.count }.sorted { (rank($0), $0.id) < (rank($1), $1.id) }.prefix(8)
-            let cells = chosen.map { s -> String in
-                let name = s.id.rawValue.dropFirst("sensor:".count)
-                let value = s["value"].map { v -> String in
-                    if case .double(let d) = v { return d >= 100 ? String(Int(d.rounded())) : String(format2(d)) }
-                    return "\(v)"
-                } ?? "?"
-                return "\(name) \(value)\(s["unit"]?.stringValue.map { $0.isEmpty ? "" : " " + $0 } ?? "")"
-            }
+            let cells = chosen.map { "\($0.id.rawValue.dropFirst("sensor:".count)) \(value($0))" }
             for i in stride(from: 0, to: cells.count, by: 2) {
                 let left = cells[i].padding(to: 44), right = i + 1 < cells.count ? cells[i + 1] : ""
                 row(left + right, y: y, color: Color.text, role: "telemetry", node: chosen[chosen.index(chosen.startIndex, offsetBy: i)].id)
@@ -129,9 +124,7 @@ public struct PanelRenderer: Rendering {
 
         let events = projected.filter { $0.kind == .pendingEvent }
         if !events.isEmpty {
-            y += line / 2
-            row("EVENTS THIS STEP (\(events.count))", y: y, color: Color.section, role: "section")
-            y += line
+            section("EVENTS THIS STEP (\(events.count))")
             for event in events.prefix(4) {
                 let text = ["source", "action", "subject"].compactMap { event[$0]?.stringValue }.joined(separator: " ")
                 row(text, y: y, color: Color.dim, role: "event", node: event.id)
@@ -139,9 +132,7 @@ public struct PanelRenderer: Rendering {
             }
         }
 
-        y += line / 2
-        row("PROCESSES (\(processes.count))   pid  state  fds  command", y: y, color: Color.section, role: "section")
-        y += line
+        section("PROCESSES (\(processes.count))   pid  state  fds  command")
         let available = max(0, (height - y) / line - 1)
         let shown = processes.count > available + 1 ? Array(processes.prefix(available)) : processes
         for (i, process) in shown.enumerated() {
