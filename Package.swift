@@ -71,7 +71,7 @@ let package = Package(
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "HostAdapter"]),
 
         .executableTarget(name: "worldos", dependencies: [
-            "Supervisor", "LoopCore", "HostAdapter", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Supervisor", "LoopCore", "HostAdapter", "Guard", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim"], path: "Benchmarks/worldos-bench"),
 

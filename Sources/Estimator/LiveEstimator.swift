@@ -133,8 +133,11 @@ public struct LiveEstimator: Estimating {
         context["runs"] = .int((context["runs"]?.intValue ?? 0) + 1)
         context["allowed"] = .int((context["allowed"]?.intValue ?? 0) + Int64(allowed))
         context["denied"] = .int((context["denied"]?.intValue ?? 0) + Int64(denied.count))
-        if let first = denied.first, case .deny(let rule, let reason)? = first.decision {
-            context["last-denial"] = .string("\(first.call?.description ?? first.step.description): \(reason) [\(rule)]")
+        if let first = denied.first, let decision = first.decision {
+            context["last-denial"] = .string("\(first.call?.description ?? first.step.description): \(decision.reason ?? "") [\(decision.rule)]")
+            if case .needsApproval(let request, _) = decision {
+                context["pending-approval"] = .string(request)
+            }
         }
         let failed = outcome.steps.compactMap { s -> String? in
             if case .performed(.failure(let e)) = s.status { return "\(s.step.op.rawValue): \(errnoName(e))" }

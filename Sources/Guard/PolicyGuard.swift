@@ -14,44 +14,87 @@ public struct PolicyGuard: Guarding {
     public let mode: Mode
     /// The risk class of a device action (from the device profiles), or nil if unknown.
     public let risk: @Sendable (_ device: String, _ action: String) -> String?
+    /// A device's identity (`profile:serial`) and where it is now, or nil if unknown.
+    public let identity: @Sendable (_ device: String) -> (id: String, path: String)?
+    /// Where approvals for irreversible actions are asked for and found. nil: they are refused.
+    public let approvals: ApprovalStore?
+    /// Paths no context may touch (the run folder: audit log, approvals, trace).
+    public let protectedPaths: [String]
     /// Set when an audit write failed; reported by the supervisor.
     public private(set) var auditFailure: String?
 
-    public init(policy: Policy, audit: AuditLog, mode: Mode, risk: @escaping @Sendable (String, String) -> String? = { _, _ in nil }) {
+    public init(policy: Policy, audit: AuditLog, mode: Mode, risk: @escaping @Sendable (String, String) -> String? = { _, _ in nil },
+                identity: @escaping @Sendable (String) -> (id: String, path: String)? = { _ in nil },
+                approvals: ApprovalStore? = nil, protectedPaths: [String] = []) {
         self.policy = policy
         self.audit = audit
         self.mode = mode
         self.risk = risk
+        self.identity = identity
+        self.approvals = approvals
+        self.protectedPaths = protectedPaths.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
     }
 
-    /// The decision alone, without auditing.
+    /// The decision alone, without auditing. Order: a policy for the context; normalized paths
+    /// outside the protected run folder; only what the context holds; an act on an attached
+    /// device; the policy's rules (deny first); and for an irreversible action, an approval.
     public func evaluate(_ call: ResolvedCall, context: String, held: Holdings) -> Decision {
         guard let rules = policy.contexts[context]?.rules else {
             return .deny(rule: "default-deny", reason: "context \(context) has no policy in \(policy.file)")
         }
-        if let path = call.path, normalizedSegments(path) == nil {
-            return .deny(rule: "path-normalization", reason: "path \"\(path)\" is not absolute and normalized")
+        if let path = call.path {
+            guard let parts = normalizedSegments(path) else {
+                return .deny(rule: "path-normalization", reason: "path \"\(path)\" is not absolute and normalized")
+            }
+            let normalized = "/" + parts.joined(separator: "/")
+            if let root = protectedPaths.first(where: { normalized == $0 || normalized.hasPrefix($0 + "/") }) {
+                return .deny(rule: "protected", reason: "\(path) is under the supervisor's own records (\(root)); no context touches them")
+            }
         }
         if let reason = held.refusal(for: call, context: context) {
             return .deny(rule: "capability", reason: reason)
         }
+        var risky: (device: String, action: String, risk: String)?
         if call.op == .act, let device = call.args["device"]?.string, let action = call.args["action"]?.string {
-            switch risk(device, action) {
-            case nil:
-                return .deny(rule: "refuse-uncertain", reason: "no attached device \(device) offers \(action); the guard does not guess")
-            case "irreversible-physical", "destructive-host":
-                return .deny(rule: "approval-required", reason: "\(action) on \(device) is \(risk(device, action)!): it needs an approval bound to this action, target and parameters, and none is given")
-            default: break
+            guard let level = risk(device, action) else {
+                return .refuseUncertain(reason: "no attached device \(device) offers \(action); the guard does not guess")
             }
+            if level == "irreversible-physical" || level == "destructive-host" { risky = (device, action, level) }
         }
+        var verdict: Decision = .deny(rule: "default-deny", reason: "no rule of context \(context) allows \(call.op.rawValue)"
+                                      + (call.path.map { " of \($0)" } ?? ""))
         for rule in rules where rule.matches(call) {
-            switch rule.effect {
-            case .deny: return .deny(rule: rule.location, reason: rule.reason ?? "denied by policy")
-            case .allow: return .allow(rule: rule.location)
-            }
+            verdict = rule.effect == .deny ? .deny(rule: rule.location, reason: rule.reason ?? "denied by policy") : .allow(rule: rule.location)
+            break
         }
-        return .deny(rule: "default-deny", reason: "no rule of context \(context) allows \(call.op.rawValue)"
-                     + (call.path.map { " of \($0)" } ?? ""))
+        guard verdict.isAllowed, let risky else { return verdict }
+        return approval(for: call, context: context, device: risky.device, action: risky.action, risk: risky.risk)
+    }
+
+    /// An irreversible action runs only on an approval bound to this exact action, device
+    /// identity, parameters and context; otherwise it waits on a request a person can answer.
+    private func approval(for call: ResolvedCall, context: String, device: String, action: String, risk: String) -> Decision {
+        guard let approvals else {
+            return .deny(rule: "approval-required", reason: "\(action) on \(device) is \(risk) and this supervisor takes no approvals")
+        }
+        guard let target = identity(device) else {
+            return .refuseUncertain(reason: "the identity of \(device) is not known; an approval must name the device, not a path")
+        }
+        var params: [String: String] = [:]
+        for pair in (call.args["params"]?.string ?? "").split(separator: ",") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if kv.count == 2 { params[kv[0]] = Double(kv[1]).map { $0.rounded() == $0 ? String(Int64($0)) : String($0) } ?? kv[1] }
+        }
+        let binding = ApprovalBinding(context: context, action: action, device: target.id, path: target.path, params: params)
+        do {
+            if let used = try approvals.consume(binding) {
+                return .allow(rule: "approval \(used.id) by \(used.decidedBy ?? "?")")
+            }
+            let request = try approvals.request(binding)
+            return .needsApproval(request: request.id, reason: "\(action) on \(target.id) (\(target.path)) is \(risk)")
+        } catch {
+            return .deny(rule: "approval-required", reason: "approvals cannot be read or written (\(error)); refusing")
+        }
     }
 
     public mutating func decide(_ call: ResolvedCall, context: Node, held: Holdings, at now: Instant) -> Decision {
@@ -59,10 +102,7 @@ public struct PolicyGuard: Guarding {
             return .deny(rule: "default-deny", reason: "\(context.id) is not an execution context")
         }
         let decision = evaluate(call, context: name, held: held)
-        let (verdict, rule, reason): (String, String, String?) = switch decision {
-        case .allow(let rule): ("allow", rule, nil)
-        case .deny(let rule, let reason): ("deny", rule, reason)
-        }
+        let (verdict, rule, reason) = (decision.verdict, decision.rule, decision.reason)
         do {
             try audit.append(AuditRecord(time: now.nanoseconds, policy: policy.contentHash, event: "decision",
                                          mode: mode.rawValue, context: name, call: call.description, decision: verdict,

@@ -1,15 +1,44 @@
-/// The guard's verdict on one resolved micro-step.
+/// The guard's verdict on one resolved micro-step: one of four.
 public enum Decision: Hashable, Codable, Sendable, CustomStringConvertible {
     case allow(rule: String)
+    /// Refused by a rule (a policy line, default-deny, capability, path normalization).
     case deny(rule: String, reason: String)
+    /// Irreversible: it waits for an approval bound to exactly this action, target, parameters
+    /// and context (`request` names the pending approval).
+    case needsApproval(request: String, reason: String)
+    /// The guard cannot tell what this would touch (ambiguous or changed identity, stale
+    /// observation, too much surprise): it refuses rather than guesses.
+    case refuseUncertain(reason: String)
 
     public var isAllowed: Bool { if case .allow = self { true } else { false } }
-    public var description: String {
+
+    /// The verdict's name, as the audit log records it.
+    public var verdict: String {
         switch self {
-        case .allow(let rule): "allow (\(rule))"
-        case .deny(let rule, let reason): "deny (\(rule)): \(reason)"
+        case .allow: "allow"
+        case .deny: "deny"
+        case .needsApproval: "needs-approval"
+        case .refuseUncertain: "refuse-uncertain"
         }
     }
+
+    /// The rule (or approval request) it cites, and why — for logs and panels.
+    public var rule: String {
+        switch self {
+        case .allow(let rule), .deny(let rule, _): rule
+        case .needsApproval(let request, _): "approval \(request)"
+        case .refuseUncertain: "refuse-uncertain"
+        }
+    }
+
+    public var reason: String? {
+        switch self {
+        case .allow: nil
+        case .deny(_, let reason), .needsApproval(_, let reason), .refuseUncertain(let reason): reason
+        }
+    }
+
+    public var description: String { "\(verdict) (\(rule))" + (reason.map { ": \($0)" } ?? "") }
 }
 
 /// What happened to one micro-step of a trace.

@@ -87,6 +87,10 @@ public struct PanelRenderer: Rendering {
                 row("  REFUSED \(denial)", y: y, color: Color.denied, role: "denial", node: context.id)
                 y += line
             }
+            if let request = context["pending-approval"]?.stringValue {
+                row("  WAITING FOR APPROVAL \(request): worldos approve \(request)", y: y, color: Color.own, role: "approval", node: context.id)
+                y += line
+            }
         }
 
         let instruments = projected.filter { $0.kind == .instrument }

@@ -25,6 +25,7 @@ public struct SupervisorOptions: Sendable {
     public init() {}
 
     public var tracePath: String { "\(out)/trace.jsonl" }
+    public var approvalsPath: String { "\(out)/approvals" }
     public var auditPath: String { "\(out)/audit.jsonl" }
     public var panelPath: String { "\(out)/panel.png" }
 }
@@ -123,7 +124,10 @@ public enum Supervisor {
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments), DeviceObserver(usb: usb), events]),
             estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
-            policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices)),
+            policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices),
+                                     identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
+                                     approvals: try ApprovalStore(directory: options.approvalsPath),
+                                     protectedPaths: [URL(fileURLWithPath: options.out).standardizedFileURL.resolvingSymlinksInPath().path]),
             executor: TraceExecutor(), host: SupervisorHost(instruments: instruments, gpioDevices: gpioDevices, usb: usb, catalog: catalog),
             predictor: TrivialPredictor(), recorder: trace)
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors)

@@ -63,6 +63,19 @@ public final class SupervisorHost: Effecting {
         }
     }
 
+    /// A device's identity (`profile:serial`, or `profile:gpiochipN`) and where it is, for
+    /// approvals, which bind to the device and not to its path.
+    public static func identity(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (String) -> (id: String, path: String)? {
+        let table = instruments.map { ($0.profile.name, "\($0.profile.name):\($0.identity.serial)", $0.path) }
+            + gpio.map { ($0.profile.name, "\($0.profile.name):\($0.chip.name)", $0.chip.path) }
+        return { device in
+            let exact = table.filter { $0.1 == device }
+            let byName = table.filter { $0.0 == device }
+            guard let hit = exact.first ?? (byName.count == 1 ? byName.first : nil) else { return nil }
+            return (hit.1, hit.2)
+        }
+    }
+
     public func perform(_ call: ResolvedCall) -> CallResult {
         switch call.op {
         case .act: return act(call)

@@ -33,7 +33,7 @@ struct Run: ParsableCommand {
         }
         let (done, interrupted) = try Supervisor.run(&session.loop, steps: steps, interval: .milliseconds(intervalMilliseconds),
                                                      wakeOn: session.wakeDescriptors) { report in
-            say(summary(report))
+            say(summary(report, out: settings.out))
         }
         say("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.tracePath), audit \(settings.auditPath)")
     }
@@ -46,14 +46,20 @@ func say(_ line: String) {
 }
 
 /// One line per step for the run log; denials spelled out.
-func summary(_ r: StepReport) -> String {
+func summary(_ r: StepReport, out: String) -> String {
     var line = "step \(r.step): \(r.posteriorNodes) nodes"
     if let s = r.surprise { line += ", prior wrong on \(s.wrongNodes)" }
     if let e = r.observationError { line += ", observation FAILED: \(e)" }
     if let c = r.context, let o = r.outcome {
         line += "; \(c) ran \(o.proposal.task)"
         for s in o.steps where s.status == .denied {
-            if case .deny(let rule, let reason)? = s.decision { line += "\n  DENIED \(s.call?.description ?? "") by \(rule): \(reason)" }
+            guard let d = s.decision else { continue }
+            switch d {
+            case .needsApproval(let request, let reason):
+                line += "\n  WAITING FOR APPROVAL \(s.call?.description ?? ""): \(reason)\n    approve with: worldos approve \(request) --out \(out)"
+            default:
+                line += "\n  \(d.verdict == "deny" ? "DENIED" : "REFUSED (uncertain)") \(s.call?.description ?? "") by \(d.rule): \(d.reason ?? "")"
+            }
         }
         if r.mode == .filtered { line += "; \(o.predictionMisses) returns mispredicted" }
     }

@@ -124,12 +124,12 @@ final class GuardTests: XCTestCase {
         guard case .deny(let rule, let reason) = g.evaluate(act("bench-bridge", "relay.energise"), context: "op", held: []) else {
             return XCTFail("an irreversible action ran without approval")
         }
-        XCTAssertEqual(rule, "approval-required")
+        XCTAssertEqual(rule, "approval-required", "this guard takes no approvals at all")
         XCTAssertTrue(reason.contains("irreversible-physical"), reason)
         XCTAssertEqual(g.evaluate(act("bench-bridge", "heater.off"), context: "op", held: []),
                        .deny(rule: "default-deny", reason: "no rule of context op allows act"))
         XCTAssertEqual(g.evaluate(act("lab-psu", "relay.release"), context: "op", held: []),
-                       .deny(rule: "refuse-uncertain", reason: "no attached device lab-psu offers relay.release; the guard does not guess"))
+                       .refuseUncertain(reason: "no attached device lab-psu offers relay.release; the guard does not guess"))
     }
 
     func tempAudit() throws -> AuditLog {

@@ -70,26 +70,45 @@ final class InstrumentTests: XCTestCase {
         XCTAssertTrue(report.events.contains { $0.source == "instrument" && $0.action == "lost" })
     }
 
-    func testBenchActions_reversibleOnesRun_irreversibleOnesNeverReachTheDevice() throws {
+    func testBenchActions_reversibleRun_irreversibleWaitForApproval_thenRunOnce() throws {
         let sim = try BenchSimulator()
         let clock = ManualClock()
         var session = try Supervisor.start(options(devices: [sim.pty]), clock: clock)
         let bench = try XCTUnwrap(session.instruments.first)
         try bench.scpi.checked("RELAY 0,ON")   // as if someone had switched it on
-        var outcomes: [ActionOutcome] = []
-        for _ in 0..<40 where outcomes.count < 2 {
-            let report = try session.loop.step()
-            if report.context == "bench-operator", let o = report.outcome { outcomes.append(o) }
-            clock.advance(by: .milliseconds(500))
+        func operatorOutcomes(_ count: Int) throws -> [ActionOutcome] {
+            var outcomes: [ActionOutcome] = []
+            for _ in 0..<60 where outcomes.count < count {
+                let report = try session.loop.step()
+                if report.context == "bench-operator", let o = report.outcome { outcomes.append(o) }
+                clock.advance(by: .milliseconds(500))
+            }
+            return outcomes
         }
-        XCTAssertEqual(outcomes.map(\.proposal.task), ["release-relay", "energise-relay"])
-        XCTAssertEqual(outcomes[0].steps[0].result?.value, 1, "one line sent")
-        XCTAssertEqual(outcomes[1].steps[0].status, .denied)
-        guard case .deny(let rule, _)? = outcomes[1].steps[0].decision else { return XCTFail() }
-        XCTAssertEqual(rule, "approval-required")
-        XCTAssertEqual(try bench.scpi.query("RELAY? 0"), "0", "released by the reversible action, and never energised")
+        let first = try operatorOutcomes(2)
+        XCTAssertEqual(first.map(\.proposal.task), ["release-relay", "energise-relay"])
+        XCTAssertEqual(first[0].steps[0].result?.value, 1, "one line sent")
+        guard case .needsApproval(let request, _)? = first[1].steps[0].decision else { return XCTFail("\(first[1].steps[0])") }
+        XCTAssertEqual(first[1].steps[0].status, .denied, "not run while it waits")
+        XCTAssertEqual(try bench.scpi.query("RELAY? 0"), "0", "released, and not energised")
+        XCTAssertEqual(session.loop.memory[.context("bench-operator")]?["pending-approval"], .string(request))
+
+        // A person approves it from the CLI, against the supervisor's run folder.
+        let approve = try runWorldOS(["approve", request, "--out", directory + "/out", "--by", "tester"])
+        XCTAssertEqual(approve.status, 0, approve.stderr)
+        let second = try operatorOutcomes(2)
+        XCTAssertEqual(second.map(\.proposal.task), ["release-relay", "energise-relay"])
+        XCTAssertEqual(second[1].steps[0].decision, .allow(rule: "approval \(request) by tester"))
+        XCTAssertEqual(second[1].steps[0].result?.value, 1)
+        XCTAssertEqual(try bench.scpi.query("RELAY? 0"), "1", "energised, once")
+        let third = try operatorOutcomes(2)
+        guard case .needsApproval? = third[1].steps[0].decision else { return XCTFail("the approval was used up") }
         let audit = try String(contentsOfFile: directory + "/out/audit.jsonl", encoding: .utf8)
-        XCTAssertTrue(audit.contains(#""decision":"deny""#) && audit.contains("approval-required"))
+        XCTAssertTrue(audit.contains(#""decision":"needs-approval""#) && audit.contains("approval \(request) by tester"))
+        XCTAssertNoThrow(try AuditLog.verify(path: directory + "/out/audit.jsonl").get())
+        let verify = try runWorldOS(["audit", "verify", "--out", directory + "/out"])
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        XCTAssertTrue(verify.stdout.contains("chain intact"))
     }
 
     func testAPortNobodyAnswersOn_isANote_notAnInstrument() throws {
