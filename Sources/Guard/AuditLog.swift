@@ -18,11 +18,13 @@ public struct AuditRecord: Codable, Equatable, Sendable {
     public var rule: String?
     public var reason: String?
     public var result: String?
+    /// For an outcome: the seq of the decision it follows (the write-ahead intent it closes).
+    public var decisionSeq: Int?
     public var hash: String?
 
     /// A record to append; `seq`, `prev` and `hash` are filled in by ``AuditLog/append(_:)``.
     public init(time: UInt64, policy: String, event: String, mode: String, context: String, call: String,
-                decision: String? = nil, rule: String? = nil, reason: String? = nil, result: String? = nil) {
+                decision: String? = nil, rule: String? = nil, reason: String? = nil, result: String? = nil, decisionSeq: Int? = nil) {
         seq = 0
         prev = ""
         hash = nil
@@ -36,6 +38,7 @@ public struct AuditRecord: Codable, Equatable, Sendable {
         self.rule = rule
         self.reason = reason
         self.result = result
+        self.decisionSeq = decisionSeq
     }
 
     func computedHash() -> String {
@@ -87,6 +90,17 @@ public final class AuditLog {
         lastHash = r.hash!
         nextSeq += 1
         return r
+    }
+
+    /// Approved actions whose decision (the write-ahead intent) is on disk but whose outcome is
+    /// not: the supervisor stopped between the two. Their approvals were used before they ran,
+    /// so they are never repeated; a person must find out what happened. Intents already
+    /// reported as `outcome-unknown` are not reported again.
+    public static func unfinishedApprovedActions(path: String) -> [AuditRecord] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        let records = data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(AuditRecord.self, from: Data($0)) }
+        let closed = Set(records.compactMap(\.decisionSeq))
+        return records.filter { $0.event == "decision" && $0.decision == "allow" && ($0.rule ?? "").hasPrefix("approval ") && !closed.contains($0.seq) }
     }
 
     /// Check a log's chain from the start. Returns the number of records, or the first broken one.

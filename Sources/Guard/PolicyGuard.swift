@@ -22,6 +22,8 @@ public struct PolicyGuard: Guarding {
     public let protectedPaths: [String]
     /// Set when an audit write failed; reported by the supervisor.
     public private(set) var auditFailure: String?
+    /// The seq of the last allowed decision: its outcome record closes it.
+    private var openIntent: Int?
 
     public init(policy: Policy, audit: AuditLog, mode: Mode, risk: @escaping @Sendable (String, String) -> String? = { _, _ in nil },
                 identity: @escaping @Sendable (String) -> (id: String, path: String)? = { _ in nil },
@@ -104,9 +106,10 @@ public struct PolicyGuard: Guarding {
         let decision = evaluate(call, context: name, held: held)
         let (verdict, rule, reason) = (decision.verdict, decision.rule, decision.reason)
         do {
-            try audit.append(AuditRecord(time: now.nanoseconds, policy: policy.contentHash, event: "decision",
-                                         mode: mode.rawValue, context: name, call: call.description, decision: verdict,
-                                         rule: rule, reason: reason))
+            let record = try audit.append(AuditRecord(time: now.nanoseconds, policy: policy.contentHash, event: "decision",
+                                                      mode: mode.rawValue, context: name, call: call.description, decision: verdict,
+                                                      rule: rule, reason: reason))
+            openIntent = decision.isAllowed ? record.seq : nil
         } catch {
             auditFailure = "\(error)"
             return .deny(rule: "audit", reason: "the audit log cannot be written (\(error)); refusing")
@@ -117,7 +120,9 @@ public struct PolicyGuard: Guarding {
     public mutating func recordOutcome(_ call: ResolvedCall, context: String, result: CallResult, at now: Instant) {
         do {
             try audit.append(AuditRecord(time: now.nanoseconds, policy: policy.contentHash, event: "outcome",
-                                         mode: mode.rawValue, context: context, call: call.description, result: result.description))
+                                         mode: mode.rawValue, context: context, call: call.description, result: result.description,
+                                         decisionSeq: openIntent))
+            openIntent = nil
         } catch {
             auditFailure = "\(error)"
         }

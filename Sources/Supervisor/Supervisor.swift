@@ -115,6 +115,14 @@ public enum Supervisor {
             FileHandle.standardError.write(Data("note: event source unavailable, continuing without it: \(reason)\n".utf8))
         }
         let audit = try AuditLog(path: options.auditPath)
+        // An approved action that started before a crash is never repeated (its approval was
+        // used): it is reported, once, for a person to check, and recorded as such.
+        for intent in AuditLog.unfinishedApprovedActions(path: options.auditPath) {
+            notes.append("OUTCOME UNKNOWN: \(intent.call) for \(intent.context), \(intent.rule ?? ""), started (audit seq \(intent.seq)) "
+                         + "but the supervisor stopped before its outcome was recorded; check the device")
+            try audit.append(AuditRecord(time: 0, policy: "", event: "outcome-unknown", mode: options.mode.rawValue, context: intent.context,
+                                         call: intent.call, result: "unknown after a restart", decisionSeq: intent.seq))
+        }
         let trace = try TraceWriter(path: options.tracePath)
         for (path, torn) in [(options.auditPath, audit.tornTailBytes), (options.tracePath, trace.tornTailBytes)] where torn > 0 {
             FileHandle.standardError.write(Data("note: \(path): cut \(torn) bytes of a torn last record (a crash mid-write); every complete record is kept\n".utf8))

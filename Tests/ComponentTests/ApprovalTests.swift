@@ -93,3 +93,20 @@ final class ApprovalTests: XCTestCase {
         XCTAssertTrue(d.isAllowed == false)
     }
 }
+
+final class IntentTests: XCTestCase {
+    func testAnApprovedIntentWithoutOutcome_isReported_untilClosed() throws {
+        let path = NSTemporaryDirectory() + "worldos-intent-\(UUID().uuidString).jsonl"
+        defer { unlink(path) }
+        let log = try AuditLog(path: path)
+        let decision = try log.append(AuditRecord(time: 1, policy: "p", event: "decision", mode: "real", context: "op", call: "act(relay.energise)",
+                                                  decision: "allow", rule: "approval 0123456789abcdef by alice"))
+        try log.append(AuditRecord(time: 2, policy: "p", event: "decision", mode: "real", context: "op", call: "open(/etc/hostname)",
+                                   decision: "allow", rule: "p.yaml:3"))
+        XCTAssertEqual(AuditLog.unfinishedApprovedActions(path: path).map(\.seq), [decision.seq], "only approved actions count")
+        try log.append(AuditRecord(time: 3, policy: "p", event: "outcome-unknown", mode: "real", context: "op", call: "act(relay.energise)",
+                                   result: "unknown after a restart", decisionSeq: decision.seq))
+        XCTAssertEqual(AuditLog.unfinishedApprovedActions(path: path), [], "reported once")
+        XCTAssertNoThrow(try AuditLog.verify(path: path).get())
+    }
+}

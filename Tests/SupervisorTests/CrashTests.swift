@@ -1,0 +1,80 @@
+import Foundation
+import Glibc
+import Guard
+import HostAdapter
+import Supervisor
+import WorldOSTesting
+import XCTest
+
+/// kill -9 during an approved action, then restart: nothing repeats, the chain verifies, an
+/// intent without an outcome is reported, and the bench is safe (the firmware's watchdog).
+final class CrashTests: XCTestCase {
+    func testKillDuringAnApprovedAction_restart_noRepeat_chainVerifies_outputsSafe() throws {
+        let sim = try BenchSimulator()
+        let out = try temporaryDirectory("crash")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let child = Process()
+        child.executableURL = try worldosBinary()
+        child.arguments = ["run", "--out", out, "--device", sim.pty, "--interval-ms", "50"]
+        child.currentDirectoryURL = repositoryRoot
+        child.standardOutput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        defer { if child.isRunning { kill(child.processIdentifier, SIGKILL) } }
+
+        func waitFor(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try condition() { return true }
+                usleep(20_000)
+            }
+            return false
+        }
+        var request: String?
+        XCTAssertTrue(waitFor(60) {
+            request = (try? ApprovalStore(directory: out + "/approvals"))?.pending().first?.id
+            return request != nil
+        }, "the energise asked for an approval")
+        let id = try XCTUnwrap(request)
+        _ = try ApprovalStore(directory: out + "/approvals").approve(id, by: "tester")
+        // Kill it the moment the approved decision (the write-ahead intent) is on disk.
+        XCTAssertTrue(waitFor(30) { (try? String(contentsOfFile: out + "/audit.jsonl", encoding: .utf8))?.contains("approval \(id) by tester") == true })
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+        XCTAssertEqual(child.terminationReason, .uncaughtSignal)
+
+        // The firmware sees the host go quiet: after its 3 s watchdog everything is safe.
+        usleep(3_500_000)
+        let bench = SCPIInstrument(port: try SerialPort(path: sim.pty))
+        bench.port.flush()
+        XCTAssertEqual(try bench.query("RELAY? 0"), "0", "safe without the supervisor")
+
+        var options = SupervisorOptions()
+        options.out = out
+        options.devices = [sim.pty]
+        options.bench = repositoryRoot.appendingPathComponent("Devices/benches/default.yaml").path
+        options.policy = repositoryRoot.appendingPathComponent("Policies/default.yaml").path
+        options.profiles = repositoryRoot.appendingPathComponent("Devices").path
+        var session = try Supervisor.start(options)
+        let audit = try String(contentsOfFile: out + "/audit.jsonl", encoding: .utf8)
+        let outcomes = audit.split(separator: "\n").filter { $0.contains(#""event":"outcome""#) && $0.contains("relay.energise") }
+        XCTAssertLessThanOrEqual(outcomes.count, 1, "an approval ran at most once")
+        if outcomes.isEmpty {
+            XCTAssertTrue(session.notes.contains { $0.hasPrefix("OUTCOME UNKNOWN:") && $0.contains("approval \(id)") }, "\(session.notes)")
+        }
+        XCTAssertNoThrow(try AuditLog.verify(path: out + "/audit.jsonl").get(), "the chain verifies after kill -9")
+        XCTAssertEqual(try ApprovalStore(directory: out + "/approvals").all().first { $0.id == id }?.state, .used)
+        // Running on, the energise asks for a new approval: the old one is never replayed.
+        var asked = false
+        for _ in 0..<40 where !asked {
+            let r = try session.loop.step()
+            if r.context == "bench-operator", case .needsApproval(let next, _)? = r.outcome?.steps.first?.decision {
+                XCTAssertNotEqual(next, id)
+                asked = true
+            }
+            usleep(100_000)
+        }
+        XCTAssertTrue(asked)
+        _ = session.returnToSafeState()
+    }
+}
