@@ -6,6 +6,7 @@
 //   worldos-bench observer   /proc refresh vs lsof -n -P and ps -e on ~500 processes × 20 fds
 //   worldos-bench serial     request/response through our serial adapter vs pyserial
 //   worldos-bench gpio       GPIO set through the guard vs gpioset (needs a GPIO chip: run in the rig)
+//   worldos-bench guard      decision latency with 1,000 rules
 import Foundation
 
 func milliseconds(_ body: () throws -> Void) rethrows -> Double {
@@ -20,4 +21,5 @@ let sections = CommandLine.arguments.dropFirst()
 if sections.isEmpty || sections.contains("graph") { try graphBenchmark() }
 if sections.isEmpty || sections.contains("observer") { try observerBenchmark() }
 if sections.isEmpty || sections.contains("serial") { try serialBenchmark() }
+if sections.isEmpty || sections.contains("guard") { try guardBenchmark() }
 if sections.contains("gpio") { try gpioBenchmark() }

@@ -18,10 +18,11 @@ public struct Policy: Sendable {
         /// `file:line` of the rule, cited in every decision it makes.
         public var location: String
 
-        func matches(_ call: ResolvedCall) -> Bool {
+        /// `segments`: the call's path split by `normalizedSegments`, nil when it names none.
+        func matches(_ call: ResolvedCall, segments: [[UInt8]]?) -> Bool {
             guard ops.contains(call.op) else { return false }
             if let paths {
-                guard let path = call.path, paths.contains(where: { $0.matches(path) }) else { return false }
+                guard let segments, paths.contains(where: { $0.matches(segments: segments) }) else { return false }
             }
             if let modes, call.op == .open || call.op == .openat, !modes.contains(call.args["mode"]?.string ?? "read") { return false }
             if let actions {
@@ -33,7 +34,20 @@ public struct Policy: Sendable {
 
     public struct ContextPolicy: Sendable {
         public var capabilities: [String]
-        public var rules: [Rule]
+        public let rules: [Rule]
+        let index: RuleIndex
+
+        public init(capabilities: [String], rules: [Rule]) {
+            self.capabilities = capabilities
+            self.rules = rules
+            index = RuleIndex(rules)
+        }
+
+        /// The first rule, in order, that matches the call.
+        func firstMatch(_ call: ResolvedCall, segments: [[UInt8]]?) -> Rule? {
+            for n in index.candidates(call.op, path: segments) where rules[n].matches(call, segments: segments) { return rules[n] }
+            return nil
+        }
     }
 
     public var file: String
@@ -65,18 +79,17 @@ public struct Policy: Sendable {
     }
 
     private static func parseContext(_ node: ConfigNode) throws(ConfigError) -> ContextPolicy {
-        var policy = ContextPolicy(capabilities: [], rules: [])
+        var capabilities: [String] = [], rules: [Rule] = []
         for (key, value) in try node.mapping(allowed: ["capabilities", "allow", "deny"]) {
             switch key {
-            case "capabilities": policy.capabilities = try value.strings()
+            case "capabilities": capabilities = try value.strings()
             default:
                 let effect: Rule.Effect = key == "allow" ? .allow : .deny
-                for entry in try value.sequence() { policy.rules.append(try parseRule(entry, effect: effect)) }
+                for entry in try value.sequence() { rules.append(try parseRule(entry, effect: effect)) }
             }
         }
         // Deny rules are checked first, whatever order they were written in.
-        policy.rules.sort { $0.effect == .deny && $1.effect == .allow }
-        return policy
+        return ContextPolicy(capabilities: capabilities, rules: rules.filter { $0.effect == .deny } + rules.filter { $0.effect == .allow })
     }
 
     private static func parseRule(_ node: ConfigNode, effect: Rule.Effect) throws(ConfigError) -> Rule {
@@ -137,7 +150,11 @@ extension Policy {
 /// An absolute path pattern: `*` matches within one segment, `**` any number of segments.
 public struct PathPattern: Sendable, Equatable, CustomStringConvertible {
     public struct Invalid: Error { public var message: String }
-    let segments: [Substring]
+    /// The pattern's segments as bytes, matched without allocating.
+    let segments: [[UInt8]]
+    /// The leading segments with no wildcard: a path can match only if it starts with them,
+    /// which is how the rule index finds candidates without trying every rule.
+    let literalPrefix: [[UInt8]]
     public let description: String
 
     public init(_ text: String) throws(Invalid) {
@@ -146,49 +163,94 @@ public struct PathPattern: Sendable, Equatable, CustomStringConvertible {
         for s in segments where s == ".." || s == "." || s.isEmpty {
             throw Invalid(message: "path pattern \"\(text)\" must be normalized: no empty, \".\" or \"..\" segments")
         }
-        self.segments = Array(segments)
+        self.segments = segments.map { Array($0.utf8) }
+        literalPrefix = Array(self.segments.prefix { !$0.contains(UInt8(ascii: "*")) && !$0.contains(UInt8(ascii: "?")) })
         description = text
     }
 
     public func matches(_ path: String) -> Bool {
         guard let parts = normalizedSegments(path) else { return false }
-        return match(segments[...], parts[...])
+        return matches(segments: parts)
     }
 
-    private func match(_ p: ArraySlice<Substring>, _ s: ArraySlice<Substring>) -> Bool {
-        guard let head = p.first else { return s.isEmpty }
-        if head == "**" {
-            var rest = s
-            while true {
-                if match(p.dropFirst(), rest) { return true }
-                guard !rest.isEmpty else { return false }
-                rest = rest.dropFirst()
-            }
+    /// Matches the segments of a normalized path (see `normalizedSegments`).
+    func matches(segments path: [[UInt8]]) -> Bool { match(0, path, 0) }
+
+    private func match(_ i: Int, _ path: [[UInt8]], _ j: Int) -> Bool {
+        guard i < segments.count else { return j == path.count }
+        if segments[i] == [UInt8(ascii: "*"), UInt8(ascii: "*")] {
+            return (j...path.count).contains { match(i + 1, path, $0) }
         }
-        guard let first = s.first, globMatch(Array(head.utf8)[...], Array(first.utf8)[...]) else { return false }
-        return match(p.dropFirst(), s.dropFirst())
+        guard j < path.count, Self.glob(segments[i], 0, path[j], 0) else { return false }
+        return match(i + 1, path, j + 1)
     }
 
-    private func globMatch(_ p: ArraySlice<UInt8>, _ s: ArraySlice<UInt8>) -> Bool {
-        guard let c = p.first else { return s.isEmpty }
-        if c == UInt8(ascii: "*") {
-            var rest = s
-            while true {
-                if globMatch(p.dropFirst(), rest) { return true }
-                guard !rest.isEmpty else { return false }
-                rest = rest.dropFirst()
-            }
-        }
-        guard let d = s.first, c == UInt8(ascii: "?") || c == d else { return false }
-        return globMatch(p.dropFirst(), s.dropFirst())
+    private static func glob(_ p: [UInt8], _ i: Int, _ s: [UInt8], _ j: Int) -> Bool {
+        guard i < p.count else { return j == s.count }
+        if p[i] == UInt8(ascii: "*") { return (j...s.count).contains { glob(p, i + 1, s, $0) } }
+        guard j < s.count, p[i] == UInt8(ascii: "?") || p[i] == s[j] else { return false }
+        return glob(p, i + 1, s, j + 1)
     }
 }
 
-/// The segments of an absolute, normalized path; nil for anything else (relative, `..`, `//`),
-/// which the guard refuses rather than resolves.
-func normalizedSegments(_ path: String) -> [Substring]? {
-    guard path.hasPrefix("/") else { return nil }
-    let parts = Array(path.split(separator: "/", omittingEmptySubsequences: false).dropFirst())
-    if parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) { return nil }
-    return parts
+/// The rules of one context by operation and literal path prefix, so a decision tries only
+/// the rules that could match rather than all of them; candidates keep the policy's order.
+struct RuleIndex: Sendable {
+    private struct Node: Sendable { var rules: [Int] = []; var children: [[UInt8]: Int] = [:] }
+    private var tries: [MicroOp: [Node]] = [:]
+
+    init(_ rules: [Policy.Rule]) {
+        for (n, rule) in rules.enumerated() {
+            for op in rule.ops {
+                var nodes = tries[op] ?? [Node()]
+                for prefix in Set((rule.paths ?? []).map(\.literalPrefix)).sorted(by: { $0.count < $1.count }).ifEmpty([[]]) {
+                    var at = 0
+                    for segment in prefix {
+                        if let next = nodes[at].children[segment] { at = next; continue }
+                        nodes.append(Node())
+                        nodes[at].children[segment] = nodes.count - 1
+                        at = nodes.count - 1
+                    }
+                    if nodes[at].rules.last != n { nodes[at].rules.append(n) }
+                }
+                tries[op] = nodes
+            }
+        }
+    }
+
+    /// Indices of the rules that may match `op` on a path with these segments, in order.
+    func candidates(_ op: MicroOp, path: [[UInt8]]?) -> [Int] {
+        guard let nodes = tries[op] else { return [] }
+        var found = nodes[0].rules, at = 0
+        for segment in path ?? [] {
+            guard let next = nodes[at].children[segment] else { break }
+            at = next
+            found += nodes[at].rules
+        }
+        return found.count > 1 ? Array(Set(found)).sorted() : found
+    }
+}
+
+private extension Array {
+    func ifEmpty(_ replacement: Self) -> Self { isEmpty ? replacement : self }
+}
+
+/// The segments of an absolute, normalized path, as bytes; nil for anything else (relative,
+/// `..`, `.`, `//`, a trailing `/`), which the guard refuses rather than resolves.
+func normalizedSegments(_ path: String) -> [[UInt8]]? {
+    var parts: [[UInt8]] = [], current: [UInt8] = [], started = false
+    for byte in path.utf8 {
+        guard started else {
+            guard byte == UInt8(ascii: "/") else { return nil }
+            started = true
+            continue
+        }
+        guard byte == UInt8(ascii: "/") else { current.append(byte); continue }
+        parts.append(current)
+        current.removeAll(keepingCapacity: true)
+    }
+    guard started else { return nil }
+    parts.append(current)
+    let dot = [UInt8(ascii: ".")], dotdot = [UInt8(ascii: "."), UInt8(ascii: ".")]
+    return parts.contains { $0.isEmpty || $0 == dot || $0 == dotdot } ? nil : parts
 }

@@ -41,17 +41,19 @@ public struct PolicyGuard: Guarding {
     /// outside the protected run folder; only what the context holds; an act on an attached
     /// device; the policy's rules (deny first); and for an irreversible action, an approval.
     public func evaluate(_ call: ResolvedCall, context: String, held: Holdings) -> Decision {
-        guard let rules = policy.contexts[context]?.rules else {
+        guard let rules = policy.contexts[context] else {
             return .deny(rule: "default-deny", reason: "context \(context) has no policy in \(policy.file)")
         }
+        var segments: [[UInt8]]?
         if let path = call.path {
             guard let parts = normalizedSegments(path) else {
                 return .deny(rule: "path-normalization", reason: "path \"\(path)\" is not absolute and normalized")
             }
-            let normalized = "/" + parts.joined(separator: "/")
-            if let root = protectedPaths.first(where: { normalized == $0 || normalized.hasPrefix($0 + "/") }) {
+            // A normalized path is its own canonical spelling, so prefixes compare directly.
+            if let root = protectedPaths.first(where: { path == $0 || path.hasPrefix($0 + "/") }) {
                 return .deny(rule: "protected", reason: "\(path) is under the supervisor's own records (\(root)); no context touches them")
             }
+            segments = parts
         }
         if let reason = held.refusal(for: call, context: context) {
             return .deny(rule: "capability", reason: reason)
@@ -65,9 +67,8 @@ public struct PolicyGuard: Guarding {
         }
         var verdict: Decision = .deny(rule: "default-deny", reason: "no rule of context \(context) allows \(call.op.rawValue)"
                                       + (call.path.map { " of \($0)" } ?? ""))
-        for rule in rules where rule.matches(call) {
+        if let rule = rules.firstMatch(call, segments: segments) {
             verdict = rule.effect == .deny ? .deny(rule: rule.location, reason: rule.reason ?? "denied by policy") : .allow(rule: rule.location)
-            break
         }
         guard verdict.isAllowed, let risky else { return verdict }
         return approval(for: call, context: context, device: risky.device, action: risky.action, risk: risky.risk)

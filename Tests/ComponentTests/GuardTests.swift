@@ -3,6 +3,7 @@ import Foundation
 import Guard
 import LoopCore
 import StateGraph
+import WorldOSTesting
 import XCTest
 
 final class GuardTests: XCTestCase {
@@ -34,6 +35,36 @@ final class GuardTests: XCTestCase {
                        .deny(rule: "test.yaml:6", reason: "credentials stay closed"))
         XCTAssertEqual(g.evaluate(open("/etc/hostname"), context: "reader", held: []), .allow(rule: "test.yaml:10"))
         XCTAssertEqual(g.evaluate(open("/proc/1/status"), context: "reader", held: []), .allow(rule: "test.yaml:10"))
+    }
+
+    /// The rule index must pick exactly the rule a plain in-order scan would: random rule sets
+    /// of literal and wildcard patterns against random paths, deny rules first.
+    func testRuleIndex_choosesTheSameRuleAsAnInOrderScan() throws {
+        var rng = SeededRandom(seed: 7)
+        let pieces = ["a", "b", "ab", "*", "**", "a*", "?", "*b"], names = ["a", "b", "ab", "ba", "abb"]
+        for round in 0..<200 {
+            var text = "version: 1\ncontexts:\n  c:\n", rules: [(deny: Bool, pattern: PathPattern, line: Int)] = []
+            for effect in ["deny", "allow"] {
+                text += "    \(effect):\n"
+                for _ in 0...Int(rng.next() % 12) {
+                    let pattern = "/" + (0...Int(rng.next() % 3)).map { _ in pieces[Int(rng.next() % 8)] }.joined(separator: "/")
+                    let line = text.split(separator: "\n", omittingEmptySubsequences: false).count
+                    text += "      - op: open\n        path: \(pattern)\n"
+                    rules.append((effect == "deny", try PathPattern(pattern), line))
+                }
+            }
+            let g = PolicyGuard(policy: try Policy.parse(text, file: "p.yaml"), audit: try tempAudit(), mode: .real)
+            for _ in 0..<20 {
+                let path = "/" + (0...Int(rng.next() % 4)).map { _ in names[Int(rng.next() % 5)] }.joined(separator: "/")
+                let decision = g.evaluate(open(path), context: "c", held: [])
+                guard let rule = rules.first(where: { $0.pattern.matches(path) }) else {
+                    XCTAssertFalse(decision.isAllowed, "round \(round): \(path) matched no rule but was allowed\n\(text)")
+                    continue
+                }
+                let cited = rule.deny ? Decision.deny(rule: "p.yaml:\(rule.line)", reason: "denied by policy") : .allow(rule: "p.yaml:\(rule.line)")
+                XCTAssertEqual(decision, cited, "round \(round): \(path)\n\(text)")
+            }
+        }
     }
 
     func testAnythingNotAllowed_isDeniedByDefault() throws {
@@ -184,3 +215,4 @@ final class PolicyParsingTests: XCTestCase {
         XCTAssertEqual(Set(p.contexts.keys), ["telemetry", "maintenance", "bench-operator"])
     }
 }
+
