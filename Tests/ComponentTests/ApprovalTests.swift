@@ -2,6 +2,7 @@ import Foundation
 import Guard
 import LoopCore
 import StateGraph
+import WorldOSTesting
 import XCTest
 
 /// Approvals: bound to the exact action, device identity, parameters and context; single use;
@@ -92,6 +93,69 @@ final class ApprovalTests: XCTestCase {
         let d = g.evaluate(ResolvedCall(.act, ["device": .string("bench-bridge"), "action": .string("relay.energise")]), context: "op", held: [])
         XCTAssertTrue(d.isAllowed == false)
     }
+    /// Over random sequences of requests, approvals, rejections, replays, forged ids, identity
+    /// swaps behind the same path and attempts on the run folder: an irreversible action is
+    /// allowed only on an approval this test granted for exactly that binding and has not seen
+    /// used, and the audit chain verifies after every sequence.
+    func testRandomSequences_neverRunAnIrreversibleActionWithoutAMatchingApproval() throws {
+        final class Bench: @unchecked Sendable { var serial = "SIM-1" }
+        for seed in UInt64(1)...12 {
+            var rng = SeededRandom(seed: seed)
+            let run = directory + "/run-\(seed)", bench = Bench()
+            let store = try ApprovalStore(directory: run + "/approvals", lifetime: 60)
+            let text = "version: 1\ncontexts:\n  op:\n    allow:\n      - op: act\n        action: [relay.*]\n      - op: open\n        path: /**\n"
+            var g = PolicyGuard(policy: try Policy.parse(text, file: "p.yaml"), audit: try AuditLog(path: run + "/audit.jsonl"), mode: .real,
+                                risk: { _, action in action == "relay.energise" ? "irreversible-physical" : "reversible" },
+                                identity: { device in device == "bench-bridge" ? ("bench-bridge:\(bench.serial)", "/dev/pts/3") : nil },
+                                approvals: store, protectedPaths: [run])
+            var granted: [String: ApprovalBinding] = [:]   // approved by this test, not yet seen used
+            var spent: Set<String> = []
+            var ran = 0
+            for step in 0..<120 {
+                let at = Instant(nanoseconds: UInt64(step))
+                let why = "seed \(seed) step \(step)"
+                switch rng.next() % 7 {
+                case 0, 1:   // a context asks for an action, irreversible or not, maybe from a context with no policy
+                    let name = rng.next() % 3 == 0 ? "other" : "op", relay = Int(rng.next() % 2)
+                    let action = rng.next() % 4 == 0 ? "relay.release" : "relay.energise"
+                    let call = ResolvedCall(.act, ["device": .string("bench-bridge"), "action": .string(action), "params": .string("relay=\(relay)")])
+                    let node = Node(id: .context(name), kind: .executionContext, partition: .context(name))
+                    let decision = g.decide(call, context: node, held: [], at: at)
+                    guard decision.isAllowed else { continue }
+                    if action == "relay.energise" {
+                        let binding = ApprovalBinding(context: name, action: action, device: "bench-bridge:\(bench.serial)", path: "/dev/pts/3",
+                                                      params: ["relay": "\(relay)"])
+                        guard case .allow(let rule) = decision, let id = rule.split(separator: " ").dropFirst().first.map(String.init),
+                              granted[id] == binding else {
+                            return XCTFail("\(why): \(call) was allowed (\(decision)) without a matching unused approval; granted \(granted)")
+                        }
+                        granted[id] = nil
+                        spent.insert(id)
+                        ran += 1
+                    }
+                    g.recordOutcome(call, context: name, result: .value(0), at: at)
+                case 2:   // a person approves a pending request
+                    guard let request = store.pending().randomElement(using: &rng) else { continue }
+                    granted[request.id] = try store.approve(request.id, by: "alice").binding
+                case 3:   // a person rejects one
+                    guard let request = store.pending().randomElement(using: &rng) else { continue }
+                    _ = try store.reject(request.id, by: "bob")
+                case 4:   // replaying a used approval, or approving an id nobody issued
+                    let id = spent.randomElement(using: &rng) ?? String(format: "%016llx", rng.next())
+                    XCTAssertThrowsError(try store.approve(id, by: "mallory"), why)
+                case 5:   // another bench appears behind the same path
+                    bench.serial = bench.serial == "SIM-1" ? "SIM-2" : "SIM-1"
+                default:  // a context tries to write an approval into the run folder
+                    let forged = ResolvedCall(.open, ["path": .string("\(run)/approvals/\(String(format: "%016llx", rng.next())).json"),
+                                                      "mode": .string("create")])
+                    let node = Node(id: .context("op"), kind: .executionContext, partition: .context("op"))
+                    XCTAssertEqual(g.decide(forged, context: node, held: [], at: at).rule, "protected", why)
+                }
+            }
+            XCTAssertNoThrow(try AuditLog.verify(path: run + "/audit.jsonl").get(), "seed \(seed)")
+            XCTAssertGreaterThan(ran, 0, "seed \(seed): the sequence should also exercise the approved path")
+        }
+    }
 }
 
 final class IntentTests: XCTestCase {
@@ -109,4 +173,5 @@ final class IntentTests: XCTestCase {
         XCTAssertEqual(AuditLog.unfinishedApprovedActions(path: path), [], "reported once")
         XCTAssertNoThrow(try AuditLog.verify(path: path).get())
     }
+
 }
