@@ -236,7 +236,8 @@ private extension Array {
 }
 
 /// The segments of an absolute, normalized path, as bytes; nil for anything else (relative,
-/// `..`, `.`, `//`, a trailing `/`), which the guard refuses rather than resolves.
+/// `..`, `.`, `//`, a trailing `/`, a NUL byte, where the kernel would stop reading and open a
+/// shorter path than the one decided on), which the guard refuses rather than resolves.
 func normalizedSegments(_ path: String) -> [[UInt8]]? {
     var parts: [[UInt8]] = [], current: [UInt8] = [], started = false
     for byte in path.utf8 {
@@ -245,6 +246,7 @@ func normalizedSegments(_ path: String) -> [[UInt8]]? {
             started = true
             continue
         }
+        if byte == 0 { return nil }
         guard byte == UInt8(ascii: "/") else { current.append(byte); continue }
         parts.append(current)
         current.removeAll(keepingCapacity: true)
