@@ -103,6 +103,13 @@ public final class AuditLog {
         return records.filter { $0.event == "decision" && $0.decision == "allow" && ($0.rule ?? "").hasPrefix("approval ") && !closed.contains($0.seq) }
     }
 
+    /// The hashes of the policies the log records being loaded (`policy` events), oldest first.
+    public static func loadedPolicies(path: String) -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        return data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(AuditRecord.self, from: Data($0)) }
+            .filter { $0.event == "policy" }.map(\.policy)
+    }
+
     /// Check a log's chain from the start. Returns the number of records, or the first broken one.
     public static func verify(path: String) -> Result<Int, AuditError> {
         guard let data = FileManager.default.contents(atPath: path) else {

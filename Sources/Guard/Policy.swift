@@ -54,6 +54,8 @@ public struct Policy: Sendable {
     /// SHA-256 of the policy file's bytes; written into every audit record.
     public var contentHash: String
     public var contexts: [String: ContextPolicy]
+    /// The policy file's text, kept with the run so a later change can be shown against it.
+    public var source: String
 
     public static func load(file: String) throws(ConfigError) -> Policy {
         guard let data = FileManager.default.contents(atPath: file) else {
@@ -75,7 +77,7 @@ public struct Policy: Sendable {
                 }
             }
         }
-        return Policy(file: file, contentHash: SHA256.hex(Array(text.utf8)), contexts: contexts)
+        return Policy(file: file, contentHash: SHA256.hex(Array(text.utf8)), contexts: contexts, source: text)
     }
 
     private static func parseContext(_ node: ConfigNode) throws(ConfigError) -> ContextPolicy {

@@ -120,8 +120,18 @@ public enum Supervisor {
         for intent in AuditLog.unfinishedApprovedActions(path: options.auditPath) {
             notes.append("OUTCOME UNKNOWN: \(intent.call) for \(intent.context), \(intent.rule ?? ""), started (audit seq \(intent.seq)) "
                          + "but the supervisor stopped before its outcome was recorded; check the device")
-            try audit.append(AuditRecord(time: 0, policy: "", event: "outcome-unknown", mode: options.mode.rawValue, context: intent.context,
+            try audit.append(AuditRecord(time: clock.now().nanoseconds, policy: policy.contentHash, event: "outcome-unknown", mode: options.mode.rawValue, context: intent.context,
                                          call: intent.call, result: "unknown after a restart", decisionSeq: intent.seq))
+        }
+        // Every policy the supervisor runs under is kept and its loading audited; a change from
+        // the last one is a note naming both, for `worldos policy diff`.
+        let previous = AuditLog.loadedPolicies(path: options.auditPath).last
+        if previous != policy.contentHash {
+            try PolicyHistory(directory: options.out + "/policies").keep(policy)
+            let change = previous.map { "policy changed from \($0.prefix(12)) to \(policy.contentHash.prefix(12)); see worldos policy diff \($0.prefix(12)) \(policy.contentHash.prefix(12))" }
+            if let change { notes.append("\(options.policy): \(change)") }
+            try audit.append(AuditRecord(time: clock.now().nanoseconds, policy: policy.contentHash, event: "policy", mode: options.mode.rawValue, context: "supervisor",
+                                         call: "load(\(options.policy))", reason: change ?? "first policy of this run folder"))
         }
         let trace = try TraceWriter(path: options.tracePath)
         for (path, torn) in [(options.auditPath, audit.tornTailBytes), (options.tracePath, trace.tornTailBytes)] where torn > 0 {

@@ -67,6 +67,41 @@ final class GuardTests: XCTestCase {
         }
     }
 
+    func testPolicyChanges_nameWhatEachContextGainedOrLost_andIgnoreMovedRules() throws {
+        let old = try policy()
+        XCTAssertEqual(try Policy.parse("# a comment moves every line\n" + Self.policyText, file: "moved.yaml").changes(since: old), [],
+                       "a rule that only moved is not a change")
+        let new = try Policy.parse(Self.policyText.replacingOccurrences(of: "[/etc/*, /proc/**]", with: "[/etc/*, /proc/**, /sys/**]")
+                                     .replacingOccurrences(of: "capabilities: [observe]", with: "capabilities: [observe, tune]")
+                                   + "\n  writer:\n    allow:\n      - op: write\n", file: "new.yaml")
+        XCTAssertEqual(new.changes(since: old), [
+            "  context reader",
+            "+   capability tune",
+            "-   allow open path /etc/*,/proc/** mode read",
+            "+   allow open path /etc/*,/proc/**,/sys/** mode read",
+            "+ context writer",
+            "+   allow write",
+        ])
+        XCTAssertEqual(old.changes(since: new).first(where: { $0.hasPrefix("- context") }), "- context writer")
+    }
+
+    func testPolicyHistory_refusesBadAmbiguousAndMissingHashes() throws {
+        let folder = NSTemporaryDirectory() + "worldos-history-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let history = PolicyHistory(directory: folder)
+        let kept = try policy()
+        try history.keep(kept)
+        XCTAssertEqual(try history.load(hash: String(kept.contentHash.prefix(8))).contentHash, kept.contentHash)
+        for (hash, message) in [("abc", "abc is neither a policy file nor a policy hash (8 to 64 hex digits)"),
+                                ("../../etc/passwd", "../../etc/passwd is neither a policy file nor a policy hash (8 to 64 hex digits)"),
+                                ("00000000", "no policy 00000000 kept in \(folder)")] {
+            XCTAssertThrowsError(try history.load(hash: hash)) { XCTAssertEqual("\($0)", message) }
+        }
+        let twin = "\(folder)/\(kept.contentHash.prefix(8))ffff.yaml"
+        try Data(kept.source.utf8).write(to: URL(fileURLWithPath: twin))
+        XCTAssertThrowsError(try history.load(hash: String(kept.contentHash.prefix(8)))) { XCTAssertTrue("\($0)".contains("is ambiguous")) }
+    }
+
     func testAnythingNotAllowed_isDeniedByDefault() throws {
         let g = PolicyGuard(policy: try policy(), audit: try tempAudit(), mode: .real)
         XCTAssertEqual(g.evaluate(open("/etc/hostname", mode: "write"), context: "reader", held: []),

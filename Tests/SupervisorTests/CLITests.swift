@@ -12,11 +12,57 @@ final class CLITests: XCTestCase {
     func testHelpText_matchesTheGoldenFilesExactly() throws {
         for (arguments, file) in [([], "help-worldos.txt"), (["run"], "help-run.txt"), (["graph"], "help-graph.txt"), (["step"], "help-step.txt"),
                                   (["approvals"], "help-approvals.txt"), (["approve"], "help-approve.txt"), (["reject"], "help-reject.txt"),
-                                  (["audit", "verify"], "help-audit-verify.txt")] {
+                                  (["audit", "verify"], "help-audit-verify.txt"), (["policy", "diff"], "help-policy-diff.txt")] {
             let result = try runWorldOS(arguments + ["--help"])
             XCTAssertEqual(result.status, 0)
             XCTAssertEqual(result.stdout, try golden(file), "worldos \(arguments.joined(separator: " ")) --help changed; if on purpose, update \(file)")
         }
+    }
+
+    /// A supervisor restarted under an edited policy audits the change, keeps both versions, and
+    /// `worldos policy diff` shows what a context gained and lost.
+    func testPolicyChange_isAudited_andPolicyDiffShowsIt() throws {
+        let folder = NSTemporaryDirectory() + "worldos-policy-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let original = try String(contentsOf: repositoryRoot.appendingPathComponent("Policies/default.yaml"), encoding: .utf8)
+        let edited = original.replacingOccurrences(of: "action: [relay.*, heater.*, watchdog.acknowledge]", with: "action: [relay.*, watchdog.acknowledge]")
+        XCTAssertNotEqual(edited, original, "the default policy no longer has the line this test edits")
+        let policy = folder + "/policy.yaml", out = folder + "/run"
+        func start() throws -> CommandResult {
+            let result = try runWorldOS(["run", "--steps", "1", "--interval-ms", "10", "--out", out, "--policy", policy])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            return result
+        }
+        try original.write(toFile: policy, atomically: true, encoding: .utf8)
+        _ = try start()
+        try edited.write(toFile: policy, atomically: true, encoding: .utf8)
+        XCTAssertTrue(try start().stdout.contains("policy changed from "), "the restart says the policy changed")
+        _ = try start()
+        let events = try String(contentsOfFile: out + "/audit.jsonl", encoding: .utf8).split(separator: "\n").filter { $0.contains("\"event\":\"policy\"") }
+        XCTAssertEqual(events.count, 2, "one record per policy loaded, none for a restart under the same one")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out + "/policies").count, 2)
+
+        let diff = try runWorldOS(["policy", "diff", "--out", out])
+        XCTAssertEqual(diff.status, 1, "a change exits 1, as diff does: \(diff.stderr)")
+        XCTAssertEqual(Array(diff.stdout.split(separator: "\n").dropFirst(2)), [
+            "  context bench-operator",
+            "-   allow act action relay.*,heater.*,watchdog.acknowledge",
+            "+   allow act action relay.*,watchdog.acknowledge",
+        ])
+        let same = try runWorldOS(["policy", "diff", "Policies/default.yaml", "Policies/default.yaml", "--out", out])
+        XCTAssertEqual(same.status, 0)
+        XCTAssertTrue(same.stdout.hasSuffix("no change in what any context may do\n"), same.stdout)
+        XCTAssertEqual(try runWorldOS(["audit", "verify", "--out", out]).status, 0)
+
+        for (side, message) in [("1234", "1234 is neither a policy file nor a policy hash"), ("deadbeef", "no policy deadbeef kept in \(out)/policies"),
+                                ("/nonexistent/policy.yaml", "/nonexistent/policy.yaml is neither a policy file nor a policy hash")] {
+            let bad = try runWorldOS(["policy", "diff", side, policy, "--out", out])
+            XCTAssertNotEqual(bad.status, 0)
+            XCTAssertTrue(bad.stderr.contains(message), "\(side): \(bad.stderr)")
+        }
+        let empty = try runWorldOS(["policy", "diff", "--out", folder + "/nothing"])
+        XCTAssertTrue(empty.stderr.contains("records 0 policies; nothing to compare"), empty.stderr)
     }
 
     func testGraphJSON_showsItsOwnProcessWithItsDescriptorsJoinedByOwnership() throws {
