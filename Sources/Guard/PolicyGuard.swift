@@ -20,6 +20,8 @@ public struct PolicyGuard: Guarding {
     public let approvals: ApprovalStore?
     /// Paths no context may touch (the run folder: audit log, approvals, trace).
     public let protectedPaths: [String]
+    /// While a fault is latched, nothing physical runs (device actions, GPIO sets, USB transfers).
+    public let fault: FaultLatch?
     /// Set when an audit write failed; reported by the supervisor.
     public private(set) var auditFailure: String?
     /// The seq of the last allowed decision: its outcome record closes it.
@@ -27,7 +29,7 @@ public struct PolicyGuard: Guarding {
 
     public init(policy: Policy, audit: AuditLog, mode: Mode, risk: @escaping @Sendable (String, String) -> String? = { _, _ in nil },
                 identity: @escaping @Sendable (String) -> (id: String, path: String)? = { _ in nil },
-                approvals: ApprovalStore? = nil, protectedPaths: [String] = []) {
+                approvals: ApprovalStore? = nil, protectedPaths: [String] = [], fault: FaultLatch? = nil) {
         self.policy = policy
         self.audit = audit
         self.mode = mode
@@ -35,14 +37,20 @@ public struct PolicyGuard: Guarding {
         self.identity = identity
         self.approvals = approvals
         self.protectedPaths = protectedPaths.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.fault = fault
     }
 
-    /// The decision alone, without auditing. Order: a policy for the context; normalized paths
-    /// outside the protected run folder; only what the context holds; an act on an attached
-    /// device; the policy's rules (deny first); and for an irreversible action, an approval.
+    /// The decision alone, without auditing. Order: a policy for the context; no latched fault
+    /// for a physical step; normalized paths outside the protected run folder; only what the
+    /// context holds; an act on an attached device; the policy's rules (deny first); and for an
+    /// irreversible action, an approval.
     public func evaluate(_ call: ResolvedCall, context: String, held: Holdings) -> Decision {
         guard let rules = policy.contexts[context] else {
             return .deny(rule: "default-deny", reason: "context \(context) has no policy in \(policy.file)")
+        }
+        if let latched = fault?.current, [.act, .gpioSet, .usbTransfer, .usbControl].contains(call.op) {
+            return .deny(rule: "latched-fault", reason: "halted by a fault since \(latched.since): \(latched.reason); "
+                         + "nothing physical runs until a person checks the bench and runs worldos ack")
         }
         var segments: [[UInt8]]?
         if let path = call.path {

@@ -70,6 +70,13 @@ public struct PanelRenderer: Rendering {
             y: 5, color: Color.text, role: "header")
 
         var y = line + 16 - line / 2
+        if let fault = projected.lazy.compactMap({ $0["fault"]?.stringValue }).first {
+            y += line / 2
+            row("HALTED (latched fault): \(fault)", y: y, color: Color.denied, role: "fault")
+            y += line
+            row("  nothing physical runs until a person checks the bench and runs worldos ack", y: y, color: Color.denied, role: "fault")
+            y += line
+        }
         section("EXECUTION CONTEXTS (\(contexts.count))")
         for context in contexts {
             guard case .context(let name) = context.partition else { continue }

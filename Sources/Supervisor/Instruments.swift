@@ -1,5 +1,6 @@
 import Devices
 import Foundation
+import Guard
 import HostAdapter
 import LoopCore
 import StateGraph
@@ -89,9 +90,15 @@ public enum DeviceDiscovery {
 /// Each poll is also the host contact the instruments' watchdogs wait for.
 public struct InstrumentObserver: Observing {
     public let instruments: [AttachedInstrument]
-    public init(_ instruments: [AttachedInstrument]) { self.instruments = instruments }
+    /// Latched when an instrument is lost; nil: losses are only observed.
+    public let fault: FaultLatch?
+    public init(_ instruments: [AttachedInstrument], fault: FaultLatch? = nil) {
+        self.instruments = instruments
+        self.fault = fault
+    }
 
     public mutating func observe(at now: Instant) throws -> Observation {
+        try fault?.refresh(at: now)
         var nodes: [Node] = []
         var edges: [Edge] = []
         var problems = 0
@@ -126,8 +133,21 @@ public struct InstrumentObserver: Observing {
             if let lost {
                 node["problem"] = .string(lost)
                 events.append(ObservedEvent(source: "instrument", action: "lost", subject: instrument.id.rawValue, time: now, details: ["error": lost]))
+                // A lost device halts everything physical until a person has looked; the
+                // instruments still answering go to their safe state (the lost one's firmware
+                // watchdog covers it).
+                if let fault, try fault.latch("lost \(instrument.profile.name) \(instrument.identity.serial) on \(instrument.path): \(lost)", at: now) {
+                    for other in instruments where other !== instrument {
+                        for problem in other.returnToSafeState() {
+                            events.append(ObservedEvent(source: "instrument", action: "safe-state-failed", subject: other.id.rawValue, time: now, details: ["error": problem]))
+                        }
+                    }
+                }
             }
             nodes.append(node)
+        }
+        if let latched = fault?.current {
+            for i in nodes.indices where nodes[i].kind == .instrument { nodes[i]["fault"] = .string(latched.reason) }
         }
         return Observation(time: now, scope: [.instrument, .serialPort], nodes: nodes, edges: edges, supervisor: nil, raced: problems, events: events)
     }

@@ -133,19 +133,25 @@ public enum Supervisor {
             try audit.append(AuditRecord(time: clock.now().nanoseconds, policy: policy.contentHash, event: "policy", mode: options.mode.rawValue, context: "supervisor",
                                          call: "load(\(options.policy))", reason: change ?? "first policy of this run folder"))
         }
+        let fault = FaultLatch(out: options.out, audit: audit, policyHash: policy.contentHash)
+        if let latched = fault.current {
+            notes.append("HALTED by a fault latched \(latched.since): \(latched.reason); nothing physical runs until a person "
+                         + "checks the bench and runs worldos ack --out \(options.out)")
+        }
         let trace = try TraceWriter(path: options.tracePath)
         for (path, torn) in [(options.auditPath, audit.tornTailBytes), (options.tracePath, trace.tornTailBytes)] where torn > 0 {
             FileHandle.standardError.write(Data("note: \(path): cut \(torn) bytes of a torn last record (a crash mid-write); every complete record is kept\n".utf8))
         }
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
-            observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments), DeviceObserver(usb: usb), events]),
+            observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb), events]),
             estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices),
                                      identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
                                      approvals: try ApprovalStore(directory: options.approvalsPath),
-                                     protectedPaths: [URL(fileURLWithPath: options.out).standardizedFileURL.resolvingSymlinksInPath().path]),
+                                     protectedPaths: [URL(fileURLWithPath: options.out).standardizedFileURL.resolvingSymlinksInPath().path],
+                                     fault: fault),
             executor: TraceExecutor(), host: SupervisorHost(instruments: instruments, gpioDevices: gpioDevices, usb: usb, catalog: catalog),
             predictor: TrivialPredictor(), recorder: trace)
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors)

@@ -77,3 +77,17 @@ struct Audit: ParsableCommand {
         }
     }
 }
+
+struct Ack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Acknowledge a latched fault, after checking the bench, so physical actions may run again.")
+    @Option(help: "Who acknowledges (recorded; default: your user name).") var by: String?
+    @OptionGroup var folder: RunFolder
+
+    func run() throws {
+        do {
+            let fault = try FaultLatch.acknowledge(out: folder.out, by: by ?? userName())
+            print("acknowledged: \(fault.reason) (latched \(fault.since)); the supervisor records it and resumes on its next step")
+        } catch let e as FaultLatchError { throw ValidationError(e.description) }
+    }
+}

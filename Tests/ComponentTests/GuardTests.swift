@@ -102,6 +102,32 @@ final class GuardTests: XCTestCase {
         XCTAssertThrowsError(try history.load(hash: String(kept.contentHash.prefix(8)))) { XCTAssertTrue("\($0)".contains("is ambiguous")) }
     }
 
+    func testALatchedFault_stopsPhysicalStepsOnly_andClearsOnlyOnAcknowledgement() throws {
+        let out = NSTemporaryDirectory() + "worldos-fault-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let audit = try AuditLog(path: out + "/audit.jsonl")
+        let latch = FaultLatch(out: out, audit: audit)
+        let text = Self.policyText + "\n      - op: act\n        action: [relay.*]\n"
+        let g = PolicyGuard(policy: try Policy.parse(text, file: "test.yaml"), audit: audit, mode: .real,
+                            risk: { _, _ in "reversible" }, fault: latch)
+        let release = ResolvedCall(.act, ["device": .string("bench"), "action": .string("relay.release")])
+        XCTAssertTrue(g.evaluate(release, context: "reader", held: []).isAllowed)
+        XCTAssertTrue(try latch.latch("lost bench SIM-1", at: Instant(nanoseconds: 1)))
+        XCTAssertFalse(try latch.latch("a second cause", at: Instant(nanoseconds: 2)), "the first cause stays the one shown")
+        XCTAssertEqual(g.evaluate(release, context: "reader", held: []).rule, "latched-fault")
+        XCTAssertTrue(g.evaluate(open("/etc/hostname"), context: "reader", held: []).isAllowed, "observing goes on while halted")
+        XCTAssertNil(try latch.refresh(at: Instant(nanoseconds: 3)), "not acknowledged: still latched")
+        XCTAssertEqual(FaultLatch(out: out, audit: nil).current?.reason, "lost bench SIM-1", "a restart finds it latched")
+        XCTAssertEqual(try FaultLatch.acknowledge(out: out, by: "alice").reason, "lost bench SIM-1")
+        XCTAssertEqual(g.evaluate(release, context: "reader", held: []).rule, "latched-fault", "until the supervisor takes the acknowledgement in")
+        XCTAssertEqual(try latch.refresh(at: Instant(nanoseconds: 4))?.acknowledgedBy, "alice")
+        XCTAssertTrue(g.evaluate(release, context: "reader", held: []).isAllowed)
+        XCTAssertThrowsError(try FaultLatch.acknowledge(out: out, by: "alice")) { XCTAssertEqual("\($0)", "no fault is latched in \(out); nothing to acknowledge") }
+        let events = try String(contentsOfFile: out + "/audit.jsonl", encoding: .utf8).split(separator: "\n").map { $0.contains("\"event\":\"fault\"") ? "fault" : $0.contains("fault-acknowledged") ? "ack" : "other" }
+        XCTAssertEqual(events, ["fault", "ack"])
+    }
+
     func testAnythingNotAllowed_isDeniedByDefault() throws {
         let g = PolicyGuard(policy: try policy(), audit: try tempAudit(), mode: .real)
         XCTAssertEqual(g.evaluate(open("/etc/hostname", mode: "write"), context: "reader", held: []),

@@ -58,7 +58,7 @@ final class RedTeamTests: XCTestCase {
                                    guard device == "bench-bridge", let serial else { return nil }
                                    return ("bench-bridge:\(serial)", "/dev/ttyUSB0")
                                },
-                               approvals: takesApprovals ? store : nil, protectedPaths: [run])
+                               approvals: takesApprovals ? store : nil, protectedPaths: [run], fault: FaultLatch(out: run, audit: nil))
         }
         /// Ask for the call, and have a person approve the request it raises.
         func approve(_ call: ResolvedCall, in context: String) throws -> String {
@@ -87,6 +87,7 @@ final class RedTeamTests: XCTestCase {
         ResolvedCall(.act, ["device": .string(device), "action": .string(action), "params": .string(params)])
     }
     static func call(_ op: MicroOp, _ args: [String: Value]) -> ResolvedCall { ResolvedCall(op, args) }
+    static let latch: @Sendable (Harness) throws -> Void = { h in try FaultLatch(out: h.run, audit: nil).latch("lost bench-bridge SIM-1", at: Instant(nanoseconds: 0)) }
 
     static let corpus: [Attempt] = [
         // Out of capability: what the context's policy does not grant.
@@ -165,6 +166,21 @@ final class RedTeamTests: XCTestCase {
             _ = try h.approve(act("relay.energise"), in: "operator")
             h.serial = nil
         }, verdict: "refuse-uncertain", because: "the identity of bench-bridge is not known"),
+
+        // Actions while a fault is latched.
+        Attempt(name: "a reversible action during a latched fault", call: act("relay.release"), prepare: latch, verdict: "deny", because: "halted by a fault"),
+        Attempt(name: "an action approved before the fault", call: act("relay.energise"), prepare: { h in
+            _ = try h.approve(act("relay.energise"), in: "operator")
+            try latch(h)
+        }, verdict: "deny", because: "lost bench-bridge SIM-1; nothing physical runs until a person checks the bench and runs worldos ack"),
+        Attempt(name: "a GPIO set during a latched fault", call: call(.gpioSet, ["chip": .string("gpiochip0"), "line": .string("relay"), "value": .int(1)]),
+                prepare: latch, verdict: "deny", because: "halted by a fault"),
+        Attempt(name: "a USB transfer during a latched fault", call: call(.usbTransfer, ["device": .string("relay-board"), "endpoint": .int(1), "data": .string("ff")]),
+                prepare: latch, verdict: "deny", because: "halted by a fault"),
+        Attempt(name: "a fault record nobody can read still halts", call: act("relay.release"), prepare: { h in
+            try Data("{not json".utf8).write(to: URL(fileURLWithPath: h.run + "/fault.json"))
+        }, verdict: "deny", because: "fault.json cannot be read as a fault record"),
+        Attempt(name: "a context acknowledging the fault itself", call: open("{run}/fault.json", "write"), prepare: latch, verdict: "deny", because: "under the supervisor's own records"),
     ]
 
     func testEveryAttempt_isDeniedOrEscalated_forTheReasonAsserted() throws {

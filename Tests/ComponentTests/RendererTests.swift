@@ -33,6 +33,21 @@ final class RendererTests: XCTestCase {
         XCTAssertTrue(row.contains(0xff5a5a))
     }
 
+    func testALatchedFault_isARedBannerAboveEverythingElse() throws {
+        var p = try posterior()
+        let renderer = PanelRenderer(width: 1000, height: 400, mode: .real)
+        XCTAssertFalse(renderer.render(p, at: Instant(nanoseconds: 0)).semantics.contains { $0.role == "fault" })
+        try p.graph.apply(GraphDelta([.addNode(Node(id: NodeID("instrument:bench-bridge:SIM-1"), kind: .instrument, projected: true,
+                                                    attributes: ["status": .string("lost"), "fault": .string("lost bench-bridge SIM-1 on /dev/ttyUSB0")]))]))
+        let frame = renderer.render(p, at: Instant(nanoseconds: 0))
+        let banner = frame.semantics.filter { $0.role == "fault" }
+        XCTAssertEqual(banner.map(\.label), ["HALTED (latched fault): lost bench-bridge SIM-1 on /dev/ttyUSB0",
+                                             "  nothing physical runs until a person checks the bench and runs worldos ack"])
+        XCTAssertEqual(frame.semantics.firstIndex { $0.role == "fault" }, 1, "right under the header")
+        let row = frame.pixels[(banner[0].y * frame.width)..<((banner[0].y + banner[0].height) * frame.width)]
+        XCTAssertTrue(row.contains(0xff5a5a), "in the denial colour")
+    }
+
     func testEqualPosteriors_giveEqualFrames_andAChangeChangesTheHash() throws {
         let r = PanelRenderer(width: 320, height: 200, mode: .real)
         var p = try posterior()

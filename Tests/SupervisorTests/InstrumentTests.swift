@@ -70,6 +70,64 @@ final class InstrumentTests: XCTestCase {
         XCTAssertTrue(report.events.contains { $0.source == "instrument" && $0.action == "lost" })
     }
 
+    /// Losing a device latches a fault: the instruments still answering go to their safe state,
+    /// nothing physical runs (even after a restart) until `worldos ack`, and the audit log has both.
+    func testALostInstrument_latchesAFault_untilAPersonAcknowledgesIt() throws {
+        var lost: BenchSimulator? = try BenchSimulator(arguments: ["--serial", "SIM-LOST"])
+        let other = try BenchSimulator(arguments: ["--serial", "SIM-OK"])
+        let clock = ManualClock()
+        var session = try Supervisor.start(options(devices: [lost!.pty, other.pty]), clock: clock)
+        XCTAssertEqual(Set(session.instruments.map(\.identity.serial)), ["SIM-LOST", "SIM-OK"])
+        let survivor = try XCTUnwrap(session.instruments.first { $0.identity.serial == "SIM-OK" })
+        try survivor.scpi.checked("RELAY 1,ON")
+        try survivor.scpi.checked("HEAT:POW 40")
+        try session.loop.step()
+        lost = nil   // one bench goes away
+        clock.advance(by: .milliseconds(500))
+        try session.loop.step()
+        XCTAssertEqual(try survivor.scpi.query("RELAY? 1"), "0", "the bench still answering is made safe")
+        XCTAssertEqual(try survivor.scpi.query("HEAT:POW?"), "0")
+        let fault = try XCTUnwrap(session.loop.memory.nodes(ofKind: .instrument).first?["fault"]?.stringValue)
+        XCTAssertTrue(fault.hasPrefix("lost bench-bridge SIM-LOST on "), fault)
+
+        func operatorDecisions(_ count: Int, _ session: inout Supervisor.Session) throws -> [Decision] {
+            var decisions: [Decision] = []
+            for _ in 0..<60 where decisions.count < count {
+                let report = try session.loop.step()
+                if report.context == "bench-operator", let d = report.outcome?.steps.first?.decision { decisions.append(d) }
+                clock.advance(by: .milliseconds(500))
+            }
+            return decisions
+        }
+        for decision in try operatorDecisions(2, &session) {
+            XCTAssertEqual(decision.rule, "latched-fault", "\(decision)")
+            XCTAssertTrue(decision.reason?.contains("worldos ack") == true)
+        }
+        XCTAssertEqual(try survivor.scpi.query("RELAY? 0"), "0")
+
+        // A restart does not clear it.
+        var again = try Supervisor.start(options(devices: [other.pty]), clock: clock)
+        XCTAssertTrue(again.notes.contains { $0.hasPrefix("HALTED by a fault latched") }, "\(again.notes)")
+        XCTAssertEqual(try operatorDecisions(1, &again).first?.rule, "latched-fault")
+
+        let ack = try runWorldOS(["ack", "--out", directory + "/out", "--by", "tester"])
+        XCTAssertEqual(ack.status, 0, ack.stderr)
+        XCTAssertTrue(ack.stdout.contains("acknowledged: lost bench-bridge SIM-LOST"), ack.stdout)
+        let twice = try runWorldOS(["ack", "--out", directory + "/out"])
+        XCTAssertTrue(twice.stderr.contains("already acknowledged by tester"), twice.stderr)
+        let resumed = try operatorDecisions(2, &again)
+        XCTAssertFalse(resumed.contains { $0.rule == "latched-fault" }, "\(resumed)")
+        XCTAssertTrue(resumed.contains { $0.verdict == "allow" }, "release-relay runs again: \(resumed)")
+        XCTAssertNil(again.loop.memory.nodes(ofKind: .instrument).first?["fault"])
+        let nothing = try runWorldOS(["ack", "--out", directory + "/out"])
+        XCTAssertTrue(nothing.stderr.contains("no fault is latched"), nothing.stderr)
+
+        let audit = try String(contentsOfFile: directory + "/out/audit.jsonl", encoding: .utf8)
+        XCTAssertEqual(audit.components(separatedBy: #""event":"fault""#).count - 1, 1, "latched once")
+        XCTAssertTrue(audit.contains(#""event":"fault-acknowledged""#) && audit.contains("acknowledged by tester"))
+        XCTAssertNoThrow(try AuditLog.verify(path: directory + "/out/audit.jsonl").get())
+    }
+
     func testBenchActions_reversibleRun_irreversibleWaitForApproval_thenRunOnce() throws {
         let sim = try BenchSimulator()
         let clock = ManualClock()

@@ -1,0 +1,86 @@
+import Foundation
+import LoopCore
+
+/// A latched fault: once the supervisor loses a device (or anything else it cannot vouch for),
+/// nothing physical runs until a person acknowledges it with `worldos ack`, even across a
+/// restart. The state is a file in the run folder (`fault.json`), out of every context's reach.
+/// The supervisor alone writes the audit log: `worldos ack` marks the fault acknowledged, and
+/// the running (or next) supervisor records that and clears it.
+public final class FaultLatch {
+    public struct Fault: Codable, Equatable, Sendable {
+        public var reason: String
+        public var since: Date
+        public var acknowledgedBy: String?
+    }
+
+    public let path: String
+    private let audit: AuditLog?
+    private let policyHash: String
+    /// The fault in force, if any.
+    public private(set) var current: Fault?
+
+    public init(out: String, audit: AuditLog?, policyHash: String = "") {
+        path = out + "/fault.json"
+        self.audit = audit
+        self.policyHash = policyHash
+        current = Self.load(path)
+    }
+
+    /// Latch a fault, unless one is in force already (the first cause is the one to see).
+    /// Returns whether this call latched it.
+    @discardableResult
+    public func latch(_ reason: String, at now: Instant) throws -> Bool {
+        guard current == nil else { return false }
+        let fault = Fault(reason: reason, since: Date(), acknowledgedBy: nil)
+        try Self.save(fault, path)
+        current = fault
+        try audit?.append(AuditRecord(time: now.nanoseconds, policy: policyHash, event: "fault", mode: "", context: "supervisor",
+                                      call: "latch", reason: reason))
+        return true
+    }
+
+    /// Take in an acknowledgement made by `worldos ack` since the last look; returns the fault
+    /// it cleared.
+    @discardableResult
+    public func refresh(at now: Instant) throws -> Fault? {
+        guard let fault = Self.load(path), let person = fault.acknowledgedBy else {
+            current = Self.load(path)
+            return nil
+        }
+        try audit?.append(AuditRecord(time: now.nanoseconds, policy: policyHash, event: "fault-acknowledged", mode: "", context: "supervisor",
+                                      call: "ack", reason: "\(fault.reason) (latched \(fault.since)), acknowledged by \(person)"))
+        try FileManager.default.removeItem(atPath: path)
+        current = nil
+        return fault
+    }
+
+    /// Mark the fault in `out` acknowledged by a person (`worldos ack`).
+    public static func acknowledge(out: String, by person: String) throws -> Fault {
+        let path = out + "/fault.json"
+        guard var fault = load(path) else { throw FaultLatchError("no fault is latched in \(out); nothing to acknowledge") }
+        guard fault.acknowledgedBy == nil else { throw FaultLatchError("the fault in \(out) is already acknowledged by \(fault.acknowledgedBy!); the supervisor clears it on its next step") }
+        fault.acknowledgedBy = person
+        try save(fault, path)
+        return fault
+    }
+
+    private static func load(_ path: String) -> Fault? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        // A fault file that cannot be read still halts: the guard does not guess it away.
+        return (try? decoder.decode(Fault.self, from: data)) ?? Fault(reason: "\(path) cannot be read as a fault record", since: Date(), acknowledgedBy: nil)
+    }
+
+    private static func save(_ fault: Fault, _ path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        encoder.dateEncodingStrategy = .iso8601
+        try encoder.encode(fault).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+}
+
+public struct FaultLatchError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
