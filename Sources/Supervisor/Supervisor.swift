@@ -142,11 +142,16 @@ public enum Supervisor {
         for (path, torn) in [(options.auditPath, audit.tornTailBytes), (options.tracePath, trace.tornTailBytes)] where torn > 0 {
             FileHandle.standardError.write(Data("note: \(path): cut \(torn) bytes of a torn last record (a crash mid-write); every complete record is kept\n".utf8))
         }
+        var offers: [String: [String]] = [:]   // action → the attached devices that offer it, for `worldos act`
+        for profile in instruments.map(\.profile) + gpioDevices.map(\.profile) {
+            for action in profile.actions.keys where !(offers[action] ?? []).contains(profile.name) { offers[action, default: []].append(profile.name) }
+        }
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb), events]),
             estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
-            frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
+            frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(),
+            proposer: RequestingProposer(bench: bench, inbox: ActionInbox(out: options.out), offering: { [offers] action in offers[action] ?? [] }),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices),
                                      identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
                                      approvals: try ApprovalStore(directory: options.approvalsPath),
@@ -167,7 +172,12 @@ public enum Supervisor {
         var done = 0
         while steps.map({ done < $0 }) ?? true {
             if signals.pending { return (done, true) }
-            report(try loop.step())
+            let stepped = try loop.step()
+            if var requests = loop.proposer as? RequestingProposer {
+                requests.settle(stepped)
+                loop.proposer = requests
+            }
+            report(stepped)
             done += 1
             if let steps, done >= steps { break }
             // Sleep until the next tick, a stop signal, or an asynchronous event (which steps now) —

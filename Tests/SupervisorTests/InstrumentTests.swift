@@ -128,6 +128,73 @@ final class InstrumentTests: XCTestCase {
         XCTAssertNoThrow(try AuditLog.verify(path: directory + "/out/audit.jsonl").get())
     }
 
+    /// `worldos act` against a running supervisor: a named action runs as the context asked for,
+    /// under its policy; an irreversible one waits for an approval; nothing runs without a
+    /// supervisor to take it, and the request is withdrawn.
+    func testAct_runsANamedActionThroughTheGuard_asTheContextNamed() throws {
+        let sim = try BenchSimulator(arguments: ["--serial", "SIM-ACT"])
+        let out = directory + "/out"
+        let supervisor = Process()
+        supervisor.executableURL = try worldosBinary()
+        supervisor.arguments = ["run", "--out", out, "--interval-ms", "100", "--device", sim.pty]
+        supervisor.currentDirectoryURL = repositoryRoot
+        supervisor.standardOutput = FileHandle.nullDevice
+        try supervisor.run()
+        defer { if supervisor.isRunning { kill(supervisor.processIdentifier, SIGINT); supervisor.waitUntilExit() } }
+        func act(_ arguments: [String]) throws -> CommandResult { try runWorldOS(["act"] + arguments + ["--out", out, "--timeout", "20"]) }
+
+        let release = try act(["relay.release", "relay=1", "--context", "bench-operator"])
+        XCTAssertEqual(release.status, 0, release.stdout + release.stderr)
+        XCTAssertTrue(release.stdout.hasPrefix("allow (") && release.stdout.contains("result: 1"), release.stdout)
+        let energise = try act(["relay.energise", "relay=1", "--context", "bench-operator"])
+        XCTAssertEqual(energise.status, 1)
+        let request = try XCTUnwrap(energise.stdout.split(separator: "\n").last?.split(separator: " ").dropFirst(4).first, energise.stdout)
+        XCTAssertTrue(energise.stdout.hasPrefix("needs-approval (approval \(request))"), energise.stdout)
+        XCTAssertEqual(try runWorldOS(["approve", String(request), "--out", out, "--by", "tester"]).status, 0)
+        let approved = try act(["relay.energise", "relay=1", "--context", "bench-operator"])
+        XCTAssertEqual(approved.status, 0, approved.stdout + approved.stderr)
+        XCTAssertTrue(approved.stdout.hasPrefix("allow (approval \(request) by tester)"), approved.stdout)
+        let replay = try act(["relay.energise", "relay=1", "--context", "bench-operator"])
+        XCTAssertTrue(replay.stdout.hasPrefix("needs-approval"), "used once: \(replay.stdout)")
+
+        for (arguments, expected) in [(["relay.release", "relay=1", "--context", "telemetry"], "deny (default-deny): no rule of context telemetry allows act"),
+                                      (["relay.release", "--context", "nobody"], "deny (default-deny): this bench has no context nobody"),
+                                      (["relay.melt", "--context", "bench-operator"], "refuse-uncertain (refuse-uncertain): no attached device offers relay.melt")] {
+            let result = try act(arguments)
+            XCTAssertEqual(result.status, 1)
+            XCTAssertTrue(result.stdout.hasPrefix(expected), "\(arguments): \(result.stdout)")
+        }
+        for (arguments, expected) in [(["relay.release", "relay", "--context", "x"], "parameter \"relay\" is not key=value"),
+                                      (["relay/../x", "--context", "x"], "action \"relay/../x\" may use letters")] {
+            XCTAssertTrue(try act(arguments).stderr.contains(expected), "\(arguments)")
+        }
+        kill(supervisor.processIdentifier, SIGINT)
+        supervisor.waitUntilExit()
+        let orphan = try runWorldOS(["act", "relay.release", "relay=1", "--context", "bench-operator", "--out", out, "--timeout", "0.5"])
+        XCTAssertEqual(orphan.status, 2)
+        XCTAssertTrue(orphan.stderr.contains("withdrawn, it will not run"), orphan.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out + "/requests").filter { !$0.hasPrefix(".") }, [], "nothing left behind")
+
+        let trace = try String(contentsOfFile: out + "/trace.jsonl", encoding: .utf8)
+        XCTAssertEqual(trace.components(separatedBy: "\"task\":\"request ").count - 1, 5, "each request that reached a context is a traced step")
+        XCTAssertEqual(try runWorldOS(["audit", "verify", "--out", out]).status, 0)
+    }
+
+    func testAMalformedRequest_isAnsweredWithItsFile_andTheBenchGoesOn() throws {
+        let out = directory + "/out"
+        let inbox = ActionInbox(out: out)
+        try inbox.submit(ActionRequest(id: "00000000000000aa", context: "bench-operator", device: nil, action: "relay.release", params: [:], requestedBy: "t"))
+        try Data("{\"id\": 12".utf8).write(to: URL(fileURLWithPath: inbox.directory + "/00000000000000bb.json"))
+        let bench = try Bench.load(file: options(devices: []).bench)
+        var proposer = RequestingProposer(bench: bench, inbox: inbox, offering: { _ in ["bench-bridge"] })
+        let posterior = Posterior(step: 0, graph: Graph(), surprise: nil, observedAt: nil, supervisor: nil)
+        XCTAssertEqual(proposer.propose(for: "telemetry", posterior: posterior, at: Instant(nanoseconds: 0))?.task, "read-loadavg", "not telemetry's request")
+        XCTAssertEqual(proposer.propose(for: "bench-operator", posterior: posterior, at: Instant(nanoseconds: 0))?.task, "request 00000000000000aa")
+        let reply = try XCTUnwrap(inbox.reply(to: "00000000000000bb"))
+        XCTAssertEqual(reply.verdict, "deny")
+        XCTAssertEqual(reply.reason, "\(inbox.directory)/00000000000000bb.json is not a request worldos act wrote")
+    }
+
     func testBenchActions_reversibleRun_irreversibleWaitForApproval_thenRunOnce() throws {
         let sim = try BenchSimulator()
         let clock = ManualClock()
