@@ -56,6 +56,11 @@ public struct Policy: Sendable {
     public var contexts: [String: ContextPolicy]
     /// The policy file's text, kept with the run so a later change can be shown against it.
     public var source: String
+    /// Physical steps are refused as uncertain when the last observation of the machine is older
+    /// than this (default 5 s)…
+    public var maxObservationAge: Duration = .seconds(5)
+    /// …or when the estimator's prediction was wrong on more nodes than this (nil: no limit).
+    public var maxSurprise: Int?
 
     public static func load(file: String) throws(ConfigError) -> Policy {
         guard let data = FileManager.default.contents(atPath: file) else {
@@ -67,17 +72,24 @@ public struct Policy: Sendable {
     public static func parse(_ text: String, file: String) throws(ConfigError) -> Policy {
         let root = try ConfigNode.parse(text, file: file)
         var contexts: [String: ContextPolicy] = [:]
-        for (key, value) in try root.mapping(allowed: ["version", "contexts"], required: ["version", "contexts"]) {
+        var age: Duration = .seconds(5), surprise: Int?
+        for (key, value) in try root.mapping(allowed: ["version", "uncertainty", "contexts"], required: ["version", "contexts"]) {
             switch key {
             case "version":
                 guard try value.int(in: 1...1) == 1 else { throw value.error("unsupported version") }
+            case "uncertainty":
+                for (limit, number) in try value.mapping(allowed: ["max-observation-age-ms", "max-surprise"]) {
+                    if limit == "max-surprise" { surprise = Int(try number.int(in: 0...10_000_000)) }
+                    else { age = .milliseconds(try number.int(in: 1...3_600_000)) }
+                }
             default:
                 for (name, body) in try value.namedEntries(what: "context") {
                     contexts[name] = try parseContext(body)
                 }
             }
         }
-        return Policy(file: file, contentHash: SHA256.hex(Array(text.utf8)), contexts: contexts, source: text)
+        return Policy(file: file, contentHash: SHA256.hex(Array(text.utf8)), contexts: contexts, source: text,
+                      maxObservationAge: age, maxSurprise: surprise)
     }
 
     private static func parseContext(_ node: ConfigNode) throws(ConfigError) -> ContextPolicy {

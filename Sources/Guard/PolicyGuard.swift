@@ -26,6 +26,8 @@ public struct PolicyGuard: Guarding {
     public private(set) var auditFailure: String?
     /// The seq of the last allowed decision: its outcome record closes it.
     private var openIntent: Int?
+    /// What this step's decisions rest on (see ``look(at:now:)``); nil outside a loop.
+    private var picture: (lastObserved: Instant?, surprise: Surprise?, now: Instant)?
 
     public init(policy: Policy, audit: AuditLog, mode: Mode, risk: @escaping @Sendable (String, String) -> String? = { _, _ in nil },
                 identity: @escaping @Sendable (String) -> (id: String, path: String)? = { _ in nil },
@@ -52,6 +54,7 @@ public struct PolicyGuard: Guarding {
             return .deny(rule: "latched-fault", reason: "halted by a fault since \(latched.since): \(latched.reason); "
                          + "nothing physical runs until a person checks the bench and runs worldos ack")
         }
+        if let doubt = doubt(about: call) { return .refuseUncertain(reason: doubt) }
         var segments: [[UInt8]]?
         if let path = call.path {
             guard let parts = normalizedSegments(path) else {
@@ -80,6 +83,28 @@ public struct PolicyGuard: Guarding {
         }
         guard verdict.isAllowed, let risky else { return verdict }
         return approval(for: call, context: context, device: risky.device, action: risky.action, risk: risky.risk)
+    }
+
+    public mutating func look(at posterior: Posterior, now: Instant) {
+        picture = (posterior.observedAt ?? picture?.lastObserved, posterior.surprise, now)
+    }
+
+    /// Why a physical step should not run on the picture this step has: no recent observation,
+    /// or one the estimator could not predict. Dreams (latent mode) touch nothing and are not held back.
+    private func doubt(about call: ResolvedCall) -> String? {
+        guard mode != .latent, let picture, [.act, .gpioSet, .usbTransfer, .usbControl].contains(call.op) else { return nil }
+        guard let seen = picture.lastObserved else {
+            return "the machine has not been observed yet; the guard does not act on a picture it has not checked"
+        }
+        let age = picture.now.duration(since: seen)
+        if age > policy.maxObservationAge {
+            let ms = { (d: Duration) in d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
+            return "the last observation is \(ms(age)) ms old (the policy allows \(ms(policy.maxObservationAge)) ms); the guard does not act on a stale picture"
+        }
+        if let limit = policy.maxSurprise, let surprise = picture.surprise, surprise.wrongNodes > limit {
+            return "the estimator's prediction was wrong on \(surprise.wrongNodes) nodes this step (the policy allows \(limit)); the guard does not act on a picture it could not predict"
+        }
+        return nil
     }
 
     /// An irreversible action runs only on an approval bound to this exact action, device

@@ -129,6 +129,7 @@ public struct SupervisorLoop {
         if let chosen, let contextNode = posterior.graph[.context(chosen)],
            let proposal = proposer.propose(for: chosen, posterior: posterior, at: now) {
             let held = holdings(of: chosen, in: posterior.graph)
+            policyGuard.look(at: posterior, now: now)
             let shadow: (any Effecting)? = mode == .filtered ? predictor : nil
             if mode == .latent {
                 outcome = executor.execute(proposal, context: contextNode, held: held, guard: &policyGuard,

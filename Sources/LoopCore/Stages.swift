@@ -176,6 +176,13 @@ public protocol Guarding {
     mutating func decide(_ call: ResolvedCall, context: Node, held: Holdings, at now: Instant) -> Decision
     /// Record what an allowed call returned.
     mutating func recordOutcome(_ call: ResolvedCall, context: String, result: CallResult, at now: Instant)
+    /// The picture this step's decisions rest on, before any of them: when the machine was last
+    /// observed and how surprised the estimator was.
+    mutating func look(at posterior: Posterior, now: Instant)
+}
+
+extension Guarding {
+    public mutating func look(at posterior: Posterior, now: Instant) {}
 }
 
 /// Performs a resolved call: the host adapter for real, a predictor in latent mode.

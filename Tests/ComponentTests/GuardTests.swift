@@ -128,6 +128,39 @@ final class GuardTests: XCTestCase {
         XCTAssertEqual(events, ["fault", "ack"])
     }
 
+    func testPhysicalSteps_areRefusedAsUncertain_onAStaleOrUnpredictedPicture() throws {
+        let text = "version: 1\nuncertainty:\n  max-observation-age-ms: 2000\n  max-surprise: 10\ncontexts:\n  op:\n    allow:\n      - op: act\n        action: [relay.*]\n      - op: open\n        path: /etc/*\n"
+        let policy = try Policy.parse(text, file: "u.yaml")
+        func guardian(_ mode: Mode) throws -> PolicyGuard {
+            PolicyGuard(policy: policy, audit: try tempAudit(), mode: mode, risk: { _, _ in "reversible" })
+        }
+        let release = ResolvedCall(.act, ["device": .string("bench"), "action": .string("relay.release")])
+        let at = { (seconds: UInt64) in Instant(nanoseconds: seconds * 1_000_000_000) }
+        func picture(observed: UInt64?, wrong: Int = 0) -> Posterior {
+            Posterior(step: 1, graph: Graph(), surprise: observed == nil ? nil : Surprise(changed: wrong), observedAt: observed.map(at))
+        }
+        var g = try guardian(.real)
+        XCTAssertTrue(g.evaluate(release, context: "op", held: []).isAllowed, "outside a loop there is no picture to doubt")
+        g.look(at: picture(observed: nil), now: at(10))
+        XCTAssertEqual(g.evaluate(release, context: "op", held: []),
+                       .refuseUncertain(reason: "the machine has not been observed yet; the guard does not act on a picture it has not checked"))
+        g.look(at: picture(observed: 10), now: at(10))
+        XCTAssertTrue(g.evaluate(release, context: "op", held: []).isAllowed)
+        g.look(at: picture(observed: nil), now: at(13))   // this step's observation failed: the last one is 3 s old
+        XCTAssertEqual(g.evaluate(release, context: "op", held: []),
+                       .refuseUncertain(reason: "the last observation is 3000 ms old (the policy allows 2000 ms); the guard does not act on a stale picture"))
+        XCTAssertTrue(g.evaluate(open("/etc/hostname"), context: "op", held: []).isAllowed, "observing is not held back")
+        g.look(at: picture(observed: 14, wrong: 11), now: at(14))
+        XCTAssertEqual(g.evaluate(release, context: "op", held: []).reason,
+                       "the estimator's prediction was wrong on 11 nodes this step (the policy allows 10); the guard does not act on a picture it could not predict")
+        g.look(at: picture(observed: 15, wrong: 10), now: at(15))
+        XCTAssertTrue(g.evaluate(release, context: "op", held: []).isAllowed)
+        var dream = try guardian(.latent)
+        dream.look(at: picture(observed: nil), now: at(99))
+        XCTAssertTrue(dream.evaluate(release, context: "op", held: []).isAllowed, "a dream touches nothing")
+        XCTAssertEqual(try Policy.parse("version: 1\ncontexts: {}\n", file: "d.yaml").maxObservationAge, .seconds(5), "the default")
+    }
+
     func testAnythingNotAllowed_isDeniedByDefault() throws {
         let g = PolicyGuard(policy: try policy(), audit: try tempAudit(), mode: .real)
         XCTAssertEqual(g.evaluate(open("/etc/hostname", mode: "write"), context: "reader", held: []),
@@ -257,6 +290,9 @@ final class PolicyParsingTests: XCTestCase {
         XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: act\n        action: \"relay;rm\"\n")?.message,
                        "contexts.a.allow[0].action: action pattern \"relay;rm\" may use letters, digits, . _ - and *")
         XCTAssertEqual(error("version: 1\n")?.message, "document: missing required key \"contexts\"")
+        XCTAssertEqual(error("version: 1\nuncertainty:\n  max-surprise: -1\ncontexts: {}\n")?.message, "uncertainty.max-surprise: -1 is out of range")
+        XCTAssertEqual(error("version: 1\nuncertainty:\n  max-observation-age-ms: soon\ncontexts: {}\n")?.line, 3)
+        XCTAssertEqual(error("version: 1\nuncertainty:\n  max-age: 5\ncontexts: {}\n")?.line, 3)
     }
 
     func testSyntaxErrorsEmptyFilesAndDuplicates_nameTheLine() {

@@ -99,7 +99,7 @@ final class CLITests: XCTestCase {
         for stage in ["  prior:", "  observe:", "  posterior:", "  render:", "  schedule:", "  act [0]:", "  fold:"] {
             XCTAssertTrue(lines.contains { $0.hasPrefix(stage) }, "no \(stage) line in\n\(result.stdout)")
         }
-        XCTAssertTrue(lines.contains("  act [0]:   open(path: \"/proc/loadavg\") guard: allow (Policies/default.yaml:10) -> " + (lines.first { $0.hasPrefix("  act [0]:   open(path: \"/proc/loadavg\")") }?.components(separatedBy: "-> ").last ?? "?")))
+        XCTAssertTrue(lines.contains("  act [0]:   open(path: \"/proc/loadavg\") guard: allow (Policies/default.yaml:17) -> " + (lines.first { $0.hasPrefix("  act [0]:   open(path: \"/proc/loadavg\")") }?.components(separatedBy: "-> ").last ?? "?")))
     }
 
     func testRun_stopsCleanlyOnCtrlC_withEverythingRecorded() throws {
