@@ -83,6 +83,9 @@ public struct DeviceProfile: Sendable, Equatable {
     public var actions: [String: Action]
     /// USB profiles: whether the supervisor may detach a kernel driver to claim an interface.
     public var detachKernelDriver: Bool = false
+    /// How many different people must approve an irreversible action on this device (the
+    /// two-person rule is 2).
+    public var approvers: Int = 1
     /// GPIO profiles: lines whose edges the loop watches (they become events).
     public var edges: [String] = []
     public var file: String

@@ -17,7 +17,7 @@ extension DeviceProfile {
         var sawMatch = false
         var detachNode: ConfigNode?, edgesNode: ConfigNode?
         for (key, value) in try root.mapping(allowed: ["version", "name", "kind", "description", "match", "connection", "safe-state", "readings", "actions",
-                                                       "detach-kernel-driver", "edges"],
+                                                       "detach-kernel-driver", "edges", "approvers"],
                                              required: ["version", "name", "kind", "match"]) {
             switch key {
             case "version": _ = try value.int(in: 1...1)
@@ -40,6 +40,7 @@ extension DeviceProfile {
                 sawMatch = true
             case "connection": profile.connection = try parseConnection(value)
             case "safe-state": profile.safeState = try value.strings()
+            case "approvers": profile.approvers = Int(try value.int(in: 1...5))
             case "detach-kernel-driver":
                 profile.detachKernelDriver = try value.bool()
                 detachNode = value

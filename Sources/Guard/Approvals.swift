@@ -40,6 +40,9 @@ public struct Approval: Codable, Equatable, Sendable {
     public var expiresAt: Date
     public var decidedBy: String?
     public var usedAt: Date?
+    /// How many different people must approve (the device profile's `approvers`), and who has.
+    public var required: Int? = nil
+    public var approvedBy: [String]? = nil
 }
 
 public struct ApprovalError: Error, CustomStringConvertible, Equatable {
@@ -71,11 +74,12 @@ public final class ApprovalStore {
     public func pending(now: Date = Date()) -> [Approval] { all().filter { $0.state == .pending && $0.expiresAt > now } }
 
     /// The open request for this binding, or a new one.
-    public func request(_ binding: ApprovalBinding, now: Date = Date()) throws -> Approval {
+    public func request(_ binding: ApprovalBinding, approvers: Int = 1, now: Date = Date()) throws -> Approval {
         if let open = all().first(where: { $0.digest == binding.digest && $0.state == .pending && $0.expiresAt > now }) { return open }
         let id = String(format: "%016llx", UInt64.random(in: .min ... .max))
         let approval = Approval(id: id, binding: binding, digest: binding.digest, state: .pending, requestedAt: now,
-                                expiresAt: now.addingTimeInterval(lifetime), decidedBy: nil, usedAt: nil)
+                                expiresAt: now.addingTimeInterval(lifetime), decidedBy: nil, usedAt: nil,
+                                required: approvers > 1 ? approvers : nil)
         try save(approval)
         return approval
     }
@@ -95,6 +99,23 @@ public final class ApprovalStore {
         }
         guard approval.state == .pending else { throw ApprovalError("request \(id) is already \(approval.state.rawValue)") }
         guard approval.expiresAt > now else { throw ApprovalError("request \(id) expired at \(approval.expiresAt); the action will ask again") }
+        if state == .approved, let required = approval.required {
+            // The two-person rule: each approval must come from someone who has not given one.
+            var people = approval.approvedBy ?? []
+            guard !people.contains(person) else {
+                throw ApprovalError("\(person) has already approved request \(id); it needs \(required) different people")
+            }
+            people.append(person)
+            approval.approvedBy = people
+            if people.count < required {
+                try save(approval)
+                return approval
+            }
+            approval.decidedBy = people.joined(separator: " and ")
+            approval.state = .approved
+            try save(approval)
+            return approval
+        }
         approval.state = state
         approval.decidedBy = person
         try save(approval)

@@ -20,6 +20,9 @@ public struct PolicyGuard: Guarding {
     public let approvals: ApprovalStore?
     /// Paths no context may touch (the run folder: audit log, approvals, trace).
     public let protectedPaths: [String]
+    /// How many different people must approve an irreversible action on a device (its profile's
+    /// `approvers`; the two-person rule is 2).
+    public let approvers: @Sendable (_ device: String) -> Int
     /// While a fault is latched, nothing physical runs (device actions, GPIO sets, USB transfers).
     public let fault: FaultLatch?
     /// Set when an audit write failed; reported by the supervisor.
@@ -31,7 +34,8 @@ public struct PolicyGuard: Guarding {
 
     public init(policy: Policy, audit: AuditLog, mode: Mode, risk: @escaping @Sendable (String, String) -> String? = { _, _ in nil },
                 identity: @escaping @Sendable (String) -> (id: String, path: String)? = { _ in nil },
-                approvals: ApprovalStore? = nil, protectedPaths: [String] = [], fault: FaultLatch? = nil) {
+                approvals: ApprovalStore? = nil, approvers: @escaping @Sendable (String) -> Int = { _ in 1 },
+                protectedPaths: [String] = [], fault: FaultLatch? = nil) {
         self.policy = policy
         self.audit = audit
         self.mode = mode
@@ -40,6 +44,7 @@ public struct PolicyGuard: Guarding {
         self.approvals = approvals
         self.protectedPaths = protectedPaths.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         self.fault = fault
+        self.approvers = approvers
     }
 
     /// The decision alone, without auditing. Order: a policy for the context; no latched fault
@@ -126,8 +131,9 @@ public struct PolicyGuard: Guarding {
             if let used = try approvals.consume(binding) {
                 return .allow(rule: "approval \(used.id) by \(used.decidedBy ?? "?")")
             }
-            let request = try approvals.request(binding)
-            return .needsApproval(request: request.id, reason: "\(action) on \(target.id) (\(target.path)) is \(risk)")
+            let request = try approvals.request(binding, approvers: approvers(device))
+            let people = request.required.map { ", and needs \($0) different people to approve it" + (request.approvedBy.map { " (\($0.count) so far)" } ?? "") } ?? ""
+            return .needsApproval(request: request.id, reason: "\(action) on \(target.id) (\(target.path)) is \(risk)\(people)")
         } catch {
             return .deny(rule: "approval-required", reason: "approvals cannot be read or written (\(error)); refusing")
         }

@@ -155,6 +155,7 @@ public enum Supervisor {
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices),
                                      identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
                                      approvals: try ApprovalStore(directory: options.approvalsPath),
+                                     approvers: SupervisorHost.approvers(instruments: instruments, gpio: gpioDevices),
                                      protectedPaths: [URL(fileURLWithPath: options.out).standardizedFileURL.resolvingSymlinksInPath().path],
                                      fault: fault),
             executor: TraceExecutor(), host: SupervisorHost(instruments: instruments, gpioDevices: gpioDevices, usb: usb, catalog: catalog),

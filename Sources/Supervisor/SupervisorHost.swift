@@ -63,6 +63,15 @@ public final class SupervisorHost: Effecting {
         }
     }
 
+    /// How many different people must approve an irreversible action on a device (its profile's
+    /// `approvers`); a device no profile names needs the most any attached profile asks for.
+    public static func approvers(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (String) -> Int {
+        let table = instruments.map { ($0.profile.name, "\($0.profile.name):\($0.identity.serial)", $0.profile.approvers) }
+            + gpio.map { ($0.profile.name, "\($0.profile.name):\($0.chip.name)", $0.profile.approvers) }
+        let most = table.map(\.2).max() ?? 1
+        return { device in table.first { $0.1 == device || $0.0 == device }?.2 ?? most }
+    }
+
     /// A device's identity (`profile:serial`, or `profile:gpiochipN`) and where it is, for
     /// approvals, which bind to the device and not to its path.
     public static func identity(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (String) -> (id: String, path: String)? {

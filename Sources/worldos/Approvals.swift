@@ -43,7 +43,12 @@ struct Approve: ParsableCommand {
     func run() throws {
         do {
             let a = try folder.store().approve(id, by: by ?? userName())
-            print("approved \(a.id): \(a.binding.action) on \(a.binding.device), once, until \(a.expiresAt)")
+            if a.state == .pending, let required = a.required, let people = a.approvedBy {
+                print("recorded \(people.last!)'s approval of \(a.id) (\(people.count) of \(required)): \(a.binding.action) on \(a.binding.device) "
+                      + "needs \(required - people.count) more, from someone else, before \(a.expiresAt)")
+            } else {
+                print("approved \(a.id): \(a.binding.action) on \(a.binding.device)\(a.decidedBy.map { " by \($0)" } ?? ""), once, until \(a.expiresAt)")
+            }
         } catch let e as ApprovalError { throw ValidationError(e.description) }
     }
 }

@@ -48,6 +48,26 @@ final class ApprovalTests: XCTestCase {
         XCTAssertThrowsError(try store.approve(id, by: "alice")) { XCTAssertEqual("\($0)", "request \(id) is already used") }
     }
 
+    func testTwoPersonRule_needsTwoDifferentPeople() throws {
+        let text = "version: 1\ncontexts:\n  op:\n    allow:\n      - op: act\n        action: [relay.*]\n"
+        let id = identity
+        let g = PolicyGuard(policy: try Policy.parse(text, file: "p.yaml"), audit: try AuditLog(path: directory + "/audit.jsonl"), mode: .real,
+                            risk: { _, _ in "irreversible-physical" }, identity: { _ in id }, approvals: store, approvers: { _ in 2 })
+        guard case .needsApproval(let request, let reason) = g.evaluate(energise(), context: "op", held: []) else { return XCTFail() }
+        XCTAssertTrue(reason.hasSuffix("is irreversible-physical, and needs 2 different people to approve it"), reason)
+        let first = try store.approve(request, by: "alice")
+        XCTAssertEqual(first.state, .pending)
+        XCTAssertEqual(first.approvedBy, ["alice"])
+        XCTAssertThrowsError(try store.approve(request, by: "alice")) {
+            XCTAssertEqual("\($0)", "alice has already approved request \(request); it needs 2 different people")
+        }
+        guard case .needsApproval(request, let waiting) = g.evaluate(energise(), context: "op", held: []) else { return XCTFail("one approval is not enough") }
+        XCTAssertTrue(waiting.hasSuffix("(1 so far)"), waiting)
+        XCTAssertEqual(try store.approve(request, by: "bob").state, .approved)
+        XCTAssertEqual(g.evaluate(energise(), context: "op", held: []), .allow(rule: "approval \(request) by alice and bob"))
+        XCTAssertFalse(g.evaluate(energise(), context: "op", held: []).isAllowed, "and still once")
+    }
+
     func testApproval_doesNotCover_otherParameters_anotherContext_orAnotherDeviceBehindTheSamePath() throws {
         var g = try guardian()
         let id = try XCTUnwrap(request(g.evaluate(energise(0), context: "op", held: [])))

@@ -37,7 +37,7 @@ final class DeviceProfileTests: XCTestCase {
 
     func testMalformedProfiles_areRejectedWithFileLineAndAHint() {
         XCTAssertEqual(error(head + "colour: blue\n"),
-                       "d.yaml:7:1: colour: unknown key \"colour\" (expected one of: version, name, kind, description, match, connection, safe-state, readings, actions, detach-kernel-driver, edges)".replacingOccurrences(of: "colour: unknown", with: "document: unknown"))
+                       "d.yaml:7:1: colour: unknown key \"colour\" (expected one of: version, name, kind, description, match, connection, safe-state, readings, actions, detach-kernel-driver, edges, approvers)".replacingOccurrences(of: "colour: unknown", with: "document: unknown"))
         XCTAssertEqual(error("version: 1\nname: x\nkind: toaster\nmatch:\n  usb: { vid: \"0403\", pid: \"6001\" }\n"),
                        "d.yaml:3:7: kind: unknown kind \"toaster\" (use one of: instrument, serial-adapter, relay-board, power-supply, gpio-header)")
         XCTAssertEqual(error("version: 1\nname: x\nkind: instrument\nmatch:\n  usb: { vid: \"403\", pid: \"6001\" }\n"),
@@ -48,6 +48,8 @@ final class DeviceProfileTests: XCTestCase {
                        "d.yaml:5:11: match.serial: a serial match needs a path or a usb parent")
         XCTAssertEqual(error(head + "connection: { baud: 12345 }\n"),
                        "d.yaml:7:21: connection.baud: baud rate 12345 is not a standard rate (use 9600, 19200, 38400, 57600, 115200, 230400, 460800 or 921600)")
+        XCTAssertEqual(error(head + "approvers: 0\n"), "d.yaml:7:12: approvers: 0 is out of range (use 1...5)")
+        XCTAssertEqual(try? DeviceProfile.parse(head + "approvers: 2\n", file: "d.yaml").approvers, 2)
         XCTAssertEqual(error(head + "connection: { timeout-ms: 0 }\n"), "d.yaml:7:27: connection.timeout-ms: 0 is out of range (use 10...60000)")
         XCTAssertEqual(error(head + "readings:\n  - { name: t, query: \"MEAS:TEMP\" }\n"), "d.yaml:8:23: readings[0].query: a reading is a query: its header ends in ? (such as MEAS:TEMP? or RELAY? 0)")
         XCTAssertEqual(error(head + "actions:\n  fire:\n    risk: observe\n    send: [X]\n"),

@@ -46,6 +46,7 @@ final class RedTeamTests: XCTestCase {
         /// The serial number the bench behind /dev/ttyUSB0 reports; nil when it cannot be read.
         var serial: String? = "SIM-1"
         var takesApprovals = true
+        var approvers = 1
         init() throws {
             run = NSTemporaryDirectory() + "worldos-redteam-\(UUID().uuidString)"
             store = try ApprovalStore(directory: run + "/approvals", lifetime: 60)
@@ -58,7 +59,7 @@ final class RedTeamTests: XCTestCase {
                                    guard device == "bench-bridge", let serial else { return nil }
                                    return ("bench-bridge:\(serial)", "/dev/ttyUSB0")
                                },
-                               approvals: takesApprovals ? store : nil, protectedPaths: [run], fault: FaultLatch(out: run, audit: nil))
+                               approvals: takesApprovals ? store : nil, approvers: { [approvers] _ in approvers }, protectedPaths: [run], fault: FaultLatch(out: run, audit: nil))
         }
         /// Ask for the call, and have a person approve the request it raises.
         func approve(_ call: ResolvedCall, in context: String) throws -> String {
@@ -166,6 +167,12 @@ final class RedTeamTests: XCTestCase {
             _ = try h.approve(act("relay.energise"), in: "operator")
             h.serial = nil
         }, verdict: "refuse-uncertain", because: "the identity of bench-bridge is not known"),
+
+        Attempt(name: "one person approving twice under the two-person rule", call: act("relay.energise"), prepare: { h in
+            h.approvers = 2
+            let id = try h.approve(act("relay.energise"), in: "operator")
+            XCTAssertThrowsError(try h.store.approve(id, by: "alice"))
+        }, verdict: "needs-approval", because: "needs 2 different people to approve it (1 so far)"),
 
         // Actions while a fault is latched.
         Attempt(name: "a reversible action during a latched fault", call: act("relay.release"), prepare: latch, verdict: "deny", because: "halted by a fault"),
