@@ -15,6 +15,10 @@ public struct Policy: Sendable {
         /// For `act`: action name patterns (`relay.*`). nil: any.
         public var actions: [String]?
         public var reason: String?
+        /// For `act`: numeric limits on the action's parameters (`params: { relay: { min: 0, max: 1 } }`).
+        public var limits: [String: ClosedRange<Double>]? = nil
+        /// How often the rule may allow (`rate: 10/minute`), counted per context.
+        public var rate: Rate? = nil
         /// `file:line` of the rule, cited in every decision it makes.
         public var location: String
 
@@ -30,6 +34,12 @@ public struct Policy: Sendable {
             }
             return true
         }
+    }
+
+    public struct Rate: Sendable, Equatable, CustomStringConvertible {
+        public var count: Int
+        public var seconds: Int
+        public var description: String { "\(count)/\(["1": "second", "60": "minute", "3600": "hour"]["\(seconds)"] ?? "\(seconds)s")" }
     }
 
     public struct ContextPolicy: Sendable {
@@ -108,7 +118,7 @@ public struct Policy: Sendable {
 
     private static func parseRule(_ node: ConfigNode, effect: Rule.Effect) throws(ConfigError) -> Rule {
         var rule = Rule(effect: effect, ops: [], paths: nil, modes: nil, actions: nil, reason: nil, location: node.location)
-        for (key, value) in try node.mapping(allowed: ["op", "path", "mode", "action", "reason"], required: ["op"]) {
+        for (key, value) in try node.mapping(allowed: ["op", "path", "mode", "action", "params", "rate", "reason"], required: ["op"]) {
             switch key {
             case "op":
                 for name in try value.strings() {
@@ -133,11 +143,38 @@ public struct Policy: Sendable {
                     throw value.error("action pattern \"\(n)\" may use letters, digits, . _ - and *")
                 }
                 rule.actions = names
+            case "params":
+                var limits: [String: ClosedRange<Double>] = [:]
+                for (name, range) in try value.mappingPairs() {
+                    var bounds: [String: Double] = [:]
+                    for (end, number) in try range.mapping(allowed: ["min", "max"], required: ["min", "max"]) {
+                        let text = try number.string()
+                        guard let v = Double(text), v.isFinite else { throw number.error("\"\(text)\" is not a number") }
+                        bounds[end] = v
+                    }
+                    guard bounds["min"]! <= bounds["max"]! else { throw range.error("min \(bounds["min"]!) is above max \(bounds["max"]!)") }
+                    limits[name] = bounds["min"]!...bounds["max"]!
+                }
+                rule.limits = limits
+            case "rate":
+                let text = try value.string()
+                let parts = text.split(separator: "/")
+                let units = ["second": 1, "minute": 60, "hour": 3600]
+                guard parts.count == 2, let count = Int(parts[0]), count > 0, let seconds = units[String(parts[1])] else {
+                    throw value.error("rate \"\(text)\" is not COUNT/UNIT", hint: "such as 10/minute; units: second, minute, hour")
+                }
+                rule.rate = Rate(count: count, seconds: seconds)
             default: rule.reason = try value.string()
             }
         }
         if rule.actions != nil && rule.ops != [.act] {
             throw node.error("\"action\" applies only to op act")
+        }
+        if rule.limits != nil && rule.ops != [.act] {
+            throw node.error("\"params\" applies only to op act")
+        }
+        if (rule.limits != nil || rule.rate != nil) && effect == .deny {
+            throw node.error("\"params\" and \"rate\" limit what an allow rule allows; a deny rule denies outright")
         }
         let pathOps: Set<MicroOp> = [.open, .openat, .spawn, .watch]
         if rule.paths != nil && !rule.ops.isSubset(of: pathOps) {

@@ -29,6 +29,8 @@ public struct PolicyGuard: Guarding {
     public private(set) var auditFailure: String?
     /// The seq of the last allowed decision: its outcome record closes it.
     private var openIntent: Int?
+    /// When each rate-limited rule last allowed, per context and rule location.
+    private var allowedAt: [String: [Instant]] = [:]
     /// What this step's decisions rest on (see ``look(at:now:)``); nil outside a loop.
     private var picture: (lastObserved: Instant?, surprise: Surprise?, now: Instant)?
 
@@ -47,10 +49,11 @@ public struct PolicyGuard: Guarding {
         self.approvers = approvers
     }
 
-    /// The decision alone, without auditing. Order: a policy for the context; no latched fault
-    /// for a physical step; normalized paths outside the protected run folder; only what the
-    /// context holds; an act on an attached device; the policy's rules (deny first); and for an
-    /// irreversible action, an approval.
+    /// The decision alone, without auditing or rate accounting (``decide`` does both). Order: a
+    /// policy for the context; no latched fault and a picture good enough, for a physical step;
+    /// normalized paths outside the protected run folder; only what the context holds; an act
+    /// on an attached device; the policy's rules (deny first) and an allow rule's parameter
+    /// limits; and for an irreversible action, an approval.
     public func evaluate(_ call: ResolvedCall, context: String, held: Holdings) -> Decision {
         guard let rules = policy.contexts[context] else {
             return .deny(rule: "default-deny", reason: "context \(context) has no policy in \(policy.file)")
@@ -85,9 +88,47 @@ public struct PolicyGuard: Guarding {
                                       + (call.path.map { " of \($0)" } ?? ""))
         if let rule = rules.firstMatch(call, segments: segments) {
             verdict = rule.effect == .deny ? .deny(rule: rule.location, reason: rule.reason ?? "denied by policy") : .allow(rule: rule.location)
+            if rule.effect == .allow, let limits = rule.limits {
+                let params = Self.parameters(call)
+                for (name, range) in limits.sorted(by: { $0.key < $1.key }) {
+                    guard let text = params[name] else {
+                        return .deny(rule: rule.location, reason: "\(name) must be given: the policy limits it to \(range.lowerBound)...\(range.upperBound)")
+                    }
+                    guard let v = Double(text), range.contains(v) else {
+                        return .deny(rule: rule.location, reason: "\(name)=\(text) is outside \(range.lowerBound)...\(range.upperBound), the policy's limit")
+                    }
+                }
+            }
         }
         guard verdict.isAllowed, let risky else { return verdict }
         return approval(for: call, context: context, device: risky.device, action: risky.action, risk: risky.risk)
+    }
+
+    /// An action's `params` ("relay=0,hold-ms=50") as a table, numbers in one spelling.
+    static func parameters(_ call: ResolvedCall) -> [String: String] {
+        var params: [String: String] = [:]
+        for pair in (call.args["params"]?.string ?? "").split(separator: ",") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if kv.count == 2 { params[kv[0]] = Double(kv[1]).map { $0.rounded() == $0 && abs($0) < 1e15 ? String(Int64($0)) : String($0) } ?? kv[1] }
+        }
+        return params
+    }
+
+    /// A rate-limited rule allows at most `count` times in any `seconds` window, per context.
+    private mutating func withinRate(_ decision: Decision, context: String, at now: Instant) -> Decision {
+        guard case .allow(let location) = decision,
+              let rate = policy.contexts[context]?.rules.first(where: { $0.location == location })?.rate else { return decision }
+        let key = context + " " + location
+        let window = Duration.seconds(rate.seconds)
+        var recent = (allowedAt[key] ?? []).filter { now.duration(since: $0) < window }
+        guard recent.count < rate.count else {
+            let wait = window - now.duration(since: recent[0])
+            allowedAt[key] = recent
+            return .deny(rule: location, reason: "rate limit \(rate) reached for context \(context); the next is allowed in \(wait.components.seconds + 1) s")
+        }
+        recent.append(now)
+        allowedAt[key] = recent
+        return decision
     }
 
     public mutating func look(at posterior: Posterior, now: Instant) {
@@ -121,12 +162,7 @@ public struct PolicyGuard: Guarding {
         guard let target = identity(device) else {
             return .refuseUncertain(reason: "the identity of \(device) is not known; an approval must name the device, not a path")
         }
-        var params: [String: String] = [:]
-        for pair in (call.args["params"]?.string ?? "").split(separator: ",") {
-            let kv = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            if kv.count == 2 { params[kv[0]] = Double(kv[1]).map { $0.rounded() == $0 ? String(Int64($0)) : String($0) } ?? kv[1] }
-        }
-        let binding = ApprovalBinding(context: context, action: action, device: target.id, path: target.path, params: params)
+        let binding = ApprovalBinding(context: context, action: action, device: target.id, path: target.path, params: Self.parameters(call))
         do {
             if let used = try approvals.consume(binding) {
                 return .allow(rule: "approval \(used.id) by \(used.decidedBy ?? "?")")
@@ -143,7 +179,7 @@ public struct PolicyGuard: Guarding {
         guard case .context(let name) = context.partition else {
             return .deny(rule: "default-deny", reason: "\(context.id) is not an execution context")
         }
-        let decision = evaluate(call, context: name, held: held)
+        let decision = withinRate(evaluate(call, context: name, held: held), context: name, at: now)
         let (verdict, rule, reason) = (decision.verdict, decision.rule, decision.reason)
         do {
             let record = try audit.append(AuditRecord(time: now.nanoseconds, policy: policy.contentHash, event: "decision",

@@ -39,6 +39,8 @@ extension Policy.Rule {
         if let paths { text += " path \(paths.map(\.description).joined(separator: ","))" }
         if let modes { text += " mode \(modes.sorted().joined(separator: ","))" }
         if let actions { text += " action \(actions.joined(separator: ","))" }
+        if let limits { text += " params " + limits.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.lowerBound)...\($0.value.upperBound)" }.joined(separator: ",") }
+        if let rate { text += " rate \(rate)" }
         if let reason { text += " (\(reason))" }
         return text
     }

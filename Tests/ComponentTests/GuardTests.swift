@@ -161,6 +161,35 @@ final class GuardTests: XCTestCase {
         XCTAssertEqual(try Policy.parse("version: 1\ncontexts: {}\n", file: "d.yaml").maxObservationAge, .seconds(5), "the default")
     }
 
+    func testParameterLimitsAndRateLimits_bindWhatAnAllowRuleAllows() throws {
+        let text = """
+        version: 1
+        contexts:
+          op:
+            allow:
+              - op: act
+                action: [relay.release]
+                params: { relay: { min: 0, max: 1 } }
+                rate: 2/minute
+        """
+        var g = PolicyGuard(policy: try Policy.parse(text, file: "r.yaml"), audit: try tempAudit(), mode: .real, risk: { _, _ in "reversible" })
+        let node = Node(id: .context("op"), kind: .executionContext, partition: .context("op"))
+        func release(_ params: String) -> ResolvedCall { ResolvedCall(.act, ["device": .string("b"), "action": .string("relay.release"), "params": .string(params)]) }
+        let minute = { (s: UInt64) in Instant(nanoseconds: s * 1_000_000_000) }
+        XCTAssertEqual(g.decide(release("relay=2"), context: node, held: [], at: minute(0)),
+                       .deny(rule: "r.yaml:5", reason: "relay=2 is outside 0.0...1.0, the policy's limit"))
+        XCTAssertEqual(g.decide(release("relay=x"), context: node, held: [], at: minute(0)).reason, "relay=x is outside 0.0...1.0, the policy's limit")
+        XCTAssertEqual(g.decide(release(""), context: node, held: [], at: minute(0)).reason, "relay must be given: the policy limits it to 0.0...1.0")
+        XCTAssertTrue(g.decide(release("relay=1"), context: node, held: [], at: minute(0)).isAllowed)
+        XCTAssertTrue(g.decide(release("relay=0"), context: node, held: [], at: minute(10)).isAllowed)
+        XCTAssertEqual(g.decide(release("relay=0"), context: node, held: [], at: minute(30)),
+                       .deny(rule: "r.yaml:5", reason: "rate limit 2/minute reached for context op; the next is allowed in 31 s"))
+        XCTAssertTrue(g.decide(release("relay=0"), context: node, held: [], at: minute(61)).isAllowed, "the first has left the window")
+        XCTAssertFalse(g.decide(release("relay=0"), context: node, held: [], at: minute(62)).isAllowed)
+        let summary = try Policy.parse(text, file: "r.yaml").contexts["op"]!.rules[0].summary
+        XCTAssertEqual(summary, "allow act action relay.release params relay 0.0...1.0 rate 2/minute", "policy diff sees limits")
+    }
+
     func testAnythingNotAllowed_isDeniedByDefault() throws {
         let g = PolicyGuard(policy: try policy(), audit: try tempAudit(), mode: .real)
         XCTAssertEqual(g.evaluate(open("/etc/hostname", mode: "write"), context: "reader", held: []),
@@ -271,7 +300,7 @@ final class PolicyParsingTests: XCTestCase {
     func testUnknownKey_isRejectedWithItsLineAndTheKeysAllowed() {
         let e = error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        paht: /etc/x\n")
         XCTAssertEqual(e?.line, 6)
-        XCTAssertEqual(e?.description, "p.yaml:6:9: contexts.a.allow[0]: unknown key \"paht\" (expected one of: op, path, mode, action, reason)")
+        XCTAssertEqual(e?.description, "p.yaml:6:9: contexts.a.allow[0]: unknown key \"paht\" (expected one of: op, path, mode, action, params, rate, reason)")
     }
 
     func testBadValues_areRejectedPrecisely() {
@@ -293,6 +322,16 @@ final class PolicyParsingTests: XCTestCase {
         XCTAssertEqual(error("version: 1\nuncertainty:\n  max-surprise: -1\ncontexts: {}\n")?.message, "uncertainty.max-surprise: -1 is out of range")
         XCTAssertEqual(error("version: 1\nuncertainty:\n  max-observation-age-ms: soon\ncontexts: {}\n")?.line, 3)
         XCTAssertEqual(error("version: 1\nuncertainty:\n  max-age: 5\ncontexts: {}\n")?.line, 3)
+        let act = "version: 1\ncontexts:\n  a:\n    allow:\n      - op: act\n"
+        XCTAssertEqual(error(act + "        rate: often\n")?.message, "contexts.a.allow[0].rate: rate \"often\" is not COUNT/UNIT")
+        XCTAssertEqual(error(act + "        rate: 0/minute\n")?.message, "contexts.a.allow[0].rate: rate \"0/minute\" is not COUNT/UNIT")
+        XCTAssertEqual(error(act + "        params: { relay: { min: 2, max: 1 } }\n")?.message, "contexts.a.allow[0].params.relay: min 2.0 is above max 1.0")
+        XCTAssertEqual(error(act + "        params: { relay: { min: zero, max: 1 } }\n")?.message, "contexts.a.allow[0].params.relay.min: \"zero\" is not a number")
+        XCTAssertEqual(error(act + "        params: { relay: { max: 1 } }\n")?.message, "contexts.a.allow[0].params.relay: missing required key \"min\"")
+        XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        params: { relay: { min: 0, max: 1 } }\n")?.message,
+                       "contexts.a.allow[0]: \"params\" applies only to op act")
+        XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    deny:\n      - op: act\n        rate: 1/hour\n")?.message,
+                       "contexts.a.deny[0]: \"params\" and \"rate\" limit what an allow rule allows; a deny rule denies outright")
     }
 
     func testSyntaxErrorsEmptyFilesAndDuplicates_nameTheLine() {

@@ -26,7 +26,7 @@ final class CLITests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let original = try String(contentsOf: repositoryRoot.appendingPathComponent("Policies/default.yaml"), encoding: .utf8)
-        let edited = original.replacingOccurrences(of: "action: [relay.*, heater.*, watchdog.acknowledge]", with: "action: [relay.*, watchdog.acknowledge]")
+        let edited = original.replacingOccurrences(of: "rate: 60/minute", with: "rate: 30/minute")
         XCTAssertNotEqual(edited, original, "the default policy no longer has the line this test edits")
         let policy = folder + "/policy.yaml", out = folder + "/run"
         func start() throws -> CommandResult {
@@ -47,8 +47,8 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(diff.status, 1, "a change exits 1, as diff does: \(diff.stderr)")
         XCTAssertEqual(Array(diff.stdout.split(separator: "\n").dropFirst(2)), [
             "  context bench-operator",
-            "-   allow act action relay.*,heater.*,watchdog.acknowledge",
-            "+   allow act action relay.*,watchdog.acknowledge",
+            "-   allow act action relay.* params relay 0.0...1.0 rate 60/minute",
+            "+   allow act action relay.* params relay 0.0...1.0 rate 30/minute",
         ])
         let same = try runWorldOS(["policy", "diff", "Policies/default.yaml", "Policies/default.yaml", "--out", out])
         XCTAssertEqual(same.status, 0)
