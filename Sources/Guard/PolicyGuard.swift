@@ -29,6 +29,8 @@ public struct PolicyGuard: Guarding {
     public private(set) var auditFailure: String?
     /// The seq of the last allowed decision: its outcome record closes it.
     private var openIntent: Int?
+    /// The steps that move something in the world: held back by a latched fault or an uncertain picture.
+    static let physical: Set<MicroOp> = [.act, .gpioSet, .usbTransfer, .usbControl]
     /// When each rate-limited rule last allowed, per context and rule location.
     private var allowedAt: [String: [Instant]] = [:]
     /// What this step's decisions rest on (see ``look(at:now:)``); nil outside a loop.
@@ -58,7 +60,7 @@ public struct PolicyGuard: Guarding {
         guard let rules = policy.contexts[context] else {
             return .deny(rule: "default-deny", reason: "context \(context) has no policy in \(policy.file)")
         }
-        if let latched = fault?.current, [.act, .gpioSet, .usbTransfer, .usbControl].contains(call.op) {
+        if let latched = fault?.current, Self.physical.contains(call.op) {
             return .deny(rule: "latched-fault", reason: "halted by a fault since \(latched.since): \(latched.reason); "
                          + "nothing physical runs until a person checks the bench and runs worldos ack")
         }
@@ -138,7 +140,7 @@ public struct PolicyGuard: Guarding {
     /// Why a physical step should not run on the picture this step has: no recent observation,
     /// or one the estimator could not predict. Dreams (latent mode) touch nothing and are not held back.
     private func doubt(about call: ResolvedCall) -> String? {
-        guard mode != .latent, let picture, [.act, .gpioSet, .usbTransfer, .usbControl].contains(call.op) else { return nil }
+        guard mode != .latent, let picture, Self.physical.contains(call.op) else { return nil }
         guard let seen = picture.lastObserved else {
             return "the machine has not been observed yet; the guard does not act on a picture it has not checked"
         }
