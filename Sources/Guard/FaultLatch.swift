@@ -18,6 +18,8 @@ public final class FaultLatch {
     private let policyHash: String
     /// The fault in force, if any.
     public private(set) var current: Fault?
+    /// Run once when a fault is latched: whatever holds actuators makes them safe.
+    public var onLatch: [() -> Void] = []
 
     public init(out: String, audit: AuditLog?, policyHash: String = "") {
         path = out + "/fault.json"
@@ -34,6 +36,7 @@ public final class FaultLatch {
         let fault = Fault(reason: reason, since: Date(), acknowledgedBy: nil)
         try Self.save(fault, path)
         current = fault
+        onLatch.forEach { $0() }
         try audit?.append(AuditRecord(time: now.nanoseconds, policy: policyHash, event: "fault", mode: "", context: "supervisor",
                                       call: "latch", reason: reason))
         return true

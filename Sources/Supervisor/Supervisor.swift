@@ -142,6 +142,8 @@ public enum Supervisor {
         for (path, torn) in [(options.auditPath, audit.tornTailBytes), (options.tracePath, trace.tornTailBytes)] where torn > 0 {
             FileHandle.standardError.write(Data("note: \(path): cut \(torn) bytes of a torn last record (a crash mid-write); every complete record is kept\n".utf8))
         }
+        let host = SupervisorHost(instruments: instruments, gpioDevices: gpioDevices, usb: usb, catalog: catalog)
+        host.makeSafe(on: fault)
         var offers: [String: [String]] = [:]   // action → the attached devices that offer it, for `worldos act`
         for profile in instruments.map(\.profile) + gpioDevices.map(\.profile) {
             for action in profile.actions.keys where !(offers[action] ?? []).contains(profile.name) { offers[action, default: []].append(profile.name) }
@@ -158,7 +160,7 @@ public enum Supervisor {
                                      approvers: SupervisorHost.approvers(instruments: instruments, gpio: gpioDevices),
                                      protectedPaths: [URL(fileURLWithPath: options.out).standardizedFileURL.resolvingSymlinksInPath().path],
                                      fault: fault),
-            executor: TraceExecutor(), host: SupervisorHost(instruments: instruments, gpioDevices: gpioDevices, usb: usb, catalog: catalog),
+            executor: TraceExecutor(), host: host,
             predictor: TrivialPredictor(), recorder: trace)
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors)
     }

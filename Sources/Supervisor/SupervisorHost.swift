@@ -1,4 +1,5 @@
 import Devices
+import Guard
 import Glibc
 import HostAdapter
 import LoopCore
@@ -221,6 +222,12 @@ public final class SupervisorHost: Effecting {
     }
 
     /// Close descriptors; release USB devices; return held GPIO outputs to their safe value.
+    /// On a latched fault, every GPIO line this host holds is driven to its safe value and
+    /// released (a later gpio-set would need the fault acknowledged first).
+    public func makeSafe(on fault: FaultLatch) {
+        fault.onLatch.append { [weak self] in self?.gpioLines = [:] }
+    }
+
     public func closeAll() {
         linux.closeAll()
         usbHandles = [:]

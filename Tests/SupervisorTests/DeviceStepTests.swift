@@ -1,5 +1,6 @@
 import Devices
 import Glibc
+import Guard
 import HostAdapter
 import LoopCore
 import StateGraph
@@ -41,6 +42,21 @@ final class DeviceStepTests: XCTestCase {
         XCTAssertEqual(bank.levels[0], 0, "back to its safe value on release")
         XCTAssertEqual(bank.held, [])
         XCTAssertEqual(call(host, .gpioSet, ["chip": .string("other"), "line": .string("relay"), "value": .int(1)]), .failure(errno: ENODEV))
+    }
+
+    func testALatchedFault_drivesHeldGPIOLinesSafe_andReleasesThem() throws {
+        let bank = FakeGPIOBank(label: "bank", lines: ["relay", "button"])
+        let host = SupervisorHost(instruments: [], gpioDevices: AttachedGPIODevice.discover(try catalog(detach: false), chips: bank.chips()), gpio: bank)
+        let out = NSTemporaryDirectory() + "worldos-gpio-fault-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let fault = FaultLatch(out: out, audit: nil)
+        host.makeSafe(on: fault)
+        XCTAssertEqual(call(host, .gpioSet, ["chip": .string("bank"), "line": .string("relay"), "value": .int(1)]), .value(1))
+        XCTAssertEqual(bank.levels[0], 1)
+        try fault.latch("lost something", at: Instant(nanoseconds: 0))
+        XCTAssertEqual(bank.levels[0], 0, "driven to its safe value")
+        XCTAssertEqual(bank.held, [], "and released")
     }
 
     func testUSBTransfer_claimsTheInterfaceOwningTheEndpoint_andDetachesOnlyWithLeave() throws {
