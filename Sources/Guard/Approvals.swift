@@ -101,23 +101,19 @@ public final class ApprovalStore {
         guard approval.expiresAt > now else { throw ApprovalError("request \(id) expired at \(approval.expiresAt); the action will ask again") }
         if state == .approved, let required = approval.required {
             // The two-person rule: each approval must come from someone who has not given one.
-            var people = approval.approvedBy ?? []
-            guard !people.contains(person) else {
+            guard !(approval.approvedBy ?? []).contains(person) else {
                 throw ApprovalError("\(person) has already approved request \(id); it needs \(required) different people")
             }
-            people.append(person)
+            let people = (approval.approvedBy ?? []) + [person]
             approval.approvedBy = people
-            if people.count < required {
-                try save(approval)
-                return approval
+            if people.count >= required {
+                approval.state = .approved
+                approval.decidedBy = people.joined(separator: " and ")
             }
-            approval.decidedBy = people.joined(separator: " and ")
-            approval.state = .approved
-            try save(approval)
-            return approval
+        } else {
+            approval.state = state
+            approval.decidedBy = person
         }
-        approval.state = state
-        approval.decidedBy = person
         try save(approval)
         return approval
     }

@@ -97,17 +97,20 @@ public final class AuditLog {
     /// so they are never repeated; a person must find out what happened. Intents already
     /// reported as `outcome-unknown` are not reported again.
     public static func unfinishedApprovedActions(path: String) -> [AuditRecord] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
-        let records = data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(AuditRecord.self, from: Data($0)) }
+        let records = records(path: path)
         let closed = Set(records.compactMap(\.decisionSeq))
         return records.filter { $0.event == "decision" && $0.decision == "allow" && ($0.rule ?? "").hasPrefix("approval ") && !closed.contains($0.seq) }
     }
 
     /// The hashes of the policies the log records being loaded (`policy` events), oldest first.
     public static func loadedPolicies(path: String) -> [String] {
+        records(path: path).filter { $0.event == "policy" }.map(\.policy)
+    }
+
+    /// Every readable record of a log, for the questions asked of it at start and by the CLI.
+    private static func records(path: String) -> [AuditRecord] {
         guard let data = FileManager.default.contents(atPath: path) else { return [] }
         return data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(AuditRecord.self, from: Data($0)) }
-            .filter { $0.event == "policy" }.map(\.policy)
     }
 
     /// Check a log's chain from the start. Returns the number of records, or the first broken one.

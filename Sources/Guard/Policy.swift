@@ -46,11 +46,14 @@ public struct Policy: Sendable {
         public var capabilities: [String]
         public let rules: [Rule]
         let index: RuleIndex
+        /// The rate-limited rules by location, which is what an allow decision cites.
+        let rates: [String: Rate]
 
         public init(capabilities: [String], rules: [Rule]) {
             self.capabilities = capabilities
             self.rules = rules
             index = RuleIndex(rules)
+            rates = Dictionary(rules.compactMap { r in r.rate.map { (r.location, $0) } }, uniquingKeysWith: { a, _ in a })
         }
 
         /// The first rule, in order, that matches the call.
@@ -254,7 +257,8 @@ struct RuleIndex: Sendable {
         for (n, rule) in rules.enumerated() {
             for op in rule.ops {
                 var nodes = tries[op] ?? [Node()]
-                for prefix in Set((rule.paths ?? []).map(\.literalPrefix)).sorted(by: { $0.count < $1.count }).ifEmpty([[]]) {
+                // A rule without paths sits at the root: every call of its op is a candidate.
+                for prefix in rule.paths.map({ Set($0.map(\.literalPrefix)) }) ?? [[]] {
                     var at = 0
                     for segment in prefix {
                         if let next = nodes[at].children[segment] { at = next; continue }
@@ -262,7 +266,7 @@ struct RuleIndex: Sendable {
                         nodes[at].children[segment] = nodes.count - 1
                         at = nodes.count - 1
                     }
-                    if nodes[at].rules.last != n { nodes[at].rules.append(n) }
+                    nodes[at].rules.append(n)
                 }
                 tries[op] = nodes
             }
@@ -280,10 +284,6 @@ struct RuleIndex: Sendable {
         }
         return found.count > 1 ? Array(Set(found)).sorted() : found
     }
-}
-
-private extension Array {
-    func ifEmpty(_ replacement: Self) -> Self { isEmpty ? replacement : self }
 }
 
 /// The segments of an absolute, normalized path, as bytes; nil for anything else (relative,

@@ -1,13 +1,10 @@
 import LoopCore
 import StateGraph
 
-/// The deterministic guard of the walking skeleton: decides each resolved micro-step by the
-/// policy, and audits every decision (fsync'd before an allowed call runs) and every outcome.
-///
-/// Order of checks: the context must have a policy; paths must be absolute and normalized
-/// (openat included: the guard does not resolve a path relative to a directory descriptor);
-/// a call may use only descriptors, children and mappings the context holds; deny rules, then allow rules;
-/// otherwise deny. If the audit log cannot be written, the guard denies: nothing runs unrecorded.
+/// The deterministic guard: decides each resolved micro-step by the policy (the order of checks
+/// is on ``evaluate(_:context:held:)``), and audits every decision (fsync'd before an allowed
+/// call runs) and every outcome. If the audit log cannot be written, the guard denies: nothing
+/// runs unrecorded.
 public struct PolicyGuard: Guarding {
     public let policy: Policy
     public let audit: AuditLog
@@ -106,20 +103,16 @@ public struct PolicyGuard: Guarding {
         return approval(for: call, context: context, device: risky.device, action: risky.action, risk: risky.risk)
     }
 
-    /// An action's `params` ("relay=0,hold-ms=50") as a table, numbers in one spelling.
+    /// An action's parameters with numbers in one spelling (`relay=0.0` is `relay=0`), so an
+    /// approval binds the value, not how it was written.
     static func parameters(_ call: ResolvedCall) -> [String: String] {
-        var params: [String: String] = [:]
-        for pair in (call.args["params"]?.string ?? "").split(separator: ",") {
-            let kv = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            if kv.count == 2 { params[kv[0]] = Double(kv[1]).map { $0.rounded() == $0 && abs($0) < 1e15 ? String(Int64($0)) : String($0) } ?? kv[1] }
-        }
-        return params
+        call.actionParameters.pairs.mapValues { text in Double(text).map { $0.rounded() == $0 && abs($0) < 1e15 ? String(Int64($0)) : String($0) } ?? text }
     }
 
     /// A rate-limited rule allows at most `count` times in any `seconds` window, per context.
     private mutating func withinRate(_ decision: Decision, context: String, at now: Instant) -> Decision {
         guard case .allow(let location) = decision,
-              let rate = policy.contexts[context]?.rules.first(where: { $0.location == location })?.rate else { return decision }
+              let rate = policy.contexts[context]?.rates[location] else { return decision }
         let key = context + " " + location
         let window = Duration.seconds(rate.seconds)
         var recent = (allowedAt[key] ?? []).filter { now.duration(since: $0) < window }

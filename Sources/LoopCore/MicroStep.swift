@@ -173,6 +173,16 @@ public struct ResolvedCall: Hashable, Codable, Sendable, CustomStringConvertible
     }
     public var fd: Int64? { args["fd"]?.int }
     public var path: String? { args["path"]?.string }
+    /// An `act` call's `params` ("relay=0, hold-ms=50"): the key=value parts, trimmed, and
+    /// whether every comma-separated part was one.
+    public var actionParameters: (pairs: [String: String], wellFormed: Bool) {
+        var pairs: [String: String] = [:], wellFormed = true
+        for part in (args["params"]?.string ?? "").split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            if kv.count == 2 { pairs[kv[0]] = kv[1] } else { wellFormed = false }
+        }
+        return (pairs, wellFormed)
+    }
     /// The descriptor this call uses (`fd`, or `dir` for openat), if any.
     public var descriptor: Int64? { op.descriptorParameter.flatMap { args[$0]?.int } }
 }

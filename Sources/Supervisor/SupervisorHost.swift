@@ -97,7 +97,9 @@ public final class SupervisorHost: Effecting {
 
     private func act(_ call: ResolvedCall) -> CallResult {
         guard let device = call.args["device"]?.string, let action = call.args["action"]?.string else { return .failure(errno: EINVAL) }
-        guard let params = SupervisorHost.parameters(call.args["params"]?.string ?? "") else { return .failure(errno: EINVAL) }
+        let (pairs, wellFormed) = call.actionParameters
+        let params = pairs.compactMapValues(Double.init)
+        guard wellFormed, params.count == pairs.count else { return .failure(errno: EINVAL) }
         if let instrument = instrument(named: device) {
             let lines: [String]
             do { lines = try instrument.profile.expand(action, params) } catch { return .failure(errno: EINVAL) }
@@ -196,17 +198,6 @@ public final class SupervisorHost: Effecting {
             return matches.contains { $0.vendorID == device.vendorID && $0.productID == device.productID
                 && ($0.serial.map { globMatches($0, device.serial ?? "") } ?? true) }
         } ?? false
-    }
-
-    /// `relay=1,percent=40` → ["relay": 1, "percent": 40]; nil if malformed.
-    static func parameters(_ text: String) -> [String: Double]? {
-        var out: [String: Double] = [:]
-        for pair in text.split(separator: ",") {
-            let kv = pair.split(separator: "=", maxSplits: 1)
-            guard kv.count == 2, let v = Double(kv[1].trimmingCharacters(in: .whitespaces)) else { return nil }
-            out[kv[0].trimmingCharacters(in: .whitespaces)] = v
-        }
-        return out
     }
 
     /// `01ff20` → [0x01, 0xff, 0x20]; nil if not whole hex bytes.
