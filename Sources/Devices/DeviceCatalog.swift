@@ -68,15 +68,3 @@ public struct DeviceCatalog: Sendable {
         return pa.hasPrefix(pb) || pb.hasPrefix(pa)
     }
 }
-
-/// `*` any run of characters, `?` one character.
-public func globMatches(_ pattern: String, _ text: String) -> Bool {
-    let p = Array(pattern), t = Array(text)
-    func match(_ i: Int, _ j: Int) -> Bool {
-        if i == p.count { return j == t.count }
-        if p[i] == "*" { return (j...t.count).contains { match(i + 1, $0) } }
-        guard j < t.count, p[i] == "?" || p[i] == t[j] else { return false }
-        return match(i + 1, j + 1)
-    }
-    return match(0, 0)
-}

@@ -30,7 +30,7 @@ public struct Policy: Sendable {
             }
             if let modes, call.op == .open || call.op == .openat, !modes.contains(call.args["mode"]?.string ?? "read") { return false }
             if let actions {
-                guard call.op == .act, let name = call.args["action"]?.string, actions.contains(where: { Policy.glob($0, name) }) else { return false }
+                guard call.op == .act, let name = call.args["action"]?.string, actions.contains(where: { globMatches($0, name) }) else { return false }
             }
             return true
         }
@@ -188,19 +188,6 @@ public struct Policy: Sendable {
     }
 }
 
-extension Policy {
-    /// `*` any run of characters.
-    static func glob(_ pattern: String, _ text: String) -> Bool {
-        let p = Array(pattern), t = Array(text)
-        func match(_ i: Int, _ j: Int) -> Bool {
-            if i == p.count { return j == t.count }
-            if p[i] == "*" { return (j...t.count).contains { match(i + 1, $0) } }
-            return j < t.count && p[i] == t[j] && match(i + 1, j + 1)
-        }
-        return match(0, 0)
-    }
-}
-
 /// An absolute path pattern: `*` matches within one segment, `**` any number of segments.
 public struct PathPattern: Sendable, Equatable, CustomStringConvertible {
     public struct Invalid: Error { public var message: String }
@@ -235,15 +222,8 @@ public struct PathPattern: Sendable, Equatable, CustomStringConvertible {
         if segments[i] == [UInt8(ascii: "*"), UInt8(ascii: "*")] {
             return (j...path.count).contains { match(i + 1, path, $0) }
         }
-        guard j < path.count, Self.glob(segments[i], 0, path[j], 0) else { return false }
+        guard j < path.count, globMatches(segments[i], path[j], star: UInt8(ascii: "*"), one: UInt8(ascii: "?")) else { return false }
         return match(i + 1, path, j + 1)
-    }
-
-    private static func glob(_ p: [UInt8], _ i: Int, _ s: [UInt8], _ j: Int) -> Bool {
-        guard i < p.count else { return j == s.count }
-        if p[i] == UInt8(ascii: "*") { return (j...s.count).contains { glob(p, i + 1, s, $0) } }
-        guard j < s.count, p[i] == UInt8(ascii: "?") || p[i] == s[j] else { return false }
-        return glob(p, i + 1, s, j + 1)
     }
 }
 

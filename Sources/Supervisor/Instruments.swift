@@ -1,3 +1,4 @@
+import Config
 import Devices
 import Foundation
 import Guard
