@@ -144,16 +144,13 @@ public enum Supervisor {
         }
         let host = SupervisorHost(instruments: instruments, gpioDevices: gpioDevices, usb: usb, catalog: catalog)
         host.makeSafe(on: fault)
-        var offers: [String: [String]] = [:]   // action → the attached devices that offer it, for `worldos act`
-        for profile in instruments.map(\.profile) + gpioDevices.map(\.profile) {
-            for action in profile.actions.keys where !(offers[action] ?? []).contains(profile.name) { offers[action, default: []].append(profile.name) }
-        }
+        let attached = AttachedDevices(instruments: instruments, gpio: gpioDevices)
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb), events]),
             estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(),
-            proposer: RequestingProposer(bench: bench, inbox: ActionInbox(out: options.out), offering: { [offers] action in offers[action] ?? [] }),
+            proposer: RequestingProposer(bench: bench, inbox: ActionInbox(out: options.out), offering: attached.offering),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices),
                                      identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
                                      approvals: try ApprovalStore(directory: options.approvalsPath),

@@ -23,6 +23,36 @@ public final class AttachedGPIODevice {
     }
 }
 
+/// Every attached device with a profile, as a device argument names it: its identity
+/// (`profile:serial`, or `profile:gpiochipN` for GPIO), or just the profile when only one
+/// device of that profile is attached.
+public struct AttachedDevices: Sendable {
+    public struct Entry: Sendable {
+        public let id: String
+        public let path: String
+        public let profile: DeviceProfile
+    }
+    public let entries: [Entry]
+
+    public init(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) {
+        entries = instruments.map { Entry(id: "\($0.profile.name):\($0.identity.serial)", path: $0.path, profile: $0.profile) }
+            + gpio.map { Entry(id: "\($0.profile.name):\($0.chip.name)", path: $0.chip.path, profile: $0.profile) }
+    }
+
+    public func find(_ device: String) -> Entry? {
+        if let exact = entries.first(where: { $0.id == device }) { return exact }
+        let byProfile = entries.filter { $0.profile.name == device }
+        return byProfile.count == 1 ? byProfile[0] : nil
+    }
+
+    /// The profiles of the attached devices that offer an action, each named once.
+    public func offering(_ action: String) -> [String] {
+        var names: [String] = []
+        for entry in entries where entry.profile.actions[action] != nil && !names.contains(entry.profile.name) { names.append(entry.profile.name) }
+        return names
+    }
+}
+
 /// The supervisor's effector: device steps go to the devices it holds — named actions (`act`)
 /// to instruments and GPIO devices, filled from their profiles' templates; `gpio-set`/`gpio-get`
 /// to held GPIO lines; `usb-transfer`/`usb-control` to opened USB devices, whose kernel driver is
@@ -55,36 +85,23 @@ public final class SupervisorHost: Effecting {
 
     /// The risk class the profiles give an action on a device (nil: no such device or action).
     public static func risk(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (String, String) -> String? {
-        let table = instruments.map { ($0.profile.name, "\($0.profile.name):\($0.identity.serial)", $0.profile) }
-            + gpio.map { ($0.profile.name, "\($0.profile.name):\($0.chip.name)", $0.profile) }
-        return { device, action in
-            let exact = table.filter { $0.1 == device }
-            let byName = table.filter { $0.0 == device }
-            guard let profile = (exact.first ?? (byName.count == 1 ? byName.first : nil))?.2 else { return nil }
-            return profile.actions[action]?.risk.rawValue
-        }
+        let devices = AttachedDevices(instruments: instruments, gpio: gpio)
+        return { device, action in devices.find(device)?.profile.actions[action]?.risk.rawValue }
     }
 
     /// How many different people must approve an irreversible action on a device (its profile's
     /// `approvers`); a device no profile names needs the most any attached profile asks for.
     public static func approvers(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (String) -> Int {
-        let table = instruments.map { ($0.profile.name, "\($0.profile.name):\($0.identity.serial)", $0.profile.approvers) }
-            + gpio.map { ($0.profile.name, "\($0.profile.name):\($0.chip.name)", $0.profile.approvers) }
-        let most = table.map(\.2).max() ?? 1
-        return { device in table.first { $0.1 == device || $0.0 == device }?.2 ?? most }
+        let devices = AttachedDevices(instruments: instruments, gpio: gpio)
+        let most = devices.entries.map(\.profile.approvers).max() ?? 1
+        return { device in devices.find(device)?.profile.approvers ?? most }
     }
 
     /// A device's identity (`profile:serial`, or `profile:gpiochipN`) and where it is, for
     /// approvals, which bind to the device and not to its path.
     public static func identity(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (String) -> (id: String, path: String)? {
-        let table = instruments.map { ($0.profile.name, "\($0.profile.name):\($0.identity.serial)", $0.path) }
-            + gpio.map { ($0.profile.name, "\($0.profile.name):\($0.chip.name)", $0.chip.path) }
-        return { device in
-            let exact = table.filter { $0.1 == device }
-            let byName = table.filter { $0.0 == device }
-            guard let hit = exact.first ?? (byName.count == 1 ? byName.first : nil) else { return nil }
-            return (hit.1, hit.2)
-        }
+        let devices = AttachedDevices(instruments: instruments, gpio: gpio)
+        return { device in devices.find(device).map { ($0.id, $0.path) } }
     }
 
     public func perform(_ call: ResolvedCall) -> CallResult {
