@@ -65,7 +65,7 @@ let package = Package(
         // Assembles the real stages into a supervisor; bench files; the run loop.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Config", "Devices",
+            "Renderer", "HostAdapter", "DataEngine", "Config", "Devices", "Journal",
         ]),
         // Test twins: manual clock and fakes of every stage, siblings of the real ones.
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "HostAdapter"]),

@@ -1,5 +1,5 @@
 import Foundation
-import Glibc
+import Journal
 import LoopCore
 
 /// What an approval is bound to: exactly this action, with these parameters, on this device
@@ -128,20 +128,12 @@ public final class ApprovalStore {
     }
 
     private func load(_ id: String) -> Approval? {
-        guard let data = FileManager.default.contents(atPath: "\(directory)/\(id).json") else { return nil }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return try? decoder.decode(Approval.self, from: data)
+        try? JSONRecordFile.read(Approval.self, from: "\(directory)/\(id).json")
     }
 
     private func save(_ approval: Approval) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        encoder.dateEncodingStrategy = .iso8601
-        let temporary = "\(directory)/.\(approval.id).tmp"
-        try encoder.encode(approval).write(to: URL(fileURLWithPath: temporary))
-        guard rename(temporary, "\(directory)/\(approval.id).json") == 0 else {
-            throw ApprovalError("cannot store approval \(approval.id): \(String(cString: strerror(errno)))")
+        do { try JSONRecordFile.write(approval, to: "\(directory)/\(approval.id).json") } catch {
+            throw ApprovalError("cannot store approval \(approval.id): \(error.message)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Journal
 import LoopCore
 
 /// A latched fault: once the supervisor loses a device (or anything else it cannot vouch for),
@@ -68,18 +69,14 @@ public final class FaultLatch {
     }
 
     private static func load(_ path: String) -> Fault? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
         // A fault file that cannot be read still halts: the guard does not guess it away.
-        return (try? decoder.decode(Fault.self, from: data)) ?? Fault(reason: "\(path) cannot be read as a fault record", since: Date(), acknowledgedBy: nil)
+        do { return try JSONRecordFile.read(Fault.self, from: path) } catch {
+            return Fault(reason: "\(path) cannot be read as a fault record", since: Date(), acknowledgedBy: nil)
+        }
     }
 
     private static func save(_ fault: Fault, _ path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        encoder.dateEncodingStrategy = .iso8601
-        try encoder.encode(fault).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try JSONRecordFile.write(fault, to: path)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Journal
 import LoopCore
 
 /// A named action asked for from the command line (`worldos act`), to run as one of the
@@ -38,9 +39,8 @@ public final class ActionInbox: @unchecked Sendable {
     /// Leave a request for the supervisor (`worldos act`).
     public func submit(_ request: ActionRequest) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        try JSONEncoder().encode(request).write(to: URL(fileURLWithPath: "\(directory)/.\(request.id).tmp"))
-        guard rename("\(directory)/.\(request.id).tmp", "\(directory)/\(request.id).json") == 0 else {
-            throw ActionRequestError("cannot leave request \(request.id) in \(directory): \(String(cString: strerror(errno)))")
+        do { try JSONRecordFile.write(request, to: "\(directory)/\(request.id).json") } catch {
+            throw ActionRequestError("cannot leave request \(request.id): \(error)")
         }
     }
 
@@ -55,7 +55,7 @@ public final class ActionInbox: @unchecked Sendable {
 
     /// The reply to a request, once there is one.
     public func reply(to id: String) -> ActionReply? {
-        FileManager.default.contents(atPath: "\(directory)/\(id).reply").flatMap { try? JSONDecoder().decode(ActionReply.self, from: $0) }
+        try? JSONRecordFile.read(ActionReply.self, from: "\(directory)/\(id).reply")
     }
 
     /// Take the oldest waiting request that `wanted` accepts.
@@ -64,7 +64,7 @@ public final class ActionInbox: @unchecked Sendable {
         let waiting = names.compactMap { name -> (Date, String, ActionRequest?)? in
             let path = "\(directory)/\(name)"
             let made = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? .distantPast
-            return (made, String(name.dropLast(5)), FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(ActionRequest.self, from: $0) })
+            return (made, String(name.dropLast(5)), try? JSONRecordFile.read(ActionRequest.self, from: path))
         }.sorted { $0.0 < $1.0 }
         for (_, id, request) in waiting {
             guard let request, request.id == id else {
@@ -81,9 +81,7 @@ public final class ActionInbox: @unchecked Sendable {
     }
 
     func answer(_ reply: ActionReply) {
-        let temporary = "\(directory)/.\(reply.id).reply.tmp"
-        guard (try? JSONEncoder().encode(reply).write(to: URL(fileURLWithPath: temporary))) != nil else { return }
-        rename(temporary, "\(directory)/\(reply.id).reply")
+        try? JSONRecordFile.write(reply, to: "\(directory)/\(reply.id).reply")
     }
 }
 
