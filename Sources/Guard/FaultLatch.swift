@@ -47,8 +47,9 @@ public final class FaultLatch {
     /// it cleared.
     @discardableResult
     public func refresh(at now: Instant) throws -> Fault? {
-        guard let fault = Self.load(path), let person = fault.acknowledgedBy else {
-            current = Self.load(path)
+        let found = Self.load(path)
+        guard let fault = found, let person = fault.acknowledgedBy else {
+            current = found
             return nil
         }
         try audit?.append(AuditRecord(time: now.nanoseconds, policy: policyHash, event: "fault-acknowledged", mode: "", context: "supervisor",
