@@ -52,7 +52,7 @@ build: setup
 # pseudo-terminal, found through Devices/bench-bridge.yaml. Trace, audit log and panel go to $(OUT).
 run: build sim
 	@mkdir -p $(OUT)
-	@Firmware/build/bench-bridge-sim > $(OUT)/simulator.pty & sim=$$!; trap "kill $$sim 2>/dev/null" EXIT; \
+	@setsid Firmware/build/bench-bridge-sim > $(OUT)/simulator.pty & sim=$$!; trap "kill $$sim 2>/dev/null" EXIT; \
 	  while [ ! -s $(OUT)/simulator.pty ]; do sleep 0.1; done; \
 	  .build/debug/worldos run --out $(OUT) --device $$(head -1 $(OUT)/simulator.pty)
 
