@@ -60,6 +60,10 @@ let package = Package(
         .target(name: "HostAdapter", dependencies: [
             "LoopCore", "CShim", "CLibUSB", "CGPIOD", "CSerialPort", "CDRM", "CSeccomp",
         ]),
+        // Supervised programs: the seccomp filter, its helper process, and the mediator that
+        // answers the calls the filter sends to the supervisor.
+        .target(name: "Sandbox", dependencies: ["Guard", "LoopCore", "CSeccomp", "CShim"]),
+        .executableTarget(name: "worldos-sandbox", dependencies: ["Sandbox", "CShim"]),
         // Data engine: the recorder of aligned transitions.
         .target(name: "DataEngine", dependencies: ["StateGraph", "LoopCore", "Journal"]),
         // Assembles the real stages into a supervisor; bench files; the run loop.
@@ -75,10 +79,13 @@ let package = Package(
         ]),
         .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim"], path: "Benchmarks/worldos-bench"),
 
+        // What the sandbox tests run under the filter (raw system calls, racing threads).
+        .executableTarget(name: "sandbox-probe", path: "Tests/SandboxProbe"),
+
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting",
+            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox",
         ]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.

@@ -50,7 +50,10 @@ public struct AuditRecord: Codable, Equatable, Sendable {
 
 /// The append-only, hash-chained audit log (JSON lines). Every record is written and fsync'd
 /// before `append` returns, so the record of an allowed call is on disk before the call runs.
-public final class AuditLog {
+/// The loop and the mediators of supervised programs append from their own threads; a lock
+/// keeps the chain in one order.
+public final class AuditLog: @unchecked Sendable {
+    private let lock = NSLock()
     public static let genesis = String(repeating: "0", count: 64)
     private let file: AppendOnlyFile
     private let encoder = AppendOnlyFile.encoder()
@@ -76,15 +79,18 @@ public final class AuditLog {
         }
     }
 
-    /// Append a record, chained to the previous one, and fsync it.
+    /// Append a record, chained to the previous one, and fsync it (`sync: false` leaves the
+    /// fsync to the next synced record or the kernel: see ``ProgramGuard``).
     @discardableResult
-    public func append(_ record: AuditRecord) throws -> AuditRecord {
+    public func append(_ record: AuditRecord, sync: Bool = true) throws -> AuditRecord {
+        lock.lock()
+        defer { lock.unlock() }
         var r = record
         r.seq = nextSeq
         r.prev = lastHash
         r.hash = nil
         r.hash = r.computedHash()
-        do { try file.append(try encoder.encode(r), sync: true) } catch let error as JournalError {
+        do { try file.append(try encoder.encode(r), sync: sync) } catch let error as JournalError {
             throw AuditError(path: path, message: error.message)
         }
         lastHash = r.hash!

@@ -2,10 +2,18 @@
 #include "CShim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/cn_proc.h>
 #include <linux/connector.h>
 #include <linux/netlink.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -133,3 +141,115 @@ int worldos_signal_route(int signal, int fd) {
     }
     return sigaction(signal, &action, NULL);
 }
+
+int worldos_notif_receive(int notify_fd, struct worldos_notification *out) {
+    struct seccomp_notif request;
+    memset(&request, 0, sizeof request);
+    if (ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_RECV, &request) < 0) return -1;
+    out->id = request.id;
+    out->pid = (int)request.pid;
+    out->nr = request.data.nr;
+    for (int i = 0; i < 6; i++) out->args[i] = request.data.args[i];
+    return 0;
+}
+
+int worldos_notif_id_valid(int notify_fd, uint64_t id) {
+    return ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+int worldos_notif_respond(int notify_fd, uint64_t id, int64_t value, int error, int continue_call) {
+    struct seccomp_notif_resp response;
+    memset(&response, 0, sizeof response);
+    response.id = id;
+    if (continue_call) {
+        response.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    } else {
+        response.val = value;
+        response.error = error ? -error : 0;
+    }
+    return ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_SEND, &response);
+}
+
+int worldos_notif_addfd_send(int notify_fd, uint64_t id, int fd, int cloexec) {
+    struct seccomp_notif_addfd add;
+    memset(&add, 0, sizeof add);
+    add.id = id;
+    add.flags = SECCOMP_ADDFD_FLAG_SEND;
+    add.srcfd = (uint32_t)fd;
+    add.newfd_flags = cloexec ? O_CLOEXEC : 0;
+    return ioctl(notify_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &add);
+}
+
+int worldos_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = flags;
+    how.mode = mode;
+    how.resolve = resolve;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+uint64_t worldos_resolve_no_links(void) { return RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS; }
+
+int worldos_send_fd(int socket, int fd) {
+    char byte = 0;
+    struct iovec io = {.iov_base = &byte, .iov_len = 1};
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = control.buffer,
+                             .msg_controllen = sizeof control.buffer};
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &fd, sizeof fd);
+    return sendmsg(socket, &message, 0) == 1 ? 0 : -1;
+}
+
+int worldos_receive_fd(int socket) {
+    char byte;
+    struct iovec io = {.iov_base = &byte, .iov_len = 1};
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr message = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = control.buffer,
+                             .msg_controllen = sizeof control.buffer};
+    ssize_t n = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    if (n != 1) { if (n == 0) errno = EPIPE; return -1; }
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    if (!header || header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS
+        || header->cmsg_len != CMSG_LEN(sizeof(int))) { errno = EPROTO; return -1; }
+    int fd;
+    memcpy(&fd, CMSG_DATA(header), sizeof fd);
+    return fd;
+}
+
+int worldos_thread_fs_identity(unsigned uid, unsigned gid) {
+    gid_t groups[1] = {gid};
+    if (syscall(SYS_setgroups, 1, groups) < 0) return -1;
+    syscall(SYS_setfsgid, gid);
+    syscall(SYS_setfsuid, uid);
+    /* setfs[ug]id report the previous value, never an error: check it took. */
+    if ((unsigned)syscall(SYS_setfsuid, -1) != uid || (unsigned)syscall(SYS_setfsgid, -1) != gid) { errno = EPERM; return -1; }
+    return 0;
+}
+
+int worldos_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
+
+long worldos_syscall6(long nr, long a, long b, long c, long d, long e, long f) {
+    return syscall(nr, a, b, c, d, e, f);
+}
+
+long worldos_read_remote(int pid, uint64_t address, void *buffer, size_t length) {
+    struct iovec local = {.iov_base = buffer, .iov_len = length};
+    struct iovec remote = {.iov_base = (void *)(uintptr_t)address, .iov_len = length};
+    return (long)process_vm_readv(pid, &local, 1, &remote, 1, 0);
+}
+
+int worldos_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags) {
+    return renameat2(olddir, oldname, newdir, newname, flags);
+}
+
+unsigned worldos_device_major(uint64_t device) { return major(device); }
+int worldos_o_path(void) { return O_PATH; }
+int worldos_at_empty_path(void) { return AT_EMPTY_PATH; }
+short worldos_posix_spawn_setsid(void) { return POSIX_SPAWN_SETSID; }
+int worldos_close_from(unsigned first) { return close_range(first, ~0U, 0); }

@@ -57,4 +57,63 @@ int worldos_pidfd_open(int pid);
    async-signal-safe. fd < 0 restores the default action. */
 int worldos_signal_route(int signal, int fd);
 
+/* ---- Supervised programs (the seccomp sandbox) ---- */
+
+/* One seccomp user notification, as the supervisor needs it. */
+struct worldos_notification {
+    uint64_t id;
+    int pid;        /* the calling thread, in the supervisor's pid namespace */
+    int nr;         /* the system call number */
+    uint64_t args[6];
+};
+
+/* Receive the next notification (the kernel's buffer is zeroed first, as it requires).
+   0, or -1 with errno (ENOENT: the caller went away before it could be read). */
+int worldos_notif_receive(int notify_fd, struct worldos_notification *out);
+
+/* Is the notification still pending (the caller alive and still waiting in that call)? 1/0. */
+int worldos_notif_id_valid(int notify_fd, uint64_t id);
+
+/* Answer a notification: the call returns `value` when error is 0, else fails with errno
+   `error` (positive). continue_call != 0 lets the kernel run the call itself: only for calls
+   whose arguments are registers, never for one whose memory the decision read. */
+int worldos_notif_respond(int notify_fd, uint64_t id, int64_t value, int error, int continue_call);
+
+/* Install `fd` (opened by the supervisor) in the caller's descriptor table and answer the
+   notification with its number, atomically (SECCOMP_ADDFD_FLAG_SEND). cloexec sets O_CLOEXEC
+   on the new descriptor. The number in the caller, or -1 with errno. */
+int worldos_notif_addfd_send(int notify_fd, uint64_t id, int fd, int cloexec);
+
+/* openat2(dirfd, path, {flags, mode, resolve}). The descriptor, or -1 with errno. */
+int worldos_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+
+/* RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: open exactly the path decided on, nothing a
+   symlink swapped in since. */
+uint64_t worldos_resolve_no_links(void);
+
+/* Send / receive one descriptor over a unix socket (SCM_RIGHTS). 0 / the descriptor, or -1. */
+int worldos_send_fd(int socket, int fd);
+int worldos_receive_fd(int socket);
+
+/* This thread only (raw system calls, not glibc's process-wide ones): take on a user's
+   filesystem identity (groups = {gid}, fsgid, fsuid), so the kernel checks what the supervisor
+   opens for a program against that program's user. 0, or -1 with errno. */
+int worldos_thread_fs_identity(unsigned uid, unsigned gid);
+
+/* prctl(PR_SET_NO_NEW_PRIVS, 1): nothing exec'd later gains privileges (setuid bits, file caps). */
+int worldos_no_new_privs(void);
+
+/* What glibc declares only under _GNU_SOURCE, which Swift's Glibc module is not built with. */
+long worldos_read_remote(int pid, uint64_t address, void *buffer, size_t length); /* process_vm_readv */
+int worldos_renameat2(int olddir, const char *oldname, int newdir, const char *newname, unsigned flags);
+unsigned worldos_device_major(uint64_t device);
+int worldos_o_path(void);
+int worldos_at_empty_path(void);
+short worldos_posix_spawn_setsid(void);
+int worldos_close_from(unsigned first); /* close_range(first, ~0U, 0) */
+
+/* The raw system call, for what glibc has no wrapper of (the sandbox probe's escapes use the
+   same numbers). */
+long worldos_syscall6(long nr, long a, long b, long c, long d, long e, long f);
+
 #endif

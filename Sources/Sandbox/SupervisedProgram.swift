@@ -1,0 +1,140 @@
+import CShim
+import Foundation
+import Glibc
+import Guard
+import LoopCore
+
+/// A real program run as an execution context: started through `worldos-sandbox` (which loads
+/// the seccomp filter before the program's first instruction), its sensitive calls answered by
+/// a ``Mediator`` thread with the context's policy.
+///
+/// The supervisor never forks itself (it has threads: libusb's, the mediators'): it spawns the
+/// single-threaded helper, which receives the filter and execs the program.
+public final class SupervisedProgram: @unchecked Sendable {
+    public let context: String
+    public let pid: Int32
+    private let mediator: Mediator
+    private let finished = DispatchSemaphore(value: 0)
+    private var status: Int32?
+
+    public struct LaunchError: Error, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Start `program` (an absolute path and its arguments) as context `context`. `user` runs it
+    /// as that uid:gid (the supervisor must be root to give it). stdio: descriptors for the
+    /// program's 0, 1, 2 (default /dev/null).
+    public static func launch(_ program: [String], context: String, guard judge: ProgramGuard, user: (uid: UInt32, gid: UInt32)? = nil,
+                              stdio: (Int32, Int32, Int32)? = nil, helper: String = SupervisedProgram.defaultHelper(),
+                              now: @escaping @Sendable () -> UInt64 = SupervisedProgram.monotonicNanoseconds) throws(LaunchError) -> SupervisedProgram {
+        guard let first = program.first, first.hasPrefix("/") else {
+            throw LaunchError(message: "supervised program \(program.first ?? "(none)") must be an absolute path")
+        }
+        guard access(helper, X_OK) == 0 else {
+            throw LaunchError(message: "the sandbox helper \(helper) is missing; build it with `swift build`")
+        }
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            throw LaunchError(message: "socketpair: \(String(cString: strerror(errno)))")
+        }
+        defer { close(pair[0]) }
+        let null = Glibc.open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(null) }
+        let (input, output, error) = stdio ?? (null, null, null)
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, input, 0)
+        posix_spawn_file_actions_adddup2(&actions, output, 1)
+        posix_spawn_file_actions_adddup2(&actions, error, 2)
+        posix_spawn_file_actions_adddup2(&actions, pair[1], 3)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Its own session: signals it sends to "its group" reach only its own processes.
+        var defaults = sigset_t(), empty = sigset_t()
+        sigfillset(&defaults)
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, worldos_posix_spawn_setsid() | Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        var arguments = [helper]
+        if let user { arguments += ["--user", "\(user.uid):\(user.gid)"] }
+        arguments += ["--"] + program
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, helper, &actions, &attributes, argv, environ)
+        close(pair[1])
+        guard rc == 0 else { throw LaunchError(message: "cannot start \(helper): \(String(cString: strerror(rc)))") }
+
+        let notify = worldos_receive_fd(pair[0])
+        guard notify >= 0 else {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            throw LaunchError(message: "the sandbox helper exited (status \(status)) before handing over its filter; see its message on stderr")
+        }
+        let mediator = Mediator(notify: notify, context: context, judge: judge, identity: user, root: pid, now: now)
+        let running = SupervisedProgram(context: context, pid: pid, mediator: mediator)
+        let thread = Thread {
+            mediator.run()
+            close(notify)
+            running.finished.signal()
+        }
+        thread.name = "mediator \(context)"
+        thread.start()
+        return running
+    }
+
+    private init(context: String, pid: Int32, mediator: Mediator) {
+        self.context = context
+        self.pid = pid
+        self.mediator = mediator
+    }
+
+    /// Wait for the program to exit; its wait status. The mediator stops when the last process
+    /// under the filter has gone (children the program left behind keep it answering).
+    public func wait() -> Int32 {
+        if let status { return status }
+        var s: Int32 = 0
+        while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
+        status = s
+        return s
+    }
+
+    /// Wait for the mediator too (after ``wait()``): every call it answered has been audited.
+    public func waitForMediator() { finished.wait(); finished.signal() }
+
+    /// The program's exit code, or 128 + the signal that ended it.
+    public static func exitCode(_ status: Int32) -> Int32 {
+        status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// Stop the program's whole session (SIGTERM, then SIGKILL after `grace`).
+    public func stop(grace: Duration = .seconds(2)) {
+        kill(-pid, SIGTERM)
+        let deadline = ContinuousClock.now + grace
+        var s: Int32 = 0
+        while ContinuousClock.now < deadline {
+            if waitpid(pid, &s, WNOHANG) == pid { status = s; break }
+            usleep(10_000)
+        }
+        kill(-pid, SIGKILL)
+        if status == nil { _ = wait() }
+    }
+
+    /// `worldos-sandbox` beside the running executable (the `worldos` binary, or the test bundle).
+    public static func defaultHelper() -> String {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("worldos-sandbox").path
+    }
+
+    public static let monotonicNanoseconds: @Sendable () -> UInt64 = {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+}
