@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(name: "worldos", dependencies: [
             "Supervisor", "LoopCore", "HostAdapter", "Guard", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim"], path: "Benchmarks/worldos-bench"),
+        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim", "Sandbox"], path: "Benchmarks/worldos-bench"),
 
         // What the sandbox tests run under the filter (raw system calls, racing threads).
         .executableTarget(name: "sandbox-probe", path: "Tests/SandboxProbe"),
@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox",
+            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal",
         ]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.

@@ -141,8 +141,9 @@ public final class Mediator: @unchecked Sendable {
         var bytes: [UInt8] = []
         var cursor = address
         while bytes.count <= Int(PATH_MAX) {
-            // Up to the end of the page, so a string that ends just before unmapped memory reads.
-            let chunk = Int(4096 - cursor % 4096)
+            // Never past the end of a page, so a string that ends just before unmapped memory
+            // reads; most paths fit the first 256 bytes.
+            let chunk = min(bytes.isEmpty ? 256 : 4096, Int(4096 - cursor % 4096))
             var buffer = [UInt8](repeating: 0, count: chunk)
             let n = buffer.withUnsafeMutableBytes { worldos_read_remote(call.pid, cursor, $0.baseAddress, chunk) }
             guard n > 0 else { throw Errno(EFAULT) }
@@ -387,7 +388,7 @@ public final class Mediator: @unchecked Sendable {
     /// (null, zero, random: major 1) nor terminals (5, 136–143).
     static func isPhysical(path: String) -> Bool {
         var info = stat()
-        guard path.hasPrefix("/"), stat(path, &info) == 0 else { return false }
+        guard path.hasPrefix("/dev/"), stat(path, &info) == 0 else { return false }
         let kind = info.st_mode & S_IFMT
         guard kind == S_IFCHR || kind == S_IFBLK else { return false }
         let major = worldos_device_major(UInt64(info.st_rdev))

@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import Guard
+import Journal
 import LoopCore
 import StateGraph
 import WorldOSTesting
@@ -240,6 +241,28 @@ final class GuardTests: XCTestCase {
         text = text.replacingOccurrences(of: #""decision":"deny""#, with: #""decision":"allow""#, options: [], range: text.range(of: "\n")!.upperBound..<text.endIndex)
         try text.write(toFile: audit.path, atomically: true, encoding: .utf8)
         XCTAssertEqual(AuditLog.verify(path: audit.path), .failure(AuditError(path: audit.path, message: "record 2 (seq 1) breaks the chain")))
+    }
+
+    /// The log writes records with its own serializer; it must be byte for byte what
+    /// JSONEncoder (sorted keys, unescaped slashes) writes, or older logs would stop verifying.
+    func testAuditRecords_areWrittenExactlyAsJSONEncoderWouldWriteThem() throws {
+        let audit = try tempAudit()
+        var random = SeededRandom(seed: 7)
+        let alphabet = (0..<0x80).map { Character(Unicode.Scalar(UInt8($0))) } + ["é", "→", "😀", "/", "\\", "\""]
+        func text() -> String { String((0..<Int.random(in: 0..<24, using: &random)).map { _ in alphabet.randomElement(using: &random)! }) }
+        for i in 0..<300 {
+            let maybe = { (s: String) in Int.random(in: 0..<3, using: &random) == 0 ? nil : s }
+            try audit.append(AuditRecord(time: UInt64.random(in: 0..<(1 << 40), using: &random), policy: text(), event: text(), mode: text(), context: text(),
+                                         call: text(), decision: maybe(text()), rule: maybe(text()), reason: maybe(text()),
+                                         result: maybe(text()), decisionSeq: Bool.random(using: &random) ? nil : i), sync: false)
+        }
+        let lines = try Data(contentsOf: URL(fileURLWithPath: audit.path)).split(separator: UInt8(ascii: "\n"))
+        XCTAssertEqual(lines.count, 300)
+        for line in lines {
+            let record = try JSONDecoder().decode(AuditRecord.self, from: Data(line))
+            XCTAssertEqual(String(decoding: try AppendOnlyFile.encoder().encode(record), as: UTF8.self), String(decoding: line, as: UTF8.self))
+        }
+        XCTAssertEqual(try AuditLog.verify(path: audit.path).get(), 300)
     }
 
     func testAuditLog_reopened_continuesTheChain_andCutsATornTail() throws {

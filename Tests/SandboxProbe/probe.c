@@ -174,14 +174,15 @@ int main(int argc, char **argv) {
         return report(ioctl(fd, TCGETS, &t));
     }
     if (!strcmp(c, "loop-rw")) {
-        /* The allow path: read and write, never mediated. */
+        /* The allow path: read and write of SIZE bytes (default 64), never mediated. */
         int in = open("/dev/zero", O_RDONLY), out = open("/dev/null", O_WRONLY);
         if (in < 0 || out < 0) return report(-1);
-        long n = atol(a);
-        char buffer[64];
+        long n = atol(a), size = argc > 3 ? atol(b) : 64;
+        static char buffer[65536];
+        if (size < 1 || size > (long)sizeof buffer) return report(-1);
         double start = seconds();
         for (long i = 0; i < n; i++) {
-            if (read(in, buffer, sizeof buffer) != sizeof buffer || write(out, buffer, sizeof buffer) != sizeof buffer) return report(-1);
+            if (read(in, buffer, size) != size || write(out, buffer, size) != size) return report(-1);
         }
         printf("ok %.6f\n", seconds() - start);
         return 0;
