@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim", "Sandbox"], path: "Benchmarks/worldos-bench"),
 
         // What the sandbox tests run under the filter (raw system calls, racing threads).
-        .executableTarget(name: "sandbox-probe", path: "Tests/SandboxProbe"),
+        .executableTarget(name: "sandbox-probe", dependencies: ["CSeccomp"], path: "Tests/SandboxProbe"),
 
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting"]),
         .testTarget(name: "ComponentTests", dependencies: [
