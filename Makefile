@@ -47,6 +47,7 @@ firmware:
 
 build: setup
 	$(SWIFT) build --product worldos
+	$(SWIFT) build --product worldos-sandbox
 
 # The supervisor on the default bench, until Ctrl-C: the bench bridge firmware simulator on a
 # pseudo-terminal, found through Devices/bench-bridge.yaml. Trace, audit log and panel go to $(OUT).

@@ -69,7 +69,7 @@ let package = Package(
         // Assembles the real stages into a supervisor; bench files; the run loop.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Config", "Devices", "Journal",
+            "Renderer", "HostAdapter", "DataEngine", "Config", "Devices", "Journal", "Sandbox",
         ]),
         // Test twins: manual clock and fakes of every stage, siblings of the real ones.
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "HostAdapter"]),

@@ -24,9 +24,11 @@ public final class SupervisedProgram: @unchecked Sendable {
 
     /// Start `program` (an absolute path and its arguments) as context `context`. `user` runs it
     /// as that uid:gid (the supervisor must be root to give it). stdio: descriptors for the
-    /// program's 0, 1, 2 (default /dev/null).
+    /// program's 0, 1, 2 (default /dev/null). `environment` is all it gets of one: nothing of
+    /// the supervisor's (no locale, so no locale files to open; no secrets in variables).
     public static func launch(_ program: [String], context: String, guard judge: ProgramGuard, user: (uid: UInt32, gid: UInt32)? = nil,
-                              stdio: (Int32, Int32, Int32)? = nil, helper: String = SupervisedProgram.defaultHelper(),
+                              stdio: (Int32, Int32, Int32)? = nil, environment: [String] = ["PATH=/usr/local/bin:/usr/bin:/bin"],
+                              helper: String = SupervisedProgram.defaultHelper(),
                               now: @escaping @Sendable () -> UInt64 = SupervisedProgram.monotonicNanoseconds) throws(LaunchError) -> SupervisedProgram {
         guard let first = program.first, first.hasPrefix("/") else {
             throw LaunchError(message: "supervised program \(program.first ?? "(none)") must be an absolute path")
@@ -66,8 +68,10 @@ public final class SupervisedProgram: @unchecked Sendable {
         arguments += ["--"] + program
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { for e in envp { free(e) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, helper, &actions, &attributes, argv, environ)
+        let rc = posix_spawn(&pid, helper, &actions, &attributes, argv, envp)
         close(pair[1])
         guard rc == 0 else { throw LaunchError(message: "cannot start \(helper): \(String(cString: strerror(rc)))") }
 

@@ -1,4 +1,5 @@
 import Config
+import Glibc
 import LoopCore
 import StateGraph
 
@@ -10,6 +11,10 @@ public struct Bench: Sendable {
         public var priority: Int64
         public var intervalMilliseconds: Int64
         public var tasks: [(name: String, steps: [MicroStep])]
+        /// A real program run as this context under the seccomp filter (absolute path, arguments).
+        public var program: [String]? = nil
+        /// The user it runs as (uid, gid), from `user: nobody` or `user: 65534:65534`.
+        public var user: (uid: UInt32, gid: UInt32)? = nil
     }
     public var file: String
     public var contexts: [Context]
@@ -28,22 +33,43 @@ public struct Bench: Sendable {
             if key == "version" { _ = try value.int(in: 1...1); continue }
             for (name, body) in try value.namedEntries(what: "context") {
                 var context = Context(name: name, priority: 0, intervalMilliseconds: 1000, tasks: [])
-                for (field, v) in try body.mapping(allowed: ["priority", "interval-ms", "tasks"], required: ["tasks"]) {
+                for (field, v) in try body.mapping(allowed: ["priority", "interval-ms", "tasks", "program", "user"]) {
                     switch field {
                     case "priority": context.priority = try v.int(in: -100...100)
                     case "interval-ms": context.intervalMilliseconds = try v.int(in: 0...86_400_000)
+                    case "program":
+                        let argv = try v.strings()
+                        guard let first = argv.first, first.hasPrefix("/") else {
+                            throw v.error("a program is a list whose first item is an absolute path", hint: "such as [/usr/bin/python3, logger.py]")
+                        }
+                        context.program = argv
+                    case "user": context.user = try user(v)
                     default:
                         for (task, steps) in try v.namedEntries(what: "task") {
                             context.tasks.append((task, try parseSteps(steps)))
                         }
                     }
                 }
-                if context.tasks.isEmpty { throw body.error("context \(name) has no tasks", hint: "give it at least one task") }
+                if context.tasks.isEmpty && context.program == nil {
+                    throw body.error("context \(name) has no tasks and no program", hint: "give it at least one task, or a program to run")
+                }
+                if context.user != nil && context.program == nil { throw body.error("\"user\" applies only to a context with a program") }
                 bench.contexts.append(context)
             }
         }
         if bench.contexts.isEmpty { throw root.error("the bench has no contexts") }
         return bench
+    }
+
+    /// `nobody` (looked up on this machine) or `UID:GID`.
+    static func user(_ node: ConfigNode) throws(ConfigError) -> (uid: UInt32, gid: UInt32) {
+        let text = try node.string()
+        let numbers = text.split(separator: ":").compactMap { UInt32($0) }
+        if numbers.count == 2 { return (numbers[0], numbers[1]) }
+        guard let entry = getpwnam(text) else {
+            throw node.error("no user \"\(text)\" on this machine", hint: "name an existing user, or give UID:GID")
+        }
+        return (entry.pointee.pw_uid, entry.pointee.pw_gid)
     }
 
     static func parseSteps(_ node: ConfigNode) throws(ConfigError) -> [MicroStep] {

@@ -9,6 +9,7 @@ import HostAdapter
 import LoopCore
 import Observer
 import Renderer
+import Sandbox
 import Scheduler
 import StateGraph
 
@@ -66,8 +67,42 @@ public enum Supervisor {
         /// The event sources' descriptors: the run loop wakes early when one is readable.
         public var wakeDescriptors: [Int32] = []
 
+        /// The bench's contexts that are real programs, and the guard their mediators ask.
+        public var programContexts: [Bench.Context] = []
+        public var programGuard: ProgramGuard?
+        public private(set) var programs: [SupervisedProgram] = []
+
         /// Every instrument back to its profile's safe state (on stop, fault or crash recovery).
         public func returnToSafeState() -> [String] { instruments.flatMap { $0.returnToSafeState() } }
+
+        /// Start the bench's program contexts under the seccomp filter; a line for each, started
+        /// or not (a program that cannot start is reported and the supervisor goes on).
+        public mutating func launchPrograms() -> [String] {
+            guard let programGuard else { return [] }
+            return programContexts.compactMap { context in
+                guard let argv = context.program else { return nil }
+                if context.user != nil && getuid() != 0 {
+                    return "context \(context.name): NOT STARTED: its bench gives it a user, and only root can run a program as another user"
+                }
+                do {
+                    let program = try SupervisedProgram.launch(argv, context: context.name, guard: programGuard, user: context.user)
+                    programs.append(program)
+                    let who = context.user.map { " as \($0.uid):\($0.gid)" } ?? ""
+                    return "context \(context.name): \(argv.joined(separator: " ")) (pid \(program.pid)\(who)) under the seccomp filter"
+                } catch {
+                    return "context \(context.name): NOT STARTED: \(error)"
+                }
+            }
+        }
+
+        /// Stop every program context (SIGTERM to its session, SIGKILL after 2 s).
+        public mutating func stopPrograms() {
+            for program in programs {
+                program.stop()
+                program.waitForMediator()
+            }
+            programs = []
+        }
     }
 
     /// Load the bench and policy, open the trace and audit files in `options.out`, and build the loop.
@@ -145,6 +180,8 @@ public enum Supervisor {
         let host = SupervisorHost(instruments: instruments, gpioDevices: gpioDevices, usb: usb, catalog: catalog)
         host.makeSafe(on: fault)
         let attached = AttachedDevices(instruments: instruments, gpio: gpioDevices)
+        // The run folder (audit log, approvals, trace): no context, loop or program, touches it.
+        let protected = URL(fileURLWithPath: options.out).standardizedFileURL.resolvingSymlinksInPath().path
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb), events]),
@@ -155,11 +192,12 @@ public enum Supervisor {
                                      identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
                                      approvals: try ApprovalStore(directory: options.approvalsPath),
                                      approvers: SupervisorHost.approvers(instruments: instruments, gpio: gpioDevices),
-                                     protectedPaths: [URL(fileURLWithPath: options.out).standardizedFileURL.resolvingSymlinksInPath().path],
-                                     fault: fault),
+                                     protectedPaths: [protected], fault: fault),
             executor: TraceExecutor(), host: host,
             predictor: TrivialPredictor(), recorder: trace)
-        return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors)
+        return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
+                       programContexts: bench.contexts.filter { $0.program != nil },
+                       programGuard: ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault))
     }
 
     /// Run until `steps` macro steps are done or SIGINT/SIGTERM arrives, one step per

@@ -27,7 +27,9 @@ struct Run: ParsableCommand {
         }
         for note in session.notes { say("  note: \(note)") }
         say("  writing \(settings.tracePath), \(settings.auditPath), \(settings.panelPath)")
+        for line in session.launchPrograms() { say("  \(line)") }
         defer {
+            session.stopPrograms()
             for problem in session.returnToSafeState() { say("worldos: safe state: \(problem)") }
             if !session.instruments.isEmpty { say("worldos: instruments returned to their safe state") }
         }

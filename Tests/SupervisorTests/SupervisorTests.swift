@@ -135,7 +135,9 @@ final class BenchParsingTests: XCTestCase {
 
     func testShippedBench_loads() throws {
         let bench = try Bench.load(file: repositoryRoot.appendingPathComponent("Devices/benches/default.yaml").path)
-        XCTAssertEqual(bench.contexts.map(\.name), ["telemetry", "maintenance", "bench-operator"])
+        XCTAssertEqual(bench.contexts.map(\.name), ["telemetry", "maintenance", "bench-operator", "sampler"])
+        XCTAssertEqual(bench.contexts[3].program?.first, "/bin/sh")
+        XCTAssertEqual(bench.contexts[3].user?.uid, getpwnam("nobody").map { $0.pointee.pw_uid })
         XCTAssertEqual(bench.contexts[1].tasks.map(\.name), ["read-hostname", "read-shadow"])
         XCTAssertEqual(bench.contexts[0].tasks[0].steps[1], MicroStep(.read, ["fd": .result(of: 0), "count": .int(128)]))
     }
@@ -164,9 +166,56 @@ final class BenchParsingTests: XCTestCase {
         do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    priority: 1000\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
         catch { XCTAssertEqual("\(error)", "b.yaml:4:15: contexts.c.priority: 1000 is out of range (use -100...100)") }
         do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
-        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: context c has no tasks (give it at least one task)") }
+        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: context c has no tasks and no program (give it at least one task, or a program to run)") }
         do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    prio: 1\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
-        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: unknown key \"prio\" (expected one of: priority, interval-ms, tasks)") }
+        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: unknown key \"prio\" (expected one of: priority, interval-ms, tasks, program, user)") }
+    }
+
+    func testMalformedProgramContexts_areRejectedPrecisely() {
+        func message(_ body: String) -> String {
+            do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n" + body, file: "b.yaml"); return "accepted" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(message("    program: [sh, -c, true]\n"),
+                       "b.yaml:4:14: contexts.c.program: a program is a list whose first item is an absolute path (such as [/usr/bin/python3, logger.py])")
+        XCTAssertEqual(message("    program: []\n"),
+                       "b.yaml:4:14: contexts.c.program: a program is a list whose first item is an absolute path (such as [/usr/bin/python3, logger.py])")
+        XCTAssertEqual(message("    program: [/bin/true]\n    user: no-such-user-here\n"),
+                       "b.yaml:5:11: contexts.c.user: no user \"no-such-user-here\" on this machine (name an existing user, or give UID:GID)")
+        XCTAssertEqual(message("    user: nobody\n    tasks:\n      t:\n        - close: { fd: 1 }\n"),
+                       "b.yaml:4:5: contexts.c: \"user\" applies only to a context with a program")
+        XCTAssertEqual(message("    program: [/bin/true]\n    user: 1000:1000\n"), "accepted")
+    }
+}
+
+/// The bench's program contexts, started the way `worldos run` starts them.
+final class ProgramContextTests: XCTestCase {
+    func testTheDefaultBenchsProgram_runsUnderTheFilter_itsCallsAudited_andStopsWithTheSession() throws {
+        guard getuid() == 0 else { throw XCTSkip("FAIL LOUDLY: the default bench runs its program as nobody, which needs root") }
+        var options = SupervisorOptions()
+        options.bench = repositoryRoot.appendingPathComponent("Devices/benches/default.yaml").path
+        options.policy = repositoryRoot.appendingPathComponent("Policies/default.yaml").path
+        options.profiles = repositoryRoot.appendingPathComponent("Devices").path
+        options.out = try temporaryDirectory("programs")
+        var session = try Supervisor.start(options, clock: ManualClock())
+        let lines = session.launchPrograms()
+        XCTAssertEqual(lines.count, 1)
+        XCTAssertTrue(lines[0].hasPrefix("context sampler: /bin/sh -c"), lines[0])
+        let pid = try XCTUnwrap(session.programs.first?.pid)
+        // The shell execs cat within its first loop: wait for the guard to have decided it.
+        let deadline = Date().addingTimeInterval(10)
+        var calls: [String] = []
+        while Date() < deadline && !calls.contains("execve(/usr/bin/cat)") {
+            usleep(50_000)
+            let text = (try? String(contentsOfFile: options.auditPath, encoding: .utf8)) ?? ""
+            calls = text.split(separator: "\n").compactMap { try? JSONDecoder().decode(AuditRecord.self, from: Data($0.utf8)) }
+                .filter { $0.context == "sampler" && $0.decision == "allow" }.map(\.call)
+        }
+        XCTAssertEqual(calls.first, "execve(/usr/bin/dash)", "the program's own start is the first decision")
+        XCTAssertTrue(calls.contains("execve(/usr/bin/cat)"), "\(calls)")
+        XCTAssertTrue(calls.contains { $0.contains("→ /proc/loadavg, read)") }, "\(calls)")
+        session.stopPrograms()
+        XCTAssertEqual(kill(pid, 0), -1, "the program is gone after the session stops it")
+        XCTAssertEqual(try AuditLog.verify(path: options.auditPath).get() > calls.count, true)
     }
 }
 
