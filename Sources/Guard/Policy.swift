@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import LoopCore
+import StateGraph
 
 /// A guard policy: for each execution context, what it may do. Anything no rule allows is denied.
 public struct Policy: Sendable {
@@ -21,10 +22,22 @@ public struct Policy: Sendable {
         public var rate: Rate? = nil
         /// `file:line` of the rule, cited in every decision it makes.
         public var location: String
+        /// The kinds of graph node the call must touch (`kind: [file, fd]`). nil: any.
+        public var kinds: Set<NodeKind>? = nil
+        /// For `act`: the device's profile identity (`profile:serial`) must match one of these
+        /// patterns (`bench-bridge:*`), not just its name. nil: any attached device.
+        public var devices: [String]? = nil
+        /// When the rule applies, in the machine's local time. nil: always.
+        public var window: TimeWindow? = nil
 
         /// `segments`: the call's path split by `normalizedSegments`, nil when it names none.
-        func matches(_ call: ResolvedCall, segments: [[UInt8]]?) -> Bool {
+        func matches(_ call: ResolvedCall, segments: [[UInt8]]?, facts: CallFacts) -> Bool {
             guard ops.contains(call.op) else { return false }
+            if let kinds, kinds.isDisjoint(with: call.op.touches) { return false }
+            if let devices {
+                guard let id = facts.deviceIdentity, devices.contains(where: { globMatches($0, id) }) else { return false }
+            }
+            if let window, !window.contains(facts.localTime) { return false }
             if let paths {
                 guard let segments, paths.contains(where: { $0.matches(segments: segments) }) else { return false }
             }
@@ -34,6 +47,30 @@ public struct Policy: Sendable {
             }
             return true
         }
+    }
+
+    /// What a rule may ask about a call beyond its arguments: the identity of the device it
+    /// acts on and the local time of day it is decided at.
+    struct CallFacts {
+        var deviceIdentity: String?
+        var localTime: (weekday: Int, minute: Int)
+    }
+
+    /// Days of the week (0 Sunday … 6 Saturday) and a span of minutes of the day, which may
+    /// wrap past midnight (`22:00-06:00`).
+    public struct TimeWindow: Sendable, Equatable {
+        public var days: Set<Int>
+        public var from: Int
+        public var to: Int
+
+        func contains(_ time: (weekday: Int, minute: Int)) -> Bool {
+            if from <= to { return days.contains(time.weekday) && time.minute >= from && time.minute < to }
+            // Past midnight: the early part belongs to the day the window started.
+            if time.minute >= from { return days.contains(time.weekday) }
+            return time.minute < to && days.contains((time.weekday + 6) % 7)
+        }
+
+        static let dayNames = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
     }
 
     public struct Rate: Sendable, Equatable, CustomStringConvertible {
@@ -57,8 +94,8 @@ public struct Policy: Sendable {
         }
 
         /// The first rule, in order, that matches the call.
-        func firstMatch(_ call: ResolvedCall, segments: [[UInt8]]?) -> Rule? {
-            for n in index.candidates(call.op, path: segments) where rules[n].matches(call, segments: segments) { return rules[n] }
+        func firstMatch(_ call: ResolvedCall, segments: [[UInt8]]?, facts: CallFacts) -> Rule? {
+            for n in index.candidates(call.op, path: segments) where rules[n].matches(call, segments: segments, facts: facts) { return rules[n] }
             return nil
         }
     }
@@ -121,8 +158,47 @@ public struct Policy: Sendable {
 
     private static func parseRule(_ node: ConfigNode, effect: Rule.Effect) throws(ConfigError) -> Rule {
         var rule = Rule(effect: effect, ops: [], paths: nil, modes: nil, actions: nil, reason: nil, location: node.location)
-        for (key, value) in try node.mapping(allowed: ["op", "path", "mode", "action", "params", "rate", "reason"], required: ["op"]) {
+        var hours: (from: Int, to: Int)?, days: Set<Int>?
+        for (key, value) in try node.mapping(allowed: ["op", "path", "mode", "action", "params", "rate", "reason", "kind", "device", "hours", "days"],
+                                             required: ["op"]) {
             switch key {
+            case "kind":
+                var kinds = Set<NodeKind>()
+                for name in try value.strings() {
+                    guard let kind = NodeKind(rawValue: name) else {
+                        throw value.error("unknown node kind \"\(name)\"", hint: "use one of: \(NodeKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    kinds.insert(kind)
+                }
+                rule.kinds = kinds
+            case "device":
+                let patterns = try value.strings()
+                for p in patterns where !p.contains(":") || !p.allSatisfy({ $0.isLetter || $0.isNumber || "._-*:".contains($0) }) {
+                    throw value.error("device \"\(p)\" is not a profile identity pattern", hint: "write PROFILE:SERIAL, such as bench-bridge:BB-0001 or bench-bridge:*")
+                }
+                rule.devices = patterns
+            case "hours":
+                let text = try value.string()
+                func minute(_ s: Substring) -> Int? {
+                    let hm = s.split(separator: ":")
+                    guard hm.count == 2, hm[0].count == 2, hm[1].count == 2, let h = Int(hm[0]), let m = Int(hm[1]),
+                          (0...24).contains(h), (0..<60).contains(m), h * 60 + m <= 1440 else { return nil }
+                    return h * 60 + m
+                }
+                let ends = text.split(separator: "-")
+                guard ends.count == 2, let from = minute(ends[0]), let to = minute(ends[1]), from != to else {
+                    throw value.error("hours \"\(text)\" is not HH:MM-HH:MM", hint: "such as 08:00-18:00, or 22:00-06:00 across midnight")
+                }
+                hours = (from, to)
+            case "days":
+                var set = Set<Int>()
+                for name in try value.strings() {
+                    guard let day = TimeWindow.dayNames.firstIndex(of: name.lowercased()) else {
+                        throw value.error("unknown day \"\(name)\"", hint: "use mon, tue, wed, thu, fri, sat, sun")
+                    }
+                    set.insert(day)
+                }
+                days = set
             case "op":
                 for name in try value.strings() {
                     guard let op = MicroOp(rawValue: name) else {
@@ -172,6 +248,12 @@ public struct Policy: Sendable {
         }
         if rule.actions != nil && rule.ops != [.act] {
             throw node.error("\"action\" applies only to op act")
+        }
+        if rule.devices != nil && rule.ops != [.act] {
+            throw node.error("\"device\" applies only to op act")
+        }
+        if hours != nil || days != nil {
+            rule.window = TimeWindow(days: days ?? Set(0..<7), from: hours?.from ?? 0, to: hours?.to ?? 1440)
         }
         if rule.limits != nil && rule.ops != [.act] {
             throw node.error("\"params\" applies only to op act")

@@ -1,3 +1,4 @@
+import Foundation
 import LoopCore
 import StateGraph
 
@@ -22,6 +23,8 @@ public struct PolicyGuard: Guarding {
     public let approvers: @Sendable (_ device: String) -> Int
     /// While a fault is latched, nothing physical runs (device actions, GPIO sets, USB transfers).
     public let fault: FaultLatch?
+    /// The wall clock that time-window rules are read against (a test sets its own).
+    public var wallClock: @Sendable () -> Date = { Date() }
     /// Set when an audit write failed; reported by the supervisor.
     public private(set) var auditFailure: String?
     /// The seq of the last allowed decision: its outcome record closes it.
@@ -85,7 +88,9 @@ public struct PolicyGuard: Guarding {
         }
         var verdict: Decision = .deny(rule: "default-deny", reason: "no rule of context \(context) allows \(call.op.rawValue)"
                                       + (call.path.map { " of \($0)" } ?? ""))
-        if let rule = rules.firstMatch(call, segments: segments) {
+        let facts = Policy.CallFacts(deviceIdentity: call.op == .act ? call.args["device"]?.string.flatMap { identity($0)?.id } : nil,
+                                     localTime: Self.localTime(wallClock()))
+        if let rule = rules.firstMatch(call, segments: segments, facts: facts) {
             verdict = rule.effect == .deny ? .deny(rule: rule.location, reason: rule.reason ?? "denied by policy") : .allow(rule: rule.location)
             if rule.effect == .allow, let limits = rule.limits {
                 let params = Self.parameters(call)
@@ -101,6 +106,14 @@ public struct PolicyGuard: Guarding {
         }
         guard verdict.isAllowed, let risky else { return verdict }
         return approval(for: call, context: context, device: risky.device, action: risky.action, risk: risky.risk)
+    }
+
+    /// Weekday (0 Sunday) and minute of the day, in the machine's local time zone.
+    static func localTime(_ date: Date) -> (weekday: Int, minute: Int) {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return (Int(parts.tm_wday), Int(parts.tm_hour) * 60 + Int(parts.tm_min))
     }
 
     /// An action's parameters with numbers in one spelling (`relay=0.0` is `relay=0`), so an

@@ -41,6 +41,12 @@ extension Policy.Rule {
         if let actions { text += " action \(actions.joined(separator: ","))" }
         if let limits { text += " params " + limits.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.lowerBound)...\($0.value.upperBound)" }.joined(separator: ",") }
         if let rate { text += " rate \(rate)" }
+        if let kinds { text += " kind \(kinds.map(\.rawValue).sorted().joined(separator: ","))" }
+        if let devices { text += " device \(devices.joined(separator: ","))" }
+        if let window {
+            let hhmm = { (m: Int) in String(format: "%02d:%02d", m / 60, m % 60) }
+            text += " days \(window.days.sorted().map { Policy.TimeWindow.dayNames[$0] }.joined(separator: ",")) hours \(hhmm(window.from))-\(hhmm(window.to))"
+        }
         if let reason { text += " (\(reason))" }
         return text
     }

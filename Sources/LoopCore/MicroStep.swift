@@ -1,3 +1,5 @@
+import StateGraph
+
 /// The operations a micro-step may perform: the level-0 action space. Each lands on one real
 /// Linux syscall in the host adapter (or on a predicted outcome in latent mode).
 public enum MicroOp: String, Codable, CaseIterable, Sendable {
@@ -27,6 +29,23 @@ public enum MicroOp: String, Codable, CaseIterable, Sendable {
     /// A named action of an attached device's profile (`relay.energise`), its template filled
     /// from `params` (`relay=1,percent=40`) and sent; risk classes come from the profile.
     case act
+
+    /// The kinds of graph node a call of this operation touches, which a policy rule can name
+    /// (`kind: [file]`).
+    public var touches: Set<NodeKind> {
+        switch self {
+        case .open, .openat, .watch: [.file]
+        case .read, .write, .pread, .pwrite, .close, .lseek, .fstat, .ioctl, .poll, .mmap, .munmap: [.fileDescriptor]
+        case .pipe: [.pipe]
+        case .socket, .bind, .listen, .connect, .accept, .sendto, .recvfrom: [.socket]
+        case .spawn: [.process, .file]
+        case .waitpid, .kill: [.process]
+        case .timer, .inotify: [.anonInode]
+        case .gpioSet, .gpioGet: [.gpioLine]
+        case .usbTransfer, .usbControl: [.usbDevice]
+        case .act: [.instrument]
+        }
+    }
 
     /// The arguments each operation takes, and their types. Checked when a bench is loaded and
     /// again when a step's references are resolved.

@@ -4,6 +4,7 @@ import Guard
 import Journal
 import LoopCore
 import StateGraph
+import Synchronization
 import WorldOSTesting
 import XCTest
 
@@ -191,6 +192,55 @@ final class GuardTests: XCTestCase {
         XCTAssertEqual(summary, "allow act action relay.release params relay 0.0...1.0 rate 2/minute", "policy diff sees limits")
     }
 
+    func testNodeKindsDeviceIdentitiesAndTimeWindows_narrowWhatARuleAllows() throws {
+        let text = """
+        version: 1
+        contexts:
+          op:
+            allow:
+              - op: [open, read, close]
+                kind: [fd]
+              - op: act
+                action: [relay.*]
+                device: ["bench-bridge:BB-*"]
+              - op: act
+                action: [heater.*]
+                hours: "08:00-18:00"
+                days: [mon, tue, wed, thu, fri]
+              - op: act
+                action: [night.*]
+                hours: "22:00-06:00"
+                days: [fri]
+        """
+        let serial = Mutex("BB-0001")
+        var g = PolicyGuard(policy: try Policy.parse(text, file: "k.yaml"), audit: try tempAudit(), mode: .real, risk: { _, _ in "reversible" },
+                            identity: { name in serial.withLock { ("bench-bridge:" + $0, "/dev/pts/9") } })
+        // A Monday in 2026, built in local time, at the hour and minute given (plus days).
+        func at(day: Int, _ hour: Int, _ minute: Int) -> Date {
+            var parts = tm()
+            parts.tm_year = 126; parts.tm_mon = 10; parts.tm_mday = Int32(16 + day); parts.tm_hour = Int32(hour); parts.tm_min = Int32(minute); parts.tm_isdst = -1
+            return Date(timeIntervalSince1970: TimeInterval(mktime(&parts)))
+        }
+        func act(_ action: String) -> ResolvedCall { ResolvedCall(.act, ["device": .string("bench"), "action": .string(action), "params": .string("")]) }
+        // kind: the open touches a file, not a descriptor; the read touches a descriptor.
+        XCTAssertEqual(g.evaluate(open("/etc/hostname"), context: "op", held: []).rule, "default-deny")
+        XCTAssertEqual(g.evaluate(ResolvedCall(.read, ["fd": .int(3), "count": .int(1)]), context: "op", held: [3]), .allow(rule: "k.yaml:5"))
+        // device: the profile identity behind the name, not the name.
+        XCTAssertEqual(g.evaluate(act("relay.energise"), context: "op", held: []), .allow(rule: "k.yaml:7"))
+        serial.withLock { $0 = "XX-0002" }
+        XCTAssertEqual(g.evaluate(act("relay.energise"), context: "op", held: []).rule, "default-deny", "another board behind the same name")
+        // hours and days, in local time; a window past midnight belongs to the day it starts.
+        let cases: [(Date, String, Bool)] = [
+            (at(day: 0, 9, 0), "heater.on", true), (at(day: 0, 7, 59), "heater.on", false), (at(day: 0, 18, 0), "heater.on", false),
+            (at(day: 5, 9, 0), "heater.on", false), (at(day: 4, 23, 0), "night.run", true), (at(day: 5, 2, 0), "night.run", true),
+            (at(day: 4, 2, 0), "night.run", false), (at(day: 5, 6, 0), "night.run", false),
+        ]
+        for (date, action, allowed) in cases {
+            g.wallClock = { date }
+            XCTAssertEqual(g.evaluate(act(action), context: "op", held: []).isAllowed, allowed, "\(action) at \(date)")
+        }
+    }
+
     func testAnythingNotAllowed_isDeniedByDefault() throws {
         let g = PolicyGuard(policy: try policy(), audit: try tempAudit(), mode: .real)
         XCTAssertEqual(g.evaluate(open("/etc/hostname", mode: "write"), context: "reader", held: []),
@@ -323,7 +373,7 @@ final class PolicyParsingTests: XCTestCase {
     func testUnknownKey_isRejectedWithItsLineAndTheKeysAllowed() {
         let e = error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        paht: /etc/x\n")
         XCTAssertEqual(e?.line, 6)
-        XCTAssertEqual(e?.description, "p.yaml:6:9: contexts.a.allow[0]: unknown key \"paht\" (expected one of: op, path, mode, action, params, rate, reason)")
+        XCTAssertEqual(e?.description, "p.yaml:6:9: contexts.a.allow[0]: unknown key \"paht\" (expected one of: op, path, mode, action, params, rate, reason, kind, device, hours, days)")
     }
 
     func testBadValues_areRejectedPrecisely() {
@@ -353,6 +403,15 @@ final class PolicyParsingTests: XCTestCase {
         XCTAssertEqual(error(act + "        params: { relay: { max: 1 } }\n")?.message, "contexts.a.allow[0].params.relay: missing required key \"min\"")
         XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        params: { relay: { min: 0, max: 1 } }\n")?.message,
                        "contexts.a.allow[0]: \"params\" applies only to op act")
+        XCTAssertEqual(error(act + "        kind: [gadget]\n")?.message, "contexts.a.allow[0].kind: unknown node kind \"gadget\"")
+        XCTAssertEqual(error(act + "        device: bench-bridge\n")?.message, "contexts.a.allow[0].device: device \"bench-bridge\" is not a profile identity pattern")
+        XCTAssertEqual(error(act + "        device: \"a:b/../c\"\n")?.message, "contexts.a.allow[0].device: device \"a:b/../c\" is not a profile identity pattern")
+        XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    allow:\n      - op: open\n        device: \"a:*\"\n")?.message,
+                       "contexts.a.allow[0]: \"device\" applies only to op act")
+        for bad in ["8-18", "08:00", "08:00-08:00", "25:00-26:00", "08:60-09:00", "08:00-24:01"] {
+            XCTAssertEqual(error(act + "        hours: \"\(bad)\"\n")?.message, "contexts.a.allow[0].hours: hours \"\(bad)\" is not HH:MM-HH:MM", bad)
+        }
+        XCTAssertEqual(error(act + "        days: [mon, funday]\n")?.message, "contexts.a.allow[0].days: unknown day \"funday\"")
         XCTAssertEqual(error("version: 1\ncontexts:\n  a:\n    deny:\n      - op: act\n        rate: 1/hour\n")?.message,
                        "contexts.a.deny[0]: \"params\" and \"rate\" limit what an allow rule allows; a deny rule denies outright")
     }
@@ -371,7 +430,7 @@ final class PolicyParsingTests: XCTestCase {
     func testShippedPolicy_loads() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let p = try Policy.load(file: root.appendingPathComponent("Policies/default.yaml").path)
-        XCTAssertEqual(Set(p.contexts.keys), ["telemetry", "maintenance", "bench-operator"])
+        XCTAssertEqual(Set(p.contexts.keys), ["telemetry", "maintenance", "bench-operator", "sampler"])
     }
 }
 
