@@ -42,6 +42,11 @@ if let identity {
         fail("cannot become \(identity.uid):\(identity.gid): \(String(cString: strerror(errno)))")
     }
 }
+// If the supervisor dies (kill -9 included), so does the program: nothing would answer its
+// mediated calls, which would then fail with ENOSYS. Set after the change of user, which clears
+// it; a supervisor already gone by then is caught by the parent check.
+let supervisor = getppid()
+guard worldos_parent_death_signal(SIGKILL) == 0, getppid() == supervisor else { fail("the supervisor is gone") }
 let notify: Int32
 do { notify = try SandboxFilter.load() } catch { fail("\(error)") }
 guard worldos_send_fd(3, notify) == 0 else { fail("cannot hand the notification descriptor over: \(String(cString: strerror(errno)))") }

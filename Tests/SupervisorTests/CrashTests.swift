@@ -39,9 +39,16 @@ final class CrashTests: XCTestCase {
         _ = try ApprovalStore(directory: out + "/approvals").approve(id, by: "tester")
         // Kill it the moment the approved decision (the write-ahead intent) is on disk.
         XCTAssertTrue(waitFor(30) { (try? String(contentsOfFile: out + "/audit.jsonl", encoding: .utf8))?.contains("approval \(id) by tester") == true })
+        // The bench's supervised program (context sampler) is the supervisor's child.
+        let program = getuid() == 0 ? childProcesses(of: child.processIdentifier).first { cmdline($0).hasPrefix("/bin/sh\0-c\0while") } : nil
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
         XCTAssertEqual(child.terminationReason, .uncaughtSignal)
+        if let program {
+            XCTAssertTrue(waitFor(5) { kill(program, 0) != 0 }, "the supervised program died with its supervisor")
+        } else {
+            print("CrashTests: FAIL LOUDLY: no supervised program ran (needs root), so its death with the supervisor is not checked")
+        }
 
         // The firmware sees the host go quiet: after its 3 s watchdog everything is safe.
         usleep(3_500_000)
@@ -77,4 +84,20 @@ final class CrashTests: XCTestCase {
         XCTAssertTrue(asked)
         _ = session.returnToSafeState()
     }
+}
+
+/// The processes whose parent is `pid`.
+func childProcesses(of pid: Int32) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { candidate in
+        let stat = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(candidate)/stat")).readToEnd()).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        // pid (comm) state ppid ...: the comm may hold spaces, so read after its last ')'.
+        guard let close = stat.lastIndex(of: ")") else { return false }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 && Int32(fields[1]) == pid
+    }
+}
+
+func cmdline(_ pid: Int32) -> String {
+    (try? FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/\(pid)/cmdline")).readToEnd()).map { String(decoding: $0, as: UTF8.self) } ?? ""
 }

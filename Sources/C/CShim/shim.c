@@ -232,11 +232,9 @@ int worldos_thread_fs_identity(unsigned uid, unsigned gid) {
     return 0;
 }
 
-int worldos_no_new_privs(void) { return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); }
+int worldos_parent_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
 
-long worldos_syscall6(long nr, long a, long b, long c, long d, long e, long f) {
-    return syscall(nr, a, b, c, d, e, f);
-}
+
 
 long worldos_read_remote(int pid, uint64_t address, void *buffer, size_t length) {
     struct iovec local = {.iov_base = buffer, .iov_len = length};

@@ -100,8 +100,9 @@ int worldos_receive_fd(int socket);
    opens for a program against that program's user. 0, or -1 with errno. */
 int worldos_thread_fs_identity(unsigned uid, unsigned gid);
 
-/* prctl(PR_SET_NO_NEW_PRIVS, 1): nothing exec'd later gains privileges (setuid bits, file caps). */
-int worldos_no_new_privs(void);
+/* prctl(PR_SET_PDEATHSIG, signal): the signal this process gets when its parent thread exits. */
+int worldos_parent_death_signal(int signal);
+
 
 /* What glibc declares only under _GNU_SOURCE, which Swift's Glibc module is not built with. */
 long worldos_read_remote(int pid, uint64_t address, void *buffer, size_t length); /* process_vm_readv */
@@ -112,8 +113,5 @@ int worldos_at_empty_path(void);
 short worldos_posix_spawn_setsid(void);
 int worldos_close_from(unsigned first); /* close_range(first, ~0U, 0) */
 
-/* The raw system call, for what glibc has no wrapper of (the sandbox probe's escapes use the
-   same numbers). */
-long worldos_syscall6(long nr, long a, long b, long c, long d, long e, long f);
 
 #endif
