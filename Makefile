@@ -6,7 +6,7 @@ SWIFT ?= swift
 # kernel with headers and source of one version (gpio-sim is built from them), busybox for the
 # guest's initramfs, udev, and the device tools used to look around inside it.
 BUILD_PACKAGES := pkg-config libusb-1.0-0-dev libgpiod-dev libserialport-dev libdrm-dev libseccomp-dev libpng-dev \
-	python3 python3-venv lsof procps gcc-avr avr-libc
+	python3 python3-venv lsof procps strace gcc-avr avr-libc
 RIG_PACKAGES := qemu-system-x86 busybox-static cpio kmod udev linux-image-amd64 linux-headers-amd64 linux-source-6.1 \
 	gpiod usbutils libdrm-tests
 APT_PACKAGES := $(BUILD_PACKAGES) $(RIG_PACKAGES)
@@ -80,6 +80,8 @@ rig-only:
 # Speed targets, each printed as a ratio against its reference measured in the same process.
 bench: setup sim
 	$(SWIFT) build -c release --product worldos-bench
+	$(SWIFT) build -c release --product worldos-sandbox
+	$(SWIFT) build -c release --product sandbox-probe
 	.build/release/worldos-bench
 	Tests/Rig/rig --fixtures gpio -- .build/release/worldos-bench gpio
 
