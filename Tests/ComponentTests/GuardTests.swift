@@ -4,7 +4,6 @@ import Guard
 import Journal
 import LoopCore
 import StateGraph
-import Synchronization
 import WorldOSTesting
 import XCTest
 
@@ -212,9 +211,10 @@ final class GuardTests: XCTestCase {
                 hours: "22:00-06:00"
                 days: [fri]
         """
-        let serial = Mutex("BB-0001")
+        final class Board: @unchecked Sendable { var serial = "BB-0001" }
+        let board = Board()
         var g = PolicyGuard(policy: try Policy.parse(text, file: "k.yaml"), audit: try tempAudit(), mode: .real, risk: { _, _ in "reversible" },
-                            identity: { name in serial.withLock { ("bench-bridge:" + $0, "/dev/pts/9") } })
+                            identity: { _ in ("bench-bridge:" + board.serial, "/dev/pts/9") })
         // A Monday in 2026, built in local time, at the hour and minute given (plus days).
         func at(day: Int, _ hour: Int, _ minute: Int) -> Date {
             var parts = tm()
@@ -227,7 +227,7 @@ final class GuardTests: XCTestCase {
         XCTAssertEqual(g.evaluate(ResolvedCall(.read, ["fd": .int(3), "count": .int(1)]), context: "op", held: [3]), .allow(rule: "k.yaml:5"))
         // device: the profile identity behind the name, not the name.
         XCTAssertEqual(g.evaluate(act("relay.energise"), context: "op", held: []), .allow(rule: "k.yaml:7"))
-        serial.withLock { $0 = "XX-0002" }
+        board.serial = "XX-0002"
         XCTAssertEqual(g.evaluate(act("relay.energise"), context: "op", held: []).rule, "default-deny", "another board behind the same name")
         // hours and days, in local time; a window past midnight belongs to the day it starts.
         let cases: [(Date, String, Bool)] = [
