@@ -5,7 +5,7 @@ SWIFT ?= swift
 # libserialport libdrm libseccomp libpng), then the hardware rig's (Tests/Rig): QEMU, the Debian
 # kernel with headers and source of one version (gpio-sim is built from them), busybox for the
 # guest's initramfs, udev, and the device tools used to look around inside it.
-BUILD_PACKAGES := pkg-config libusb-1.0-0-dev libgpiod-dev libserialport-dev libdrm-dev libseccomp-dev libpng-dev \
+BUILD_PACKAGES := pkg-config libusb-1.0-0-dev libgpiod-dev libserialport-dev libdrm-dev libseccomp-dev libpng-dev libzstd-dev \
 	python3 python3-venv lsof procps strace gcc-avr avr-libc
 RIG_PACKAGES := qemu-system-x86 busybox-static cpio kmod udev linux-image-amd64 linux-headers-amd64 linux-source-6.1 \
 	gpiod usbutils libdrm-tests
@@ -14,7 +14,7 @@ OUT ?= .worldos/run
 # Python tools the tests use (a third-party SCPI client), in a project venv: Debian's python
 # refuses system-wide pip installs.
 VENV := .venv-tests
-PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial
+PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial mcap==1.6.0
 
 TESTS_BUNDLE := .build/debug/WorldOSPackageTests.xctest
 
@@ -36,7 +36,7 @@ setup:
 	  fi; \
 	fi
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
-	@$(VENV)/bin/python -c "import pyvisa, pyvisa_py, serial" 2>/dev/null || $(VENV)/bin/pip install -q $(PY_PACKAGES)
+	@$(VENV)/bin/python -c "import pyvisa, pyvisa_py, serial, mcap" 2>/dev/null || $(VENV)/bin/pip install -q $(PY_PACKAGES)
 
 # The bench bridge firmware: the host simulator (gcc) and the ATmega328P image (avr-gcc).
 sim:

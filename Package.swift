@@ -34,6 +34,8 @@ let package = Package(
                        providers: [.apt(["libdrm-dev"])]),
         .systemLibrary(name: "CSeccomp", path: "Sources/C/CSeccomp", pkgConfig: "libseccomp",
                        providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/C/CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/C/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
         // What Swift cannot import (variadic C functions, ioctl request macros, SCMP_* macros).
@@ -64,6 +66,8 @@ let package = Package(
         // answers the calls the filter sends to the supervisor.
         .target(name: "Sandbox", dependencies: ["Guard", "LoopCore", "CSeccomp", "CShim"]),
         .executableTarget(name: "worldos-sandbox", dependencies: ["Sandbox", "CShim"]),
+        // MCAP (https://mcap.dev/spec): our own writer, reader and repair; zstd chunks.
+        .target(name: "MCAP", dependencies: ["CZstd"]),
         // Data engine: the recorder of aligned transitions.
         .target(name: "DataEngine", dependencies: ["StateGraph", "LoopCore", "Journal"]),
         // Assembles the real stages into a supervisor; bench files; the run loop.
@@ -85,7 +89,7 @@ let package = Package(
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal",
+            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP",
         ]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.
