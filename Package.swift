@@ -69,7 +69,7 @@ let package = Package(
         // MCAP (https://mcap.dev/spec): our own writer, reader and repair; zstd chunks.
         .target(name: "MCAP", dependencies: ["CZstd"]),
         // Data engine: the recorder of aligned transitions.
-        .target(name: "DataEngine", dependencies: ["StateGraph", "LoopCore", "Journal"]),
+        .target(name: "DataEngine", dependencies: ["StateGraph", "LoopCore", "Journal", "MCAP"]),
         // Assembles the real stages into a supervisor; bench files; the run loop.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
@@ -79,7 +79,7 @@ let package = Package(
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "HostAdapter"]),
 
         .executableTarget(name: "worldos", dependencies: [
-            "Supervisor", "LoopCore", "HostAdapter", "Guard", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Supervisor", "LoopCore", "HostAdapter", "Guard", "MCAP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim", "Sandbox"], path: "Benchmarks/worldos-bench"),
 

@@ -199,6 +199,12 @@ public protocol Executing {
 /// Appends aligned transitions to the trace.
 public protocol Recording {
     mutating func record(_ transition: Transition) throws
+    /// Complete what is being written: the supervisor is stopping.
+    mutating func finish() throws
+}
+
+extension Recording {
+    public mutating func finish() throws {}
 }
 
 /// One aligned transition: what was seen, drawn, decided, done and returned, and what the state became.

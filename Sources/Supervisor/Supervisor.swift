@@ -194,7 +194,7 @@ public enum Supervisor {
                                      approvers: SupervisorHost.approvers(instruments: instruments, gpio: gpioDevices),
                                      protectedPaths: [protected], fault: fault),
             executor: TraceExecutor(), host: host,
-            predictor: TrivialPredictor(), recorder: trace)
+            predictor: TrivialPredictor(), recorder: RecorderSet([trace, MCAPRecorder(directory: options.out)]))
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
                        programContexts: bench.contexts.filter { $0.program != nil },
                        programGuard: ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault))
@@ -206,7 +206,12 @@ public enum Supervisor {
     public static func run(_ loop: inout SupervisorLoop, steps: Int?, interval: Duration, wakeOn descriptors: [Int32] = [],
                            report: (StepReport) -> Void) throws -> (steps: Int, interrupted: Bool) {
         let signals = try SignalWatch(signals: [SIGINT, SIGTERM])
-        defer { (loop.host as? SupervisorHost)?.closeAll() }
+        defer {
+            (loop.host as? SupervisorHost)?.closeAll()
+            do { try loop.recorder.finish() } catch {
+                FileHandle.standardError.write(Data("warning: the trace could not be completed: \(error); `worldos trace repair` completes what was written\n".utf8))
+            }
+        }
         var done = 0
         while steps.map({ done < $0 }) ?? true {
             if signals.pending { return (done, true) }

@@ -1,11 +1,11 @@
 import Foundation
 import MCAP
+import WorldOSTesting
 import XCTest
 
 /// Our MCAP writer, read back by the `mcap` package from PyPI (Tests/Fixtures/mcap_check.py),
 /// which checks every chunk's CRC, and by our own reader; files cut short and repaired.
 final class MCAPTests: XCTestCase {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     var dir = ""
 
     override func setUpWithError() throws {
@@ -17,22 +17,10 @@ final class MCAPTests: XCTestCase {
 
     /// What the PyPI reader found in a file, as JSON.
     static func pythonRead(_ path: String) throws -> (status: Int32, json: [String: Any], stderr: String) {
-        let python = root.appendingPathComponent(".venv-tests/bin/python").path
-        guard FileManager.default.isExecutableFile(atPath: python) else {
+        guard let (status, data, errors) = try PythonFixture.run("mcap_check.py", [path]) else {
             throw XCTSkip("MCAP VENV MISSING — SKIPPED LOUDLY: `make setup` creates .venv-tests with the mcap package")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [root.appendingPathComponent("Tests/Fixtures/mcap_check.py").path, path]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-        return (process.terminationStatus, json, errors)
+        return (status, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:], errors)
     }
 
     /// Three chunks of messages on two channels.

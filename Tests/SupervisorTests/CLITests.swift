@@ -12,7 +12,8 @@ final class CLITests: XCTestCase {
     func testHelpText_matchesTheGoldenFilesExactly() throws {
         for (arguments, file) in [([], "help-worldos.txt"), (["run"], "help-run.txt"), (["graph"], "help-graph.txt"), (["step"], "help-step.txt"),
                                   (["approvals"], "help-approvals.txt"), (["approve"], "help-approve.txt"), (["reject"], "help-reject.txt"),
-                                  (["audit", "verify"], "help-audit-verify.txt"), (["policy", "diff"], "help-policy-diff.txt"), (["ack"], "help-ack.txt"), (["act"], "help-act.txt")] {
+                                  (["audit", "verify"], "help-audit-verify.txt"), (["policy", "diff"], "help-policy-diff.txt"), (["ack"], "help-ack.txt"), (["act"], "help-act.txt"),
+                                  (["trace", "repair"], "help-trace-repair.txt")] {
             let result = try runWorldOS(arguments + ["--help"])
             XCTAssertEqual(result.status, 0)
             XCTAssertEqual(result.stdout, try golden(file), "worldos \(arguments.joined(separator: " ")) --help changed; if on purpose, update \(file)")

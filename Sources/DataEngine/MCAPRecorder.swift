@@ -1,0 +1,110 @@
+import Foundation
+import Journal
+import LoopCore
+import MCAP
+
+/// Records each transition into MCAP files in the run folder (`trace-0001.mcap`, …): the
+/// transition itself as JSON on `/worldos/transition`, and the panel frame, when it changed, as
+/// a PNG on `/worldos/panel` (a `foxglove.CompressedImage`, so Foxglove shows it as an image).
+///
+/// Messages gather in a chunk that is written when it holds `chunkBytes` or spans
+/// `chunkDuration` of loop time, so a crash loses at most that much; a file is closed and the
+/// next begun when it reaches `fileBytes` or spans `fileDuration`.
+public final class MCAPRecorder: Recording {
+    public struct Limits: Sendable {
+        public var chunkBytes = 1 << 20
+        public var chunkDuration: Duration = .seconds(1)
+        public var fileBytes: UInt64 = 256 << 20
+        public var fileDuration: Duration = .seconds(3600)
+        public init() {}
+    }
+
+    public let directory: String
+    public let limits: Limits
+    private var writer: MCAPWriter?
+    private var transitionChannel: UInt16 = 0
+    private var panelChannel: UInt16 = 0
+    private var sequence: UInt32 = 0
+    private var fileStart: UInt64 = 0
+    private var chunkStart: UInt64?
+    private let encoder = AppendOnlyFile.encoder()
+    /// Every file this recorder has begun, oldest first.
+    public private(set) var files: [String] = []
+
+    public init(directory: String, limits: Limits = Limits()) {
+        self.directory = directory
+        self.limits = limits
+    }
+
+    public func record(_ transition: Transition) throws {
+        let time = transition.time.nanoseconds
+        if let w = writer, w.position >= limits.fileBytes || time - fileStart >= Self.nanoseconds(limits.fileDuration) {
+            try w.close()
+            writer = nil
+        }
+        let w = try writer ?? open(at: time)
+        sequence &+= 1
+        w.write(channel: transitionChannel, sequence: sequence, logTime: time, publishTime: time, data: Array(try encoder.encode(transition)))
+        if let png = transition.framePNG, let bytes = FileManager.default.contents(atPath: png) {
+            let image = #"{"data":"\#(bytes.base64EncodedString())","format":"png","frame_id":"panel","timestamp":{"nsec":\#(time % 1_000_000_000),"sec":\#(time / 1_000_000_000)}}"#
+            w.write(channel: panelChannel, sequence: sequence, logTime: time, publishTime: time, data: Array(image.utf8))
+        }
+        chunkStart = chunkStart ?? time
+        if w.pendingBytes >= limits.chunkBytes || time - chunkStart! >= Self.nanoseconds(limits.chunkDuration) {
+            try w.flushChunk()
+            chunkStart = nil
+        }
+    }
+
+    /// Write the last chunk and the summary: the file is complete.
+    public func finish() throws {
+        try writer?.close()
+        writer = nil
+    }
+
+    private func open(at time: UInt64) throws -> MCAPWriter {
+        let existing = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let next = existing.compactMap { name -> Int? in
+            guard name.hasPrefix("trace-"), name.hasSuffix(".mcap") else { return nil }
+            return Int(name.dropFirst(6).dropLast(5))
+        }.max().map { $0 + 1 } ?? 1
+        let path = directory + "/" + String(format: "trace-%04d.mcap", next)
+        let w = try MCAPWriter(path: path, profile: "worldos")
+        let transitionSchema = try w.addSchema(name: "worldos.Transition", encoding: "jsonschema", data: Array(Self.transitionSchema.utf8))
+        transitionChannel = try w.addChannel(topic: "/worldos/transition", messageEncoding: "json", schema: transitionSchema)
+        let imageSchema = try w.addSchema(name: "foxglove.CompressedImage", encoding: "jsonschema", data: Array(Self.compressedImageSchema.utf8))
+        panelChannel = try w.addChannel(topic: "/worldos/panel", messageEncoding: "json", schema: imageSchema)
+        writer = w
+        fileStart = time
+        chunkStart = nil
+        files.append(path)
+        return w
+    }
+
+    static func nanoseconds(_ d: Duration) -> UInt64 {
+        UInt64(d.components.seconds) * 1_000_000_000 + UInt64(d.components.attoseconds / 1_000_000_000)
+    }
+
+    static let transitionSchema = #"""
+    {"title":"worldos.Transition","description":"One macro step: observation, frame, decision, micro-steps with returns, events, state delta","type":"object","properties":{"step":{"type":"integer"},"mode":{"type":"string"},"time":{"type":"object"},"frameHash":{"type":"string"},"framePNG":{"type":"string"},"context":{"type":"string"},"outcome":{"type":"object"},"events":{"type":"array"},"stateDelta":{"type":"object"},"surprise":{"type":"object"},"nodeCount":{"type":"integer"}},"required":["step","mode","time","frameHash","nodeCount"]}
+    """#
+
+    /// Foxglove's CompressedImage, JSON-encoded (bytes as base64).
+    static let compressedImageSchema = #"""
+    {"title":"foxglove.CompressedImage","description":"A compressed image","type":"object","properties":{"timestamp":{"type":"object","title":"time","properties":{"sec":{"type":"integer","minimum":0},"nsec":{"type":"integer","minimum":0,"maximum":999999999}}},"frame_id":{"type":"string"},"data":{"type":"string","contentEncoding":"base64"},"format":{"type":"string"}}}
+    """#
+}
+
+/// Several recorders fed the same transitions (the JSON-lines trace and the MCAP files).
+public struct RecorderSet: Recording {
+    public var members: [any Recording]
+    public init(_ members: [any Recording]) { self.members = members }
+
+    public mutating func record(_ transition: Transition) throws {
+        for i in members.indices { try members[i].record(transition) }
+    }
+
+    public mutating func finish() throws {
+        for i in members.indices { try members[i].finish() }
+    }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import MCAP
+
+struct TraceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "trace", abstract: "Work with recorded MCAP traces.", subcommands: [Repair.self])
+
+    struct Repair: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Complete MCAP traces cut short by a crash: keep every whole chunk, rewrite the summary.",
+            discussion: """
+            A supervisor killed mid-run leaves its last trace file without a summary; every chunk written \
+            before the kill is whole. This keeps each whole chunk whose CRC matches, cuts what follows, and \
+            writes the summary and footer. A complete file is left as it is. With no files, every \
+            trace-*.mcap in the run folder.
+            """)
+        @Argument(help: "MCAP files to repair.") var files: [String] = []
+        @OptionGroup var folder: RunFolder
+
+        func run() throws {
+            var targets = files
+            if targets.isEmpty {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.out)) ?? []
+                targets = names.filter { $0.hasPrefix("trace-") && $0.hasSuffix(".mcap") }.sorted().map { folder.out + "/" + $0 }
+                if targets.isEmpty { throw ValidationError("no trace-*.mcap in \(folder.out); name the files to repair") }
+            }
+            var failed = false
+            for path in targets {
+                do {
+                    let r = try MCAPWriter.repair(path: path)
+                    if r.wasComplete {
+                        print("\(path): complete, \(r.messages) messages in \(r.chunks) chunks; unchanged")
+                    } else {
+                        print("\(path): repaired, \(r.messages) messages in \(r.chunks) chunks kept, \(r.bytesCut) bytes of a torn chunk cut")
+                    }
+                } catch {
+                    FileHandle.standardError.write(Data("worldos: \(error)\n".utf8))
+                    failed = true
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+}

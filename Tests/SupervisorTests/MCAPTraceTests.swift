@@ -1,0 +1,83 @@
+import DataEngine
+import Foundation
+import Glibc
+import LoopCore
+import WorldOSTesting
+import XCTest
+
+/// What `worldos run` records as MCAP, read by the `mcap` package from PyPI and compared with
+/// the JSON-lines trace of the same run; and a run killed with -9, repaired.
+final class MCAPTraceTests: XCTestCase {
+    func read(_ path: String) throws -> [String: Any] {
+        guard let (status, data, errors) = try PythonFixture.run("mcap_check.py", [path]) else {
+            throw XCTSkip("MCAP VENV MISSING — SKIPPED LOUDLY: `make setup` creates .venv-tests with the mcap package")
+        }
+        XCTAssertEqual(status, 0, errors)
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// The transitions of an MCAP file as the PyPI reader returned them, and its panel frames.
+    func transitions(_ json: [String: Any]) throws -> (transitions: [Transition], frames: [[String: Any]]) {
+        let messages = try XCTUnwrap(json["messages"] as? [[String: Any]])
+        let transitions = try messages.filter { $0["topic"] as? String == "/worldos/transition" }
+            .map { try JSONDecoder().decode(Transition.self, from: Data(try XCTUnwrap($0["data"] as? String).utf8)) }
+        let frames = try messages.filter { $0["topic"] as? String == "/worldos/panel" }
+            .map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data(try XCTUnwrap($0["data"] as? String).utf8)) as? [String: Any]) }
+        return (transitions, frames)
+    }
+
+    func testARun_recordsEveryTransitionAndChangedFrame_asMCAPThePyPIReaderReads() throws {
+        let out = try temporaryDirectory("mcap-run")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let result = try runWorldOS(["run", "--out", out, "--steps", "5", "--interval-ms", "50"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let json = try read(out + "/trace-0001.mcap")
+        let (recorded, frames) = try transitions(json)
+        let lines = try TraceWriter.read(path: out + "/trace.jsonl")
+        XCTAssertEqual(recorded.map(\.step), lines.map(\.step))
+        XCTAssertEqual(recorded.map(\.frameHash), lines.map(\.frameHash))
+        XCTAssertEqual(recorded.map { $0.outcome?.steps.map(\.call) }, lines.map { $0.outcome?.steps.map(\.call) })
+        // A frame for each transition whose frame changed, and the last one is the panel on disk.
+        XCTAssertEqual(frames.count, lines.filter { $0.framePNG != nil }.count)
+        XCTAssertGreaterThan(frames.count, 0)
+        XCTAssertEqual(frames.last?["format"] as? String, "png")
+        let png = try XCTUnwrap(Data(base64Encoded: try XCTUnwrap(frames.last?["data"] as? String)))
+        XCTAssertEqual(png, try Data(contentsOf: URL(fileURLWithPath: out + "/panel.png")))
+        let schemas = try XCTUnwrap(json["schemas"] as? [String: [String: String]])
+        XCTAssertEqual(Set(schemas.values.map { $0["name"] ?? "" }), ["worldos.Transition", "foxglove.CompressedImage"])
+        // A second run in the same folder starts the next file.
+        XCTAssertEqual(try runWorldOS(["run", "--out", out, "--steps", "1"]).status, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/trace-0002.mcap"))
+    }
+
+    func testARunKilledWithMinus9_leavesWholeChunks_thatTraceRepairCompletes() throws {
+        let out = try temporaryDirectory("mcap-kill")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let child = Process()
+        child.executableURL = try worldosBinary()
+        child.arguments = ["run", "--out", out, "--interval-ms", "50"]
+        child.currentDirectoryURL = repositoryRoot
+        child.standardOutput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        // Long enough for a few 1-second chunks.
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, ((try? TraceWriter.read(path: out + "/trace.jsonl"))?.count ?? 0) < 30 { usleep(50_000) }
+        kill(child.processIdentifier, SIGKILL)
+        child.waitUntilExit()
+        let lines = try TraceWriter.read(path: out + "/trace.jsonl")
+        XCTAssertGreaterThanOrEqual(lines.count, 30)
+
+        let repair = try runWorldOS(["trace", "repair", "--out", out])
+        XCTAssertEqual(repair.status, 0, repair.stderr)
+        XCTAssertTrue(repair.stdout.contains("trace-0001.mcap: repaired"), repair.stdout)
+        let (recorded, _) = try transitions(try read(out + "/trace-0001.mcap"))
+        // Everything up to the last whole chunk: a prefix of the steps, losing at most ~1 s.
+        XCTAssertGreaterThan(recorded.count, 0)
+        XCTAssertEqual(recorded.map(\.step), Array(lines.map(\.step).prefix(recorded.count)))
+        XCTAssertGreaterThanOrEqual(recorded.count, lines.count - 25, "at most a second's chunk (about 20 steps at 50 ms) is lost")
+        let again = try runWorldOS(["trace", "repair", out + "/trace-0001.mcap"])
+        XCTAssertTrue(again.stdout.contains("complete"), again.stdout)
+        XCTAssertEqual(try runWorldOS(["trace", "repair", out + "/audit.jsonl"]).status, 1, "not an MCAP file: an error, named")
+    }
+}
