@@ -69,7 +69,7 @@ let package = Package(
         // MCAP (https://mcap.dev/spec): our own writer, reader and repair; zstd chunks.
         .target(name: "MCAP", dependencies: ["CZstd"]),
         // Data engine: the recorder of aligned transitions.
-        .target(name: "DataEngine", dependencies: ["StateGraph", "LoopCore", "Journal", "MCAP"]),
+        .target(name: "DataEngine", dependencies: ["StateGraph", "LoopCore", "Journal", "MCAP", "Config", "CPNG", "Digest"]),
         // Assembles the real stages into a supervisor; bench files; the run loop.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
@@ -89,7 +89,7 @@ let package = Package(
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP",
+            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP", "CPNG",
         ]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.

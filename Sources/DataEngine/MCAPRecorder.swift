@@ -21,6 +21,8 @@ public final class MCAPRecorder: Recording {
 
     public let directory: String
     public let limits: Limits
+    /// Applied to each transition and frame before it is written.
+    public let redaction: Redaction
     private var writer: MCAPWriter?
     private var transitionChannel: UInt16 = 0
     private var panelChannel: UInt16 = 0
@@ -31,9 +33,10 @@ public final class MCAPRecorder: Recording {
     /// Every file this recorder has begun, oldest first.
     public private(set) var files: [String] = []
 
-    public init(directory: String, limits: Limits = Limits()) {
+    public init(directory: String, limits: Limits = Limits(), redaction: Redaction = Redaction()) {
         self.directory = directory
         self.limits = limits
+        self.redaction = redaction
     }
 
     public func record(_ transition: Transition) throws {
@@ -44,8 +47,10 @@ public final class MCAPRecorder: Recording {
         }
         let w = try writer ?? open(at: time)
         sequence &+= 1
-        w.write(channel: transitionChannel, sequence: sequence, logTime: time, publishTime: time, data: Array(try encoder.encode(transition)))
-        if let png = transition.framePNG, let bytes = FileManager.default.contents(atPath: png) {
+        w.write(channel: transitionChannel, sequence: sequence, logTime: time, publishTime: time,
+                data: Array(redaction.apply(toJSON: try encoder.encode(transition))))
+        if let png = transition.framePNG, let file = FileManager.default.contents(atPath: png) {
+            let bytes = Data(redaction.apply(toPNG: [UInt8](file)))
             let image = #"{"data":"\#(bytes.base64EncodedString())","format":"png","frame_id":"panel","timestamp":{"nsec":\#(time % 1_000_000_000),"sec":\#(time / 1_000_000_000)}}"#
             w.write(channel: panelChannel, sequence: sequence, logTime: time, publishTime: time, data: Array(image.utf8))
         }

@@ -12,12 +12,16 @@ public final class TraceWriter: Recording {
     /// Bytes of a torn last transition (a crash mid-write) cut off when the trace was opened.
     public var tornTailBytes: Int { file.tornTailBytes }
 
-    public init(path: String) throws {
+    /// Applied to each transition before it is written.
+    public let redaction: Redaction
+
+    public init(path: String, redaction: Redaction = Redaction()) throws {
         file = try AppendOnlyFile(path: path)
+        self.redaction = redaction
     }
 
     public func record(_ transition: Transition) throws {
-        try file.append(try encoder.encode(transition), sync: false)
+        try file.append(redaction.apply(toJSON: try encoder.encode(transition)), sync: false)
     }
 
     /// Read a trace back, one transition per line. A malformed line is reported with its number.

@@ -297,16 +297,7 @@ public struct PathPattern: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Matches the segments of a normalized path (see `normalizedSegments`).
-    func matches(segments path: [[UInt8]]) -> Bool { match(0, path, 0) }
-
-    private func match(_ i: Int, _ path: [[UInt8]], _ j: Int) -> Bool {
-        guard i < segments.count else { return j == path.count }
-        if segments[i] == [UInt8(ascii: "*"), UInt8(ascii: "*")] {
-            return (j...path.count).contains { match(i + 1, path, $0) }
-        }
-        guard j < path.count, globMatches(segments[i], path[j], star: UInt8(ascii: "*"), one: UInt8(ascii: "?")) else { return false }
-        return match(i + 1, path, j + 1)
-    }
+    func matches(segments path: [[UInt8]]) -> Bool { pathGlobMatches(segments, path) }
 }
 
 /// The rules of one context by operation and literal path prefix, so a decision tries only

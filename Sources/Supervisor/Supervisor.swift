@@ -19,6 +19,8 @@ public struct SupervisorOptions: Sendable {
     public var out: String = ".worldos/run"
     public var bench: String = "Devices/benches/default.yaml"
     public var policy: String = "Policies/default.yaml"
+    /// Redaction rules for what is recorded; none when the file does not exist.
+    public var redaction: String = "Policies/redaction.yaml"
     /// Device profiles (Devices/*.yaml).
     public var profiles: String = "Devices"
     /// Serial ports to try besides those libserialport lists (a simulator's pseudo-terminal).
@@ -173,7 +175,12 @@ public enum Supervisor {
             notes.append("HALTED by a fault latched \(latched.since): \(latched.reason); nothing physical runs until a person "
                          + "checks the bench and runs worldos ack --out \(options.out)")
         }
-        let trace = try TraceWriter(path: options.tracePath)
+        var redaction = Redaction()
+        if FileManager.default.fileExists(atPath: options.redaction) {
+            redaction = try Redaction.load(file: options.redaction)
+            redaction.salt = try Redaction.salt(in: options.out)
+        }
+        let trace = try TraceWriter(path: options.tracePath, redaction: redaction)
         for (path, torn) in [(options.auditPath, audit.tornTailBytes), (options.tracePath, trace.tornTailBytes)] where torn > 0 {
             FileHandle.standardError.write(Data("note: \(path): cut \(torn) bytes of a torn last record (a crash mid-write); every complete record is kept\n".utf8))
         }
@@ -194,7 +201,7 @@ public enum Supervisor {
                                      approvers: SupervisorHost.approvers(instruments: instruments, gpio: gpioDevices),
                                      protectedPaths: [protected], fault: fault),
             executor: TraceExecutor(), host: host,
-            predictor: TrivialPredictor(), recorder: RecorderSet([trace, MCAPRecorder(directory: options.out)]))
+            predictor: TrivialPredictor(), recorder: RecorderSet([trace, MCAPRecorder(directory: options.out, redaction: redaction)]))
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
                        programContexts: bench.contexts.filter { $0.program != nil },
                        programGuard: ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault))

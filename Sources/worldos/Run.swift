@@ -74,6 +74,7 @@ func supervisorOptions(_ o: LoopOptions) -> SupervisorOptions {
     s.out = o.out
     s.bench = o.bench
     s.policy = o.policy
+    s.redaction = o.redaction
     s.profiles = o.profiles
     s.devices = o.devices
     return s

@@ -24,6 +24,9 @@ struct LoopOptions: ParsableArguments {
     @Option(help: "The guard policy.")
     var policy: String = "Policies/default.yaml"
 
+    @Option(help: "Redaction rules applied to every transition before it is recorded (none if the file is absent).")
+    var redaction: String = "Policies/redaction.yaml"
+
     @Option(help: "real; filtered: also predict every return and report the gap; latent: dream, no host calls.")
     var mode: Mode = .real
 

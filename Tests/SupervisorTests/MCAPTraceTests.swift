@@ -80,4 +80,44 @@ final class MCAPTraceTests: XCTestCase {
         XCTAssertTrue(again.stdout.contains("complete"), again.stdout)
         XCTAssertEqual(try runWorldOS(["trace", "repair", out + "/audit.jsonl"]).status, 1, "not an MCAP file: an error, named")
     }
+
+    /// Redacted values never reach a file: not the JSON-lines trace, not an MCAP message, not
+    /// its index or summary. The same run without the rules is the control.
+    func testRedactedValues_neverReachAnyRecordedFile() throws {
+        let rules = try temporaryDirectory("redaction") + "/redaction.yaml"
+        try """
+        version: 1
+        fields:
+          data: drop
+        paths:
+          - /proc/**
+        frame-regions:
+          - { x: 0, y: 0, width: 400, height: 60 }
+        """.write(toFile: rules, atomically: true, encoding: .utf8)
+        for redacted in [true, false] {
+            let out = try temporaryDirectory("redacted-run")
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let run = try runWorldOS(["run", "--out", out, "--steps", "4", "--interval-ms", "50", "--redaction", redacted ? rules : out + "/none.yaml"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let json = try read(out + "/trace-0001.mcap")
+            let decoded = String(decoding: try JSONSerialization.data(withJSONObject: json, options: [.withoutEscapingSlashes]), as: UTF8.self)
+            let raw = String(decoding: try Data(contentsOf: URL(fileURLWithPath: out + "/trace-0001.mcap")), as: UTF8.self)
+            let lines = try String(contentsOfFile: out + "/trace.jsonl", encoding: .utf8)
+            let (_, frames) = try transitions(json)
+            let recordedFrame = try XCTUnwrap(Data(base64Encoded: try XCTUnwrap(frames.last?["data"] as? String)))
+            let panel = try Data(contentsOf: URL(fileURLWithPath: out + "/panel.png"))
+            if redacted {
+                for (name, text) in [("decoded MCAP messages", decoded), ("raw MCAP bytes", raw), ("trace.jsonl", lines)] {
+                    XCTAssertFalse(text.contains("/proc/loadavg"), "a redacted path in the \(name)")
+                    XCTAssertFalse(text.contains(#"\"data\":["#) || text.contains(#""data":["#), "dropped read data in the \(name)")
+                }
+                XCTAssertTrue(lines.contains("sha256:"), "the paths are there, hashed")
+                XCTAssertNotEqual(recordedFrame, panel, "the recorded frame has its region painted over")
+            } else {
+                XCTAssertTrue(decoded.contains("/proc/loadavg"), "control: without the rules the path is recorded")
+                XCTAssertTrue(lines.contains(#""data":["#), "control: read data is recorded")
+                XCTAssertEqual(recordedFrame, panel)
+            }
+        }
+    }
 }

@@ -1,0 +1,159 @@
+import CPNG
+import Config
+import Digest
+import Foundation
+
+/// Redaction rules (Policies/redaction.yaml), applied to every transition before anything of it
+/// is written — the JSON-lines trace and the MCAP files alike:
+///
+/// - `fields: { NAME: drop | hash }`: every JSON member called NAME, wherever it is in the
+///   transition (a node attribute, a call argument, a return's side data). `hash` replaces a
+///   string with `sha256:` and 16 hex digits of a salted hash (the same value, the same hash,
+///   within a run folder: records stay joinable); what is not a string is dropped.
+/// - `paths: [pattern, …]`: every absolute path matching a pattern, wherever it appears in a
+///   string (a node id such as `file:/home/ann/x`, an argument, a description), is replaced by
+///   its hash.
+/// - `frame-regions: [{x, y, width, height}, …]`: painted black in every recorded panel frame.
+public struct Redaction: Sendable {
+    public enum Action: String, Sendable { case drop, hash }
+    public struct Region: Sendable, Equatable { public var x, y, width, height: Int }
+
+    public var fields: [String: Action] = [:]
+    public var paths: [[[UInt8]]] = []
+    public var frameRegions: [Region] = []
+    /// Secret per run folder, so a hash cannot be reversed by hashing guesses.
+    public var salt: [UInt8] = []
+
+    public var isEmpty: Bool { fields.isEmpty && paths.isEmpty && frameRegions.isEmpty }
+
+    public init() {}
+
+    public static func load(file: String) throws(ConfigError) -> Redaction {
+        try parse(ConfigNode.load(file: file))
+    }
+
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> Redaction {
+        try parse(ConfigNode.parse(text, file: file))
+    }
+
+    static func parse(_ root: ConfigNode) throws(ConfigError) -> Redaction {
+        var r = Redaction()
+        for (key, value) in try root.mapping(allowed: ["version", "fields", "paths", "frame-regions"], required: ["version"]) {
+            switch key {
+            case "version": _ = try value.int(in: 1...1)
+            case "fields":
+                for (name, action) in try value.mappingPairs() {
+                    let text = try action.string()
+                    guard let a = Action(rawValue: text) else { throw action.error("unknown action \"\(text)\"", hint: "use drop or hash") }
+                    r.fields[name] = a
+                }
+            case "paths":
+                for pattern in try value.sequence() {
+                    let text = try pattern.string()
+                    let segments = text.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+                    guard text.hasPrefix("/"), !segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+                        throw pattern.error("path pattern \"\(text)\" must be absolute and normalized", hint: "such as /home/**")
+                    }
+                    r.paths.append(segments.map { Array($0.utf8) })
+                }
+            default:
+                for entry in try value.sequence() {
+                    var n: [String: Int] = [:]
+                    for (k, v) in try entry.mapping(allowed: ["x", "y", "width", "height"], required: ["x", "y", "width", "height"]) {
+                        n[k] = Int(try v.int(in: 0...100_000))
+                    }
+                    r.frameRegions.append(Region(x: n["x"]!, y: n["y"]!, width: n["width"]!, height: n["height"]!))
+                }
+            }
+        }
+        return r
+    }
+
+    /// The salt kept in the run folder (made on first use, mode 0600).
+    public static func salt(in directory: String) throws -> [UInt8] {
+        let path = directory + "/redaction.salt"
+        if let data = FileManager.default.contents(atPath: path), data.count == 32 { return [UInt8](data) }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        var g = SystemRandomNumberGenerator()
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &g) }
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
+        }
+        return bytes
+    }
+
+    func hash(_ text: String) -> String {
+        "sha256:" + SHA256.hex(salt + Array(text.utf8)).prefix(16)
+    }
+
+    /// A transition's JSON with the rules applied (keys sorted, as the encoder wrote them).
+    public func apply(toJSON data: Data) -> Data {
+        guard !fields.isEmpty || !paths.isEmpty, let tree = try? JSONSerialization.jsonObject(with: data) else { return data }
+        let cleaned = redact(tree)
+        return (try? JSONSerialization.data(withJSONObject: cleaned, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+    }
+
+    private func redact(_ value: Any) -> Any {
+        switch value {
+        case let object as [String: Any]:
+            var out: [String: Any] = [:]
+            for (key, member) in object {
+                switch fields[key] {
+                case .drop?: continue
+                case .hash?: if let s = member as? String { out[key] = hash(s) }
+                case nil: out[key] = redact(member)
+                }
+            }
+            return out
+        case let array as [Any]: return array.map(redact)
+        case let string as String: return paths.isEmpty ? string : redactPaths(in: string)
+        default: return value
+        }
+    }
+
+    /// Every absolute path in `text` (a `/` at its start or after a space, `:`, `=`, `(`, `"`
+    /// or `,`, running to the next such break) that a pattern matches, hashed.
+    func redactPaths(in text: String) -> String {
+        let breaks: Set<Character> = [" ", ":", "=", "(", ")", "\"", ",", "[", "]"]
+        var out = ""
+        var i = text.startIndex
+        while i < text.endIndex {
+            let atStart = i == text.startIndex || breaks.contains(text[text.index(before: i)])
+            guard text[i] == "/", atStart else { out.append(text[i]); i = text.index(after: i); continue }
+            var end = i
+            while end < text.endIndex, !breaks.contains(text[end]) { end = text.index(after: end) }
+            let path = String(text[i..<end])
+            let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { Array($0.utf8) }
+            out += paths.contains { pathGlobMatches($0, segments) } ? hash(path) : path
+            i = end
+        }
+        return out
+    }
+
+    /// A PNG with the frame regions painted black (the PNG itself when there are none).
+    public func apply(toPNG png: [UInt8]) -> [UInt8] {
+        guard !frameRegions.isEmpty else { return png }
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        guard png.withUnsafeBytes({ png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }) != 0 else { return [] }
+        image.format = UInt32(PNG_FORMAT_RGB)
+        let width = Int(image.width), height = Int(image.height)
+        var pixels = [UInt8](repeating: 0, count: width * height * 3)
+        guard pixels.withUnsafeMutableBytes({ png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }) != 0 else { return [] }
+        for r in frameRegions {
+            for y in max(0, r.y)..<min(height, r.y + r.height) where r.x < width {
+                let row = y * width * 3
+                for x in max(0, r.x)..<min(width, r.x + r.width) { pixels[row + 3 * x] = 0; pixels[row + 3 * x + 1] = 0; pixels[row + 3 * x + 2] = 0 }
+            }
+        }
+        var out = image
+        out.opaque = nil
+        var size = 0
+        // With no memory given, libpng reports the size it needs.
+        guard pixels.withUnsafeBytes({ png_image_write_to_memory(&out, nil, &size, 0, $0.baseAddress, 0, nil) }) != 0 else { return [] }
+        var bytes = [UInt8](repeating: 0, count: size)
+        var written = size
+        let ok = bytes.withUnsafeMutableBytes { b in pixels.withUnsafeBytes { p in png_image_write_to_memory(&out, b.baseAddress, &written, 0, p.baseAddress, 0, nil) } }
+        return ok != 0 ? Array(bytes[0..<written]) : []
+    }
+}
