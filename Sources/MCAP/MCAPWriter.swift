@@ -122,9 +122,11 @@ public final class MCAPWriter {
     /// Add a message to the open chunk (nothing is written until ``flushChunk()``).
     public func write(channel: UInt16, sequence: UInt32, logTime: UInt64, publishTime: UInt64, data: [UInt8]) {
         chunkIndex[channel, default: []].append((logTime, UInt64(chunk.bytes.count)))
-        chunk.bytes += RecordBuilder.record(.message) { r in
-            r.u16(channel); r.u32(sequence); r.u64(logTime); r.u64(publishTime); r.bytes += data
-        }
+        // Straight into the chunk: no record built apart and copied (this is the hot path).
+        chunk.u8(Opcode.message.rawValue)
+        chunk.u64(UInt64(22 + data.count))
+        chunk.u16(channel); chunk.u32(sequence); chunk.u64(logTime); chunk.u64(publishTime)
+        chunk.bytes.append(contentsOf: data)
         chunkStart = min(chunkStart, logTime)
         chunkEnd = max(chunkEnd, logTime)
         messageCount += 1
