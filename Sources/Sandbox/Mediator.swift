@@ -164,6 +164,20 @@ public final class Mediator: @unchecked Sendable {
 
     private func stillWaiting(_ call: worldos_notification) -> Bool { worldos_notif_id_valid(notify, call.id) == 1 }
 
+    /// What `body` reads of the program (its memory, its /proc); on an errno, that errno is the
+    /// call's answer (if the call still waits) and nil is returned.
+    private func gather<T>(_ call: worldos_notification, _ body: () throws(Errno) -> T) -> T? {
+        do throws(Errno) { return try body() } catch {
+            if stillWaiting(call) { answer(call, .failure(errno: error.code)) }
+            return nil
+        }
+    }
+
+    /// The path at `address` in the program, resolved.
+    private func path(_ call: worldos_notification, _ address: UInt64, dirfd: Int32, followLast: Bool) throws(Errno) -> String {
+        try resolver(call).resolve(try string(call, at: address), dirfd: dirfd, followLast: followLast).path
+    }
+
     // MARK: opens
 
     static func mode(ofFlags flags: Int32) -> String {
@@ -177,14 +191,10 @@ public final class Mediator: @unchecked Sendable {
     }
 
     private func open(_ call: worldos_notification, dirfd: Int32, path address: UInt64, flags: Int32, mode: mode_t) {
-        let given: String, resolved: PathResolver.Resolved
-        do throws(Errno) {
-            given = try string(call, at: address)
-            resolved = try resolver(call).resolve(given, dirfd: dirfd, followLast: flags & O_NOFOLLOW == 0)
-        } catch {
-            guard stillWaiting(call) else { return }
-            return answer(call, .failure(errno: error.code))
-        }
+        guard let (given, resolved) = gather(call, { () throws(Errno) in
+            let given = try string(call, at: address)
+            return (given, try resolver(call).resolve(given, dirfd: dirfd, followLast: flags & O_NOFOLLOW == 0))
+        }) else { return }
         // A missing file is not a decision (the loader probes a dozen library paths that do not
         // exist); stat() would tell the program as much anyway.
         if !resolved.exists && flags & O_CREAT == 0 { return answer(call, .failure(errno: ENOENT)) }
@@ -208,16 +218,11 @@ public final class Mediator: @unchecked Sendable {
     /// opened with symlinks refused.
     private func change(_ call: worldos_notification, _ what: String, _ operands: [(dirfd: Int32, path: UInt64)],
                         _ body: ([(dir: Int32, name: String)]) -> Int32) {
-        var paths: [String] = []
-        do throws(Errno) {
-            for operand in operands {
-                let given = try string(call, at: operand.path)
-                paths.append(try resolver(call).resolve(given, dirfd: operand.dirfd, followLast: false).path)
-            }
-        } catch {
-            guard stillWaiting(call) else { return }
-            return answer(call, .failure(errno: error.code))
-        }
+        guard let paths = gather(call, { () throws(Errno) in
+            var paths: [String] = []
+            for operand in operands { paths.append(try path(call, operand.path, dirfd: operand.dirfd, followLast: false)) }
+            return paths
+        }) else { return }
         guard stillWaiting(call) else { return }
         let decision = judge.decide(context: context, call: "\(what)(\(paths.joined(separator: ", ")))",
                                     checks: paths.map { ResolvedCall(.open, ["path": .string($0), "mode": .string("write")]) },
@@ -244,14 +249,10 @@ public final class Mediator: @unchecked Sendable {
         guard flags & worldos_at_empty_path() == 0 else {
             return refuse(call, "linkat", errno: EPERM, reason: "linking a descriptor (worldos_at_empty_path()) has no path to check")
         }
-        var old = "", new = ""
-        do throws(Errno) {
-            old = try resolver(call).resolve(try string(call, at: from.path), dirfd: from.dirfd, followLast: flags & AT_SYMLINK_FOLLOW != 0).path
-            new = try resolver(call).resolve(try string(call, at: to.path), dirfd: to.dirfd, followLast: false).path
-        } catch {
-            guard stillWaiting(call) else { return }
-            return answer(call, .failure(errno: error.code))
-        }
+        guard let (old, new) = gather(call, { () throws(Errno) in
+            (try path(call, from.path, dirfd: from.dirfd, followLast: flags & AT_SYMLINK_FOLLOW != 0),
+             try path(call, to.path, dirfd: to.dirfd, followLast: false))
+        }) else { return }
         guard stillWaiting(call) else { return }
         let decision = judge.decide(context: context, call: "link(\(old), \(new))",
                                     checks: [ResolvedCall(.open, ["path": .string(old), "mode": .string("read")]),
@@ -263,13 +264,7 @@ public final class Mediator: @unchecked Sendable {
     }
 
     private func truncate(_ call: worldos_notification, path address: UInt64, length: off_t) {
-        let path: String
-        do throws(Errno) {
-            path = try resolver(call).resolve(try string(call, at: address), dirfd: AT_FDCWD, followLast: true).path
-        } catch {
-            guard stillWaiting(call) else { return }
-            return answer(call, .failure(errno: error.code))
-        }
+        guard let path = gather(call, { () throws(Errno) in try path(call, address, dirfd: AT_FDCWD, followLast: true) }) else { return }
         guard stillWaiting(call) else { return }
         let decision = judge.decide(context: context, call: "truncate(\(path), \(length))",
                                     checks: [ResolvedCall(.open, ["path": .string(path), "mode": .string("write")])], physical: false, at: now())
@@ -286,13 +281,7 @@ public final class Mediator: @unchecked Sendable {
         guard flags & worldos_at_empty_path() == 0 else {
             return refuse(call, "execveat", errno: EPERM, reason: "running a descriptor (worldos_at_empty_path()) has no path to check")
         }
-        let path: String
-        do throws(Errno) {
-            path = try resolver(call).resolve(try string(call, at: address), dirfd: dirfd, followLast: true).path
-        } catch {
-            guard stillWaiting(call) else { return }
-            return answer(call, .failure(errno: error.code))
-        }
+        guard let path = gather(call, { () throws(Errno) in try path(call, address, dirfd: dirfd, followLast: true) }) else { return }
         let threads = Self.statusField("Threads", of: call.pid) ?? 0
         guard stillWaiting(call) else { return }
         guard threads == 1 else {
