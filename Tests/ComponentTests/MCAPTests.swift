@@ -1,5 +1,8 @@
 import Foundation
+import DataEngine
+import LoopCore
 import MCAP
+import StateGraph
 import WorldOSTesting
 import XCTest
 
@@ -119,5 +122,37 @@ final class MCAPTests: XCTestCase {
         XCTAssertThrowsError(try MCAPReader(path: path)) { XCTAssertEqual("\($0)", "MCAP file \(path), byte 8: no header record") }
         XCTAssertThrowsError(try MCAPReader(path: dir + "/missing.mcap")) { XCTAssertTrue("\($0)".contains("cannot read the file"), "\($0)") }
         XCTAssertThrowsError(try MCAPWriter(path: dir + "/no/such/dir/x.mcap")) { XCTAssertTrue("\($0)".contains("cannot create"), "\($0)") }
+    }
+
+    /// The recorder writes a chunk per `chunkDuration` of loop time and begins a new file past
+    /// `fileBytes` or `fileDuration`; every file it leaves is complete after finish().
+    func testTheRecorder_chunksByLoopTime_andRotatesFilesBySizeAndTime() throws {
+        func transition(_ step: Int, seconds: Double) -> Transition {
+            Transition(step: step, mode: .real, time: Instant(nanoseconds: UInt64(seconds * 1e9)), observedNodes: nil, racedEntries: nil,
+                       surprise: nil, frameHash: "h\(step)", framePNG: nil, stateDelta: GraphDelta(), context: nil, outcome: nil, nodeCount: step)
+        }
+        var limits = MCAPRecorder.Limits()
+        limits.chunkDuration = .seconds(1)
+        limits.fileDuration = .seconds(5)
+        let byTime = MCAPRecorder(directory: dir, limits: limits)
+        for step in 0..<12 { try byTime.record(transition(step, seconds: Double(step) * 0.5)) }
+        try byTime.finish()
+        // 12 steps 0.5 s apart: files for 0-4.5 s and 5-5.5 s; a chunk closes once it spans 1 s.
+        XCTAssertEqual(byTime.files.map { URL(fileURLWithPath: $0).lastPathComponent }, ["trace-0001.mcap", "trace-0002.mcap"])
+        let first = try MCAPReader(path: byTime.files[0]), second = try MCAPReader(path: byTime.files[1])
+        XCTAssertTrue(first.complete && second.complete)
+        XCTAssertEqual(first.messages.count, 10)
+        XCTAssertEqual(second.messages.count, 2)
+        XCTAssertEqual(try Self.pythonRead(byTime.files[0]).json["statistics"].flatMap { ($0 as? [String: Any])?["chunk_count"] as? Int }, 4,
+                       "chunks of 3, 3, 3 and 1 transitions (each closed when it spans 1 s)")
+
+        limits = MCAPRecorder.Limits()
+        limits.fileBytes = 1
+        let bySize = MCAPRecorder(directory: dir + "/size", limits: limits)
+        try FileManager.default.createDirectory(atPath: dir + "/size", withIntermediateDirectories: true)
+        for step in 0..<3 { try bySize.record(transition(step, seconds: Double(step))) }
+        try bySize.finish()
+        XCTAssertEqual(bySize.files.count, 3, "past its size, every file holds one transition")
+        XCTAssertEqual(try bySize.files.map { try MCAPReader(path: $0).messages.count }, [1, 1, 1])
     }
 }
