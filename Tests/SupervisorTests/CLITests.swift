@@ -106,13 +106,8 @@ final class CLITests: XCTestCase {
     func testRun_stopsCleanlyOnCtrlC_withEverythingRecorded() throws {
         let out = try temporaryDirectory("cli-run")
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let process = Process()
-        process.executableURL = try worldosBinary()
-        process.arguments = ["run", "--out", out, "--interval-ms", "50"]
-        process.currentDirectoryURL = repositoryRoot
         let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
+        let process = try startWorldOS(["run", "--out", out, "--interval-ms", "50"], output: pipe)
         // Wait for the loop to report its second step (blocking reads, no sleeps), then interrupt it.
         var text = ""
         let handle = pipe.fileHandleForReading

@@ -13,13 +13,7 @@ final class CrashTests: XCTestCase {
         let sim = try BenchSimulator()
         let out = try temporaryDirectory("crash")
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let child = Process()
-        child.executableURL = try worldosBinary()
-        child.arguments = ["run", "--out", out, "--device", sim.pty, "--interval-ms", "50"]
-        child.currentDirectoryURL = repositoryRoot
-        child.standardOutput = FileHandle.nullDevice
-        child.standardError = FileHandle.nullDevice
-        try child.run()
+        let child = try startWorldOS(["run", "--out", out, "--device", sim.pty, "--interval-ms", "50"])
         defer { if child.isRunning { kill(child.processIdentifier, SIGKILL) } }
 
         func waitFor(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {

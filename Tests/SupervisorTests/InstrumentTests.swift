@@ -134,12 +134,7 @@ final class InstrumentTests: XCTestCase {
     func testAct_runsANamedActionThroughTheGuard_asTheContextNamed() throws {
         let sim = try BenchSimulator(arguments: ["--serial", "SIM-ACT"])
         let out = directory + "/out"
-        let supervisor = Process()
-        supervisor.executableURL = try worldosBinary()
-        supervisor.arguments = ["run", "--out", out, "--interval-ms", "100", "--device", sim.pty]
-        supervisor.currentDirectoryURL = repositoryRoot
-        supervisor.standardOutput = FileHandle.nullDevice
-        try supervisor.run()
+        let supervisor = try startWorldOS(["run", "--out", out, "--interval-ms", "100", "--device", sim.pty])
         defer { if supervisor.isRunning { kill(supervisor.processIdentifier, SIGINT); supervisor.waitUntilExit() } }
         func act(_ arguments: [String]) throws -> CommandResult { try runWorldOS(["act"] + arguments + ["--out", out, "--timeout", "20"]) }
 

@@ -53,13 +53,7 @@ final class MCAPTraceTests: XCTestCase {
     func testARunKilledWithMinus9_leavesWholeChunks_thatTraceRepairCompletes() throws {
         let out = try temporaryDirectory("mcap-kill")
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let child = Process()
-        child.executableURL = try worldosBinary()
-        child.arguments = ["run", "--out", out, "--interval-ms", "50"]
-        child.currentDirectoryURL = repositoryRoot
-        child.standardOutput = FileHandle.nullDevice
-        child.standardError = FileHandle.nullDevice
-        try child.run()
+        let child = try startWorldOS(["run", "--out", out, "--interval-ms", "50"])
         // Long enough for a few 1-second chunks.
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, ((try? TraceWriter.read(path: out + "/trace.jsonl"))?.count ?? 0) < 30 { usleep(50_000) }

@@ -34,6 +34,19 @@ struct CommandResult {
     var stderr: String
 }
 
+/// Start `worldos` with arguments in the repository root, in the background; its stdout goes to
+/// `output` (discarded by default), its stderr is discarded. The caller stops it.
+func startWorldOS(_ arguments: [String], output: Any = FileHandle.nullDevice) throws -> Process {
+    let process = Process()
+    process.executableURL = try worldosBinary()
+    process.arguments = arguments
+    process.currentDirectoryURL = repositoryRoot
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
 /// Run `worldos` with arguments in the repository root and collect its output.
 func runWorldOS(_ arguments: [String]) throws -> CommandResult {
     let process = Process()
