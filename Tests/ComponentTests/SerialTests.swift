@@ -1,3 +1,4 @@
+import CShim
 import Foundation
 import Glibc
 import HostAdapter
@@ -121,8 +122,14 @@ final class SerialTests: XCTestCase {
         let sim = try simulator()
         let port = try SerialPort(path: sim.pty)
         try port.write("*IDN?\n")
-        var p = pollfd(fd: port.descriptor, events: Int16(POLLIN), revents: 0)
-        XCTAssertEqual(poll(&p, 1, 2000), 1, "the reply is waiting")
+        let length = try port.read(timeoutMilliseconds: 2000).count + 1
+        try port.write("*IDN?\n")
+        // The simulator may write a reply in pieces: wait until all of it is waiting, so the
+        // flush has the whole reply to discard.
+        var waiting: Int32 = 0
+        let deadline = Date().addingTimeInterval(2)
+        while Date() < deadline, worldos_ioctl_fionread(port.descriptor, &waiting) == 0, waiting < length { usleep(1000) }
+        XCTAssertGreaterThanOrEqual(Int(waiting), length, "the reply is waiting")
         port.flush()
         XCTAssertThrowsError(try port.read(timeoutMilliseconds: 200), "flushed: nothing left to read")
         try port.write("*OPC?\n")
