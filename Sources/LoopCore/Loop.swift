@@ -141,12 +141,13 @@ public struct SupervisorLoop {
         }
 
         let next = estimator.fold(outcome, into: posterior, at: now)
-        let delta = posterior.graph.snapshot().diff(to: next.snapshot())
+        let before = memory.snapshot(), predicted = prior.graph.snapshot(), seen = posterior.graph.snapshot()
+        let delta = seen.diff(to: next.snapshot())
         try recorder.record(Transition(
             step: index, mode: mode, time: now, observedNodes: observation?.nodes.count, racedEntries: observation?.raced,
             surprise: posterior.surprise, frameHash: frame.hash, framePNG: png, stateDelta: delta,
             context: outcome == nil ? nil : chosen, outcome: outcome, nodeCount: next.nodeCount,
-            events: observation?.events ?? []))
+            events: observation?.events ?? [], priorDelta: before.diff(to: predicted), observationDelta: before.diff(to: seen)))
         memory = next
         stepCount += 1
         return StepReport(step: index, mode: mode, priorNodes: prior.graph.nodeCount, observedNodes: observation?.nodes.count,

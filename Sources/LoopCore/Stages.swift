@@ -224,10 +224,15 @@ public struct Transition: Codable, Sendable {
     public var nodeCount: Int
     /// Asynchronous events observed at the start of this step.
     public var events: [ObservedEvent]
+    /// What the estimator predicted would change since the last step (memory → prior).
+    public var priorDelta: GraphDelta?
+    /// What this step's observation changed (memory → posterior): with the state delta, the
+    /// graph of every step can be rebuilt from the first.
+    public var observationDelta: GraphDelta?
 
     public init(step: Int, mode: Mode, time: Instant, observedNodes: Int?, racedEntries: Int?, surprise: Surprise?,
                 frameHash: String, framePNG: String?, stateDelta: GraphDelta, context: String?, outcome: ActionOutcome?, nodeCount: Int,
-                events: [ObservedEvent] = []) {
+                events: [ObservedEvent] = [], priorDelta: GraphDelta? = nil, observationDelta: GraphDelta? = nil) {
         self.step = step
         self.mode = mode
         self.time = time
@@ -241,5 +246,7 @@ public struct Transition: Codable, Sendable {
         self.outcome = outcome
         self.nodeCount = nodeCount
         self.events = events
+        self.priorDelta = priorDelta
+        self.observationDelta = observationDelta
     }
 }

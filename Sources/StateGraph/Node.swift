@@ -119,6 +119,41 @@ public enum AttributeValue: Hashable, Codable, Sendable, CustomStringConvertible
         case .bool(let v): String(v)
         }
     }
+    /// A double with a whole value and its integer are the same value: JSON writes both as `5`,
+    /// so a graph read back from a trace must compare equal to the one that wrote it.
+    public static func == (a: AttributeValue, b: AttributeValue) -> Bool {
+        switch (a.numericKey, b.numericKey) {
+        case let (x?, y?): return x == y
+        case (nil, nil): break
+        default: return false
+        }
+        switch (a, b) {
+        case let (.double(x), .double(y)): return x == y || (x.isNaN && y.isNaN)
+        case let (.string(x), .string(y)): return x == y
+        case let (.bool(x), .bool(y)): return x == y
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        if let key = numericKey { hasher.combine(0); hasher.combine(key); return }
+        switch self {
+        case .double(let v): hasher.combine(1); hasher.combine(v.isNaN ? .nan : v)
+        case .string(let v): hasher.combine(2); hasher.combine(v)
+        case .bool(let v): hasher.combine(3); hasher.combine(v)
+        case .int: break
+        }
+    }
+
+    /// The integer an int, or a double with a whole value in Int64's range, stands for.
+    private var numericKey: Int64? {
+        switch self {
+        case .int(let v): v
+        case .double(let v): v.rounded() == v && abs(v) < 9.2e18 ? Int64(v) : nil
+        default: nil
+        }
+    }
+
     public var intValue: Int64? { if case .int(let v) = self { v } else { nil } }
     public var stringValue: String? { if case .string(let v) = self { v } else { nil } }
 

@@ -179,6 +179,8 @@ public enum Supervisor {
         if FileManager.default.fileExists(atPath: options.redaction) {
             redaction = try Redaction.load(file: options.redaction)
             redaction.salt = try Redaction.salt(in: options.out)
+        } else {
+            notes.append("no redaction rules at \(options.redaction): transitions are recorded as they are")
         }
         let trace = try TraceWriter(path: options.tracePath, redaction: redaction)
         for (path, torn) in [(options.auditPath, audit.tornTailBytes), (options.tracePath, trace.tornTailBytes)] where torn > 0 {

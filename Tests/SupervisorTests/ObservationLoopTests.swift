@@ -1,3 +1,4 @@
+import DataEngine
 import Foundation
 import Glibc
 import LoopCore
@@ -19,6 +20,7 @@ final class ObservationLoopTests: XCTestCase {
         o.bench = directory + "/bench.yaml"
         o.policy = directory + "/policy.yaml"
         o.out = directory + "/out"
+        o.redaction = directory + "/no-redaction.yaml"  // absent: the trace is exact
         return try Supervisor.make(o, clock: ManualClock())
     }
 
@@ -92,5 +94,34 @@ final class ObservationLoopTests: XCTestCase {
         XCTAssertEqual(l.memory[child]?["comm"], .string("sleep"), "the observation found the same node")
         XCTAssertTrue(l.memory.contains(Edge(me.id, .parentOf, child)))
         XCTAssertTrue(l.memory.contains(Edge(.context("probe"), .parentOf, child)), "the context still holds its child")
+    }
+
+    /// The causal cut: what a step's action causes (a child's fork, exec and exit) is observed
+    /// in a later step, never in the step whose observation came before the action; a return is
+    /// in the step that made the call; and each step's graph is rebuilt from the one before with
+    /// the recorded observation and state deltas.
+    func testCausalCut_whatAnActionCauses_isObservedInALaterStep_andEachGraphRebuildsFromTheLast() throws {
+        var l = try loop(tasks: "      run-true:\n        - spawn: { path: /bin/true }\n        - waitpid: { pid: $0 }\n",
+                         allow: "      - op: spawn\n        path: /bin/true\n      - op: waitpid\n")
+        let initial = l.memory
+        var reports: [StepReport] = []
+        for _ in 0..<3 { reports.append(try l.step()) }
+        let transitions = try TraceWriter.read(path: directory + "/out/trace.jsonl")
+        XCTAssertEqual(transitions.count, 3)
+        let pid = try XCTUnwrap(transitions[0].outcome?.steps.first?.result?.value)
+        XCTAssertEqual(transitions[0].outcome?.steps.last?.result?.value, pid, "the child is reaped, its return in the same step")
+        func mentions(_ t: Transition) -> [ObservedEvent] { t.events.filter { $0.subject == String(pid) } }
+        XCTAssertEqual(mentions(transitions[0]), [], "step 0 observed before its action: nothing of the child")
+        let later = mentions(transitions[1]) + mentions(transitions[2])
+        XCTAssertTrue(later.contains { $0.action == "exit" }, "the child's exit is observed in a later step: \(transitions.map(\.events))")
+        XCTAssertTrue(later.allSatisfy { $0.time.nanoseconds >= transitions[0].time.nanoseconds }, "and stamped no earlier than the action")
+        // Replaying the deltas from the first graph gives each step's graph.
+        var graph = initial
+        for t in transitions {
+            try graph.apply(try XCTUnwrap(t.observationDelta))
+            try graph.apply(t.stateDelta)
+            XCTAssertEqual(graph.nodeCount, t.nodeCount, "step \(t.step)")
+        }
+        XCTAssertEqual(graph.snapshot().diff(to: l.memory.snapshot()), GraphDelta(), "the last graph, rebuilt exactly")
     }
 }
