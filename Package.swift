@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(name: "worldos", dependencies: [
             "Supervisor", "LoopCore", "HostAdapter", "Guard", "MCAP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim", "Sandbox", "DataEngine", "MCAP", "Renderer"],
+        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim", "Sandbox", "DataEngine", "MCAP", "Renderer", "Supervisor"],
                          path: "Benchmarks/worldos-bench"),
 
         // What the sandbox tests run under the filter (raw system calls, racing threads).

@@ -4,6 +4,7 @@ import LoopCore
 import MCAP
 import Renderer
 import StateGraph
+import Supervisor
 
 /// Recording: micro-step records per second into MCAP (zstd chunks) on one core, beside the
 /// same records appended one write each (the JSON-lines way); and the bytes a transition costs
@@ -68,4 +69,29 @@ func recordingBenchmark() throws {
     }
     print(String(format: "  bytes per transition: idle panel %5.0f B, busy panel %6.0f B (a new 1280×800 PNG each step, a 300×20 area changing)",
                  Double(sizes[0]) / 200, Double(sizes[1]) / 200))
+}
+
+/// The loop's slowdown with recording on: the real supervisor on this machine, steps timed with
+/// its recorders (trace.jsonl and MCAP) and with a recorder that keeps nothing, alternating.
+func recordingOverheadBenchmark() throws {
+    struct Nothing: Recording { mutating func record(_ transition: Transition) throws {} }
+    let dir = NSTemporaryDirectory() + "worldos-overhead-bench-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    var options = SupervisorOptions()
+    options.out = dir
+    options.redaction = dir + "/none.yaml"
+    var session = try Supervisor.start(options)
+    let recording = session.loop.recorder
+    for _ in 0..<3 { try session.loop.step() }  // warm: the first full scans
+    var on: [Double] = [], off: [Double] = []
+    for round in 0..<40 {
+        session.loop.recorder = round % 2 == 0 ? recording : Nothing()
+        let t = try milliseconds { try session.loop.step() }
+        if round % 2 == 0 { on.append(t) } else { off.append(t) }
+    }
+    session.loop.recorder = recording
+    try session.loop.recorder.finish()
+    let ratio = median(on) / median(off)
+    print(String(format: "  loop step with recording on %6.1f ms, off %6.1f ms (median of 20 each): %+.1f%% (goal ≤ 5%%: %@)",
+                 median(on), median(off), (ratio - 1) * 100, ratio <= 1.05 ? "met" : "NOT MET"))
 }

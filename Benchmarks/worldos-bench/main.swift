@@ -7,7 +7,8 @@
 //   worldos-bench serial     request/response through our serial adapter vs pyserial
 //   worldos-bench gpio       GPIO set through the guard vs gpioset (needs a GPIO chip: run in the rig)
 //   worldos-bench guard      decision latency with 1,000 rules
-//   worldos-bench recording  micro-step records/s into MCAP; bytes per transition, idle and busy panel
+//   worldos-bench recording  micro-step records/s into MCAP; bytes per transition, idle and busy panel;
+//                            the loop's slowdown with recording on
 //   worldos-bench sandbox    a supervised program's allow path vs unsandboxed; mediated opens vs strace -f
 import Foundation
 
@@ -24,6 +25,6 @@ if sections.isEmpty || sections.contains("graph") { try graphBenchmark() }
 if sections.isEmpty || sections.contains("observer") { try observerBenchmark() }
 if sections.isEmpty || sections.contains("serial") { try serialBenchmark() }
 if sections.isEmpty || sections.contains("guard") { try guardBenchmark() }
-if sections.isEmpty || sections.contains("recording") { try recordingBenchmark() }
+if sections.isEmpty || sections.contains("recording") { try recordingBenchmark(); try recordingOverheadBenchmark() }
 if sections.isEmpty || sections.contains("sandbox") { try sandboxBenchmark() }
 if sections.contains("gpio") { try gpioBenchmark() }
