@@ -73,7 +73,7 @@ let package = Package(
         // Assembles the real stages into a supervisor; bench files; the run loop.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Config", "Devices", "Journal", "Sandbox",
+            "Renderer", "HostAdapter", "DataEngine", "Config", "Devices", "Journal", "Sandbox", "MCAP",
         ]),
         // Test twins: manual clock and fakes of every stage, siblings of the real ones.
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "HostAdapter"]),
@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "RigTests", dependencies: ["HostAdapter", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
-            "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DataEngine", "Supervisor", "Devices", "WorldOSTesting",
+            "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

@@ -147,7 +147,8 @@ public struct SupervisorLoop {
             step: index, mode: mode, time: now, observedNodes: observation?.nodes.count, racedEntries: observation?.raced,
             surprise: posterior.surprise, frameHash: frame.hash, framePNG: png, stateDelta: delta,
             context: outcome == nil ? nil : chosen, outcome: outcome, nodeCount: next.nodeCount,
-            events: observation?.events ?? [], priorDelta: before.diff(to: predicted), observationDelta: before.diff(to: seen)))
+            events: observation?.events ?? [], priorDelta: before.diff(to: predicted), observationDelta: before.diff(to: seen),
+            supervisor: posterior.supervisor, picked: chosen))
         memory = next
         stepCount += 1
         return StepReport(step: index, mode: mode, priorNodes: prior.graph.nodeCount, observedNodes: observation?.nodes.count,

@@ -229,10 +229,16 @@ public struct Transition: Codable, Sendable {
     /// What this step's observation changed (memory → posterior): with the state delta, the
     /// graph of every step can be rebuilt from the first.
     public var observationDelta: GraphDelta?
+    /// The supervisor's own process node in this step's posterior (the panel marks it).
+    public var supervisor: NodeID?
+    /// The context the scheduler picked, whether or not it proposed anything (`context` is set
+    /// only when an action followed).
+    public var picked: String?
 
     public init(step: Int, mode: Mode, time: Instant, observedNodes: Int?, racedEntries: Int?, surprise: Surprise?,
                 frameHash: String, framePNG: String?, stateDelta: GraphDelta, context: String?, outcome: ActionOutcome?, nodeCount: Int,
-                events: [ObservedEvent] = [], priorDelta: GraphDelta? = nil, observationDelta: GraphDelta? = nil) {
+                events: [ObservedEvent] = [], priorDelta: GraphDelta? = nil, observationDelta: GraphDelta? = nil,
+                supervisor: NodeID? = nil, picked: String? = nil) {
         self.step = step
         self.mode = mode
         self.time = time
@@ -248,5 +254,7 @@ public struct Transition: Codable, Sendable {
         self.events = events
         self.priorDelta = priorDelta
         self.observationDelta = observationDelta
+        self.supervisor = supervisor
+        self.picked = picked
     }
 }

@@ -20,7 +20,8 @@ public struct PriorityScheduler: Scheduling {
         var ready: [(name: String, priority: Int64, last: Instant)] = []
         for context in posterior.graph.contexts {
             guard case .context(let name) = context.partition else { continue }
-            if context["state"]?.stringValue == "blocked" { continue }
+            // Blocked contexts wait; a supervised program runs on its own and proposes nothing.
+            if let state = context["state"]?.stringValue, state == "blocked" || state == "program" { continue }
             let interval = Duration.milliseconds(context["interval-ms"]?.intValue ?? 0)
             let last = lastRun[name]
             if let last, now < last + interval { continue }

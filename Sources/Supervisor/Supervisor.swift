@@ -55,7 +55,7 @@ public enum Supervisor {
             delta.append(.addNode(Node(id: .context(context.name), kind: .executionContext, partition: .context(context.name),
                                        observability: .visible, projected: true, capabilities: labels,
                                        attributes: ["priority": .int(context.priority), "interval-ms": .int(context.intervalMilliseconds),
-                                                    "state": .string("ready")])))
+                                                    "state": .string(context.tasks.isEmpty ? "program" : "ready")])))
         }
         try graph.apply(delta)
         return graph

@@ -39,6 +39,9 @@ public struct AttachedDevices: Sendable {
             + gpio.map { Entry(id: "\($0.profile.name):\($0.chip.name)", path: $0.chip.path, profile: $0.profile) }
     }
 
+    /// Devices known otherwise than by being attached now (a replay reads them from the graph).
+    public init(entries: [Entry]) { self.entries = entries }
+
     public func find(_ device: String) -> Entry? {
         if let exact = entries.first(where: { $0.id == device }) { return exact }
         let byProfile = entries.filter { $0.profile.name == device }
