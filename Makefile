@@ -14,7 +14,7 @@ OUT ?= .worldos/run
 # Python tools the tests use (a third-party SCPI client), in a project venv: Debian's python
 # refuses system-wide pip installs.
 VENV := .venv-tests
-PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial mcap==1.6.0
+PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial mcap==1.6.0 webdataset==0.2.100
 
 TESTS_BUNDLE := .build/debug/WorldOSPackageTests.xctest
 
@@ -36,7 +36,7 @@ setup:
 	  fi; \
 	fi
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
-	@$(VENV)/bin/python -c "import pyvisa, pyvisa_py, serial, mcap" 2>/dev/null || $(VENV)/bin/pip install -q $(PY_PACKAGES)
+	@$(VENV)/bin/python -c "import pyvisa, pyvisa_py, serial, mcap, webdataset" 2>/dev/null || $(VENV)/bin/pip install -q $(PY_PACKAGES)
 
 # The bench bridge firmware: the host simulator (gcc) and the ATmega328P image (avr-gcc).
 sim:

@@ -79,7 +79,7 @@ let package = Package(
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "HostAdapter"]),
 
         .executableTarget(name: "worldos", dependencies: [
-            "Supervisor", "LoopCore", "HostAdapter", "Guard", "MCAP", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Supervisor", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim", "Sandbox", "DataEngine", "MCAP", "Renderer", "Supervisor"],
                          path: "Benchmarks/worldos-bench"),
