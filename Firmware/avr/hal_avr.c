@@ -114,6 +114,12 @@ void hal_relay_set(uint8_t relay, uint8_t on) {
     if (on) PORTC |= bit; else PORTC &= (uint8_t)~bit;
 }
 
+uint8_t hal_relay_get(uint8_t relay) {
+    /* The driver pin as it reads back (PINC): what the relay driver is given. */
+    uint8_t bit = relay == 0 ? _BV(PC4) : relay == 1 ? _BV(PC5) : 0;
+    return bit && (PINC & bit) ? 1 : 0;
+}
+
 void hal_heater_set(uint8_t percent) { OCR2A = (uint8_t)((uint16_t)(percent > 100 ? 100 : percent) * 255u / 100u); }
 
 int16_t hal_heater_temperature_decidegrees(void) {

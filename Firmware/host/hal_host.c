@@ -6,7 +6,9 @@
    - an axis of 0..1000 steps with limit switches at both ends;
    - a lab supply driving a 10 Ω load, current-limited (constant current when over the limit),
      its voltage divided by 6 onto ADC channel 1.
-   --speed N runs the physics N times faster than real time (the watchdog stays in real time). */
+   --speed N runs the physics N times faster than real time (the watchdog stays in real time).
+   Faults, for the task generator (`worldos generate`): replies delayed, replies lost at random
+   (seeded, so a run is reproducible), a relay stuck where it is. */
 #define _GNU_SOURCE
 #include "hal_host.h"
 
@@ -27,6 +29,8 @@ static double temperature = 25.0;
 static int32_t axis = 100;
 static uint16_t supply_mv, supply_limit_ma;
 static uint8_t supply_on;
+static struct hal_host_faults faults = {.stuck_relay = -1};
+static uint32_t fault_random = 1;
 
 #define AMBIENT 25.0
 #define HEATER_WATTS 20.0
@@ -34,6 +38,19 @@ static uint8_t supply_on;
 #define HEAT_CAPACITY_J_PER_K 40.0
 #define LOAD_OHMS 10.0
 #define AXIS_MAX 1000
+
+void hal_host_faults(struct hal_host_faults f) {
+    faults = f;
+    fault_random = f.seed ? f.seed : 1;
+}
+
+/* xorshift32: a fault schedule that a seed repeats. */
+static uint32_t next_random(void) {
+    fault_random ^= fault_random << 13;
+    fault_random ^= fault_random >> 17;
+    fault_random ^= fault_random << 5;
+    return fault_random;
+}
 
 void hal_host_init(int fd, double speed) {
     link_fd = fd;
@@ -70,6 +87,8 @@ int hal_serial_read(uint8_t *byte) {
 void hal_serial_write(const char *text) {
     size_t length = 0;
     while (text[length]) length++;
+    if (faults.drop_percent && next_random() % 100 < faults.drop_percent) return;
+    if (faults.slow_ms) usleep(faults.slow_ms * 1000u);
     while (length > 0 && link_fd >= 0) {
         ssize_t n = write(link_fd, text, length);
         if (n < 0) {
@@ -94,7 +113,9 @@ uint16_t hal_adc_read(uint8_t channel) {
 }
 
 void hal_pwm_set(uint8_t channel, uint16_t permille) { if (channel < HAL_PWM_COUNT) pwm[channel] = permille; }
-void hal_relay_set(uint8_t relay, uint8_t on) { if (relay < HAL_RELAY_COUNT) relays[relay] = on ? 1 : 0; }
+void hal_relay_set(uint8_t relay, uint8_t on) {
+    if (relay < HAL_RELAY_COUNT && (int)relay != faults.stuck_relay) relays[relay] = on ? 1 : 0;
+}
 
 void hal_heater_set(uint8_t percent) {
     physics();
@@ -132,4 +153,5 @@ uint16_t hal_supply_measured_millivolts(void) {
 }
 
 uint8_t hal_host_relay(uint8_t relay) { return relay < HAL_RELAY_COUNT ? relays[relay] : 0; }
+uint8_t hal_relay_get(uint8_t relay) { return hal_host_relay(relay); }
 uint8_t hal_host_heater(void) { return heater_percent; }

@@ -4,6 +4,15 @@
 
 /* Serve the bridge over `fd` (a pty master or a connected socket), physics `speed` times real time. */
 void hal_host_init(int fd, double speed);
+/* Injected faults: each reply delayed by slow_ms; dropped whole with drop_percent % chance (seeded);
+   relay stuck_relay (-1: none) ignores every set. */
+struct hal_host_faults {
+    unsigned slow_ms;
+    unsigned drop_percent;
+    int stuck_relay;
+    unsigned seed;
+};
+void hal_host_faults(struct hal_host_faults faults);
 /* What the simulated hardware is doing, for the simulator's own log. */
 uint8_t hal_host_relay(uint8_t relay);
 uint8_t hal_host_heater(void);

@@ -1,7 +1,9 @@
 /* The bench bridge simulator.
      bench-bridge-sim                  open a pseudo-terminal, print its path as the first line, serve
      bench-bridge-sim --connect PATH   serve a Unix socket someone else listens on (QEMU's FTDI chardev)
-   Options: --serial SN (default SIM-0001), --speed N (physics N× real time).
+   Options: --serial SN (default SIM-0001), --speed N (physics N× real time); faults for the task
+   generator: --slow MS (delay every reply), --drop PERCENT (lose replies at random), --seed N (of
+   the drops), --stuck-relay N (relay N ignores every set).
    Serves until killed; SIGTERM and SIGINT end it cleanly. */
 #define _GNU_SOURCE
 #include "../src/bridge.h"
@@ -22,17 +24,22 @@ static volatile sig_atomic_t stopping;
 static void stop(int signal) { (void)signal; stopping = 1; }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench-bridge-sim [--connect SOCKET] [--serial SN] [--speed N]\n");
+    fprintf(stderr, "usage: bench-bridge-sim [--connect SOCKET] [--serial SN] [--speed N] [--slow MS] [--drop PERCENT] [--seed N] [--stuck-relay N]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     const char *connect_path = NULL, *serial = "SIM-0001";
     double speed = 1.0;
+    struct hal_host_faults faults = {.stuck_relay = -1};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--connect") == 0 && i + 1 < argc) connect_path = argv[++i];
         else if (strcmp(argv[i], "--serial") == 0 && i + 1 < argc) serial = argv[++i];
         else if (strcmp(argv[i], "--speed") == 0 && i + 1 < argc) { speed = atof(argv[++i]); if (speed <= 0) usage(); }
+        else if (strcmp(argv[i], "--slow") == 0 && i + 1 < argc) faults.slow_ms = (unsigned)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--drop") == 0 && i + 1 < argc) { int p = atoi(argv[++i]); if (p < 0 || p > 100) usage(); faults.drop_percent = (unsigned)p; }
+        else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) faults.seed = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--stuck-relay") == 0 && i + 1 < argc) faults.stuck_relay = atoi(argv[++i]);
         else usage();
     }
     int fd, keep_slave = -1;
@@ -62,6 +69,7 @@ int main(int argc, char **argv) {
     signal(SIGINT, stop);
     signal(SIGPIPE, SIG_IGN);
     hal_host_init(fd, speed);
+    hal_host_faults(faults);
     bridge_init(serial);
     while (!stopping) {
         struct pollfd p = {.fd = fd, .events = POLLIN};

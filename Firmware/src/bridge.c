@@ -214,7 +214,7 @@ void bridge_handle_line(char *text) {
         else if (!outputs_locked()) { pwm[a] = (uint16_t)b; hal_pwm_set((uint8_t)a, (uint16_t)b); }
     } else if (is(header, "RELAY?")) {
         if (!first || parse_int(first, &a) != 0 || a < 0 || a >= HAL_RELAY_COUNT) queue_error(-222, "Data out of range");
-        else reply_int(relay[a]);
+        else reply_int(hal_relay_get((uint8_t)a));
     } else if (is(header, "RELAY")) {
         if (!first || !second) queue_error(-109, "Missing parameter");
         else if (parse_int(first, &a) != 0 || a < 0 || a >= HAL_RELAY_COUNT || parse_on_off(second, &on) != 0) queue_error(-222, "Data out of range");

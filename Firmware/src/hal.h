@@ -24,6 +24,8 @@ uint16_t hal_adc_read(uint8_t channel);
 /* Duty in permille (0..1000). */
 void hal_pwm_set(uint8_t channel, uint16_t permille);
 void hal_relay_set(uint8_t relay, uint8_t on);
+/* The relay as it is (read back), which a stuck contact can make differ from what was set. */
+uint8_t hal_relay_get(uint8_t relay);
 /* Heater power in percent (0..100), driven as PWM on real boards. */
 void hal_heater_set(uint8_t percent);
 /* Heater temperature in tenths of a degree Celsius, from the board's sensor. */

@@ -35,6 +35,33 @@ final class SerialTests: XCTestCase {
         XCTAssertEqual(try scpi.errors(), [])
     }
 
+    /// Faults the task generator injects: a stuck relay reads back as it is, not as it was set;
+    /// slow replies are late; dropped replies are lost in a pattern the seed repeats.
+    func testInjectedFaults_stuckRelaySlowAndDroppedReplies() throws {
+        let stuck = try instrument(try simulator(["--stuck-relay", "0"]))
+        try stuck.send("RELAY 0,ON")
+        try stuck.send("RELAY 1,ON")
+        XCTAssertEqual(try stuck.query("RELAY? 0"), "0", "stuck: the contact did not follow")
+        XCTAssertEqual(try stuck.query("RELAY? 1"), "1")
+
+        let slow = try instrument(try simulator(["--slow", "150"]))
+        let start = ContinuousClock.now
+        XCTAssertEqual(try slow.query("RELAY? 1"), "0")
+        XCTAssertGreaterThanOrEqual(ContinuousClock.now - start, .milliseconds(150))
+
+        func lost(seed: String) throws -> [Bool] {
+            let port = try SerialPort(path: try simulator(["--drop", "50", "--seed", seed]).pty)
+            return try (0..<16).map { _ in
+                try port.write("RELAY? 1\n")
+                do { _ = try port.read(timeoutMilliseconds: 150); return false } catch is SerialTimeout { return true }
+            }
+        }
+        let pattern = try lost(seed: "7")
+        XCTAssertTrue(pattern.contains(true) && pattern.contains(false), "\(pattern)")
+        XCTAssertEqual(try lost(seed: "7"), pattern, "the same seed loses the same replies")
+        XCTAssertNotEqual(try lost(seed: "8"), pattern)
+    }
+
     func testErrorQueue_reportsEachFault_oldestFirst_andEmpties() throws {
         let scpi = try instrument(try simulator())
         try scpi.send("TELEPORT:NOW")
