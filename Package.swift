@@ -87,7 +87,7 @@ let package = Package(
         // What the sandbox tests run under the filter (raw system calls, racing threads).
         .executableTarget(name: "sandbox-probe", dependencies: ["CSeccomp"], path: "Tests/SandboxProbe"),
 
-        .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting"]),
+        .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting", "LoopCore"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
             "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP", "CPNG", "CShim",

@@ -1,3 +1,4 @@
+import LoopCore
 import StateGraph
 import WorldOSTesting
 import XCTest

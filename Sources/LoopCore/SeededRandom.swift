@@ -1,5 +1,5 @@
-/// A seeded generator (SplitMix64) so property tests are reproducible: a failure prints its
-/// seed, and the same seed replays the same sequence.
+/// A seeded generator (SplitMix64): the same seed, the same sequence on any machine — for
+/// property tests (a failure prints its seed, and the seed replays it) and `worldos generate`.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
     public init(seed: UInt64) { state = seed }
