@@ -1,3 +1,5 @@
+import Glibc
+
 /// An instrument that speaks SCPI over a serial port: commands are written with a terminator;
 /// queries (ending in `?`) are answered by one terminated line; errors wait in a queue that
 /// `SYST:ERR?` empties one at a time.
@@ -5,7 +7,10 @@ public final class SCPIInstrument {
     public let port: SerialPort
     /// What ends a line in both directions (`\n` for most instruments; some want `\r\n`).
     public let terminator: [UInt8]
-    public let timeoutMilliseconds: Int
+    public var timeoutMilliseconds: Int
+    /// A query on this line timed out: its reply may still come, and must not be taken as the
+    /// next one's. Kept with the port, which every instrument object on the line shares.
+    public var outOfStep: Bool { port.lateReplyPossible }
 
     public struct Identity: Equatable, Sendable {
         public var manufacturer: String
@@ -31,10 +36,34 @@ public final class SCPIInstrument {
         try port.write(Array(command.utf8) + terminator)
     }
 
-    /// Send a query and return its reply line.
+    /// Send a query and return its reply line. After a query timed out, the line is first
+    /// brought back in step (``resynchronize()``), so a late reply is never the next query's answer.
     public func query(_ command: String) throws -> String {
+        if outOfStep { try resynchronize() }
         try send(command)
-        return String(decoding: try port.read(until: terminator, timeoutMilliseconds: timeoutMilliseconds), as: UTF8.self)
+        do {
+            return String(decoding: try port.read(until: terminator, timeoutMilliseconds: timeoutMilliseconds), as: UTF8.self)
+        } catch let timeout as SerialTimeout {
+            port.lateReplyPossible = true
+            throw timeout
+        }
+    }
+
+    /// Discard what is waiting, ask `*IDN?`, and skip every line until its reply (four
+    /// comma-separated fields, which no other reply has): whatever was late is then behind us.
+    public func resynchronize() throws {
+        port.discardInput()
+        try send("*IDN?")
+        var clock = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &clock)
+        let deadline = Int(clock.tv_sec) * 1000 + Int(clock.tv_nsec) / 1_000_000 + 2 * timeoutMilliseconds
+        while true {
+            clock_gettime(CLOCK_MONOTONIC, &clock)
+            let left = deadline - (Int(clock.tv_sec) * 1000 + Int(clock.tv_nsec) / 1_000_000)
+            let line = String(decoding: try port.read(until: terminator, timeoutMilliseconds: max(1, left)), as: UTF8.self)
+            if line.split(separator: ",", omittingEmptySubsequences: false).count == 4 { break }
+        }
+        port.lateReplyPossible = false
     }
 
     /// `*IDN?`: manufacturer, model, serial number, version.

@@ -194,6 +194,16 @@ public final class SerialPort {
         }
     }
 
+    /// A query on this line went unanswered in time; its answer may still arrive (see
+    /// ``SCPIInstrument/resynchronize()``).
+    public var lateReplyPossible = false
+
+    /// Discard what has arrived and not been read (tcflush of input), and what this object held back.
+    public func discardInput() {
+        pending = []
+        tcflush(descriptor, TCIFLUSH)
+    }
+
     /// Discard what is buffered in both directions (tcflush), and what this object held back.
     public func flush() {
         pending = []

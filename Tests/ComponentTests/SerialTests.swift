@@ -62,6 +62,23 @@ final class SerialTests: XCTestCase {
         XCTAssertNotEqual(try lost(seed: "8"), pattern)
     }
 
+    /// The causal cut on a serial line: a reply that comes after its query timed out belongs to
+    /// that query, never to the next one — the next query must get its own answer.
+    func testALateReply_isNeverTakenAsTheNextQuerysAnswer() throws {
+        let sim = try simulator(["--slow", "300"])
+        let scpi = SCPIInstrument(port: try SerialPort(path: sim.pty, settings: SerialSettings(baud: 115_200)), timeoutMilliseconds: 100)
+        XCTAssertThrowsError(try scpi.query("RELAY? 1"), "too slow: it times out")
+        XCTAssertTrue(scpi.outOfStep)
+        scpi.timeoutMilliseconds = 2000
+        // Asked at once, while the late "0" is still on its way, and again once it has arrived.
+        XCTAssertEqual(try scpi.query("RELAY? 0"), "0")
+        try scpi.send("RELAY 1,ON")
+        XCTAssertThrowsError(try SCPIInstrument(port: scpi.port, timeoutMilliseconds: 100).query("RELAY? 1"))
+        usleep(450_000)
+        XCTAssertEqual(try scpi.query("*IDN?"), "WorldOS,BenchBridge,SIM-0001,0.1", "its own answer, not a late one")
+        XCTAssertFalse(scpi.outOfStep)
+    }
+
     func testErrorQueue_reportsEachFault_oldestFirst_andEmpties() throws {
         let scpi = try instrument(try simulator())
         try scpi.send("TELEPORT:NOW")
