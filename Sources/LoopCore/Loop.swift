@@ -85,6 +85,8 @@ public struct SupervisorLoop {
     /// The state after the last step: what the next prior predicts from.
     public private(set) var memory: Graph
     public private(set) var stepCount = 0
+    /// The last frame's semantics tree, which the next transition records changes against.
+    private var lastSemantics: [Frame.Semantic] = []
 
     public init(mode: Mode, clock: any WorldClock, initial: Graph, observer: any Observing, estimator: any Estimating,
                 renderer: any Rendering, frameSink: any FrameSink, scheduler: any Scheduling, proposer: any Proposing,
@@ -141,6 +143,9 @@ public struct SupervisorLoop {
         }
 
         let next = estimator.fold(outcome, into: posterior, at: now)
+        let (seenBefore, seenNow) = (Set(lastSemantics), Set(frame.semantics))
+        let appeared = frame.semantics.filter { !seenBefore.contains($0) }, went = lastSemantics.filter { !seenNow.contains($0) }
+        lastSemantics = frame.semantics
         let before = memory.snapshot(), predicted = prior.graph.snapshot(), seen = posterior.graph.snapshot()
         let delta = seen.diff(to: next.snapshot())
         try recorder.record(Transition(
@@ -148,7 +153,8 @@ public struct SupervisorLoop {
             surprise: posterior.surprise, frameHash: frame.hash, framePNG: png, stateDelta: delta,
             context: outcome == nil ? nil : chosen, outcome: outcome, nodeCount: next.nodeCount,
             events: observation?.events ?? [], priorDelta: before.diff(to: predicted), observationDelta: before.diff(to: seen),
-            supervisor: posterior.supervisor, picked: chosen))
+            supervisor: posterior.supervisor, picked: chosen,
+            semanticsAdded: appeared.isEmpty ? nil : appeared, semanticsRemoved: went.isEmpty ? nil : went))
         memory = next
         stepCount += 1
         return StepReport(step: index, mode: mode, priorNodes: prior.graph.nodeCount, observedNodes: observation?.nodes.count,

@@ -234,11 +234,16 @@ public struct Transition: Codable, Sendable {
     /// The context the scheduler picked, whether or not it proposed anything (`context` is set
     /// only when an action followed).
     public var picked: String?
+    /// The panel's semantics tree against the previous frame's: elements that appeared and that
+    /// went (nil when none did).
+    public var semanticsAdded: [Frame.Semantic]?
+    public var semanticsRemoved: [Frame.Semantic]?
 
     public init(step: Int, mode: Mode, time: Instant, observedNodes: Int?, racedEntries: Int?, surprise: Surprise?,
                 frameHash: String, framePNG: String?, stateDelta: GraphDelta, context: String?, outcome: ActionOutcome?, nodeCount: Int,
                 events: [ObservedEvent] = [], priorDelta: GraphDelta? = nil, observationDelta: GraphDelta? = nil,
-                supervisor: NodeID? = nil, picked: String? = nil) {
+                supervisor: NodeID? = nil, picked: String? = nil, semanticsAdded: [Frame.Semantic]? = nil,
+                semanticsRemoved: [Frame.Semantic]? = nil) {
         self.step = step
         self.mode = mode
         self.time = time
@@ -256,5 +261,7 @@ public struct Transition: Codable, Sendable {
         self.observationDelta = observationDelta
         self.supervisor = supervisor
         self.picked = picked
+        self.semanticsAdded = semanticsAdded
+        self.semanticsRemoved = semanticsRemoved
     }
 }

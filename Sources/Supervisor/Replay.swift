@@ -235,6 +235,9 @@ struct ComparingRecorder: Recording {
             }
             if a.status != b.status { script.differ("micro-step \(a.index) status \(a.status), recorded \(b.status)") }
         }
+        if replayed.semanticsAdded != recorded.semanticsAdded || replayed.semanticsRemoved != recorded.semanticsRemoved {
+            script.differ("the panel's semantics tree changed differently")
+        }
         if replayed.stateDelta != recorded.stateDelta { script.differ("the action left a different state (\(replayed.stateDelta.changes.count) changes, recorded \(recorded.stateDelta.changes.count))") }
         script.advance()
     }

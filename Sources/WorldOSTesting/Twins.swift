@@ -59,7 +59,11 @@ public struct RecordingRenderer: Rendering {
     public mutating func render(_ posterior: Posterior, at now: Instant) -> Frame {
         log.append("render:\(posterior.step):\(posterior.graph.nodeCount)")
         let pixels = [UInt32(truncatingIfNeeded: posterior.graph.nodeCount)]
-        return Frame(width: 1, height: 1, pixels: pixels, semantics: [], step: posterior.step)
+        // One element per process, so the semantics tree changes as the observations do.
+        let semantics = posterior.graph.nodes(ofKind: .process).sorted { $0.id.rawValue < $1.id.rawValue }.enumerated().map { i, node in
+            Frame.Semantic(role: "process", label: node.id.rawValue, node: node.id, x: 0, y: i, width: 1, height: 1)
+        }
+        return Frame(width: 1, height: 1, pixels: pixels, semantics: semantics, step: posterior.step)
     }
 }
 

@@ -59,6 +59,27 @@ final class LoopTests: XCTestCase {
         }
     }
 
+    /// Each transition records how the panel's semantics tree changed; replayed from nothing,
+    /// the changes give every frame's tree.
+    func testTransitions_carryTheSemanticsTreeDelta_thatRebuildsEachFramesTree() throws {
+        let log = StageLog()
+        let sink = MemoryFrameSink(), recorder = MemoryRecorder()
+        var l = try loop(log: log, estimator: LiveEstimator(), host: SpyHost(), allow: { _ in true },
+                         observations: [observation(3), observation(5), observation(2), observation(2)])
+        l.frameSink = sink
+        l.recorder = recorder
+        for _ in 0..<4 { try l.step() }
+        var tree: [Frame.Semantic] = []
+        for (transition, frame) in zip(recorder.transitions, sink.frames) {
+            tree.removeAll { (transition.semanticsRemoved ?? []).contains($0) }
+            tree += transition.semanticsAdded ?? []
+            XCTAssertEqual(Set(tree), Set(frame.semantics), "step \(transition.step)")
+        }
+        XCTAssertEqual(recorder.transitions.map { $0.semanticsAdded?.count ?? 0 }, [3, 2, 0, 0])
+        XCTAssertEqual(recorder.transitions.map { $0.semanticsRemoved?.count ?? 0 }, [0, 0, 3, 0])
+        XCTAssertNil(recorder.transitions[3].semanticsAdded, "an unchanged tree costs nothing")
+    }
+
     func testFailingPosterior_drawsNothing_andActsOnNothing() throws {
         struct Broken: Error {}
         struct FailingEstimator: Estimating {
