@@ -7,7 +7,7 @@
    - a lab supply driving a 10 Ω load, current-limited (constant current when over the limit),
      its voltage divided by 6 onto ADC channel 1.
    --speed N runs the physics N times faster than real time (the watchdog stays in real time).
-   Faults, for the task generator (`worldos generate`): replies delayed, replies lost at random
+   Faults, for the task generator (`worldos generate`): replies delayed, bytes lost at random
    (seeded, so a run is reproducible), a relay stuck where it is. */
 #define _GNU_SOURCE
 #include "hal_host.h"
@@ -84,11 +84,27 @@ int hal_serial_read(uint8_t *byte) {
     return n == 1;
 }
 
+static void hal_serial_write_raw(const char *text);
+
 void hal_serial_write(const char *text) {
     size_t length = 0;
     while (text[length]) length++;
-    if (faults.drop_percent && next_random() % 100 < faults.drop_percent) return;
     if (faults.slow_ms) usleep(faults.slow_ms * 1000u);
+    if (faults.drop_percent && length > 0 && next_random() % 100 < faults.drop_percent) {
+        /* A byte lost on the line: the reply arrives garbled, or without its end. */
+        char copy[128];
+        size_t at = next_random() % length, n = length < sizeof copy ? length : sizeof copy - 1;
+        for (size_t i = 0, j = 0; i < n; i++) if (i != at) copy[j++] = text[i];
+        copy[n - (at < n ? 1 : 0)] = 0;
+        hal_serial_write_raw(copy);
+        return;
+    }
+    hal_serial_write_raw(text);
+}
+
+static void hal_serial_write_raw(const char *text) {
+    size_t length = 0;
+    while (text[length]) length++;
     while (length > 0 && link_fd >= 0) {
         ssize_t n = write(link_fd, text, length);
         if (n < 0) {

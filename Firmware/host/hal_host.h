@@ -4,7 +4,7 @@
 
 /* Serve the bridge over `fd` (a pty master or a connected socket), physics `speed` times real time. */
 void hal_host_init(int fd, double speed);
-/* Injected faults: each reply delayed by slow_ms; dropped whole with drop_percent % chance (seeded);
+/* Injected faults: each reply delayed by slow_ms; one byte of it lost with drop_percent % chance (seeded);
    relay stuck_relay (-1: none) ignores every set. */
 struct hal_host_faults {
     unsigned slow_ms;

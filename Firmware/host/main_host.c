@@ -2,8 +2,8 @@
      bench-bridge-sim                  open a pseudo-terminal, print its path as the first line, serve
      bench-bridge-sim --connect PATH   serve a Unix socket someone else listens on (QEMU's FTDI chardev)
    Options: --serial SN (default SIM-0001), --speed N (physics N× real time); faults for the task
-   generator: --slow MS (delay every reply), --drop PERCENT (lose replies at random), --seed N (of
-   the drops), --stuck-relay N (relay N ignores every set).
+   generator: --slow MS (delay every reply), --drop PERCENT (lose a byte of replies at random),
+   --seed N (of the drops), --stuck-relay N (relay N ignores every set).
    Serves until killed; SIGTERM and SIGINT end it cleanly. */
 #define _GNU_SOURCE
 #include "../src/bridge.h"

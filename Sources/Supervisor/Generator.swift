@@ -5,7 +5,7 @@ import LoopCore
 
 /// `worldos generate`: many short synthetic tasks, each a real supervisor run in a sandbox of its
 /// own — a temporary folder of files, a generated bench and policy, a program context under the
-/// seccomp filter, and the bench bridge simulator with a fault (slow replies, lost replies, a
+/// seccomp filter, and the bench bridge simulator with a fault (slow replies, lost bytes, a
 /// stuck relay, an unplug) — so the dataset holds failures and recoveries, not only the happy
 /// path. What each task is (its files, bench, policy, fault and when it strikes) follows from
 /// the seed alone; what the machine then does (pids, timings) is recorded as it happened.
@@ -73,7 +73,7 @@ public struct Generator {
         switch fault {
         case .none: break
         case .slow: arguments = ["--slow", "\(Int.random(in: 50...400, using: &random))"]
-        case .drop: arguments = ["--drop", "\(Int.random(in: 20...60, using: &random))", "--seed", "\(Int.random(in: 1...1_000_000, using: &random))"]
+        case .drop: arguments = ["--drop", "\(Int.random(in: 3...12, using: &random))", "--seed", "\(Int.random(in: 1...1_000_000, using: &random))"]
         case .stuckRelay: arguments = ["--stuck-relay", "\(Int.random(in: 0...1, using: &random))"]
         case .unplug: unplug = Int.random(in: 3...(max(4, options.steps - 4)), using: &random)
         }

@@ -8,7 +8,7 @@ struct GenerateCommand: ParsableCommand {
         abstract: "Run many short synthetic tasks in sandboxes, with injected faults, and summarise the dataset they make.",
         discussion: """
         Each task is a real supervisor run in a folder of its own: generated files, bench and policy, a program \
-        under the seccomp filter, and the bench bridge simulator with a fault (slow or lost replies, a stuck \
+        under the seccomp filter, and the bench bridge simulator with a fault (slow replies or lost bytes, a stuck \
         relay, an unplug). The seed decides every task; the traces record what then happened. The generator \
         approves the first irreversible request of each task on its own simulator, as an operator would.
         """)

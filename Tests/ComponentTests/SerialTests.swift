@@ -36,7 +36,7 @@ final class SerialTests: XCTestCase {
     }
 
     /// Faults the task generator injects: a stuck relay reads back as it is, not as it was set;
-    /// slow replies are late; dropped replies are lost in a pattern the seed repeats.
+    /// slow replies are late; bytes are lost in a pattern the seed repeats.
     func testInjectedFaults_stuckRelaySlowAndDroppedReplies() throws {
         let stuck = try instrument(try simulator(["--stuck-relay", "0"]))
         try stuck.send("RELAY 0,ON")
@@ -49,17 +49,19 @@ final class SerialTests: XCTestCase {
         XCTAssertEqual(try slow.query("RELAY? 1"), "0")
         XCTAssertGreaterThanOrEqual(ContinuousClock.now - start, .milliseconds(150))
 
-        func lost(seed: String) throws -> [Bool] {
-            let port = try SerialPort(path: try simulator(["--drop", "50", "--seed", seed]).pty)
+        // A lost byte leaves a reply garbled or without its end (the read times out).
+        func replies(seed: String) throws -> [String] {
+            let port = try SerialPort(path: try simulator(["--drop", "8", "--seed", seed]).pty)
             return try (0..<16).map { _ in
-                try port.write("RELAY? 1\n")
-                do { _ = try port.read(timeoutMilliseconds: 150); return false } catch is SerialTimeout { return true }
+                try port.write("*IDN?\n")
+                do { return String(decoding: try port.read(timeoutMilliseconds: 150), as: UTF8.self) } catch is SerialTimeout { return "(timeout)" }
             }
         }
-        let pattern = try lost(seed: "7")
-        XCTAssertTrue(pattern.contains(true) && pattern.contains(false), "\(pattern)")
-        XCTAssertEqual(try lost(seed: "7"), pattern, "the same seed loses the same replies")
-        XCTAssertNotEqual(try lost(seed: "8"), pattern)
+        let intact = "WorldOS,BenchBridge,SIM-0001,0.1"
+        let pattern = try replies(seed: "7")
+        XCTAssertTrue(pattern.contains(intact) && pattern.contains { $0 != intact }, "\(pattern)")
+        XCTAssertEqual(try replies(seed: "7"), pattern, "the same seed loses the same bytes")
+        XCTAssertNotEqual(try replies(seed: "8"), pattern)
     }
 
     /// The causal cut on a serial line: a reply that comes after its query timed out belongs to

@@ -2,6 +2,7 @@ import DataEngine
 import Foundation
 import Glibc
 import LoopCore
+import Supervisor
 import WorldOSTesting
 import XCTest
 
@@ -45,6 +46,12 @@ final class MCAPTraceTests: XCTestCase {
         XCTAssertEqual(png, try Data(contentsOf: URL(fileURLWithPath: out + "/panel.png")))
         let schemas = try XCTUnwrap(json["schemas"] as? [String: [String: String]])
         XCTAssertEqual(Set(schemas.values.map { $0["name"] ?? "" }), ["worldos.Transition", "foxglove.CompressedImage"])
+        // And the core, replayed on what was recorded, does and draws exactly the same.
+        var options = SupervisorOptions()
+        options.bench = repositoryRoot.appendingPathComponent("Devices/benches/default.yaml").path
+        options.policy = repositoryRoot.appendingPathComponent("Policies/default.yaml").path
+        options.profiles = repositoryRoot.appendingPathComponent("Devices").path
+        XCTAssertEqual(try Replay.run(try Replay.transitions(from: out + "/trace-0001.mcap"), options: options).mismatches, [])
         // A second run in the same folder starts the next file.
         XCTAssertEqual(try runWorldOS(["run", "--out", out, "--steps", "1"]).status, 0)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/trace-0002.mcap"))
