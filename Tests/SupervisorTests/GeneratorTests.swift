@@ -48,4 +48,17 @@ final class GeneratorTests: XCTestCase {
         let written = try JSONDecoder().decode(Generator.Summary.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json")))
         XCTAssertEqual(written.transitions, 40)
     }
+
+    func testBadOptions_areRefusedSayingWhy() throws {
+        let zero = try runWorldOS(["generate", "--tasks", "0"])
+        XCTAssertNotEqual(zero.status, 0)
+        XCTAssertTrue(zero.stderr.contains("--tasks must be at least 1"), zero.stderr)
+        let short = try runWorldOS(["generate", "--steps", "3"])
+        XCTAssertTrue(short.stderr.contains("--steps must be at least 8"), short.stderr)
+        let out = try temporaryDirectory("generate-bad")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let noSimulator = try runWorldOS(["generate", "--tasks", "1", "--out", out, "--simulator", out + "/no-such-sim"])
+        XCTAssertNotEqual(noSimulator.status, 0)
+        XCTAssertTrue(noSimulator.stderr.contains("cannot start the simulator"), noSimulator.stderr)
+    }
 }
