@@ -74,17 +74,21 @@ extension GPIORigTests {
         let request = try GPIOLineRequest(chip: try chip.path, offset: 5, kind: .edges)
         XCTAssertGreaterThanOrEqual(request.descriptor, 0)
         try Rig.setPull(5, up: false)
+        usleep(100_000)
         _ = try request.readEdges()   // whatever the line did before this test
-        try Rig.setPull(5, up: true)
-        try Rig.setPull(5, up: false)
-        var p = pollfd(fd: request.descriptor, events: Int16(POLLIN), revents: 0)
-        XCTAssertEqual(poll(&p, 1, 2000), 1, "the descriptor becomes readable")
-        var edges: [GPIOLineRequest.Edge] = []
-        for _ in 0..<50 where edges.count < 2 {
-            edges += try request.readEdges()
-            if edges.count < 2 { usleep(10_000) }
+        // One change at a time, each awaited on the descriptor: the test asks what the kernel
+        // reports for a rise and then a fall, not how fast a pull can be toggled.
+        func nextEdge() throws -> [GPIOLineRequest.Edge] {
+            var p = pollfd(fd: request.descriptor, events: Int16(POLLIN), revents: 0)
+            XCTAssertEqual(poll(&p, 1, 2000), 1, "the descriptor becomes readable")
+            return try request.readEdges()
         }
+        try Rig.setPull(5, up: true)
+        var edges = try nextEdge()
+        try Rig.setPull(5, up: false)
+        edges += try nextEdge()
         XCTAssertEqual(edges.map(\.rising), [true, false])
+        guard edges.count == 2 else { return }
         XCTAssertLessThan(edges[0].nanoseconds, edges[1].nanoseconds)
         XCTAssertEqual(try request.readEdges(), [], "read once")
     }
