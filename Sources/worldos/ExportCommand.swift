@@ -17,12 +17,7 @@ struct ExportCommand: ParsableCommand {
     @OptionGroup var folder: RunFolder
 
     func run() throws {
-        var inputs = traces
-        if inputs.isEmpty {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.out)) ?? []
-            inputs = names.filter { $0.hasPrefix("trace-") && $0.hasSuffix(".mcap") }.sorted().map { folder.out + "/" + $0 }
-            if inputs.isEmpty { throw ValidationError("no trace-*.mcap in \(folder.out); name the traces to export") }
-        }
+        let inputs = traces.isEmpty ? try folder.traces(toDo: "export") : traces
         let summary = try WebDatasetExport.export(traces: inputs, to: to, perShard: perShard)
         print("\(summary.samples) samples in \(summary.shards.count) shard\(summary.shards.count == 1 ? "" : "s") under \(to)"
               + (summary.framesMissing > 0 ? " (\(summary.framesMissing) before the first recorded frame, without a PNG)" : ""))

@@ -18,12 +18,7 @@ struct TraceCommand: ParsableCommand {
         @OptionGroup var folder: RunFolder
 
         func run() throws {
-            var targets = files
-            if targets.isEmpty {
-                let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.out)) ?? []
-                targets = names.filter { $0.hasPrefix("trace-") && $0.hasSuffix(".mcap") }.sorted().map { folder.out + "/" + $0 }
-                if targets.isEmpty { throw ValidationError("no trace-*.mcap in \(folder.out); name the files to repair") }
-            }
+            let targets = files.isEmpty ? try folder.traces(toDo: "repair") : files
             var failed = false
             for path in targets {
                 do {
@@ -40,5 +35,15 @@ struct TraceCommand: ParsableCommand {
             }
             if failed { throw ExitCode(1) }
         }
+    }
+}
+
+extension RunFolder {
+    /// The run folder's MCAP traces, oldest first; none is an error naming what to do instead.
+    func traces(toDo what: String) throws -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+        let found = names.filter { $0.hasPrefix("trace-") && $0.hasSuffix(".mcap") }.sorted().map { out + "/" + $0 }
+        if found.isEmpty { throw ValidationError("no trace-*.mcap in \(out); name the traces to \(what)") }
+        return found
     }
 }
