@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "Sandbox", dependencies: ["Guard", "LoopCore", "CSeccomp", "CShim"]),
         .executableTarget(name: "worldos-sandbox", dependencies: ["Sandbox", "CShim"]),
         // MCAP (https://mcap.dev/spec): our own writer, reader and repair; zstd chunks.
-        .target(name: "MCAP", dependencies: ["CZstd"]),
+        .target(name: "MCAP", dependencies: ["CZstd", "Journal"]),
         // Data engine: the recorder of aligned transitions.
         .target(name: "DataEngine", dependencies: ["StateGraph", "LoopCore", "Journal", "MCAP", "Config", "CPNG", "Digest"]),
         // Assembles the real stages into a supervisor; bench files; the run loop.

@@ -296,12 +296,3 @@ enum Syscall {
     }
 }
 
-/// The host's monotonic clock.
-public final class SystemClock: WorldClock {
-    public init() {}
-    public func now() -> Instant {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Instant(nanoseconds: UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
-    }
-}

@@ -35,14 +35,8 @@ public final class AppendOnlyFile {
     public func append(_ line: Data, sync: Bool) throws(JournalError) {
         var bytes = [UInt8](line)
         bytes.append(UInt8(ascii: "\n"))
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw JournalError(path: path, message: "write failed: \(String(cString: strerror(errno)))")
-            }
-            offset += n
+        if let failed = writeAll(fd, bytes) {
+            throw JournalError(path: path, message: "write failed: \(String(cString: strerror(failed)))")
         }
         if sync && fsync(fd) != 0 {
             throw JournalError(path: path, message: "fsync failed: \(String(cString: strerror(errno)))")
@@ -65,4 +59,19 @@ public struct JournalError: Error, CustomStringConvertible, Equatable {
         self.message = message
     }
     public var description: String { "\(path): \(message)" }
+}
+
+/// Write every byte to a blocking descriptor, again after an interrupted or short write.
+/// nil when all were written, else the errno that stopped it.
+public func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        offset += n
+    }
+    return nil
 }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// A point on the supervisor's monotonic timeline, in nanoseconds. Every stage takes `now` as
 /// an argument; nothing reads the time on its own, so tests drive a manual clock.
 public struct Instant: Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
@@ -20,4 +22,14 @@ public struct Instant: Hashable, Comparable, Codable, Sendable, CustomStringConv
 /// Where the loop gets `now` from: the host's monotonic clock in production, a manual clock in tests.
 public protocol WorldClock: AnyObject, Sendable {
     func now() -> Instant
+}
+
+/// The host's monotonic clock.
+public final class SystemClock: WorldClock {
+    public init() {}
+    public func now() -> Instant {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Instant(nanoseconds: UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
+    }
 }

@@ -1,5 +1,6 @@
 import CZstd
 import Glibc
+import Journal
 
 /// Writes an MCAP file: schemas and channels as they are added, messages gathered into chunks
 /// (zstd-compressed, CRC-checked) each followed by its message indexes, and on close the
@@ -213,14 +214,8 @@ public final class MCAPWriter {
     }
 
     private func emit(_ bytes: [UInt8]) throws(Failure) {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes[done...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Failure(path: path, message: "write failed: \(String(cString: strerror(errno)))")
-            }
-            done += n
+        if let failed = writeAll(fd, bytes) {
+            throw Failure(path: path, message: "write failed: \(String(cString: strerror(failed)))")
         }
         position += UInt64(bytes.count)
     }

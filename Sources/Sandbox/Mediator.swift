@@ -1,5 +1,6 @@
 import CSeccomp
 import CShim
+import Foundation
 import Glibc
 import Guard
 import LoopCore
@@ -29,17 +30,17 @@ public final class Mediator: @unchecked Sendable {
     let identity: (uid: UInt32, gid: UInt32)?
     /// The program's first process: signals within its process tree need no rule.
     let root: Int32
-    let now: @Sendable () -> UInt64
+    let clock: any WorldClock
     private var names: [Int32: String] = [:]
 
     init(notify: Int32, context: String, judge: ProgramGuard, identity: (uid: UInt32, gid: UInt32)?, root: Int32,
-         now: @escaping @Sendable () -> UInt64) {
+         clock: any WorldClock) {
         self.notify = notify
         self.context = context
         self.judge = judge
         self.identity = identity
         self.root = root
-        self.now = now
+        self.clock = clock
         for name in SandboxFilter.mediated + ["ioctl"] {
             let number = seccomp_syscall_resolve_name(name)
             if number >= 0 { names[number] = name }
@@ -132,7 +133,7 @@ public final class Mediator: @unchecked Sendable {
     }
 
     private func refuse(_ call: worldos_notification, _ what: String, errno: Int32, reason: String) {
-        _ = judge.decide(context: context, call: what, checks: [], fixed: .deny(rule: "sandbox", reason: reason), physical: false, at: now())
+        _ = judge.decide(context: context, call: what, checks: [], fixed: .deny(rule: "sandbox", reason: reason), physical: false, at: clock.now().nanoseconds)
         answer(call, .failure(errno: errno))
     }
 
@@ -202,7 +203,7 @@ public final class Mediator: @unchecked Sendable {
         let how = Self.mode(ofFlags: flags)
         let decision = judge.decide(context: context, call: "\(name(call))(\(quoted(given)) → \(resolved.path), \(how))",
                                     checks: [ResolvedCall(.open, ["path": .string(resolved.path), "mode": .string(how)])],
-                                    physical: Self.isPhysical(path: resolved.path), at: now())
+                                    physical: Self.isPhysical(path: resolved.path), at: clock.now().nanoseconds)
         guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
         let umask = resolved.exists ? 0 : programUmask(call.pid)
         let opened = worldos_openat2(AT_FDCWD, resolved.path, UInt64(UInt32(bitPattern: flags | O_CLOEXEC)), UInt64(mode & 0o7777 & ~umask),
@@ -226,7 +227,7 @@ public final class Mediator: @unchecked Sendable {
         guard stillWaiting(call) else { return }
         let decision = judge.decide(context: context, call: "\(what)(\(paths.joined(separator: ", ")))",
                                     checks: paths.map { ResolvedCall(.open, ["path": .string($0), "mode": .string("write")]) },
-                                    physical: false, at: now())
+                                    physical: false, at: clock.now().nanoseconds)
         guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
         perform(call, paths, body)
     }
@@ -258,7 +259,7 @@ public final class Mediator: @unchecked Sendable {
                                     checks: [ResolvedCall(.open, ["path": .string(old), "mode": .string("read")]),
                                              ResolvedCall(.open, ["path": .string(old), "mode": .string("write")]),
                                              ResolvedCall(.open, ["path": .string(new), "mode": .string("create")])],
-                                    physical: false, at: now())
+                                    physical: false, at: clock.now().nanoseconds)
         guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
         perform(call, [old, new]) { d in linkat(d[0].dir, d[0].name, d[1].dir, d[1].name, 0) }
     }
@@ -267,7 +268,7 @@ public final class Mediator: @unchecked Sendable {
         guard let path = gather(call, { () throws(Errno) in try path(call, address, dirfd: AT_FDCWD, followLast: true) }) else { return }
         guard stillWaiting(call) else { return }
         let decision = judge.decide(context: context, call: "truncate(\(path), \(length))",
-                                    checks: [ResolvedCall(.open, ["path": .string(path), "mode": .string("write")])], physical: false, at: now())
+                                    checks: [ResolvedCall(.open, ["path": .string(path), "mode": .string("write")])], physical: false, at: clock.now().nanoseconds)
         guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
         let fd = worldos_openat2(AT_FDCWD, path, UInt64(O_WRONLY | O_NONBLOCK | O_CLOEXEC), 0, worldos_resolve_no_links())
         guard fd >= 0 else { return answer(call, .failure(errno: errno)) }
@@ -289,7 +290,7 @@ public final class Mediator: @unchecked Sendable {
                           reason: "execve from a program with \(threads) threads: another could change the path after the check")
         }
         let decision = judge.decide(context: context, call: "execve(\(path))", checks: [ResolvedCall(.spawn, ["path": .string(path)])],
-                                    physical: false, at: now())
+                                    physical: false, at: clock.now().nanoseconds)
         answer(call, decision.isAllowed ? .proceed : .failure(errno: EACCES))
     }
 
@@ -306,12 +307,12 @@ public final class Mediator: @unchecked Sendable {
         guard stillWaiting(call) else { return }
         if inTree {
             let decision = judge.decide(context: context, call: what, checks: [],
-                                        fixed: .allow(rule: "sandbox: a signal within the program's own processes"), physical: false, at: now())
+                                        fixed: .allow(rule: "sandbox: a signal within the program's own processes"), physical: false, at: clock.now().nanoseconds)
             return answer(call, decision.isAllowed ? .proceed : .failure(errno: EPERM))
         }
         // Outside its own processes: only what the context's policy allows and it holds (nothing, here).
         let decision = judge.decide(context: context, call: what, checks: [ResolvedCall(.kill, ["pid": .int(Int64(pid)), "signal": .int(Int64(signal))])],
-                                    physical: false, at: now())
+                                    physical: false, at: clock.now().nanoseconds)
         answer(call, decision.isAllowed ? .proceed : .failure(errno: EPERM))
     }
 
@@ -327,7 +328,7 @@ public final class Mediator: @unchecked Sendable {
         let hex = "0x" + String(request, radix: 16)
         let decision = judge.decide(context: context, call: "ioctl(\(fd) → \(target), \(hex))",
                                     checks: [ResolvedCall(.ioctl, ["fd": .int(Int64(fd)), "request": .string(hex)])],
-                                    held: Holdings(descriptors: [Int64(fd)]), physical: Self.isPhysical(path: target), at: now())
+                                    held: Holdings(descriptors: [Int64(fd)]), physical: Self.isPhysical(path: target), at: clock.now().nanoseconds)
         answer(call, decision.isAllowed ? .proceed : .failure(errno: EPERM))
     }
 
@@ -368,7 +369,7 @@ public final class Mediator: @unchecked Sendable {
         guard n > 0 else { return nil }
         let prefix = Array((name + ":").utf8)
         for line in buffer[0..<n].split(separator: UInt8(ascii: "\n")) where line.starts(with: prefix) {
-            return String(decoding: line.dropFirst(prefix.count), as: UTF8.self).trimmingCharacters(in: " \t")
+            return String(decoding: line.dropFirst(prefix.count), as: UTF8.self).trimmingCharacters(in: .whitespaces)
         }
         return nil
     }
@@ -385,13 +386,4 @@ public final class Mediator: @unchecked Sendable {
     }
 
     private func quoted(_ s: String) -> String { "\"" + s + "\"" }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let c = s.first, set.contains(c) { s = s.dropFirst() }
-        while let c = s.last, set.contains(c) { s = s.dropLast() }
-        return String(s)
-    }
 }

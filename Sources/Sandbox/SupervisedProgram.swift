@@ -29,7 +29,7 @@ public final class SupervisedProgram: @unchecked Sendable {
     public static func launch(_ program: [String], context: String, guard judge: ProgramGuard, user: (uid: UInt32, gid: UInt32)? = nil,
                               stdio: (Int32, Int32, Int32)? = nil, environment: [String] = ["PATH=/usr/local/bin:/usr/bin:/bin"],
                               helper: String = SupervisedProgram.defaultHelper(),
-                              now: @escaping @Sendable () -> UInt64 = SupervisedProgram.monotonicNanoseconds) throws(LaunchError) -> SupervisedProgram {
+                              clock: any WorldClock = SystemClock()) throws(LaunchError) -> SupervisedProgram {
         guard let first = program.first, first.hasPrefix("/") else {
             throw LaunchError(message: "supervised program \(program.first ?? "(none)") must be an absolute path")
         }
@@ -81,7 +81,7 @@ public final class SupervisedProgram: @unchecked Sendable {
             waitpid(pid, &status, 0)
             throw LaunchError(message: "the sandbox helper exited (status \(status)) before handing over its filter; see its message on stderr")
         }
-        let mediator = Mediator(notify: notify, context: context, judge: judge, identity: user, root: pid, now: now)
+        let mediator = Mediator(notify: notify, context: context, judge: judge, identity: user, root: pid, clock: clock)
         let running = SupervisedProgram(context: context, pid: pid, mediator: mediator)
         let thread = Thread {
             mediator.run()
@@ -134,11 +134,5 @@ public final class SupervisedProgram: @unchecked Sendable {
     public static func defaultHelper() -> String {
         let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
         return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("worldos-sandbox").path
-    }
-
-    public static let monotonicNanoseconds: @Sendable () -> UInt64 = {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
     }
 }

@@ -1,6 +1,7 @@
 import DataEngine
 import Foundation
 import Guard
+import Journal
 import LoopCore
 
 /// `worldos generate`: many short synthetic tasks, each a real supervisor run in a sandbox of its
@@ -53,6 +54,13 @@ public struct Generator {
 
     public let options: Options
     public init(options: Options) { self.options = options }
+
+    /// The journals' encoder (sorted keys), indented: task.json and summary.json are for people too.
+    static var encoder: JSONEncoder {
+        let e = AppendOnlyFile.encoder()
+        e.outputFormatting.insert(.prettyPrinted)
+        return e
+    }
 
     /// The tasks the seed makes; faults are dealt from a shuffled deck so a few tasks cover all.
     public func plan(sandboxRoot: String) -> [Task] {
@@ -151,7 +159,7 @@ public struct Generator {
             try summarise(task, root: root, into: &summary)
             progress(task.index + 1, tasks.count)
         }
-        let data = try JSONEncoder.sorted.encode(summary)
+        let data = try Self.encoder.encode(summary)
         try data.write(to: URL(fileURLWithPath: root + "/summary.json"))
         return summary
     }
@@ -165,7 +173,7 @@ public struct Generator {
         for (name, text) in task.files { try text.write(toFile: sandbox + "/" + name, atomically: false, encoding: .utf8) }
         try task.bench.write(toFile: dir + "/bench.yaml", atomically: false, encoding: .utf8)
         try task.policy.write(toFile: dir + "/policy.yaml", atomically: false, encoding: .utf8)
-        try JSONEncoder.sorted.encode(task).write(to: URL(fileURLWithPath: dir + "/task.json"))
+        try Self.encoder.encode(task).write(to: URL(fileURLWithPath: dir + "/task.json"))
 
         let simulator = Process()
         simulator.executableURL = URL(fileURLWithPath: options.simulator)
@@ -236,13 +244,5 @@ public struct Generator {
             let call = record.call.prefix { $0 != "(" }
             summary.mediatedCalls["\(call) \(verdict)", default: 0] += 1
         }
-    }
-}
-
-extension JSONEncoder {
-    static var sorted: JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        return e
     }
 }

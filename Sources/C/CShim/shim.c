@@ -21,6 +21,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Close a descriptor a failed setup opened; the caller sees the setup's errno, not close's. */
+static int close_keeping_errno(int fd) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
 int worldos_netlink_open(int protocol, unsigned groups) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
     if (fd < 0) return -1;
@@ -29,10 +37,7 @@ int worldos_netlink_open(int protocol, unsigned groups) {
     address.nl_family = AF_NETLINK;
     address.nl_groups = groups;
     if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
+        return close_keeping_errno(fd);
     }
     return fd;
 }
@@ -102,10 +107,7 @@ int worldos_timerfd(long long after_ms, long long interval_ms) {
     spec.it_interval.tv_sec = interval_ms / 1000;
     spec.it_interval.tv_nsec = (interval_ms % 1000) * 1000000;
     if (timerfd_settime(fd, 0, &spec, NULL) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
+        return close_keeping_errno(fd);
     }
     return fd;
 }
