@@ -93,6 +93,8 @@ final class ReplayScript: WorldClock, Observing, Proposing, Effecting, @unchecke
     let recorded: [Transition]
     private(set) var index = 0
     var mismatches: [String] = []
+    /// The memory this step's prior came from: the recorded observation delta applies to it.
+    var memory = Graph()
     /// The recorded micro-steps of this step not yet served (performed ones, in order).
     private var pendingReturns: [StepOutcome] = []
     private var pendingDecisions: [StepOutcome] = []
@@ -155,12 +157,12 @@ struct ReplayEstimator: Estimating {
 
     func prior(from memory: Graph, step: Int, at now: Instant) -> Prior {
         // The posterior is rebuilt from the memory the prior came from.
-        devices.memory = memory
+        script.memory = memory
         return live.prior(from: memory, step: step, at: now)
     }
 
     func posterior(from prior: Prior, observation: Observation?, at now: Instant) throws -> Posterior {
-        var graph = devices.memory
+        var graph = script.memory
         let recorded = script.current
         if let delta = recorded.observationDelta { try graph.apply(delta) }
         devices.attached(in: graph)
@@ -176,7 +178,6 @@ struct ReplayEstimator: Estimating {
 /// The devices attached at this step, as the graph's instrument nodes name them.
 final class GraphDevices: @unchecked Sendable {
     let catalog: DeviceCatalog
-    var memory = Graph()
     private var entries: [AttachedDevices.Entry] = []
 
     init(catalog: DeviceCatalog) { self.catalog = catalog }
