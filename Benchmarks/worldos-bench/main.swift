@@ -3,7 +3,8 @@
 //
 //   worldos-bench            all sections
 //   worldos-bench graph      the state graph: 1,000-node delta vs building 100,000 nodes
-//   worldos-bench observer   /proc refresh vs lsof -n -P and ps -e on ~500 processes × 20 fds
+//   worldos-bench observer   /proc refresh vs lsof -n -P and ps -e on ~500 processes × 20 fds, beside the
+//                            kernel-only floor (a readlink per descriptor)
 //   worldos-bench serial     request/response through our serial adapter vs pyserial
 //   worldos-bench gpio       GPIO set through the guard vs gpioset (needs a GPIO chip: run in the rig)
 //   worldos-bench guard      decision latency with 1,000 rules

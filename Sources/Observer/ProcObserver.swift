@@ -1,3 +1,5 @@
+import CShim
+import Dispatch
 import Glibc
 import LoopCore
 import StateGraph
@@ -15,6 +17,10 @@ import StateGraph
 /// refreshes (which also catches a descriptor swapped for another with the count unchanged, and
 /// TCP state changes). A refresh that finds nothing changed hands back the previous arrays.
 ///
+/// Parallel: processes are visited on one thread per core (at most four) when there are more
+/// than a few dozen; a full refresh is mostly the kernel's work per descriptor (a readlink
+/// each), which spreads over cores.
+///
 /// Races are normal: a process that exits between readdir and read, or a descriptor closed
 /// between readdir and readlink, is counted in `raced` and skipped; the rest of the step stands.
 public struct ProcObserver: Observing {
@@ -26,9 +32,16 @@ public struct ProcObserver: Observing {
     ///   - root: the proc filesystem; a recorded tree in tests.
     ///   - includeMaps: also read /proc/PID/maps and add a `backs` edge from each mapped file.
     ///   - fullRescanEvery: re-read everything every this many refreshes (0: never).
-    public init(root: String = "/proc", includeMaps: Bool = false, fullRescanEvery: Int = 20) {
+    ///   - scanThreads: threads a refresh visits processes on; nil: one per online core, at most four.
+    ///   - denseTables: read a descriptor table as 0..<count without listing it where procfs
+    ///     gives the count (false: always list; tests compare the two).
+    public init(root: String = "/proc", includeMaps: Bool = false, fullRescanEvery: Int = 20, scanThreads: Int? = nil,
+                denseTables: Bool = true) {
         self.root = root
-        cache = ProcCache(root: root, includeMaps: includeMaps, fullRescanEvery: fullRescanEvery)
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let procfs = worldos_filesystem_magic(root) == 0x9FA0  // PROC_SUPER_MAGIC
+        cache = ProcCache(root: root, includeMaps: includeMaps, fullRescanEvery: fullRescanEvery,
+                          scanThreads: max(1, scanThreads ?? min(cores, 4)), denseTables: denseTables && procfs)
     }
 
     /// What the last refresh read, for tests and the benchmark.
@@ -51,9 +64,22 @@ public struct RefreshStats: Equatable, Sendable {
     public var processesRead = 0
     public var statRereads = 0
     public var descriptorScans = 0
+    /// Descriptor scans that listed the fd directory (the others read a dense table directly).
+    public var listings = 0
     public var netTableReads = 0
+    /// Socket tables read through socket diagnostics (netlink) instead of /proc/net.
+    public var socketDumps = 0
     public var raced = 0
     public var changed = false
+
+    mutating func add(_ other: RefreshStats) {
+        processesRead += other.processesRead
+        statRereads += other.statRereads
+        descriptorScans += other.descriptorScans
+        listings += other.listings
+        netTableReads += other.netTableReads
+        raced += other.raced
+    }
 }
 
 public struct ObserverError: Error, CustomStringConvertible {
@@ -68,7 +94,10 @@ final class ProcCache {
     let root: String
     let includeMaps: Bool
     let fullRescanEvery: Int
+    let scanThreads: Int
     private var procFD: Int32 = -1
+    /// Where /proc's directory entries are read into.
+    private var listing = [UInt8](repeating: 0, count: 1 << 16)
     private var entries: [Int32: ProcEntry] = [:]
     private var sockets: [UInt64: [UInt64: SocketEntry]] = [:]
     private var socketSignature: [UInt64: Set<UInt64>] = [:]
@@ -79,12 +108,21 @@ final class ProcCache {
     /// The observer's own mount namespace: paths other processes' descriptors show resolve the
     /// same way for it, so a path is stat'ed once per refresh instead of once per descriptor.
     private lazy var ownMountNamespace: UInt64 = readLinkAt(AT_FDCWD, "\(root)/self/ns/mnt").flatMap(namespaceInode) ?? 0
+    /// The observer's own network namespace, when `root` is the live /proc (0 otherwise).
+    private lazy var ownNetNamespace: UInt64 = root == "/proc" ? readLinkAt(AT_FDCWD, "/proc/self/ns/net").flatMap(namespaceInode) ?? 0 : 0
+    /// Whether descriptor tables may be read densely: only the live procfs sizes an fd
+    /// directory by its descriptor count. Tests turn it off to check the listing path.
+    let denseTables: Bool
+    /// Cleared the first time the kernel refuses a socket dump: /proc/net from then on.
+    private var socketDiagnostics = true
     var stats = RefreshStats()
 
-    init(root: String, includeMaps: Bool, fullRescanEvery: Int) {
+    init(root: String, includeMaps: Bool, fullRescanEvery: Int, scanThreads: Int, denseTables: Bool) {
         self.root = root
+        self.denseTables = denseTables
         self.includeMaps = includeMaps
         self.fullRescanEvery = fullRescanEvery
+        self.scanThreads = scanThreads
         // Each process kept open costs two descriptors (stat and the fd directory): raise the
         // soft limit to the hard one and use at most half of it, falling back to
         // open/read/close (and a path walk) beyond that.
@@ -107,74 +145,93 @@ final class ProcCache {
         refreshes += 1
         let full = requested || (fullRescanEvery > 0 && refreshes % fullRescanEvery == 0) || procFD < 0
         stats = RefreshStats(full: full)
-        var pathCache = PathStatCache(mountNamespace: ownMountNamespace)
         if procFD < 0 {
             procFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard procFD >= 0 else { throw ObserverError(path: root, errno: errno) }
         }
-        let pids = try listPids()
-        var changed = full
+        guard lseek(procFD, 0, SEEK_SET) == 0, let pids = listNumbers(procFD, buffer: &listing) else {
+            throw ObserverError(path: root, errno: errno)
+        }
+        var work: [ScanItem] = []
         var seen = Set<Int32>()
+        work.reserveCapacity(pids.count)
         seen.reserveCapacity(pids.count)
-        for pid in pids {
+        for pid in pids.sorted() {
             seen.insert(pid)
-            if let entry = entries[pid], !full {
-                switch entry.recheck(procFD: procFD, paths: &pathCache, stats: &stats) {
-                case .unchanged: continue
-                case .changed:
-                    changed = true
-                    continue
-                case .gone:
-                    entry.close()
-                    entries[pid] = nil
-                    changed = true
-                    continue
-                case .reused:
-                    entry.close()
-                    entries[pid] = nil
-                    changed = true
-                }
-            } else if let entry = entries[pid] {
+            var existing = entries[pid]
+            if full, let entry = existing {
                 entry.close()
-                entries[pid] = nil
+                existing = nil
             }
-            // A process that cannot be read (it exited, or its stat is unreadable) is a race,
-            // not a change: it was never in the graph.
-            if let entry = ProcEntry.read(pid: pid, procFD: procFD, keepOpen: entries.count < keepOpenBudget,
-                                          includeMaps: includeMaps, paths: &pathCache, stats: &stats) {
-                entries[pid] = entry
+            work.append(ScanItem(pid: pid, existing: existing, keepOpen: work.count < keepOpenBudget))
+        }
+        let (visits, contexts) = scan(work)
+        var changed = full
+        for (item, visit) in zip(work, visits) {
+            switch visit {
+            case .unchanged: break
+            case .changed: changed = true
+            case .read(let entry):
+                entries[item.pid] = entry
                 changed = true
-            } else {
-                stats.raced += 1
+            case .dropped(let raced):
+                // A process that cannot be read (it exited, or its stat is unreadable) is a
+                // race, not a change, unless it was in the graph.
+                if raced { stats.raced += 1 }
+                if entries.removeValue(forKey: item.pid) != nil { changed = true }
             }
         }
+        for context in contexts { stats.add(context.stats) }
         for pid in entries.keys where !seen.contains(pid) {
             entries[pid]?.close()
             entries[pid] = nil
             changed = true
         }
-        if refreshSockets(force: full) { changed = true }
+        if refreshSockets(force: full, processesChanged: changed) { changed = true }
         stats.changed = changed
         if changed { assemble() }
         return (lastNodes, lastEdges, entries[getpid()]?.id, stats.raced)
     }
 
-    private func listPids() throws -> [Int32] {
-        let dup = dup(procFD)
-        guard dup >= 0, let dir = fdopendir(dup) else { throw ObserverError(path: root, errno: errno) }
-        defer { closedir(dir) }
-        rewinddir(dir)
-        var pids: [Int32] = []
-        while let entry = readdir(dir) {
-            let first = entry.pointee.d_name.0
-            guard first >= 0x31, first <= 0x39 else { continue }
-            if let pid = Int32(entryName(entry)) { pids.append(pid) }
+    /// Visit every process, on `scanThreads` threads when there are enough to be worth it. The
+    /// observer's own process is visited last and alone, so no scanner's passing descriptor is
+    /// read as one of its own.
+    private func scan(_ work: [ScanItem]) -> ([ProcEntry.Visit], [ScanContext]) {
+        let threads = work.count >= 64 ? scanThreads : 1
+        var contexts = (0..<threads).map { _ in ScanContext(denseTables: denseTables, paths: PathStatCache(mountNamespace: ownMountNamespace)) }
+        var visits = [ProcEntry.Visit](repeating: .unchanged, count: work.count)
+        let me = getpid()
+        let procFD = procFD, includeMaps = includeMaps
+        work.withUnsafeBufferPointer { items in
+            visits.withUnsafeMutableBufferPointer { out in
+                contexts.withUnsafeMutableBufferPointer { context in
+                    let share = ScanShare(items: items, out: out, context: context)
+                    let visitShare = { @Sendable (worker: Int) in
+                        var i = worker
+                        while i < share.items.count {
+                            if share.items[i].pid != me {
+                                share.out[i] = ProcEntry.visit(share.items[i], procFD: procFD, includeMaps: includeMaps,
+                                                               context: &share.context[worker])
+                            }
+                            i += threads
+                        }
+                    }
+                    if threads == 1 { visitShare(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: visitShare) }
+                    if let i = items.firstIndex(where: { $0.pid == me }) {
+                        out[i] = ProcEntry.visit(items[i], procFD: procFD, includeMaps: includeMaps, context: &context[0])
+                    }
+                }
+            }
         }
-        return pids.sorted()
+        return (visits, contexts)
     }
 
-    /// Re-read the socket tables of every network namespace whose set of socket inodes changed.
-    private func refreshSockets(force: Bool) -> Bool {
+    /// Re-read the socket tables of every network namespace whose set of socket inodes changed
+    /// (which only a changed process can change). The observer's own namespace is read through
+    /// socket diagnostics when the kernel has them; others, and recorded trees, from
+    /// /proc/PID/net of a process inside.
+    private func refreshSockets(force: Bool, processesChanged: Bool) -> Bool {
+        guard force || processesChanged else { return false }
         var byNamespace: [UInt64: (pid: Int32, inodes: Set<UInt64>)] = [:]
         for (pid, entry) in entries where !entry.socketInodes.isEmpty {
             byNamespace[entry.netns, default: (pid, [])].inodes.formUnion(entry.socketInodes)
@@ -182,11 +239,17 @@ final class ProcCache {
         var changed = false
         for (ns, (pid, inodes)) in byNamespace where force || socketSignature[ns] != inodes {
             var table: [UInt64: SocketEntry] = [:]
-            for (file, name) in [("tcp", "tcp"), ("tcp6", "tcp6"), ("udp", "udp"), ("udp6", "udp6"), ("unix", "unix")] {
-                guard let bytes = readAt(procFD, "\(pid)/net/\(file)") else { continue }
-                stats.netTableReads += 1
-                let parsed = name == "unix" ? NetTable.parseUnix(bytes) : NetTable.parseInet(bytes, protocolName: name)
-                for s in parsed.entries where inodes.contains(s.inode) { table[s.inode] = s }
+            if ns != 0, ns == ownNetNamespace, socketDiagnostics, let all = SocketDiag.dump() {
+                stats.socketDumps += 1
+                for inode in inodes { table[inode] = all[inode] }
+            } else {
+                if ns != 0, ns == ownNetNamespace { socketDiagnostics = false }
+                for name in ["tcp", "tcp6", "udp", "udp6", "unix"] {
+                    guard let bytes = readAt(procFD, "\(pid)/net/\(name)") else { continue }
+                    stats.netTableReads += 1
+                    let parsed = name == "unix" ? NetTable.parseUnix(bytes) : NetTable.parseInet(bytes, protocolName: name)
+                    for s in parsed.entries where inodes.contains(s.inode) { table[s.inode] = s }
+                }
             }
             if sockets[ns] != table { changed = true }
             sockets[ns] = table
@@ -200,48 +263,90 @@ final class ProcCache {
         return changed
     }
 
-    /// Build the observation's nodes and edges from the entries.
+    /// Build the observation's nodes and edges from the entries. A shared object (file, device,
+    /// pipe, socket) gets its node here, once, however many descriptors hold it.
     private func assemble() {
         var nodes: [Node] = []
         var edges: [Edge] = []
-        var objects: [NodeID: Node] = [:]
+        var objects: [ObjectKey: NodeID] = [:]
         nodes.reserveCapacity(lastNodes.count + 64)
         edges.reserveCapacity(lastEdges.count + 64)
+        objects.reserveCapacity(lastNodes.count / 2)
+        func object(_ key: ObjectKey, target: String, netns: UInt64) -> NodeID {
+            if let id = objects[key] { return id }
+            let node = key.node(target: target, socket: key.kind == .socket ? sockets[netns]?[key.a] : nil)
+            objects[key] = node.id
+            nodes.append(node)
+            return node.id
+        }
         for entry in entries.values {
             nodes.append(entry.node)
             if let parent = entries[entry.stat.ppid] { edges.append(Edge(parent.id, .parentOf, entry.id)) }
             for fd in entry.fds {
                 nodes.append(fd.node)
                 edges.append(Edge(entry.id, .owns, fd.node.id))
-                if var object = fd.object {
-                    if object.kind == .anonInode {
-                        nodes.append(object)
-                        edges.append(Edge(fd.node.id, .owns, object.id))
-                    } else if objects[object.id] == nil {
-                        if object.kind == .socket, let s = sockets[entry.netns]?[fd.inode] {
-                            object["protocol"] = .string(s.protocolName)
-                            object["local"] = .string(s.local)
-                            object["remote"] = .string(s.remote)
-                            object["state"] = .string(s.state)
-                        }
-                        objects[object.id] = object
-                    }
-                    edges.append(Edge(fd.node.id, .opened, object.id))
+                switch fd.object {
+                case .own(let anonymous):
+                    nodes.append(anonymous)
+                    edges.append(Edge(fd.node.id, .owns, anonymous.id))
+                    edges.append(Edge(fd.node.id, .opened, anonymous.id))
+                case .shared(let key, let target):
+                    edges.append(Edge(fd.node.id, .opened, object(key, target: target, netns: entry.netns)))
+                case nil: break
                 }
             }
             for mapped in entry.maps {
-                let id = NodeID.object(.file, "\(mapped.device):\(mapped.inode)")
-                if objects[id] == nil {
-                    objects[id] = Node(id: id, kind: .file, observability: .background,
-                                       attributes: ["path": .string(mapped.path), "type": .string("regular"),
-                                                    "dev": .int(Int64(bitPattern: mapped.device)), "ino": .int(Int64(bitPattern: mapped.inode))])
-                }
-                edges.append(Edge(id, .backs, entry.id))
+                edges.append(Edge(object(ObjectKey(kind: .regular, a: mapped.device, b: mapped.inode), target: mapped.path, netns: entry.netns),
+                                  .backs, entry.id))
             }
         }
-        nodes.append(contentsOf: objects.values)
         lastNodes = nodes
         lastEdges = edges
+    }
+}
+
+/// What a descriptor refers to.
+enum ObjectRef {
+    /// A file, device, pipe or socket: one node per refresh, named by its identity, with the
+    /// path (or link text) the first descriptor seen shows for it.
+    case shared(ObjectKey, target: String)
+    /// An anonymous inode (eventfd, timerfd, …): a node of its own under the descriptor.
+    case own(Node)
+}
+
+/// A shared object's identity, cheap to hash.
+struct ObjectKey: Hashable {
+    enum Kind: UInt8 { case socket, pipe, fifo, regular, directory, charDevice, blockDevice }
+    /// socket, pipe: a is the inode. fifo, regular, directory: device and inode. Devices: major, minor.
+    var kind: Kind
+    var a: UInt64
+    var b: UInt64 = 0
+
+    /// The object's node; a socket's carries its table entry when one was found.
+    func node(target: String, socket: SocketEntry? = nil) -> Node {
+        let ino = AttributeValue.int(Int64(bitPattern: kind == .socket || kind == .pipe ? a : b))
+        switch kind {
+        case .socket:
+            guard let s = socket else {
+                return Node(id: .object(.socket, String(a)), kind: .socket, observability: .background,
+                            attributes: ["ino": ino, "protocol": .string("other")])
+            }
+            return Node(id: .object(.socket, String(a)), kind: .socket, observability: .background,
+                        attributes: ["ino": ino, "protocol": .string(s.protocolName), "local": .string(s.local),
+                                     "remote": .string(s.remote), "state": .string(s.state)])
+        case .pipe:
+            return Node(id: .object(.pipe, String(a)), kind: .pipe, observability: .background, attributes: ["name": .string(target), "ino": ino])
+        case .fifo:
+            return Node(id: .object(.pipe, "\(a):\(b)"), kind: .pipe, observability: .background, attributes: ["name": .string(target), "ino": ino])
+        case .regular, .directory:
+            return Node(id: .object(.file, "\(a):\(b)"), kind: .file, observability: .background,
+                        attributes: ["path": .string(target), "type": .string(kind == .regular ? "regular" : "directory"),
+                                     "dev": .int(Int64(bitPattern: a)), "ino": ino])
+        case .charDevice, .blockDevice:
+            let type = kind == .charDevice ? "char-device" : "block-device"
+            return Node(id: NodeID("device:\(kind == .charDevice ? "c" : "b"):\(a):\(b)"), kind: .file, observability: .background,
+                        attributes: ["path": .string(target), "type": .string(type), "major": .int(Int64(a)), "minor": .int(Int64(b))])
+        }
     }
 }
 
@@ -251,8 +356,13 @@ final class ProcEntry {
         var number: Int32
         var node: Node
         /// The file, device, pipe, socket or anonymous inode it refers to.
-        var object: Node?
-        var inode: UInt64
+        var object: ObjectRef?
+
+        /// The socket's inode, if it refers to one.
+        var socketInode: UInt64? {
+            if case .shared(let key, _) = object, key.kind == .socket { return key.a }
+            return nil
+        }
     }
 
     enum Recheck { case unchanged, changed, gone, reused }
@@ -308,7 +418,7 @@ final class ProcEntry {
         self.mountns = mountns
         fdPath = "\(pid)/fd"
         self.includeMaps = includeMaps
-        socketInodes = Set(fds.filter { $0.object?.kind == .socket }.map(\.inode))
+        socketInodes = Set(fds.compactMap(\.socketInode))
     }
 
     func close() {
@@ -318,23 +428,48 @@ final class ProcEntry {
         fdDirFD = -1
     }
 
-    static func read(pid: Int32, procFD: Int32, keepOpen: Bool, includeMaps: Bool, paths: inout PathStatCache,
-                     stats: inout RefreshStats) -> ProcEntry? {
-        let fd = openat(procFD, "\(pid)/stat", O_RDONLY | O_CLOEXEC)
+    /// What a refresh did with one process.
+    enum Visit { case unchanged, changed, read(ProcEntry), dropped(raced: Bool) }
+
+    /// Recheck a known process or read a new one. Runs on a scanning thread: touches only this
+    /// item's entry and the thread's own context.
+    static func visit(_ item: ScanItem, procFD: Int32, includeMaps: Bool, context: inout ScanContext) -> Visit {
+        if let entry = item.existing {
+            switch entry.recheck(procFD: procFD, context: &context) {
+            case .unchanged: return .unchanged
+            case .changed: return .changed
+            case .gone:
+                entry.close()
+                return .dropped(raced: false)
+            case .reused: entry.close()
+            }
+        }
+        guard let entry = read(pid: item.pid, procFD: procFD, keepOpen: item.keepOpen, includeMaps: includeMaps, context: &context) else {
+            return .dropped(raced: true)
+        }
+        return .read(entry)
+    }
+
+    static func read(pid: Int32, procFD: Int32, keepOpen: Bool, includeMaps: Bool, context: inout ScanContext) -> ProcEntry? {
+        // The process's directory, opened once: every file below is looked up from it, and its
+        // owner is the process's.
+        let dir = withDecimal(pid) { openat(procFD, $0, worldos_o_path() | O_DIRECTORY | O_CLOEXEC) }
+        guard dir >= 0 else { return nil }
+        defer { Glibc.close(dir) }
+        let fd = openat(dir, "stat", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         guard let bytes = preadAll(fd, shortReadEnds: true), let stat = ProcStat(parsing: bytes) else {
             Glibc.close(fd)
             return nil
         }
-        stats.processesRead += 1
+        context.stats.processesRead += 1
         var st = Glibc.stat()
-        let owner = fstatat(procFD, "\(pid)", &st, 0) == 0 ? (Int64(st.st_uid), Int64(st.st_gid)) : (-1, -1)
-        let cmdline = readAt(procFD, "\(pid)/cmdline").map { bytes in
-            String(decoding: Array(bytes.split(separator: 0).joined(separator: [0x20])), as: UTF8.self)
-        } ?? ""
-        let cgroup = readAt(procFD, "\(pid)/cgroup").map(parseCgroup) ?? ""
-        let netns = readLinkAt(procFD, "\(pid)/ns/net").flatMap(namespaceInode) ?? 0
-        let mountns = readLinkAt(procFD, "\(pid)/ns/mnt").flatMap(namespaceInode) ?? 0
+        let owner = fstat(dir, &st) == 0 ? (Int64(st.st_uid), Int64(st.st_gid)) : (-1, -1)
+        // cmdline and cgroup are produced whole on each read: a short read is their end.
+        let cmdline = readAt(dir, "cmdline", shortReadEnds: true).map(joinArguments) ?? ""
+        let cgroup = readAt(dir, "cgroup", shortReadEnds: true).map(parseCgroup) ?? ""
+        let netns = readLinkAt(dir, "ns/net").flatMap(namespaceInode) ?? 0
+        let mountns = readLinkAt(dir, "ns/mnt").flatMap(namespaceInode) ?? 0
         let id = NodeID.process(pid: pid, startTime: stat.startTime)
         let kernelThread = stat.ppid == 2 || pid == 2
         let node = Node(id: id, kind: .process, observability: kernelThread ? .background : .visible, attributes: [
@@ -344,26 +479,27 @@ final class ProcEntry {
         ])
         let entry = ProcEntry(pid: pid, statFD: keepOpen ? fd : -1, statBytes: bytes, stat: stat, node: node, fds: [],
                               maps: [], netns: netns, mountns: mountns, includeMaps: includeMaps)
-        if !keepOpen { Glibc.close(fd) } else { entry.fdDirFD = openat(procFD, "\(pid)/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        entry.scanDescriptors(procFD: procFD, paths: &paths, stats: &stats)
-        if includeMaps { entry.maps = readAt(procFD, "\(pid)/maps").map { ProcMaps.parse($0) } ?? [] }
+        if !keepOpen { Glibc.close(fd) } else { entry.fdDirFD = openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        entry.scanDescriptors(procFD: procFD, context: &context)
+        if includeMaps { entry.maps = readAt(dir, "maps").map { ProcMaps.parse($0) } ?? [] }
         return entry
     }
 
-    /// Cheap check: one pread of stat into a reused buffer, compared in place, and one fstatat
-    /// of the fd directory. Allocates nothing when nothing changed.
-    func recheck(procFD: Int32, paths: inout PathStatCache, stats: inout RefreshStats) -> Recheck {
-        stats.statRereads += 1
+    /// Cheap check: one pread of stat into the thread's buffer, compared in place, and one
+    /// fstat of the fd directory. Allocates nothing when nothing changed.
+    func recheck(procFD: Int32, context: inout ScanContext) -> Recheck {
+        context.stats.statRereads += 1
         var same = false
         var fresh: [UInt8]?
         if statFD >= 0 {
-            let n = ProcEntry.scratch.withUnsafeMutableBytes { p in pread(statFD, p.baseAddress, p.count, 0) }
+            let statFD = statFD, statBytes = statBytes
+            let n = context.buffer.withUnsafeMutableBytes { p in pread(statFD, p.baseAddress, p.count, 0) }
             guard n > 0 else { return .gone }
-            if n < ProcEntry.scratch.count {
-                same = n == statBytes.count && ProcEntry.scratch.withUnsafeBytes { a in
+            if n < context.buffer.count {
+                same = n == statBytes.count && context.buffer.withUnsafeBytes { a in
                     statBytes.withUnsafeBytes { b in memcmp(a.baseAddress!, b.baseAddress!, n) == 0 }
                 }
-                if !same { fresh = Array(ProcEntry.scratch.prefix(n)) }
+                if !same { fresh = Array(context.buffer.prefix(n)) }
             } else {
                 fresh = preadAll(statFD)
             }
@@ -391,114 +527,112 @@ final class ProcEntry {
         let statted = fdDirFD >= 0 ? fstat(fdDirFD, &st) == 0 : fstatat(procFD, fdPath, &st, 0) == 0
         guard statted else { return .gone }
         if FDSignature(st) != fdSignature {
-            scanDescriptors(procFD: procFD, paths: &paths, stats: &stats)
+            scanDescriptors(procFD: procFD, context: &context)
             changed = true
         }
         return changed ? .changed : .unchanged
     }
 
-    /// The buffer rechecks read stat lines into (one loop, one thread: never shared).
-    nonisolated(unsafe) static var scratch = [UInt8](repeating: 0, count: 1024)
-
-    func scanDescriptors(procFD: Int32, paths: inout PathStatCache, stats: inout RefreshStats) {
-        stats.descriptorScans += 1
+    func scanDescriptors(procFD: Int32, context: inout ScanContext) {
+        context.stats.descriptorScans += 1
         fds = []
         // The signature is taken as recheck takes it: before this scan opens the directory
         // (which, for the observer's own process, is one more descriptor).
         var st = Glibc.stat()
-        let signed = fdDirFD >= 0 ? fstat(fdDirFD, &st) == 0 : fstatat(procFD, "\(pid)/fd", &st, 0) == 0
-        let dirFD = openat(procFD, "\(pid)/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard signed, dirFD >= 0, let dir = fdopendir(dirFD) else {
-            if dirFD >= 0 { Glibc.close(dirFD) }
+        let signed = fdDirFD >= 0 ? fstat(fdDirFD, &st) == 0 : fstatat(procFD, fdPath, &st, 0) == 0
+        let kept = fdDirFD >= 0
+        let dirFD = kept ? fdDirFD : openat(procFD, fdPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { if !kept && dirFD >= 0 { Glibc.close(dirFD) } }
+        guard signed, dirFD >= 0 else {
             fdSignature = .none
             node["fds"] = .int(0)
             socketInodes = []
             return
         }
         fdSignature = FDSignature(st)
-        defer { closedir(dir) }
-        var numbers: [Int32] = []
-        while let entry = readdir(dir) {
-            if let n = Int32(entryName(entry)) { numbers.append(n) }
-        }
-        for n in numbers.sorted() {
-            let name = String(n)
-            guard let target = readLinkAt(dirFD, name) else { stats.raced += 1; continue }
-            // Anonymous inodes, sockets and pipes are named by their link (`socket:[123]`): no stat needed.
-            if target.hasPrefix("anon_inode:") || target.hasPrefix("socket:[") || target.hasPrefix("pipe:[") {
-                fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: nil))
-                continue
+        // On the live procfs (Linux ≥ 6.2) the directory's size is the number of open
+        // descriptors, and most tables are dense: 0..<size are read without listing the
+        // directory. The first gap (or a race) falls back to the listing for the rest.
+        var dense: Int32 = 0
+        if context.denseTables, st.st_size > 0, st.st_size < Int(Int32.max) {
+            let count = Int32(st.st_size)
+            fds.reserveCapacity(Int(count))
+            while dense < count, let target = withDecimal(dense, { readLinkAt(dirFD, $0) }) {
+                add(dense, target, dirFD: dirFD, context: &context)
+                dense += 1
             }
-            if let st = paths.lookup(target, mountNamespace: mountns) {
-                fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: st))
-                continue
-            }
-            var st = Glibc.stat()
-            let statted = fstatat(dirFD, name, &st, 0) == 0
-            if !statted && errno == ENOENT { stats.raced += 1; continue }
-            fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: statted ? st : nil))
+            if dense == count { return finishScan() }
         }
+        context.stats.listings += 1
+        guard !kept || lseek(dirFD, 0, SEEK_SET) == 0, let numbers = listNumbers(dirFD, buffer: &context.buffer) else {
+            fdSignature = .none
+            return finishScan()
+        }
+        for n in numbers.sorted() where n >= dense {
+            guard let target = withDecimal(n, { readLinkAt(dirFD, $0) }) else { context.stats.raced += 1; continue }
+            add(n, target, dirFD: dirFD, context: &context)
+        }
+        finishScan()
+    }
+
+    /// One descriptor whose link was read: classified, with a stat of what it refers to where
+    /// the link does not say.
+    private func add(_ n: Int32, _ target: String, dirFD: Int32, context: inout ScanContext) {
+        // Anonymous inodes, sockets and pipes are named by their link (`socket:[123]`): no stat needed.
+        if target.hasPrefix("anon_inode:") || target.hasPrefix("socket:[") || target.hasPrefix("pipe:[") {
+            fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: nil))
+            return
+        }
+        if let st = context.paths.lookup(target, mountNamespace: mountns) {
+            fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: st))
+            return
+        }
+        var st = Glibc.stat()
+        let statted = withDecimal(n) { fstatat(dirFD, $0, &st, 0) } == 0
+        if !statted && errno == ENOENT {
+            context.stats.raced += 1
+            return
+        }
+        fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: statted ? st : nil))
+    }
+
+    private func finishScan() {
         node["fds"] = .int(Int64(fds.count))
-        socketInodes = Set(fds.filter { $0.object?.kind == .socket }.map(\.inode))
+        socketInodes = Set(fds.lazy.compactMap(\.socketInode))
     }
 
     /// Classify a descriptor by what the kernel says it refers to.
     static func describe(fd: Int32, owner: NodeID, target: String, stat: Glibc.stat?) -> FD {
         let fdID = NodeID.fileDescriptor(owner: owner, fd: fd)
-        var attributes: [String: AttributeValue] = ["fd": .int(Int64(fd)), "target": .string(target)]
-        var object: Node?
-        var inode: UInt64 = 0
+        func described(_ type: String, _ object: ObjectRef?) -> FD {
+            FD(number: fd, node: Node(id: fdID, kind: .fileDescriptor, observability: .background,
+                                      attributes: ["fd": .int(Int64(fd)), "target": .string(target), "type": .string(type)]),
+               object: object)
+        }
         if let inode = bracketedInode(target, prefix: "socket:[") {
-            attributes["type"] = .string("socket")
-            object = Node(id: .object(.socket, String(inode)), kind: .socket, observability: .background,
-                          attributes: ["ino": .int(Int64(bitPattern: inode)), "protocol": .string("other")])
-            return FD(number: fd, node: Node(id: fdID, kind: .fileDescriptor, observability: .background, attributes: attributes),
-                      object: object, inode: inode)
+            return described("socket", .shared(ObjectKey(kind: .socket, a: inode), target: target))
         }
         if let inode = bracketedInode(target, prefix: "pipe:[") {
-            attributes["type"] = .string("fifo")
-            object = Node(id: .object(.pipe, String(inode)), kind: .pipe, observability: .background,
-                          attributes: ["name": .string(target), "ino": .int(Int64(bitPattern: inode))])
-            return FD(number: fd, node: Node(id: fdID, kind: .fileDescriptor, observability: .background, attributes: attributes),
-                      object: object, inode: inode)
+            return described("fifo", .shared(ObjectKey(kind: .pipe, a: inode), target: target))
         }
         if target.hasPrefix("anon_inode:") {
             var subtype = String(target.dropFirst("anon_inode:".count))
             if subtype.hasPrefix("[") && subtype.hasSuffix("]") { subtype = String(subtype.dropFirst().dropLast()) }
-            attributes["type"] = .string(subtype)
-            object = Node(id: NodeID("anon:\(owner.rawValue)#\(fd)"), kind: .anonInode, observability: .background,
-                          attributes: ["subtype": .string(subtype)])
-        } else if let st = stat {
-            inode = UInt64(st.st_ino)
-            let dev = UInt64(st.st_dev)
-            switch st.st_mode & S_IFMT {
-            case S_IFSOCK:
-                attributes["type"] = .string("socket")
-                object = Node(id: .object(.socket, String(inode)), kind: .socket, observability: .background,
-                              attributes: ["ino": .int(Int64(bitPattern: inode)), "protocol": .string("other")])
-            case S_IFIFO:
-                attributes["type"] = .string("fifo")
-                object = Node(id: .object(.pipe, "\(dev):\(inode)"), kind: .pipe, observability: .background,
-                              attributes: ["name": .string(target), "ino": .int(Int64(bitPattern: inode))])
-            case S_IFCHR, S_IFBLK:
-                let rdev = UInt64(st.st_rdev)
-                let kind = st.st_mode & S_IFMT == S_IFCHR ? "char-device" : "block-device"
-                attributes["type"] = .string(kind)
-                object = Node(id: NodeID("device:\(kind == "char-device" ? "c" : "b"):\(deviceMajor(rdev)):\(deviceMinor(rdev))"), kind: .file,
-                              observability: .background, attributes: ["path": .string(target), "type": .string(kind),
-                                                                      "major": .int(Int64(deviceMajor(rdev))), "minor": .int(Int64(deviceMinor(rdev)))])
-            default:
-                let kind = st.st_mode & S_IFMT == S_IFDIR ? "directory" : "regular"
-                attributes["type"] = .string(kind)
-                object = Node(id: .object(.file, "\(dev):\(inode)"), kind: .file, observability: .background,
-                              attributes: ["path": .string(target), "type": .string(kind),
-                                           "dev": .int(Int64(bitPattern: dev)), "ino": .int(Int64(bitPattern: inode))])
-            }
-        } else {
-            attributes["type"] = .string("unknown")
+            return described(subtype, .own(Node(id: NodeID("anon:\(owner.rawValue)#\(fd)"), kind: .anonInode, observability: .background,
+                                                attributes: ["subtype": .string(subtype)])))
         }
-        return FD(number: fd, node: Node(id: fdID, kind: .fileDescriptor, observability: .background, attributes: attributes),
-                  object: object, inode: inode)
+        guard let st = stat else { return described("unknown", nil) }
+        let inode = UInt64(st.st_ino), dev = UInt64(st.st_dev), rdev = UInt64(st.st_rdev)
+        switch st.st_mode & S_IFMT {
+        case S_IFSOCK: return described("socket", .shared(ObjectKey(kind: .socket, a: inode), target: target))
+        case S_IFIFO: return described("fifo", .shared(ObjectKey(kind: .fifo, a: dev, b: inode), target: target))
+        case S_IFCHR:
+            return described("char-device", .shared(ObjectKey(kind: .charDevice, a: deviceMajor(rdev), b: deviceMinor(rdev)), target: target))
+        case S_IFBLK:
+            return described("block-device", .shared(ObjectKey(kind: .blockDevice, a: deviceMajor(rdev), b: deviceMinor(rdev)), target: target))
+        case S_IFDIR: return described("directory", .shared(ObjectKey(kind: .directory, a: dev, b: inode), target: target))
+        default: return described("regular", .shared(ObjectKey(kind: .regular, a: dev, b: inode), target: target))
+        }
     }
 }
 
@@ -529,9 +663,26 @@ func bracketedInode(_ target: String, prefix: String) -> UInt64? {
 
 /// `0::/user.slice/x` (cgroup v2) or the first hierarchy's path.
 func parseCgroup(_ bytes: [UInt8]) -> String {
-    let lines = bytes.split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) }
-    let line = lines.first { $0.hasPrefix("0::") } ?? lines.first ?? ""
-    return line.split(separator: ":", maxSplits: 2).last.map(String.init) ?? ""
+    let lines = bytes.split(separator: UInt8(ascii: "\n"))
+    guard let line = lines.first(where: { $0.starts(with: "0::".utf8) }) ?? lines.first else { return "" }
+    return line.split(separator: UInt8(ascii: ":"), maxSplits: 2).last.map { String(decoding: $0, as: UTF8.self) } ?? ""
+}
+
+/// /proc/PID/cmdline's NUL-separated arguments joined by single spaces (empty ones dropped).
+func joinArguments(_ bytes: [UInt8]) -> String {
+    var joined: [UInt8] = []
+    joined.reserveCapacity(bytes.count)
+    var gap = false
+    for byte in bytes {
+        if byte == 0 {
+            gap = !joined.isEmpty
+        } else {
+            if gap { joined.append(0x20) }
+            gap = false
+            joined.append(byte)
+        }
+    }
+    return String(decoding: joined, as: UTF8.self)
 }
 
 /// `net:[4026531840]` → 4026531840.
@@ -564,14 +715,14 @@ func preadAll(_ fd: Int32, shortReadEnds: Bool = false) -> [UInt8]? {
 }
 
 /// A whole small file under a directory descriptor; nil if it vanished or cannot be read.
-func readAt(_ dirFD: Int32, _ path: String) -> [UInt8]? {
+func readAt(_ dirFD: Int32, _ path: String, shortReadEnds: Bool = false) -> [UInt8]? {
     let fd = openat(dirFD, path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { Glibc.close(fd) }
-    return preadAll(fd)
+    return preadAll(fd, shortReadEnds: shortReadEnds)
 }
 
-func readLinkAt(_ dirFD: Int32, _ path: String) -> String? {
+func readLinkAt(_ dirFD: Int32, _ path: UnsafePointer<CChar>) -> String? {
     withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { buffer -> String? in
         let n = readlinkat(dirFD, path, buffer.baseAddress!, buffer.count)
         guard n >= 0 else { return nil }
@@ -579,6 +730,80 @@ func readLinkAt(_ dirFD: Int32, _ path: String) -> String? {
             String(decoding: $0, as: UTF8.self)
         }
     }
+}
+
+/// `n` (not negative) as a C string of decimal digits, without allocating.
+func withDecimal<R>(_ n: Int32, _ body: (UnsafePointer<CChar>) -> R) -> R {
+    withUnsafeTemporaryAllocation(of: CChar.self, capacity: 12) { digits in
+        var value = UInt32(n)
+        var start = 11
+        digits[start] = 0
+        repeat {
+            start -= 1
+            digits[start] = CChar(48 + value % 10)
+            value /= 10
+        } while value > 0
+        return body(digits.baseAddress! + start)
+    }
+}
+
+/// The entries of a directory whose names are decimal numbers (/proc's processes, a process's
+/// descriptors), read with getdents64 into `buffer` from the descriptor's current position,
+/// without a String per entry. nil if the directory cannot be read (errno says why).
+func listNumbers(_ fd: Int32, buffer: inout [UInt8]) -> [Int32]? {
+    var numbers: [Int32] = []
+    while true {
+        let n = buffer.withUnsafeMutableBytes { worldos_getdents64(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return nil
+        }
+        if n == 0 { return numbers }
+        buffer.withUnsafeBytes { raw in
+            // struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name.
+            var record = 0
+            while record < n {
+                let length = Int(raw.loadUnaligned(fromByteOffset: record + 16, as: UInt16.self))
+                var value: Int32 = 0
+                var digits = 0
+                var i = record + 19
+                while i < record + length, raw[i] != 0 {
+                    guard raw[i] >= 0x30, raw[i] <= 0x39, digits < 9 else { digits = -1; break }
+                    value = value * 10 + Int32(raw[i] - 0x30)
+                    digits += 1
+                    i += 1
+                }
+                if digits > 0 { numbers.append(value) }
+                record += max(length, 1)
+            }
+        }
+    }
+}
+
+/// The buffers a refresh's scanning threads share. Each thread touches only its own share:
+/// items i ≡ worker (mod threads), their visits, and context[worker].
+private struct ScanShare: @unchecked Sendable {
+    let items: UnsafeBufferPointer<ScanItem>
+    let out: UnsafeMutableBufferPointer<ProcEntry.Visit>
+    let context: UnsafeMutableBufferPointer<ScanContext>
+}
+
+/// One process a refresh visits: its pid, the entry kept from the last refresh (nil: read it
+/// anew), and whether its stat file and fd directory may stay open.
+struct ScanItem {
+    let pid: Int32
+    let existing: ProcEntry?
+    let keepOpen: Bool
+}
+
+/// What one scanning thread keeps to itself during a refresh; merged after.
+struct ScanContext {
+    /// Descriptor tables may be read as 0..<size of the fd directory (the live procfs).
+    let denseTables: Bool
+    var paths: PathStatCache
+    var stats = RefreshStats()
+    /// Stat lines and directory listings are read into this.
+    var buffer = [UInt8](repeating: 0, count: 1 << 14)
 }
 
 private let RLIMIT_NOFILE_ = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)

@@ -1,3 +1,4 @@
+import CShim
 import Foundation
 import Glibc
 import LoopCore
@@ -83,6 +84,108 @@ final class ObserverTests: XCTestCase {
         XCTAssertEqual(process["threads"], .int(1))
         XCTAssertNotNil(process["cgroup"]?.stringValue)
         child.finish()
+    }
+
+    /// `sleep` children holding a file, a pipe and a unix socket pair at the given descriptor
+    /// numbers (stdio on /dev/null): a controlled table layout, dense or with gaps.
+    func sleepers(_ count: Int, holding numbers: (Int) -> [Int32], file: String) throws -> [pid_t] {
+        var pids: [pid_t] = []
+        for i in 0..<count {
+            var p: [Int32] = [0, 0], s: [Int32] = [0, 0]
+            pipe(&p)
+            socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &s)
+            let held = [open(file, O_RDONLY), p[0], p[1], s[0], s[1]]
+            let targets = numbers(i)
+            // Everything the test runner has open, so none of it goes along.
+            var st = stat()
+            let inherited = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [])
+                .compactMap(Int32.init).filter { $0 > 2 && fstat($0, &st) == 0 }
+            let park = max(100, (inherited.max() ?? 0) + 1)
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            for std in 0..<3 { posix_spawn_file_actions_addopen(&actions, Int32(std), "/dev/null", O_RDWR, 0) }
+            for (k, fd) in held.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, park + Int32(k)) }
+            for fd in inherited { posix_spawn_file_actions_addclose(&actions, fd) }
+            for (k, target) in targets.enumerated() { posix_spawn_file_actions_adddup2(&actions, park + Int32(k % held.count), target) }
+            worldos_spawn_close_from(&actions, (targets.max() ?? 2) + 1)
+            var pid: pid_t = 0
+            let argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("60"), nil]
+            let r = posix_spawn(&pid, "/bin/sleep", &actions, nil, argv, environ)
+            argv.forEach { free($0) }
+            posix_spawn_file_actions_destroy(&actions)
+            held.forEach { close($0) }
+            XCTAssertEqual(r, 0)
+            pids.append(pid)
+        }
+        return pids
+    }
+
+    /// Everything the observation says about these processes: their nodes, their descriptors'
+    /// nodes and what those reach, by id, with attributes.
+    func subgraph(of pids: [pid_t], in g: Graph) -> [NodeID: Node] {
+        var out: [NodeID: Node] = [:]
+        for p in g.nodes(ofKind: .process) where pids.contains(Int32(p["pid"]!.intValue!)) {
+            out[p.id] = p
+            for fd in g.owned(by: p.id).compactMap({ g[$0] }) {
+                out[fd.id] = fd
+                for e in g.edges(from: fd.id) { out[e.to] = g[e.to] }
+            }
+        }
+        return out
+    }
+
+    func testParallelDenseScan_seesExactlyWhatASerialListingSees() throws {
+        let file = NSTemporaryDirectory() + "worldos-dense-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        // Half the tables are dense (0...7); half have gaps (3, 5, 9, 12, 40) the dense
+        // reader must notice and list instead. Enough processes that the scan runs in parallel.
+        let children = try sleepers(80, holding: { $0 % 2 == 0 ? Array(3...7) : [3, 5, 9, 12, 40] }, file: file)
+        defer {
+            for pid in children { kill(pid, SIGKILL) }
+            for pid in children { var status: Int32 = 0; waitpid(pid, &status, 0) }
+        }
+        var serial = ProcObserver(scanThreads: 1, denseTables: false)
+        var parallel = ProcObserver(scanThreads: 4)
+        let listed = try graph(serial.refresh(at: now, full: true))
+        let dense = try graph(parallel.refresh(at: now, full: true))
+        XCTAssertEqual(serial.lastRefresh.listings, serial.lastRefresh.descriptorScans, "the serial observer listed every table")
+        XCTAssertLessThan(parallel.lastRefresh.listings, parallel.lastRefresh.descriptorScans - 30, "dense tables were read without listing")
+        XCTAssertGreaterThanOrEqual(parallel.lastRefresh.listings, 40, "every table with a gap was listed")
+        let expected = subgraph(of: children, in: listed)
+        XCTAssertEqual(expected.values.filter { $0.kind == .fileDescriptor }.count, 80 * 8, "3 stdio + 5 held, in every child")
+        let gapped = try descriptors(of: children[1], in: dense)
+        XCTAssertEqual(gapped.keys.sorted(), [0, 1, 2, 3, 5, 9, 12, 40])
+        XCTAssertEqual(gapped[40]?["type"], .string("socket"))
+        XCTAssertEqual(subgraph(of: children, in: dense), expected)
+    }
+
+    func testSocketDiagnostics_giveTheSameEntriesAsProcNet() throws {
+        let dir = NSTemporaryDirectory() + "worldos-diag-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let child = try ScriptedChild("/usr/bin/env", ["python3", fdChild])
+        defer { child.finish() }
+        let listen = child.send("tcp-listen").split(separator: " ").map { Int32($0)! }
+        let connected = Int32(child.send("tcp-connect \(listen[1])").split(separator: " ")[0])!
+        let sockets = [listen[0], connected, Int32(child.send("tcp6-listen").split(separator: " ")[0])!,
+                       Int32(child.send("udp").split(separator: " ")[0])!, Int32(child.send("unix-listen \(dir)/sock"))!]
+            + child.send("unix-pair").split(separator: " ").map { Int32($0)! }
+        let inodes = try sockets.map { fd -> UInt64 in
+            let link = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(child.pid)/fd/\(fd)")
+            return try XCTUnwrap(UInt64(link.dropFirst("socket:[".count).dropLast()), link)
+        }
+        var fromProc: [UInt64: SocketEntry] = [:]
+        for name in ["tcp", "tcp6", "udp", "udp6", "unix"] {
+            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: "/proc/\(child.pid)/net/\(name)")))
+            for e in (name == "unix" ? NetTable.parseUnix(bytes) : NetTable.parseInet(bytes, protocolName: name)).entries { fromProc[e.inode] = e }
+        }
+        let fromDiag = try XCTUnwrap(SocketDiag.dump(), "this kernel answers NETLINK_SOCK_DIAG for tcp, udp and unix")
+        for inode in inodes {
+            XCTAssertNotNil(fromDiag[inode], "socket \(inode)")
+            XCTAssertEqual(fromDiag[inode], fromProc[inode])
+        }
+        XCTAssertEqual(Set(inodes.compactMap { fromDiag[$0]?.protocolName }), ["tcp", "tcp6", "udp", "unix"])
     }
 
     func testIncrementalRefresh_rereadsOnlyTheProcessThatChanged() throws {
@@ -242,6 +345,36 @@ final class ProcParserTests: XCTestCase {
         let udp = "header\n  5: 0100007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 888 2\n"
         XCTAssertEqual(NetTable.parseInet(Array(udp.utf8), protocolName: "udp").entries.first?.state, "UNCONN")
         XCTAssertEqual(NetTable.parseInet([UInt8](), protocolName: "tcp").entries, [])
+    }
+
+    func testSocketDiagReplies_malformedOrRefused_areReportedNotMisread() {
+        let tcp = SocketDiag.Query.all[0], unix = SocketDiag.Query.all[4]
+        func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+        func message(_ type: UInt16, _ payload: [UInt8], length: UInt32? = nil) -> [UInt8] {
+            le(length ?? UInt32(16 + payload.count)) + le(type) + [0, 0] + [UInt8](repeating: 0, count: 8) + payload
+        }
+        // A well-formed inet record: 127.0.0.1:8080 listening, inode 4242.
+        var inet = [UInt8](repeating: 0, count: 72)
+        inet[0] = UInt8(AF_INET); inet[1] = 10; inet[4] = 0x1F; inet[5] = 0x90
+        inet[8...11] = [127, 0, 0, 1]; inet[68] = 0x92; inet[69] = 0x10
+        let good = SocketDiag.parse(message(20, inet) + message(3, [0, 0, 0, 0]), query: tcp)
+        XCTAssertEqual(good.entries, [SocketEntry(inode: 4242, protocolName: "tcp", local: "127.0.0.1:8080", remote: "0.0.0.0:0", state: "LISTEN")])
+        XCTAssertTrue(good.done)
+        XCTAssertEqual(good.malformed, 0)
+        // Too short a record, a length past the datagram, a length below a header, a stray tail.
+        XCTAssertEqual(SocketDiag.parse(message(20, Array(inet[0..<40])), query: tcp).malformed, 1)
+        let overlong = SocketDiag.parse(message(20, inet, length: 400), query: tcp)
+        XCTAssertEqual([overlong.malformed, overlong.entries.count], [1, 0])
+        XCTAssertEqual(SocketDiag.parse(message(20, inet, length: 8), query: tcp).malformed, 1)
+        XCTAssertEqual(SocketDiag.parse(message(20, inet) + [1, 2, 3], query: tcp).malformed, 1)
+        // The kernel's refusal carries its errno.
+        XCTAssertEqual(SocketDiag.parse(message(2, le(UInt32(bitPattern: -ENOENT)) + [UInt8](repeating: 0, count: 16)), query: tcp).error, ENOENT)
+        // A unix record whose name attribute runs past the message is rejected whole.
+        var record: [UInt8] = [UInt8(AF_UNIX), 1, 10, 0] + le(UInt32(77)) + [UInt8](repeating: 0, count: 8)
+        XCTAssertEqual(SocketDiag.parse(message(20, record + le(UInt16(40)) + [0, 0] + Array("/x".utf8)), query: unix).malformed, 1)
+        record += le(UInt16(4 + 9)) + [0, 0] + [0] + Array("abstract".utf8) + [0, 0, 0]
+        XCTAssertEqual(SocketDiag.parse(message(20, record), query: unix).entries,
+                       [SocketEntry(inode: 77, protocolName: "unix", local: "@abstract", remote: "", state: "stream LISTEN")])
     }
 
     func testUnixTable_readsPathsTypesAndListeningSockets() {

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CShim.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/cn_proc.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -252,4 +254,12 @@ unsigned worldos_device_major(uint64_t device) { return major(device); }
 int worldos_o_path(void) { return O_PATH; }
 int worldos_at_empty_path(void) { return AT_EMPTY_PATH; }
 short worldos_posix_spawn_setsid(void) { return POSIX_SPAWN_SETSID; }
+int worldos_spawn_close_from(void *file_actions, int first) {
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)file_actions, first);
+}
 int worldos_close_from(unsigned first) { return close_range(first, ~0U, 0); }
+long worldos_getdents64(int fd, void *buffer, size_t length) { return getdents64(fd, buffer, length); }
+long worldos_filesystem_magic(const char *path) {
+    struct statfs fs;
+    return statfs(path, &fs) == 0 ? (long)fs.f_type : -1;
+}

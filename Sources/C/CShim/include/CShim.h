@@ -111,7 +111,10 @@ unsigned worldos_device_major(uint64_t device);
 int worldos_o_path(void);
 int worldos_at_empty_path(void);
 short worldos_posix_spawn_setsid(void);
+int worldos_spawn_close_from(void *file_actions, int first); /* posix_spawn_file_actions_addclosefrom_np */
 int worldos_close_from(unsigned first); /* close_range(first, ~0U, 0) */
+long worldos_getdents64(int fd, void *buffer, size_t length); /* raw directory entries (struct linux_dirent64) */
+long worldos_filesystem_magic(const char *path); /* statfs(path).f_type, or -1 */
 
 
 #endif

@@ -1,0 +1,187 @@
+import Glibc
+
+/// The kernel's socket diagnostics (NETLINK_SOCK_DIAG, what `ss` reads): every TCP, UDP and
+/// unix socket of the caller's network namespace as binary records in a few netlink reads,
+/// instead of the /proc/net text tables, which the kernel formats line by line (and walks
+/// its hash tables again for each read). The entries are the ones NetTable parses from
+/// /proc/net, field for field, so either source gives the same graph.
+public enum SocketDiag {
+    /// What one dump asked for.
+    public struct Query: Equatable, Sendable {
+        public var family: UInt8
+        public var protocolNumber: UInt8
+        public var name: String
+
+        public static let all = [
+            Query(family: UInt8(AF_INET), protocolNumber: UInt8(IPPROTO_TCP), name: "tcp"),
+            Query(family: UInt8(AF_INET6), protocolNumber: UInt8(IPPROTO_TCP), name: "tcp6"),
+            Query(family: UInt8(AF_INET), protocolNumber: UInt8(IPPROTO_UDP), name: "udp"),
+            Query(family: UInt8(AF_INET6), protocolNumber: UInt8(IPPROTO_UDP), name: "udp6"),
+            Query(family: UInt8(AF_UNIX), protocolNumber: 0, name: "unix"),
+        ]
+    }
+
+    /// One datagram's worth of a dump, parsed.
+    public struct Part: Equatable {
+        public var entries: [SocketEntry] = []
+        /// The dump's last message (NLMSG_DONE) was in this datagram.
+        public var done = false
+        /// The kernel refused the request (NLMSG_ERROR): its errno.
+        public var error: Int32?
+        /// Messages too short for what their type says they hold; parsing stops at the first
+        /// whose length is impossible.
+        public var malformed = 0
+    }
+
+    static let netlinkSockDiag: Int32 = 4      // NETLINK_SOCK_DIAG
+    static let sockDiagByFamily: UInt16 = 20   // SOCK_DIAG_BY_FAMILY
+    static let done: UInt16 = 3                // NLMSG_DONE
+    static let error: UInt16 = 2               // NLMSG_ERROR
+    static let requestDump: UInt16 = 0x1 | 0x300  // NLM_F_REQUEST | NLM_F_DUMP
+    static let unixShowName: UInt32 = 0x1      // UDIAG_SHOW_NAME
+    static let unixNameAttribute: UInt16 = 0   // UNIX_DIAG_NAME
+
+    /// Every socket of the observer's network namespace, by inode; nil if the kernel has no
+    /// socket diagnostics for one of the families (the caller reads /proc/net instead).
+    public static func dump() -> [UInt64: SocketEntry]? {
+        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkSockDiag)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var table: [UInt64: SocketEntry] = [:]
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        for (sequence, query) in Query.all.enumerated() {
+            let message = request(query, sequence: UInt32(sequence + 1))
+            guard message.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == message.count else { return nil }
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return nil }
+                let part = parse(buffer[0..<n], query: query)
+                if part.error != nil { return nil }
+                for entry in part.entries { table[entry.inode] = entry }
+                if part.done { break }
+            }
+        }
+        return table
+    }
+
+    /// The dump request for one family and protocol.
+    public static func request(_ query: Query, sequence: UInt32) -> [UInt8] {
+        var body: [UInt8]
+        if query.family == UInt8(AF_UNIX) {
+            // struct unix_diag_req: family, protocol, pad(2), states, ino, show, cookie[2].
+            body = [query.family, 0, 0, 0] + le(UInt32.max) + le(UInt32(0)) + le(unixShowName) + [UInt8](repeating: 0, count: 8)
+        } else {
+            // struct inet_diag_req_v2: family, protocol, ext, pad, states, then a zero socket id (48).
+            body = [query.family, query.protocolNumber, 0, 0] + le(UInt32.max) + [UInt8](repeating: 0, count: 48)
+        }
+        return le(UInt32(16 + body.count)) + le(sockDiagByFamily) + le(requestDump) + le(sequence) + le(UInt32(0)) + body
+    }
+
+    /// Parse one datagram of a dump's reply.
+    public static func parse<C: Collection>(_ datagram: C, query: Query) -> Part where C.Element == UInt8 {
+        let bytes = Array(datagram)
+        var part = Part()
+        var offset = 0
+        while offset + 16 <= bytes.count {
+            let length = Int(u32(bytes, offset))
+            let type = u16(bytes, offset + 4)
+            guard length >= 16, offset + length <= bytes.count else {
+                part.malformed += 1
+                return part
+            }
+            let payload = offset + 16
+            switch type {
+            case done:
+                part.done = true
+                return part
+            case error:
+                // struct nlmsgerr: a negative errno, then the request.
+                guard length >= 20 else { part.malformed += 1; part.error = EPROTO; return part }
+                part.error = -Int32(bitPattern: u32(bytes, payload))
+                return part
+            case sockDiagByFamily:
+                if let entry = query.family == UInt8(AF_UNIX)
+                    ? unixEntry(bytes, payload, end: offset + length) : inetEntry(bytes, payload, end: offset + length, query: query) {
+                    part.entries.append(entry)
+                } else {
+                    part.malformed += 1
+                }
+            default: break
+            }
+            offset += (length + 3) & ~3
+        }
+        if offset < bytes.count { part.malformed += 1 }  // a tail too short for a header
+        return part
+    }
+
+    /// struct inet_diag_msg: family, state, timer, retrans, id {sport, dport (big-endian),
+    /// src[16], dst[16], if, cookie[2]}, expires, rqueue, wqueue, uid, inode.
+    static func inetEntry(_ b: [UInt8], _ at: Int, end: Int, query: Query) -> SocketEntry? {
+        guard end - at >= 72 else { return nil }
+        let family = b[at]
+        guard family == UInt8(AF_INET) || family == UInt8(AF_INET6) else { return nil }
+        let state = b[at + 1]
+        let localPort = UInt16(b[at + 4]) << 8 | UInt16(b[at + 5])
+        let remotePort = UInt16(b[at + 6]) << 8 | UInt16(b[at + 7])
+        let local = address(Array(b[(at + 8)..<(at + 24)]), port: localPort, v4: family == UInt8(AF_INET))
+        let remote = address(Array(b[(at + 24)..<(at + 40)]), port: remotePort, v4: family == UInt8(AF_INET))
+        let inode = UInt64(u32(b, at + 68))
+        let code = String(state, radix: 16, uppercase: true)
+        let twoDigits = code.count == 1 ? "0" + code : code
+        let name: String
+        if query.protocolNumber == UInt8(IPPROTO_UDP) {
+            name = state == 7 ? "UNCONN" : (state == 1 ? "ESTABLISHED" : twoDigits)
+        } else {
+            name = NetTable.tcpStates[twoDigits] ?? twoDigits
+        }
+        return SocketEntry(inode: inode, protocolName: query.name, local: local, remote: remote, state: name)
+    }
+
+    /// struct unix_diag_msg: family, type, state, pad, ino, cookie[2]; then attributes, of
+    /// which UNIX_DIAG_NAME is the bound path (a leading NUL: abstract, shown as `@`).
+    static func unixEntry(_ b: [UInt8], _ at: Int, end: Int) -> SocketEntry? {
+        guard end - at >= 16, b[at] == UInt8(AF_UNIX) else { return nil }
+        let types: [UInt8: String] = [1: "stream", 2: "dgram", 5: "seqpacket"]
+        // sk_state, as /proc/net/unix shows it: the listen flag, else the socket's SS_ state.
+        let states: [UInt8: String] = [1: "CONNECTED", 2: "CONNECTING", 7: "UNCONNECTED", 10: "LISTEN"]
+        let kind = types[b[at + 1]] ?? String(format4: b[at + 1])
+        let state = states[b[at + 2]] ?? String(b[at + 2])
+        var path = ""
+        var attribute = at + 16
+        while attribute + 4 <= end {
+            let length = Int(u16(b, attribute))
+            guard length >= 4, attribute + length <= end else { return nil }
+            if u16(b, attribute + 2) == unixNameAttribute {
+                var name = Array(b[(attribute + 4)..<(attribute + length)])
+                if name.first == 0 { name[0] = UInt8(ascii: "@") }
+                if let nul = name.firstIndex(of: 0) { name = Array(name[..<nul]) }
+                path = String(decoding: name, as: UTF8.self)
+            }
+            attribute += (length + 3) & ~3
+        }
+        return SocketEntry(inode: UInt64(u32(b, at + 4)), protocolName: "unix", local: path, remote: "", state: "\(kind) \(state)")
+    }
+
+    /// Network-order address bytes as /proc/net's parser shows them: dotted quad, or eight
+    /// uncompressed hexadecimal groups in brackets.
+    static func address(_ bytes: [UInt8], port: UInt16, v4: Bool) -> String {
+        if v4 { return "\(bytes[0]).\(bytes[1]).\(bytes[2]).\(bytes[3]):\(port)" }
+        let groups = stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+        return "[\(groups.joined(separator: ":"))]:\(port)"
+    }
+
+    static func u16(_ b: [UInt8], _ at: Int) -> UInt16 { UInt16(b[at]) | UInt16(b[at + 1]) << 8 }
+    static func u32(_ b: [UInt8], _ at: Int) -> UInt32 {
+        UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24
+    }
+    static func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+}
+
+private extension String {
+    /// A unix socket type the table does not name, as /proc/net/unix's four hex digits.
+    init(format4 value: UInt8) {
+        let hex = String(value, radix: 16, uppercase: true)
+        self = String(repeating: "0", count: 4 - hex.count) + hex
+    }
+}
