@@ -85,18 +85,24 @@ public struct Policy: Sendable {
         let index: RuleIndex
         /// The rate-limited rules by location, which is what an allow decision cites.
         let rates: [String: Rate]
+        /// Whether any rule has a time window: only then is a decision's local time looked up.
+        let timed: Bool
 
         public init(capabilities: [String], rules: [Rule]) {
             self.capabilities = capabilities
             self.rules = rules
             index = RuleIndex(rules)
             rates = Dictionary(rules.compactMap { r in r.rate.map { (r.location, $0) } }, uniquingKeysWith: { a, _ in a })
+            timed = rules.contains { $0.window != nil }
         }
 
-        /// The first rule, in order, that matches the call.
-        func firstMatch(_ call: ResolvedCall, segments: [[UInt8]]?, facts: CallFacts) -> Rule? {
-            for n in index.candidates(call.op, path: segments) where rules[n].matches(call, segments: segments, facts: facts) { return rules[n] }
-            return nil
+        /// The first rule, in order, that matches the call (its index in `rules`). The rules are
+        /// read in place: a decision copies none of them.
+        func firstMatch(_ call: ResolvedCall, segments: [[UInt8]]?, facts: CallFacts) -> Int? {
+            let candidates = index.candidates(call.op, path: segments)
+            return rules.withUnsafeBufferPointer { rules in
+                candidates.first { rules[$0].matches(call, segments: segments, facts: facts) }
+            }
         }
     }
 
@@ -335,7 +341,16 @@ struct RuleIndex: Sendable {
             at = next
             found += nodes[at].rules
         }
-        return found.count > 1 ? Array(Set(found)).sorted() : found
+        guard found.count > 1 else { return found }
+        // A rule with several patterns along one path is listed once, in rule order.
+        found.sort()
+        var kept = 1
+        for i in 1..<found.count where found[i] != found[kept - 1] {
+            found[kept] = found[i]
+            kept += 1
+        }
+        found.removeLast(found.count - kept)
+        return found
     }
 }
 

@@ -30,7 +30,14 @@ public struct PolicyGuard: Guarding {
     /// The seq of the last allowed decision: its outcome record closes it.
     private var openIntent: Int?
     /// The steps that move something in the world: held back by a latched fault or an uncertain picture.
-    static let physical: Set<MicroOp> = [.act, .gpioSet, .usbTransfer, .usbControl]
+    static func isPhysical(_ op: MicroOp) -> Bool {
+        switch op {
+        case .act, .gpioSet, .usbTransfer, .usbControl: true
+        default: false
+        }
+    }
+    /// `protectedPaths`, each with a `/` after it: what a path under one starts with.
+    private let protectedPrefixes: [String]
     /// When each rate-limited rule last allowed, per context and rule location.
     private var allowedAt: [String: [Instant]] = [:]
     /// What this step's decisions rest on (see ``look(at:now:)``); nil outside a loop.
@@ -47,6 +54,7 @@ public struct PolicyGuard: Guarding {
         self.identity = identity
         self.approvals = approvals
         self.protectedPaths = protectedPaths.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        protectedPrefixes = self.protectedPaths.map { $0 + "/" }
         self.fault = fault
         self.approvers = approvers
     }
@@ -60,7 +68,7 @@ public struct PolicyGuard: Guarding {
         guard let rules = policy.contexts[context] else {
             return .deny(rule: "default-deny", reason: "context \(context) has no policy in \(policy.file)")
         }
-        if let latched = fault?.current, Self.physical.contains(call.op) {
+        if Self.isPhysical(call.op), let latched = fault?.current {
             return .deny(rule: "latched-fault", reason: "halted by a fault since \(latched.since): \(latched.reason); "
                          + "nothing physical runs until a person checks the bench and runs worldos ack")
         }
@@ -71,7 +79,8 @@ public struct PolicyGuard: Guarding {
                 return .deny(rule: "path-normalization", reason: "path \"\(path)\" is not absolute and normalized")
             }
             // A normalized path is its own canonical spelling, so prefixes compare directly.
-            if let root = protectedPaths.first(where: { path == $0 || path.hasPrefix($0 + "/") }) {
+            if let i = protectedPaths.indices.first(where: { path == protectedPaths[$0] || path.hasPrefix(protectedPrefixes[$0]) }) {
+                let root = protectedPaths[i]
                 return .deny(rule: "protected", reason: "\(path) is under the supervisor's own records (\(root)); no context touches them")
             }
             segments = parts
@@ -86,21 +95,21 @@ public struct PolicyGuard: Guarding {
             }
             if level == "irreversible-physical" || level == "destructive-host" { risky = (device, action, level) }
         }
-        var verdict: Decision = .deny(rule: "default-deny", reason: "no rule of context \(context) allows \(call.op.rawValue)"
-                                      + (call.path.map { " of \($0)" } ?? ""))
         let facts = Policy.CallFacts(deviceIdentity: call.op == .act ? call.args["device"]?.string.flatMap { identity($0)?.id } : nil,
-                                     localTime: Self.localTime(wallClock()))
-        if let rule = rules.firstMatch(call, segments: segments, facts: facts) {
-            verdict = rule.effect == .deny ? .deny(rule: rule.location, reason: rule.reason ?? "denied by policy") : .allow(rule: rule.location)
-            if rule.effect == .allow, let limits = rule.limits {
-                let params = Self.parameters(call)
-                for (name, range) in limits.sorted(by: { $0.key < $1.key }) {
-                    guard let text = params[name] else {
-                        return .deny(rule: rule.location, reason: "\(name) must be given: the policy limits it to \(range.lowerBound)...\(range.upperBound)")
-                    }
-                    guard let v = Double(text), range.contains(v) else {
-                        return .deny(rule: rule.location, reason: "\(name)=\(text) is outside \(range.lowerBound)...\(range.upperBound), the policy's limit")
-                    }
+                                     localTime: rules.timed ? Self.localTime(wallClock()) : (weekday: 0, minute: 0))
+        guard let n = rules.firstMatch(call, segments: segments, facts: facts) else {
+            return .deny(rule: "default-deny", reason: "no rule of context \(context) allows \(call.op.rawValue)" + (call.path.map { " of \($0)" } ?? ""))
+        }
+        let rule = rules.rules[n]
+        let verdict: Decision = rule.effect == .deny ? .deny(rule: rule.location, reason: rule.reason ?? "denied by policy") : .allow(rule: rule.location)
+        if rule.effect == .allow, let limits = rule.limits {
+            let params = Self.parameters(call)
+            for (name, range) in limits.sorted(by: { $0.key < $1.key }) {
+                guard let text = params[name] else {
+                    return .deny(rule: rule.location, reason: "\(name) must be given: the policy limits it to \(range.lowerBound)...\(range.upperBound)")
+                }
+                guard let v = Double(text), range.contains(v) else {
+                    return .deny(rule: rule.location, reason: "\(name)=\(text) is outside \(range.lowerBound)...\(range.upperBound), the policy's limit")
                 }
             }
         }
@@ -146,7 +155,7 @@ public struct PolicyGuard: Guarding {
     /// Why a physical step should not run on the picture this step has: no recent observation,
     /// or one the estimator could not predict. Dreams (latent mode) touch nothing and are not held back.
     private func doubt(about call: ResolvedCall) -> String? {
-        guard mode != .latent, let picture, Self.physical.contains(call.op) else { return nil }
+        guard mode != .latent, let picture, Self.isPhysical(call.op) else { return nil }
         guard let seen = picture.lastObserved else {
             return "the machine has not been observed yet; the guard does not act on a picture it has not checked"
         }

@@ -44,21 +44,25 @@ final class GuardTests: XCTestCase {
         var rng = SeededRandom(seed: 7)
         let pieces = ["a", "b", "ab", "*", "**", "a*", "?", "*b"], names = ["a", "b", "ab", "ba", "abb"]
         for round in 0..<200 {
-            var text = "version: 1\ncontexts:\n  c:\n", rules: [(deny: Bool, pattern: PathPattern, line: Int)] = []
+            // A rule has one or two patterns, so one rule can sit at several places along a path
+            // in the index and must still be tried once, in its place.
+            var text = "version: 1\ncontexts:\n  c:\n", rules: [(deny: Bool, patterns: [PathPattern], line: Int)] = []
             for effect in ["deny", "allow"] {
                 text += "    \(effect):\n"
                 for _ in 0...Int(rng.next() % 12) {
-                    let pattern = "/" + (0...Int(rng.next() % 3)).map { _ in pieces[Int(rng.next() % 8)] }.joined(separator: "/")
+                    let patterns = (0...Int(rng.next() % 2)).map { _ in
+                        "/" + (0...Int(rng.next() % 3)).map { _ in pieces[Int(rng.next() % 8)] }.joined(separator: "/")
+                    }
                     let line = text.split(separator: "\n", omittingEmptySubsequences: false).count
-                    text += "      - op: open\n        path: \(pattern)\n"
-                    rules.append((effect == "deny", try PathPattern(pattern), line))
+                    text += "      - op: open\n        path: [\(patterns.joined(separator: ", "))]\n"
+                    rules.append((effect == "deny", try patterns.map(PathPattern.init), line))
                 }
             }
             let g = PolicyGuard(policy: try Policy.parse(text, file: "p.yaml"), audit: try tempAudit(), mode: .real)
             for _ in 0..<20 {
                 let path = "/" + (0...Int(rng.next() % 4)).map { _ in names[Int(rng.next() % 5)] }.joined(separator: "/")
                 let decision = g.evaluate(open(path), context: "c", held: [])
-                guard let rule = rules.first(where: { $0.pattern.matches(path) }) else {
+                guard let rule = rules.first(where: { $0.patterns.contains { $0.matches(path) } }) else {
                     XCTAssertFalse(decision.isAllowed, "round \(round): \(path) matched no rule but was allowed\n\(text)")
                     continue
                 }
