@@ -17,9 +17,11 @@ static inline int worldos_ioctl_fionbio(int fd, int *on) {
     return ioctl(fd, FIONBIO, on);
 }
 
-/* mallinfo2().uordblks: bytes the heap has handed out and not had back (for memory reports). */
+/* Bytes malloc has handed out and not had back (for memory reports): what the heap holds
+   (uordblks) plus the large blocks it maps one by one (hblkhd), which uordblks leaves out. */
 static inline size_t worldos_heap_in_use(void) {
-    return mallinfo2().uordblks;
+    struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;
 }
 
 /* A non-blocking netlink socket of `protocol` bound to multicast `groups`. -1 with errno on failure. */
