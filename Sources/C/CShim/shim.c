@@ -10,6 +10,7 @@
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -259,6 +260,19 @@ int worldos_spawn_close_from(void *file_actions, int first) {
 }
 int worldos_close_from(unsigned first) { return close_range(first, ~0U, 0); }
 long worldos_getdents64(int fd, void *buffer, size_t length) { return getdents64(fd, buffer, length); }
+unsigned long long worldos_affinity_get(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+    unsigned long long mask = 0;
+    for (int cpu = 0; cpu < 64; cpu++) if (CPU_ISSET(cpu, &set)) mask |= 1ULL << cpu;
+    return mask;
+}
+int worldos_affinity_set(unsigned long long mask) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu = 0; cpu < 64; cpu++) if (mask & (1ULL << cpu)) CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}
 long worldos_filesystem_magic(const char *path) {
     struct statfs fs;
     return statfs(path, &fs) == 0 ? (long)fs.f_type : -1;

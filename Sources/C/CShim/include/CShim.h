@@ -117,6 +117,10 @@ int worldos_spawn_close_from(void *file_actions, int first); /* posix_spawn_file
 int worldos_close_from(unsigned first); /* close_range(first, ~0U, 0) */
 long worldos_getdents64(int fd, void *buffer, size_t length); /* raw directory entries (struct linux_dirent64) */
 long worldos_filesystem_magic(const char *path); /* statfs(path).f_type, or -1 */
+/* The calling thread's CPU affinity as a mask of the first 64 CPUs (0 on failure), and setting
+   it (0, or -1 with errno). Threads and processes it starts inherit it. */
+unsigned long long worldos_affinity_get(void);
+int worldos_affinity_set(unsigned long long mask);
 
 
 #endif
