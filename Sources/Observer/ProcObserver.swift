@@ -8,8 +8,8 @@ import StateGraph
 ///
 /// Identity: a process is pid + start time (a reused pid is a new node); a regular file or
 /// directory is device + inode; a character or block device is its major:minor; a pipe or
-/// socket is its inode, and sockets carry their addresses and state from /proc/PID/net/* of
-/// their own network namespace.
+/// socket is its inode, and sockets carry their addresses and state from their own network
+/// namespace: socket diagnostics (netlink) for the observer's, /proc/PID/net/* for others.
 ///
 /// Incremental: each process's stat file and fd directory stay open; stat is re-read with one
 /// pread and the directory fstat'ed; the descriptor table is re-read only when its size (on
@@ -19,7 +19,8 @@ import StateGraph
 ///
 /// Parallel: processes are visited on one thread per core (at most four) when there are more
 /// than a few dozen; a full refresh is mostly the kernel's work per descriptor (a readlink
-/// each), which spreads over cores.
+/// each), which spreads over cores. A dense descriptor table (0..<count, the count being the
+/// fd directory's size on the live procfs) is read without listing the directory.
 ///
 /// Races are normal: a process that exits between readdir and read, or a descriptor closed
 /// between readdir and readlink, is counted in `raced` and skipped; the rest of the step stands.
