@@ -47,6 +47,10 @@ public enum SocketDiag {
         let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkSockDiag)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        // A dump is answered at once; a kernel that does not answer within a second gets the
+        // /proc/net tables instead of a supervisor stuck in recv.
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0 else { return nil }
         var table: [UInt64: SocketEntry] = [:]
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         for (sequence, query) in Query.all.enumerated() {

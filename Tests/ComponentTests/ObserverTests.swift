@@ -177,7 +177,8 @@ final class ObserverTests: XCTestCase {
         }
         var fromProc: [UInt64: SocketEntry] = [:]
         for name in ["tcp", "tcp6", "udp", "udp6", "unix"] {
-            let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: "/proc/\(child.pid)/net/\(name)")))
+            // Read to the end: Data(contentsOf:) takes only a procfs file's first read.
+            let bytes = try Array(XCTUnwrap(FileHandle(forReadingAtPath: "/proc/\(child.pid)/net/\(name)")).readDataToEndOfFile())
             for e in (name == "unix" ? NetTable.parseUnix(bytes) : NetTable.parseInet(bytes, protocolName: name)).entries { fromProc[e.inode] = e }
         }
         let fromDiag = try XCTUnwrap(SocketDiag.dump(), "this kernel answers NETLINK_SOCK_DIAG for tcp, udp and unix")
