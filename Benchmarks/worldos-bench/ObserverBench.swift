@@ -64,6 +64,48 @@ final class Load {
     }
 }
 
+/// A shell that opens or closes its descriptor 9 each time it is asked, and says when it has.
+final class Toggler {
+    private var pid: pid_t = 0
+    private let commands: Int32, answers: Int32
+    private var open = false
+
+    init() throws {
+        var toShell: [Int32] = [0, 0], fromShell: [Int32] = [0, 0]
+        guard pipe(&toShell) == 0, pipe(&fromShell) == 0 else { throw NSError(domain: "pipe", code: Int(errno)) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, toShell[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromShell[1], 1)
+        // The shell keeps none of our ends: it sees the end of its commands when we close ours.
+        for fd in [toShell[0], toShell[1], fromShell[0], fromShell[1]] { posix_spawn_file_actions_addclose(&actions, fd) }
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("sh"), strdup("-c"), strdup("while read c; do eval \"$c\"; echo; done"), nil]
+        let r = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
+        argv.forEach { free($0) }
+        posix_spawn_file_actions_destroy(&actions)
+        close(toShell[0])
+        close(fromShell[1])
+        commands = toShell[1]
+        answers = fromShell[0]
+        guard r == 0 else { throw NSError(domain: "posix_spawn", code: Int(r)) }
+    }
+
+    func toggle() {
+        open.toggle()
+        let command = open ? "exec 9</dev/null\n" : "exec 9<&-\n"
+        _ = command.withCString { write(commands, $0, strlen($0)) }
+        var byte: UInt8 = 0
+        _ = read(answers, &byte, 1)
+    }
+
+    deinit {
+        close(commands)
+        close(answers)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+}
+
 /// Run a command with its output thrown away; its wall time in milliseconds.
 func timeCommand(_ path: String, _ arguments: [String]) -> Double {
     milliseconds {
@@ -137,6 +179,15 @@ func observerBenchmark() throws {
         quietTimes.append(try milliseconds { _ = try warm.observe(at: now) })
         if !warm.lastRefresh.changed { quiet += 1 }
     }
+    // One process changes between refreshes (a shell opens or closes a descriptor): the usual
+    // step on a busy machine, where something always moved.
+    let shell = try Toggler()
+    _ = try warm.observe(at: now)
+    var oneTimes: [Double] = []
+    for _ in 0..<21 {
+        shell.toggle()
+        oneTimes.append(try milliseconds { _ = try warm.observe(at: now) })
+    }
     let psTimes = (0..<5).map { _ in timeCommand("/bin/ps", ["-e"]) }
 
     // Memory: bytes the graph built from one observation holds, per 1,000 nodes.
@@ -152,6 +203,7 @@ func observerBenchmark() throws {
     print("observer (\(load.pids.count) processes × 20 descriptors; \(nodes) nodes observed; \(threads) scanning threads)")
     print(String(format: "  full refresh (processes + fds + sockets):  %8.2f ms  (median of %d)", full, fullTimes.count))
     print(String(format: "  refresh when nothing changed:              %8.3f ms  (median of %d; %d of them found no change)", unchanged, quietTimes.count, quiet))
+    print(String(format: "  refresh when one process changed:          %8.3f ms  (median of %d)", median(oneTimes), oneTimes.count))
     print(String(format: "  lsof -n -P (reference):                    %8.2f ms  (median of %d, interleaved)", lsof, lsofTimes.count))
     print(String(format: "  ps -e (reference):                         %8.2f ms  (median of %d)", ps, psTimes.count))
     print(String(format: "  readlink of every descriptor alone:        %8.2f ms  (the kernel's floor for a refresh, %d threads)", floor, threads))
