@@ -157,9 +157,14 @@ public enum SocketDiag {
             let length = Int(u16(b, attribute))
             guard length >= 4, attribute + length <= end else { return nil }
             if u16(b, attribute + 2) == unixNameAttribute {
+                // As /proc/net/unix shows it: a path without its closing NUL; an abstract name
+                // (leading NUL) with every NUL as `@`.
                 var name = Array(b[(attribute + 4)..<(attribute + length)])
-                if name.first == 0 { name[0] = UInt8(ascii: "@") }
-                if let nul = name.firstIndex(of: 0) { name = Array(name[..<nul]) }
+                if name.first == 0 {
+                    name = name.map { $0 == 0 ? UInt8(ascii: "@") : $0 }
+                } else if let nul = name.firstIndex(of: 0) {
+                    name = Array(name[..<nul])
+                }
                 path = String(decoding: name, as: UTF8.self)
             }
             attribute += (length + 3) & ~3

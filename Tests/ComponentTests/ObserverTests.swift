@@ -376,6 +376,14 @@ final class ProcParserTests: XCTestCase {
         record += le(UInt16(4 + 9)) + [0, 0] + [0] + Array("abstract".utf8) + [0, 0, 0]
         XCTAssertEqual(SocketDiag.parse(message(20, record), query: unix).entries,
                        [SocketEntry(inode: 77, protocolName: "unix", local: "@abstract", remote: "", state: "stream LISTEN")])
+        // Names as /proc/net/unix shows them: an abstract name's NULs as `@`, a path without its NUL.
+        let padded: [UInt8] = [UInt8(AF_UNIX), 2, 7, 0] + le(UInt32(78)) + [UInt8](repeating: 0, count: 8)
+            + le(UInt16(4 + 6)) + [0, 0] + [0, 0x61, 0x62, 0, 0x63, 0] + [0, 0]
+        XCTAssertEqual(SocketDiag.parse(message(20, padded), query: unix).entries.map(\.local), ["@ab@c@"])
+        let path: [UInt8] = [UInt8(AF_UNIX), 1, 1, 0] + le(UInt32(79)) + [UInt8](repeating: 0, count: 8)
+            + le(UInt16(4 + 7)) + [0, 0] + Array("/run/x".utf8) + [0] + [0]
+        XCTAssertEqual(SocketDiag.parse(message(20, path), query: unix).entries.map(\.local), ["/run/x"])
+        XCTAssertEqual(SocketDiag.parse(message(20, path), query: unix).entries.map(\.state), ["stream CONNECTED"])
     }
 
     func testUnixTable_readsPathsTypesAndListeningSockets() {
