@@ -51,8 +51,10 @@ build: setup
 
 # The supervisor on the default bench, until Ctrl-C: the bench bridge firmware simulator on a
 # pseudo-terminal, found through Devices/bench-bridge.yaml. Trace, audit log and panel go to $(OUT).
+# The last run's simulator.pty goes first, so its pty name is never read for this run's.
 run: build sim
 	@mkdir -p $(OUT)
+	@rm -f $(OUT)/simulator.pty
 	@setsid Firmware/build/bench-bridge-sim > $(OUT)/simulator.pty & sim=$$!; trap "kill $$sim 2>/dev/null" EXIT; \
 	  while [ ! -s $(OUT)/simulator.pty ]; do sleep 0.1; done; \
 	  .build/debug/worldos run --out $(OUT) --device $$(head -1 $(OUT)/simulator.pty)
