@@ -16,7 +16,9 @@ final class Load {
     init(processes: Int) throws {
         directory = NSTemporaryDirectory() + "worldos-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        for i in 0..<6 { FileManager.default.createFile(atPath: "\(directory)/f\(i)", contents: Data("bench".utf8)) }
+        for i in 0..<6 where !FileManager.default.createFile(atPath: "\(directory)/f\(i)", contents: Data("bench".utf8)) {
+            throw NSError(domain: "cannot create \(directory)/f\(i)", code: 0)
+        }
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

@@ -72,7 +72,7 @@ func sandboxBenchmark() throws {
     // same loop under an allow-everything filter: what enabling seccomp at all costs per call.
     print("sandbox (a supervised program under the seccomp filter)")
     let big = dir + "/big"
-    FileManager.default.createFile(atPath: big, contents: Data(count: 1 << 20))
+    guard FileManager.default.createFile(atPath: big, contents: Data(count: 1 << 20)) else { throw NSError(domain: "cannot create \(big)", code: 0) }
     let workloads: [(String, [String])] = [
         ("1M read+write of 64 B /dev/zero ", ["loop-rw", "500000", "64"]),
         ("1M read+write of 4 KiB /dev/zero", ["loop-rw", "500000", "4096"]),
