@@ -42,7 +42,8 @@ public enum SocketDiag {
     static let unixNameAttribute: UInt16 = 0   // UNIX_DIAG_NAME
 
     /// Every socket of the observer's network namespace, by inode; nil if the kernel has no
-    /// socket diagnostics for one of the families (the caller reads /proc/net instead).
+    /// socket diagnostics for one of the families, does not answer within a second, or answers
+    /// something this cannot read (the caller reads /proc/net instead).
     public static func dump() -> [UInt64: SocketEntry]? {
         let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), netlinkSockDiag)
         guard fd >= 0 else { return nil }
@@ -61,7 +62,9 @@ public enum SocketDiag {
                 if n < 0 && errno == EINTR { continue }
                 guard n > 0 else { return nil }
                 let part = parse(buffer[0..<n], query: query)
-                if part.error != nil { return nil }
+                // A refusal, or anything misread, and the caller reads /proc/net: no socket is
+                // silently left out.
+                if part.error != nil || part.malformed > 0 { return nil }
                 for entry in part.entries { table[entry.inode] = entry }
                 if part.done { break }
             }
