@@ -79,8 +79,7 @@ public struct PolicyGuard: Guarding {
                 return .deny(rule: "path-normalization", reason: "path \"\(path)\" is not absolute and normalized")
             }
             // A normalized path is its own canonical spelling, so prefixes compare directly.
-            if let i = protectedPaths.indices.first(where: { path == protectedPaths[$0] || path.hasPrefix(protectedPrefixes[$0]) }) {
-                let root = protectedPaths[i]
+            if let root = zip(protectedPaths, protectedPrefixes).first(where: { path == $0 || path.hasPrefix($1) })?.0 {
                 return .deny(rule: "protected", reason: "\(path) is under the supervisor's own records (\(root)); no context touches them")
             }
             segments = parts

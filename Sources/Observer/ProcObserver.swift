@@ -404,8 +404,9 @@ final class ProcEntry {
         }
     }
 
-    private init(pid: Int32, statFD: Int32, statBytes: [UInt8], stat: ProcStat, node: Node, fds: [FD],
-                 maps: [MappedFile], netns: UInt64, mountns: UInt64, includeMaps: Bool) {
+    /// A process as its stat file reads; its descriptors and maps are read after.
+    private init(pid: Int32, statFD: Int32, statBytes: [UInt8], stat: ProcStat, node: Node, netns: UInt64, mountns: UInt64,
+                 includeMaps: Bool) {
         self.pid = pid
         id = node.id
         self.statFD = statFD
@@ -413,13 +414,13 @@ final class ProcEntry {
         self.stat = stat
         self.node = node
         fdSignature = .none
-        self.fds = fds
-        self.maps = maps
+        fds = []
+        maps = []
         self.netns = netns
         self.mountns = mountns
         fdPath = "\(pid)/fd"
         self.includeMaps = includeMaps
-        socketInodes = Set(fds.compactMap(\.socketInode))
+        socketInodes = []
     }
 
     func close() {
@@ -478,8 +479,8 @@ final class ProcEntry {
             "start": .int(Int64(stat.startTime)), "uid": .int(owner.0), "gid": .int(owner.1), "cmdline": .string(cmdline),
             "cgroup": .string(cgroup), "priority": .int(stat.priority), "nice": .int(stat.nice), "threads": .int(stat.threads),
         ])
-        let entry = ProcEntry(pid: pid, statFD: keepOpen ? fd : -1, statBytes: bytes, stat: stat, node: node, fds: [],
-                              maps: [], netns: netns, mountns: mountns, includeMaps: includeMaps)
+        let entry = ProcEntry(pid: pid, statFD: keepOpen ? fd : -1, statBytes: bytes, stat: stat, node: node, netns: netns,
+                              mountns: mountns, includeMaps: includeMaps)
         if !keepOpen { Glibc.close(fd) } else { entry.fdDirFD = openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         entry.scanDescriptors(procFD: procFD, context: &context)
         if includeMaps { entry.maps = readAt(dir, "maps").map { ProcMaps.parse($0) } ?? [] }

@@ -86,16 +86,21 @@ public enum NetTable {
         let parts = text.split(separator: ":")
         guard parts.count == 2, let port = UInt16(parts[1], radix: 16) else { return nil }
         let hex = Array(parts[0])
-        if hex.count == 8, let v = UInt32(String(hex), radix: 16) {
-            return "\(v & 0xFF).\(v >> 8 & 0xFF).\(v >> 16 & 0xFF).\(v >> 24):\(port)"
-        }
-        guard hex.count == 32 else { return nil }
+        guard hex.count == 8 || hex.count == 32 else { return nil }
         var bytes: [UInt8] = []
-        for w in 0..<4 {
+        for w in 0..<(hex.count / 8) {
             guard let word = UInt32(String(hex[(w * 8)..<(w * 8 + 8)]), radix: 16) else { return nil }
             bytes += [UInt8(word & 0xFF), UInt8(word >> 8 & 0xFF), UInt8(word >> 16 & 0xFF), UInt8(word >> 24)]
         }
-        let groups = stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+        return address(bytes, port: port)
+    }
+
+    /// An address in network byte order (4 bytes: IPv4, 16: IPv6) with its port: dotted quad, or
+    /// eight uncompressed hexadecimal groups in brackets. /proc/net's tables and socket
+    /// diagnostics are both shown this way.
+    static func address(_ bytes: [UInt8], port: UInt16) -> String {
+        if bytes.count == 4 { return "\(bytes[0]).\(bytes[1]).\(bytes[2]).\(bytes[3]):\(port)" }
+        let groups = stride(from: 0, to: bytes.count, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
         return "[\(groups.joined(separator: ":"))]:\(port)"
     }
 

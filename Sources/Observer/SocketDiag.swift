@@ -131,8 +131,9 @@ public enum SocketDiag {
         let state = b[at + 1]
         let localPort = UInt16(b[at + 4]) << 8 | UInt16(b[at + 5])
         let remotePort = UInt16(b[at + 6]) << 8 | UInt16(b[at + 7])
-        let local = address(Array(b[(at + 8)..<(at + 24)]), port: localPort, v4: family == UInt8(AF_INET))
-        let remote = address(Array(b[(at + 24)..<(at + 40)]), port: remotePort, v4: family == UInt8(AF_INET))
+        let length = family == UInt8(AF_INET) ? 4 : 16
+        let local = NetTable.address(Array(b[(at + 8)..<(at + 8 + length)]), port: localPort)
+        let remote = NetTable.address(Array(b[(at + 24)..<(at + 24 + length)]), port: remotePort)
         let inode = UInt64(u32(b, at + 68))
         let code = String(state, radix: 16, uppercase: true)
         let twoDigits = code.count == 1 ? "0" + code : code
@@ -173,14 +174,6 @@ public enum SocketDiag {
             attribute += (length + 3) & ~3
         }
         return SocketEntry(inode: UInt64(u32(b, at + 4)), protocolName: "unix", local: path, remote: "", state: "\(kind) \(state)")
-    }
-
-    /// Network-order address bytes as /proc/net's parser shows them: dotted quad, or eight
-    /// uncompressed hexadecimal groups in brackets.
-    static func address(_ bytes: [UInt8], port: UInt16, v4: Bool) -> String {
-        if v4 { return "\(bytes[0]).\(bytes[1]).\(bytes[2]).\(bytes[3]):\(port)" }
-        let groups = stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
-        return "[\(groups.joined(separator: ":"))]:\(port)"
     }
 
     static func u16(_ b: [UInt8], _ at: Int) -> UInt16 { UInt16(b[at]) | UInt16(b[at + 1]) << 8 }

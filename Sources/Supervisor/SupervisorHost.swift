@@ -168,10 +168,8 @@ public final class SupervisorHost: Effecting {
             if let held = gpioLines[key] { return .value(Int64(try held.get())) }
             let request = try gpio.request(chip: chip.path, offset: line.offset, kind: .input)
             return .value(Int64(try request.get()))
-        } catch let e as DeviceError {
-            return .failure(errno: e.errno ?? EIO)
         } catch {
-            return .failure(errno: EIO)
+            return .failure(errno: error.errno ?? EIO)
         }
     }
 
