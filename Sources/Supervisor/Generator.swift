@@ -208,7 +208,7 @@ public struct Generator {
         let approvals = try ApprovalStore(directory: settings.approvalsPath)
         var approved = false
         _ = try Supervisor.run(&session.loop, steps: options.steps, interval: .milliseconds(20)) { report in
-            if !approved, let request = (try? approvals.pending())?.first {
+            if !approved, let request = approvals.pending().first {
                 _ = try? approvals.approve(request.id, by: "generator")
                 approved = true
             }

@@ -33,7 +33,7 @@ final class ObserverTests: XCTestCase {
         let dir = NSTemporaryDirectory() + "worldos-obs-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/data", contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/data", contents: Data("x".utf8)))
         let child = try ScriptedChild("/usr/bin/env", ["python3", fdChild])
         let file = Int64(child.send("file \(dir)/data"))!
         let folder = Int64(child.send("file \(dir)"))!
@@ -136,7 +136,7 @@ final class ObserverTests: XCTestCase {
 
     func testParallelDenseScan_seesExactlyWhatASerialListingSees() throws {
         let file = NSTemporaryDirectory() + "worldos-dense-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
         defer { try? FileManager.default.removeItem(atPath: file) }
         // Half the tables are dense (0...7); half have gaps (3, 5, 9, 12, 40) the dense
         // reader must notice and list instead. Enough processes that the scan runs in parallel.

@@ -42,7 +42,7 @@ final class LsofComparisonTests: XCTestCase {
         }
         let dir = try temporaryDirectory("lsof")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/data", contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/data", contents: Data("x".utf8)))
         let fixture = repositoryRoot.appendingPathComponent("Tests/Fixtures/fdchild.py").path
         var children: [ScriptedChild] = []
         for i in 0..<3 {

@@ -36,7 +36,7 @@ final class ObservationLoopTests: XCTestCase {
                          allow: "      - op: open\n        path: /proc/loadavg\n      - op: close\n")
         let child = try ScriptedChild("/usr/bin/env", ["python3", repositoryRoot.appendingPathComponent("Tests/Fixtures/fdchild.py").path])
         XCTAssertEqual(child.send("ping"), "pong")
-        FileManager.default.createFile(atPath: directory + "/held", contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: directory + "/held", contents: Data("x".utf8)))
         try l.step()
         let me = try XCTUnwrap(l.memory.nodes(ofKind: .process).first { $0["pid"] == .int(Int64(getpid())) })
         XCTAssertTrue(l.memory.contains(Edge(me.id, .parentOf, try XCTUnwrap(process(child.pid, in: l.memory)).id)))
