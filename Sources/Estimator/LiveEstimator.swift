@@ -21,10 +21,10 @@ public struct LiveEstimator: Estimating {
         guard let observation else {
             return Posterior(step: prior.step, graph: prior.graph, surprise: nil, observedAt: nil)
         }
-        let before = prior.graph.snapshot()
+        let before = prior.graph
         let inScope = { (n: Node) in n.partition == .kernel && observation.scope.contains(n.kind) }
-        let observedIDs = Set(observation.nodes.map(\.id))
         var observedByID: [NodeID: Node] = [:]
+        observedByID.reserveCapacity(observation.nodes.count)
         for var node in observation.nodes {
             // Processes are on the panel when visible; other kinds keep what their observer said.
             if node.kind == .process { node.projected = node.observability == .visible }
@@ -34,43 +34,58 @@ public struct LiveEstimator: Estimating {
         let supervisorFDs: Set<Int64> = Set(observation.edges.lazy
             .filter { $0.kind == .owns && $0.from == observation.supervisor }
             .compactMap { observedByID[$0.to]?["fd"]?.intValue })
-        let staleContextFDs = Set(before.nodes.filter { n in
-            guard n.kind == .fileDescriptor, case .context = n.partition, let fd = n["fd"]?.intValue else { return false }
+        let staleContextFDs = Set(before.contextPartitions.flatMap(before.members(of:)).filter { n in
+            guard n.kind == .fileDescriptor, let fd = n["fd"]?.intValue else { return false }
             return !supervisorFDs.contains(fd)
         }.map(\.id))
 
-        // Events observed at the last step have been recorded with it; this step's replace them.
+        // The posterior, edited from the prior's indexes: the observed scope of the kernel
+        // partition is replaced by the observation (its nodes, and every edge between two of
+        // them); context descriptors the supervisor does not hold, and the events observed at
+        // the last step (recorded with it), go.
+        var target = before.draft
+        var surprise = Surprise()
         let earlierEvent = { (n: Node) in n.partition == .kernel && n.kind == .pendingEvent && n["observed"] == .bool(true) }
-        var nodes = before.nodes.filter { !inScope($0) && !staleContextFDs.contains($0.id) && !earlierEvent($0) }
-        nodes.append(contentsOf: observedByID.values)
+        // (An observed node stays, and is neither a context's nor an event: only the others are looked at.)
+        for id in before.nodes.keys where observedByID.index(forKey: id) == nil {
+            guard let node = before[id] else { continue }
+            let unseen = inScope(node)
+            guard unseen || staleContextFDs.contains(id) || earlierEvent(node) else { continue }
+            if unseen { surprise.missing += 1 }
+            target.nodes[id] = nil
+            target.outgoing[id] = nil
+            for edge in before.edges(to: id) { target.remove(edge) }
+        }
+        for (id, node) in observedByID {
+            target.nodes[id] = node
+            if let edges = target.outgoing[id], edges.contains(where: { observedByID[$0.to] != nil }) {
+                target.outgoing[id] = edges.filter { observedByID[$0.to] == nil }
+            }
+        }
+        for edge in observation.edges { target.insert(edge) }
         for (i, event) in observation.events.enumerated() {
             var attributes: [String: AttributeValue] = ["observed": .bool(true), "source": .string(event.source),
                                                         "action": .string(event.action), "subject": .string(event.subject),
                                                         "time": .int(Int64(event.time.nanoseconds))]
             for (k, v) in event.details { attributes["detail." + k] = .string(v) }
-            nodes.append(Node(id: .pendingEvent("\(prior.step).\(i)"), kind: .pendingEvent, projected: true, attributes: attributes))
+            let node = Node(id: .pendingEvent("\(prior.step).\(i)"), kind: .pendingEvent, projected: true, attributes: attributes)
+            target.nodes[node.id] = node
         }
-        let kept = Set(nodes.map(\.id))
-        var edges = before.edges.filter { e in
-            kept.contains(e.from) && kept.contains(e.to) && !(observedIDs.contains(e.from) && observedIDs.contains(e.to))
-        }
-        edges.append(contentsOf: observation.edges)
-        let after = GraphSnapshot(nodes: nodes, edges: edges)
 
-        var graph = prior.graph
-        try graph.apply(before.diff(to: after))
+        var graph = before
+        let change = before.draft.diff(to: target)
+        try graph.apply(change)
 
-        var surprise = Surprise()
-        let priorScoped = Dictionary(uniqueKeysWithValues: before.nodes.filter(inScope).map { ($0.id, $0) })
         for (id, node) in observedByID {
-            if let predicted = priorScoped[id] {
+            if let predicted = before[id], inScope(predicted) {
                 if predicted.attributes != node.attributes || predicted.observability != node.observability { surprise.changed += 1 }
             } else {
                 surprise.unexpected += 1
             }
         }
-        surprise.missing = priorScoped.keys.filter { observedByID[$0] == nil }.count + staleContextFDs.count
-        return Posterior(step: prior.step, graph: graph, surprise: surprise, observedAt: observation.time, supervisor: observation.supervisor)
+        surprise.missing += staleContextFDs.count
+        return Posterior(step: prior.step, graph: graph, surprise: surprise, observedAt: observation.time, supervisor: observation.supervisor,
+                         change: change)
     }
 
     public func fold(_ outcome: ActionOutcome?, into posterior: Posterior, at now: Instant) -> Graph {

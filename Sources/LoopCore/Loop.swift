@@ -146,13 +146,16 @@ public struct SupervisorLoop {
         let (seenBefore, seenNow) = (Set(lastSemantics), Set(frame.semantics))
         let appeared = frame.semantics.filter { !seenBefore.contains($0) }, went = lastSemantics.filter { !seenNow.contains($0) }
         lastSemantics = frame.semantics
-        let before = memory.snapshot(), predicted = prior.graph.snapshot(), seen = posterior.graph.snapshot()
-        let delta = seen.diff(to: next.snapshot())
+        let delta = posterior.graph.diff(to: next)
+        // When the prior predicted no change, what the observation changed is what the
+        // estimator applied: no second diff of the whole graph.
+        let priorDelta = memory.diff(to: prior.graph)
+        let observationDelta = priorDelta.isEmpty ? posterior.change ?? memory.diff(to: posterior.graph) : memory.diff(to: posterior.graph)
         try recorder.record(Transition(
             step: index, mode: mode, time: now, observedNodes: observation?.nodes.count, racedEntries: observation?.raced,
             surprise: posterior.surprise, frameHash: frame.hash, framePNG: png, stateDelta: delta,
             context: outcome == nil ? nil : chosen, outcome: outcome, nodeCount: next.nodeCount,
-            events: observation?.events ?? [], priorDelta: before.diff(to: predicted), observationDelta: before.diff(to: seen),
+            events: observation?.events ?? [], priorDelta: priorDelta, observationDelta: observationDelta,
             supervisor: posterior.supervisor, picked: chosen,
             semanticsAdded: appeared.isEmpty ? nil : appeared, semanticsRemoved: went.isEmpty ? nil : went))
         memory = next

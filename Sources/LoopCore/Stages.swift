@@ -93,12 +93,17 @@ public struct Posterior: Sendable {
     public var observedAt: Instant?
     /// The supervisor's own process node, when it was observed.
     public var supervisor: NodeID?
-    public init(step: Int, graph: Graph, surprise: Surprise?, observedAt: Instant?, supervisor: NodeID? = nil) {
+    /// The delta the estimator applied to the prior's graph, as a diff gives it (nil: the loop
+    /// diffs the two graphs itself).
+    public var change: GraphDelta?
+    public init(step: Int, graph: Graph, surprise: Surprise?, observedAt: Instant?, supervisor: NodeID? = nil,
+                change: GraphDelta? = nil) {
         self.step = step
         self.graph = graph
         self.surprise = surprise
         self.observedAt = observedAt
         self.supervisor = supervisor
+        self.change = change
     }
 }
 

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One change to the graph.
 public enum GraphChange: Hashable, Sendable {
     case addNode(Node)
@@ -30,6 +32,12 @@ public struct Graph: Sendable, Equatable {
     private var owners: [NodeID: NodeID] = [:]
     private var contextMembers: [String: Set<NodeID>] = [:]
     public private(set) var edgeCount = 0
+    /// Stamped afresh by every change, from a counter no two graphs share: two graphs with the
+    /// same stamp are copies of one another, so a diff between them is empty without a look.
+    private(set) var revision = Graph.nextRevision()
+
+    private static let revisions = Atomic<UInt64>(0)
+    private static func nextRevision() -> UInt64 { revisions.add(1, ordering: .relaxed).newValue }
 
     /// A graph holding only the kernel root node.
     public init() {
@@ -48,6 +56,8 @@ public struct Graph: Sendable, Equatable {
         (outgoing[id] ?? []).lazy.filter { $0.kind == .owns }.map(\.to).sorted()
     }
     public var allEdges: [Edge] { outgoing.values.flatMap { $0 } }
+    /// The graph's nodes and edges as indexes to edit and diff; shares storage until edited.
+    public var draft: GraphDraft { GraphDraft(nodes: nodes, outgoing: outgoing) }
 
     /// Nodes of one kind, in identity order.
     public func nodes(ofKind kind: NodeKind) -> [Node] {
@@ -61,6 +71,8 @@ public struct Graph: Sendable, Equatable {
     public var uiProjection: [Node] {
         nodes.values.filter(\.projected).sorted { $0.id < $1.id }
     }
+    /// The context partitions that have members besides their context node.
+    public var contextPartitions: [Partition] { contextMembers.filter { !$0.value.isEmpty }.keys.sorted().map { .context($0) } }
     /// Every node in one partition.
     public func members(of partition: Partition) -> [Node] {
         switch partition {
@@ -78,6 +90,7 @@ public struct Graph: Sendable, Equatable {
         undo.reserveCapacity(delta.changes.count)
         do {
             for change in delta.changes { try apply(change, undo: &undo) }
+            if !delta.isEmpty { revision = Graph.nextRevision() }
         } catch {
             for step in undo.reversed() { revert(step) }
             throw error

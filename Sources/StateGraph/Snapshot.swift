@@ -22,44 +22,97 @@ public struct GraphSnapshot: Codable, Equatable, Sendable {
     }
 
     /// The delta that turns `self` into `other`: applying it to a graph equal to `self` gives
-    /// a graph equal to `other`.
+    /// a graph equal to `other`. See ``GraphDraft/diff(to:)``.
+    public func diff(to other: GraphSnapshot) -> GraphDelta {
+        GraphDraft(self).diff(to: GraphDraft(other))
+    }
+}
+
+/// A graph's nodes by identity and edges by source, as plain indexes: a copy of a graph's that
+/// costs nothing until edited (``Graph/draft``), edited freely (no invariant is checked until
+/// the delta is applied), and diffed against what it came from by hashing — the graph stays
+/// unsorted, and lists the two share are skipped whole.
+public struct GraphDraft: Sendable {
+    public var nodes: [NodeID: Node]
+    /// Edges by source. A source with no edges may be absent or hold an empty list.
+    public var outgoing: [NodeID: [Edge]]
+
+    public init(nodes: [NodeID: Node] = [:], outgoing: [NodeID: [Edge]] = [:]) {
+        self.nodes = nodes
+        self.outgoing = outgoing
+    }
+
+    public init(_ snapshot: GraphSnapshot) {
+        nodes = Dictionary(snapshot.nodes.map { ($0.id, $0) }, uniquingKeysWith: { _, last in last })
+        outgoing = Dictionary(grouping: snapshot.edges, by: \.from)
+    }
+
+    public mutating func insert(_ edge: Edge) { outgoing[edge.from, default: []].append(edge) }
+    public mutating func remove(_ edge: Edge) { outgoing[edge.from]?.removeAll { $0 == edge } }
+
+    /// The delta that turns a graph equal to `self` into one equal to `other`.
     ///
     /// Order matters because removal cascades along `owns`: vanished edges with a surviving
     /// endpoint go first (so a surviving child is not taken with its removed owner), then only
-    /// the topmost removed nodes, then additions, updates and new edges.
-    public func diff(to other: GraphSnapshot) -> GraphDelta {
-        let old = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0) })
-        let new = Dictionary(uniqueKeysWithValues: other.nodes.map { ($0.id, $0) })
-        let oldEdges = Set(edges), newEdges = Set(other.edges)
-        let removed = Set(old.keys.filter { new[$0] == nil || new[$0]!.kind != old[$0]!.kind || new[$0]!.partition != old[$0]!.partition })
-        var delta = GraphDelta()
-        for edge in edges where !newEdges.contains(edge) {
-            if !(removed.contains(edge.from) && removed.contains(edge.to)) { delta.append(.removeEdge(edge)) }
+    /// the topmost removed nodes, then additions, updates and new edges — each group in
+    /// identity order, so equal inputs give equal deltas.
+    public func diff(to other: GraphDraft) -> GraphDelta {
+        // A node whose kind or partition changed is removed and added again. One look at each
+        // side: what is gone (by key alone), then what is new, changed in place, or replaced.
+        var removed = Set<NodeID>()
+        for id in nodes.keys where other.nodes.index(forKey: id) == nil { removed.insert(id) }
+        var added: [Node] = [], updated: [Node] = []
+        for (id, node) in other.nodes {
+            guard let before = nodes[id] else { added.append(node); continue }
+            if before.kind != node.kind || before.partition != node.partition {
+                removed.insert(id)
+                added.append(node)
+            } else if before != node {
+                updated.append(node)
+            }
         }
-        var ownerInRemoved: Set<NodeID> = []
-        for edge in edges where edge.kind == .owns && removed.contains(edge.from) && removed.contains(edge.to) {
-            ownerInRemoved.insert(edge.to)
+        var vanished: [Edge] = [], appeared: [Edge] = []
+        for (from, mine) in outgoing where !mine.isEmpty {
+            let theirs = other.outgoing[from] ?? []
+            if mine == theirs { continue }
+            let kept = Set(theirs)
+            for edge in mine where !kept.contains(edge) && !(removed.contains(edge.from) && removed.contains(edge.to)) {
+                vanished.append(edge)
+            }
+        }
+        // Edges of a removed node are taken with it, so the ones that stay are added again.
+        for (from, theirs) in other.outgoing where !theirs.isEmpty {
+            let mine = outgoing[from] ?? []
+            let fromRemoved = removed.contains(from)
+            if mine == theirs {
+                if !removed.isEmpty {
+                    for edge in theirs where fromRemoved || removed.contains(edge.to) { appeared.append(edge) }
+                }
+                continue
+            }
+            let had = Set(mine)
+            for edge in theirs where !had.contains(edge) || fromRemoved || removed.contains(edge.to) { appeared.append(edge) }
+        }
+
+        var delta = GraphDelta()
+        for edge in vanished.sorted() { delta.append(.removeEdge(edge)) }
+        var ownedByRemoved: Set<NodeID> = []
+        for id in removed {
+            for edge in outgoing[id] ?? [] where edge.kind == .owns && removed.contains(edge.to) { ownedByRemoved.insert(edge.to) }
         }
         // A removed context takes its partition with it, owned or not.
         let removedContexts = Set(removed.compactMap { id -> String? in
-            guard let n = old[id], n.kind == .executionContext, case .context(let name) = n.partition else { return nil }
+            guard let n = nodes[id], n.kind == .executionContext, case .context(let name) = n.partition else { return nil }
             return name
         })
-        for id in removed.sorted() where !ownerInRemoved.contains(id) {
-            if let n = old[id], n.kind != .executionContext, case .context(let name) = n.partition, removedContexts.contains(name) { continue }
+        for id in removed.sorted() where !ownedByRemoved.contains(id) {
+            if let n = nodes[id], n.kind != .executionContext, case .context(let name) = n.partition, removedContexts.contains(name) { continue }
             delta.append(.removeNode(id))
         }
         // Contexts before their members, owners before what they own.
-        let added = other.nodes.filter { removed.contains($0.id) || old[$0.id] == nil }
-        for node in added.sorted(by: contextsFirst) {
-            delta.append(.addNode(node))
-        }
-        for node in other.nodes where !removed.contains(node.id) {
-            if let before = old[node.id], before != node { delta.append(.updateNode(node)) }
-        }
-        for edge in other.edges where !oldEdges.contains(edge) || removed.contains(edge.from) || removed.contains(edge.to) {
-            delta.append(.addEdge(edge))
-        }
+        for node in added.sorted(by: contextsFirst) { delta.append(.addNode(node)) }
+        for node in updated.sorted(by: { $0.id < $1.id }) { delta.append(.updateNode(node)) }
+        for edge in appeared.sorted() { delta.append(.addEdge(edge)) }
         return delta
     }
 }
@@ -71,6 +124,11 @@ func contextsFirst(_ a: Node, _ b: Node) -> Bool {
 }
 
 extension Graph {
+    /// The delta that turns this graph into `other`, without sorting either.
+    public func diff(to other: Graph) -> GraphDelta {
+        revision == other.revision ? GraphDelta() : draft.diff(to: other.draft)
+    }
+
     public func snapshot() -> GraphSnapshot {
         GraphSnapshot(nodes: Array(nodes.values), edges: allEdges)
     }

@@ -94,6 +94,34 @@ final class GraphPropertyTests: XCTestCase {
             XCTAssertEqual(patched, b, "seed \(seed)")
             XCTAssertEqual(patched.snapshot(), b.snapshot(), "seed \(seed)")
             XCTAssertTrue(b.snapshot().diff(to: b.snapshot()).isEmpty)
+            // The graphs' own indexes (edges in insertion order, nothing sorted) give the same
+            // delta as their sorted snapshots; a graph rebuilt with its edges in another order
+            // is no different.
+            XCTAssertEqual(a.diff(to: b), delta, "seed \(seed)")
+            XCTAssertTrue(b.diff(to: b).isEmpty)
+            XCTAssertTrue(try Graph(snapshot: b.snapshot()).diff(to: b).isEmpty, "seed \(seed)")
+        }
+    }
+
+    /// Between graphs built apart (no shared history, hence no shared storage), the graph
+    /// diff still turns one into the other.
+    func testGraphDiffBetweenUnrelatedGraphs_appliedToTheFirst_givesTheSecond() throws {
+        for seed in UInt64(300)...340 {
+            var gen = Generator(rng: SeededRandom(seed: seed))
+            var a = Graph(), b = Graph()
+            for _ in 0..<100 {
+                try? a.apply(gen.change(for: a))
+                try? b.apply(gen.change(for: b))
+            }
+            var patched = a
+            do {
+                try patched.apply(a.diff(to: b))
+            } catch {
+                XCTFail("seed \(seed): diff did not apply: \(error)")
+                continue
+            }
+            XCTAssertEqual(patched, b, "seed \(seed)")
+            XCTAssertEqual(a.diff(to: b), a.snapshot().diff(to: b.snapshot()), "seed \(seed)")
         }
     }
 

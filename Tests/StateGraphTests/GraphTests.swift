@@ -74,6 +74,27 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(g.edges(to: file.id), [])
     }
 
+    /// A node that keeps its identity but changes kind is removed and added again; removal
+    /// takes its edges, so the diff adds back the ones it still has, in and out — even where
+    /// the lists holding them are equal in both graphs.
+    func testDiff_ofANodeWhoseKindChanged_putsBackItsEdges() throws {
+        let p = process(7, start: 1)
+        let fd = Node(id: .fileDescriptor(owner: p.id, fd: 3), kind: .fileDescriptor)
+        let file = Node(id: .object(.file, "/dev/null"), kind: .file)
+        var a = Graph(), b = Graph()
+        try a.apply(GraphDelta([.addNode(p), .addNode(fd), .addNode(file), .addEdge(Edge(p.id, .owns, fd.id)), .addEdge(Edge(fd.id, .opened, file.id))]))
+        var socket = fd
+        socket.kind = .socket
+        try b.apply(GraphDelta([.addNode(p), .addNode(socket), .addNode(file), .addEdge(Edge(p.id, .owns, fd.id)), .addEdge(Edge(fd.id, .opened, file.id))]))
+        for delta in [a.diff(to: b), a.snapshot().diff(to: b.snapshot())] {
+            var patched = a
+            try patched.apply(delta)
+            XCTAssertEqual(patched, b)
+            XCTAssertEqual(patched[fd.id]?.kind, .socket)
+            XCTAssertEqual(patched.edgeCount, 2)
+        }
+    }
+
     func testDelta_thatFailsPartway_leavesTheGraphUnchanged() throws {
         var g = Graph()
         try g.apply(GraphDelta([.addNode(process(1, start: 1)), .addNode(context("a"))]))
