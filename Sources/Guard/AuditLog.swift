@@ -141,7 +141,7 @@ public final class AuditLog: @unchecked Sendable {
         do { file = try AppendOnlyFile(path: path, permissions: 0o600) } catch {
             throw AuditError(path: path, message: error.message)
         }
-        if let lastLine = file.existingLines.last {
+        if let lastLine = file.lastLine {
             guard let record = try? JSONDecoder().decode(AuditRecord.self, from: lastLine), let hash = record.hash else {
                 throw AuditError(path: path, message: "the last record cannot be read, so the chain cannot be continued; move the file aside")
             }
