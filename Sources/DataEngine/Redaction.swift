@@ -86,29 +86,12 @@ public struct Redaction: Sendable {
         "sha256:" + SHA256.hex(salt + Array(text.utf8)).prefix(16)
     }
 
-    /// A transition's JSON with the rules applied (keys sorted, as the encoder wrote them).
+    /// A transition's JSON with the rules applied, compact, members in the order the encoder
+    /// wrote them (sorted). JSON that cannot be read gives empty data: nothing unredacted is
+    /// written.
     public func apply(toJSON data: Data) -> Data {
-        guard !fields.isEmpty || !paths.isEmpty, let tree = try? JSONSerialization.jsonObject(with: data) else { return data }
-        let cleaned = redact(tree)
-        return (try? JSONSerialization.data(withJSONObject: cleaned, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-    }
-
-    private func redact(_ value: Any) -> Any {
-        switch value {
-        case let object as [String: Any]:
-            var out: [String: Any] = [:]
-            for (key, member) in object {
-                switch fields[key] {
-                case .drop?: continue
-                case .hash?: if let s = member as? String { out[key] = hash(s) }
-                case nil: out[key] = redact(member)
-                }
-            }
-            return out
-        case let array as [Any]: return array.map(redact)
-        case let string as String: return paths.isEmpty ? string : redactPaths(in: string)
-        default: return value
-        }
+        guard !fields.isEmpty || !paths.isEmpty else { return data }
+        return JSONRedactor.redact([UInt8](data), with: self).map { Data($0) } ?? Data()
     }
 
     /// Every absolute path in `text` (a `/` at its start or after a space, `:`, `=`, `(`, `"`

@@ -79,4 +79,86 @@ final class RedactionTests: XCTestCase {
         XCTAssertEqual(message("colors: []\n"), "r.yaml:2:1: document: unknown key \"colors\" (expected one of: version, fields, paths, frame-regions)")
         XCTAssertEqual(message("fields: {}\n"), "accepted")
     }
+
+    /// Random JSON — nested objects and arrays, escapes, non-ASCII, paths, pretty-printed or
+    /// not, slashes escaped or not — through the rules: the output parses, every `drop` field
+    /// is gone, every `hash` field holds one hash per distinct value, every string naming a
+    /// protected path has lost it, and everything else is what went in.
+    func testRandomJSON_comesOutWithExactlyTheRulesApplied() throws {
+        let r = try redaction("fields:\n  cmdline: hash\n  data: drop\npaths:\n  - /secret/**\n")
+        let strings = ["plain", "with \"quotes\"", "tab\tand\nnewline", "caf\u{E9}", "\u{1F600} emoji", "/secret/a b", "file:/secret/x.txt",
+                       "/public/y", "ctl\u{1}", "back\\slash", "open(path: /secret/k)", ""]
+        var rng = SeededRandom(seed: 7)
+        func value(_ depth: Int) -> Any {
+            switch Int.random(in: 0..<(depth > 3 ? 3 : 6), using: &rng) {
+            case 0: return strings.randomElement(using: &rng)!
+            case 1: return Int.random(in: -1000...1000, using: &rng)
+            case 2: return [true, false, 2.5, NSNull()].randomElement(using: &rng)!
+            case 3: return (0..<Int.random(in: 0...3, using: &rng)).map { _ in value(depth + 1) }
+            default:
+                var object: [String: Any] = [:]
+                for _ in 0..<Int.random(in: 0...4, using: &rng) {
+                    object[["cmdline", "data", "id", "args", "path", "n\u{E9}"].randomElement(using: &rng)!] = value(depth + 1)
+                }
+                return object
+            }
+        }
+        var hashes: [String: String] = [:]
+        func check(_ input: Any, _ output: Any, _ trail: String) {
+            switch input {
+            case let object as [String: Any]:
+                guard let out = output as? [String: Any] else { return XCTFail("\(trail): not an object") }
+                for (key, member) in object {
+                    switch key {
+                    case "data": XCTAssertNil(out[key], "\(trail).data kept")
+                    case "cmdline":
+                        guard let text = member as? String else { XCTAssertNil(out[key], "\(trail).cmdline: not a string, kept"); continue }
+                        guard let hashed = out[key] as? String, hashed.hasPrefix("sha256:") else { XCTFail("\(trail).cmdline not hashed"); continue }
+                        XCTAssertEqual(hashes[text, default: hashed], hashed, "one value, one hash")
+                        hashes[text] = hashed
+                    default:
+                        guard let o = out[key] else { XCTFail("\(trail).\(key) lost"); continue }
+                        check(member, o, trail + "." + key)
+                    }
+                }
+                XCTAssertEqual(Set(out.keys), Set(object.keys).subtracting(["data"]).filter { $0 != "cmdline" || object[$0] is String })
+            case let array as [Any]:
+                guard let out = output as? [Any], out.count == array.count else { return XCTFail("\(trail): array changed shape") }
+                for (k, pair) in zip(array, out).enumerated() { check(pair.0, pair.1, "\(trail)[\(k)]") }
+            case let text as String:
+                guard let out = output as? String else { return XCTFail("\(trail): not a string") }
+                if text.contains("/secret/") {
+                    XCTAssertFalse(out.contains("/secret"), trail)
+                    XCTAssertTrue(out.contains("sha256:"), trail)
+                } else {
+                    XCTAssertEqual(out, text, trail)
+                }
+            default:
+                XCTAssertEqual("\(output)", "\(input)", trail)
+            }
+        }
+        for round in 0..<300 {
+            let tree: [String: Any] = ["root": value(0), "cmdline": strings.randomElement(using: &rng)!]
+            var options: JSONSerialization.WritingOptions = [.sortedKeys]
+            if Bool.random(using: &rng) { options.insert(.prettyPrinted) }
+            if Bool.random(using: &rng) { options.insert(.withoutEscapingSlashes) }
+            let text = try JSONSerialization.data(withJSONObject: tree, options: options)
+            let out = r.apply(toJSON: text)
+            guard let parsed = try? JSONSerialization.jsonObject(with: out) else {
+                XCTFail("round \(round): not JSON: \(String(decoding: out, as: UTF8.self))")
+                continue
+            }
+            check(try JSONSerialization.jsonObject(with: text), parsed, "round \(round)")
+            XCTAssertFalse(out.contains(UInt8(ascii: "\n")), "compact")
+        }
+    }
+
+    func testMalformedJSON_givesNothingRatherThanSomethingUnredacted() throws {
+        let r = try redaction("fields:\n  cmdline: hash\n")
+        for bad in [#"{"cmdline":"sleep 30""#, #"{"cmdline":"sleep 30"} x"#, #"{"cmdline":"a\qb"}"#, "{\"cmdline\":\"a\u{1}b\"}",
+                    #"{cmdline:"a"}"#, #"{"a":[1,2}"#, #"{"a":}"#, #"{"a":"\u12"}"#, "", "   "] {
+            XCTAssertEqual(r.apply(toJSON: Data(bad.utf8)), Data(), bad)
+        }
+        XCTAssertEqual(json(r, #" { "n" : [ 1 , {"x" : null} ] , "t" : true } "#), #"{"n":[1,{"x":null}],"t":true}"#)
+    }
 }
