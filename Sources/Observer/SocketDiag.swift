@@ -150,11 +150,22 @@ public enum SocketDiag {
     /// which UNIX_DIAG_NAME is the bound path (a leading NUL: abstract, shown as `@`).
     static func unixEntry(_ b: [UInt8], _ at: Int, end: Int) -> SocketEntry? {
         guard end - at >= 16, b[at] == UInt8(AF_UNIX) else { return nil }
-        let types: [UInt8: String] = [1: "stream", 2: "dgram", 5: "seqpacket"]
+        let kind: String
+        switch b[at + 1] {
+        case 1: kind = "stream"
+        case 2: kind = "dgram"
+        case 5: kind = "seqpacket"
+        default: kind = String(format4: b[at + 1])
+        }
         // sk_state, as /proc/net/unix shows it: the listen flag, else the socket's SS_ state.
-        let states: [UInt8: String] = [1: "CONNECTED", 2: "CONNECTING", 7: "UNCONNECTED", 10: "LISTEN"]
-        let kind = types[b[at + 1]] ?? String(format4: b[at + 1])
-        let state = states[b[at + 2]] ?? String(b[at + 2])
+        let state: String
+        switch b[at + 2] {
+        case 1: state = "CONNECTED"
+        case 2: state = "CONNECTING"
+        case 7: state = "UNCONNECTED"
+        case 10: state = "LISTEN"
+        default: state = String(b[at + 2])
+        }
         var path = ""
         var attribute = at + 16
         while attribute + 4 <= end {
