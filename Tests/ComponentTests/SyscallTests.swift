@@ -151,7 +151,7 @@ final class SyscallTests: XCTestCase {
         let fd = try value(.inotify)
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)"), "anon_inode:inotify")
         XCTAssertGreaterThan(try value(.watch, ["fd": .int(fd), "path": .string(dir)]), 0)
-        FileManager.default.createFile(atPath: dir + "/new-file", contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/new-file", contents: Data()))
         XCTAssertEqual(call(.poll, ["fd": .int(fd), "timeout-ms": .int(2000)]).value, 1)
         let bytes = try XCTUnwrap(call(.read, ["fd": .int(fd), "count": .int(4096)]).data)
         XCTAssertTrue(bytes.withUnsafeBytes { InotifyRecord.parse($0) }.contains { $0.name == "new-file" && $0.action == "create" })
