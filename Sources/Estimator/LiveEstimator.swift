@@ -23,46 +23,77 @@ public struct LiveEstimator: Estimating {
         }
         let before = prior.graph
         let inScope = { (n: Node) in n.partition == .kernel && observation.scope.contains(n.kind) }
-        var observedByID: [NodeID: Node] = [:]
-        observedByID.reserveCapacity(observation.nodes.count)
+
+        // The posterior is the prior's indexes, edited: the observed scope of the kernel
+        // partition is replaced by the observation (its nodes, and every edge between two of
+        // them); context descriptors the supervisor does not hold, and the events observed at
+        // the last step (recorded with it), go. Only what differs is written, and the delta is
+        // found by looking only there: a step costs what changed, plus one look at each
+        // observed node and edge.
+        var target = before.draft
+        var touched = Set<NodeID>()
+        var surprise = Surprise()
+        var observed = Set<NodeID>(minimumCapacity: observation.nodes.count)
+        let supervisorOwned = Set(observation.edges.lazy.filter { $0.kind == .owns && $0.from == observation.supervisor }.map(\.to))
+        var supervisorFDs = Set<Int64>()
         for var node in observation.nodes {
             // Processes are on the panel when visible; other kinds keep what their observer said.
             if node.kind == .process { node.projected = node.observability == .visible }
-            observedByID[node.id] = node
+            if supervisorOwned.contains(node.id), let fd = node["fd"]?.intValue { supervisorFDs.insert(fd) }
+            observed.insert(node.id)
+            if let predicted = before[node.id] {
+                if inScope(predicted) {
+                    if predicted.attributes != node.attributes || predicted.observability != node.observability { surprise.changed += 1 }
+                } else {
+                    surprise.unexpected += 1
+                }
+                if predicted == node { continue }
+                // Replaced by a node of another kind: what pointed at it is put back.
+                if predicted.kind != node.kind || predicted.partition != node.partition { touched.formUnion(before.edges(to: node.id).map(\.from)) }
+            } else {
+                surprise.unexpected += 1
+            }
+            target.nodes[node.id] = node
+            touched.insert(node.id)
         }
         // Context descriptors stand only if the supervisor really holds that descriptor.
-        let supervisorFDs: Set<Int64> = Set(observation.edges.lazy
-            .filter { $0.kind == .owns && $0.from == observation.supervisor }
-            .compactMap { observedByID[$0.to]?["fd"]?.intValue })
         let staleContextFDs = Set(before.contextPartitions.flatMap(before.members(of:)).filter { n in
             guard n.kind == .fileDescriptor, let fd = n["fd"]?.intValue else { return false }
             return !supervisorFDs.contains(fd)
         }.map(\.id))
-
-        // The posterior, edited from the prior's indexes: the observed scope of the kernel
-        // partition is replaced by the observation (its nodes, and every edge between two of
-        // them); context descriptors the supervisor does not hold, and the events observed at
-        // the last step (recorded with it), go.
-        var target = before.draft
-        var surprise = Surprise()
         let earlierEvent = { (n: Node) in n.partition == .kernel && n.kind == .pendingEvent && n["observed"] == .bool(true) }
-        // (An observed node stays, and is neither a context's nor an event: only the others are looked at.)
-        for id in before.nodes.keys where observedByID.index(forKey: id) == nil {
+        for id in before.nodes.keys where !observed.contains(id) {
             guard let node = before[id] else { continue }
             let unseen = inScope(node)
             guard unseen || staleContextFDs.contains(id) || earlierEvent(node) else { continue }
             if unseen { surprise.missing += 1 }
             target.nodes[id] = nil
             target.outgoing[id] = nil
-            for edge in before.edges(to: id) { target.remove(edge) }
-        }
-        for (id, node) in observedByID {
-            target.nodes[id] = node
-            if let edges = target.outgoing[id], edges.contains(where: { observedByID[$0.to] != nil }) {
-                target.outgoing[id] = edges.filter { observedByID[$0.to] == nil }
+            touched.insert(id)
+            for edge in before.edges(to: id) where target.outgoing[edge.from] != nil {
+                target.remove(edge)
+                touched.insert(edge.from)
             }
         }
-        for edge in observation.edges { target.insert(edge) }
+        surprise.missing += staleContextFDs.count
+
+        // Edges: each observed node's are the ones to nodes outside the observation it had, and
+        // the observation's from it; a list that holds the same edges is left as it was.
+        var bySource: [NodeID: [Edge]] = [:]
+        for edge in observation.edges { bySource[edge.from, default: []].append(edge) }
+        func settle(_ id: NodeID, observedSource: Bool) {
+            let mine = target.outgoing[id] ?? [], theirs = bySource[id] ?? []
+            // The same list (the usual case) holds the same edges, whatever it points at.
+            guard mine != theirs else { return }
+            let next = observedSource && mine.contains(where: { observed.contains($0.to) })
+                ? mine.filter { !observed.contains($0.to) } + theirs : mine + theirs
+            if next == mine || (mine.count == next.count && Set(mine) == Set(next)) { return }
+            target.outgoing[id] = next
+            touched.insert(id)
+        }
+        for id in observed { settle(id, observedSource: true) }
+        for id in bySource.keys where !observed.contains(id) { settle(id, observedSource: false) }
+
         for (i, event) in observation.events.enumerated() {
             var attributes: [String: AttributeValue] = ["observed": .bool(true), "source": .string(event.source),
                                                         "action": .string(event.action), "subject": .string(event.subject),
@@ -70,20 +101,12 @@ public struct LiveEstimator: Estimating {
             for (k, v) in event.details { attributes["detail." + k] = .string(v) }
             let node = Node(id: .pendingEvent("\(prior.step).\(i)"), kind: .pendingEvent, projected: true, attributes: attributes)
             target.nodes[node.id] = node
+            touched.insert(node.id)
         }
 
         var graph = before
-        let change = before.draft.diff(to: target)
+        let change = before.draft.diff(to: target, touching: touched)
         try graph.apply(change)
-
-        for (id, node) in observedByID {
-            if let predicted = before[id], inScope(predicted) {
-                if predicted.attributes != node.attributes || predicted.observability != node.observability { surprise.changed += 1 }
-            } else {
-                surprise.unexpected += 1
-            }
-        }
-        surprise.missing += staleContextFDs.count
         return Posterior(step: prior.step, graph: graph, surprise: surprise, observedAt: observation.time, supervisor: observation.supervisor,
                          change: change)
     }

@@ -56,14 +56,19 @@ public struct GraphDraft: Sendable {
     /// endpoint go first (so a surviving child is not taken with its removed owner), then only
     /// the topmost removed nodes, then additions, updates and new edges — each group in
     /// identity order, so equal inputs give equal deltas.
-    public func diff(to other: GraphDraft) -> GraphDelta {
-        // A node whose kind or partition changed is removed and added again. One look at each
-        // side: what is gone (by key alone), then what is new, changed in place, or replaced.
+    public func diff(to other: GraphDraft) -> GraphDelta { delta(to: other, touching: nil) }
+
+    /// The same delta, found by looking only at `ids`: their nodes, and the edge lists of which
+    /// they are the source. For an editor that knows everything it changed is among them — a
+    /// node it replaced with one of another kind brings the sources of the edges into it.
+    public func diff(to other: GraphDraft, touching ids: Set<NodeID>) -> GraphDelta { delta(to: other, touching: ids) }
+
+    private func delta(to other: GraphDraft, touching ids: Set<NodeID>?) -> GraphDelta {
+        // A node whose kind or partition changed is removed and added again.
         var removed = Set<NodeID>()
-        for id in nodes.keys where other.nodes.index(forKey: id) == nil { removed.insert(id) }
         var added: [Node] = [], updated: [Node] = []
-        for (id, node) in other.nodes {
-            guard let before = nodes[id] else { added.append(node); continue }
+        func compare(_ id: NodeID, _ node: Node) {
+            guard let before = nodes[id] else { return added.append(node) }
             if before.kind != node.kind || before.partition != node.partition {
                 removed.insert(id)
                 added.append(node)
@@ -71,27 +76,45 @@ public struct GraphDraft: Sendable {
                 updated.append(node)
             }
         }
+        if let ids {
+            for id in ids {
+                if let node = other.nodes[id] { compare(id, node) } else if nodes.index(forKey: id) != nil { removed.insert(id) }
+            }
+        } else {
+            // One look at each side: what is gone (by key alone), then what is new, changed, or replaced.
+            for id in nodes.keys where other.nodes.index(forKey: id) == nil { removed.insert(id) }
+            for (id, node) in other.nodes { compare(id, node) }
+        }
         var vanished: [Edge] = [], appeared: [Edge] = []
-        for (from, mine) in outgoing where !mine.isEmpty {
-            let theirs = other.outgoing[from] ?? []
-            if mine == theirs { continue }
+        func lose(_ mine: [Edge], _ theirs: [Edge]) {
+            guard !mine.isEmpty, mine != theirs else { return }
             let kept = Set(theirs)
             for edge in mine where !kept.contains(edge) && !(removed.contains(edge.from) && removed.contains(edge.to)) {
                 vanished.append(edge)
             }
         }
         // Edges of a removed node are taken with it, so the ones that stay are added again.
-        for (from, theirs) in other.outgoing where !theirs.isEmpty {
-            let mine = outgoing[from] ?? []
+        func gain(_ from: NodeID, _ theirs: [Edge], _ mine: [Edge]) {
+            guard !theirs.isEmpty else { return }
             let fromRemoved = removed.contains(from)
             if mine == theirs {
                 if !removed.isEmpty {
                     for edge in theirs where fromRemoved || removed.contains(edge.to) { appeared.append(edge) }
                 }
-                continue
+                return
             }
             let had = Set(mine)
             for edge in theirs where !had.contains(edge) || fromRemoved || removed.contains(edge.to) { appeared.append(edge) }
+        }
+        if let ids {
+            for id in ids {
+                let mine = outgoing[id] ?? [], theirs = other.outgoing[id] ?? []
+                lose(mine, theirs)
+                gain(id, theirs, mine)
+            }
+        } else {
+            for (from, mine) in outgoing { lose(mine, other.outgoing[from] ?? []) }
+            for (from, theirs) in other.outgoing { gain(from, theirs, outgoing[from] ?? []) }
         }
 
         var delta = GraphDelta()

@@ -102,4 +102,116 @@ final class EstimatorTests: XCTestCase {
         XCTAssertEqual(p.perform(ResolvedCall(.open, ["path": .string("/y")])), .value(1001))
         XCTAssertEqual(p.perform(ResolvedCall(.write, ["fd": .int(1000), "data": .string("abcd")])), .value(4))
     }
+
+    /// The posterior as the skeleton first built it: whole snapshots, filtered and diffed.
+    /// Slow, and plainly right — the oracle for the estimator that edits only what changed.
+    func referencePosterior(_ before: Graph, _ observation: Observation, step: Int) throws -> (Graph, GraphDelta) {
+        let inScope = { (n: Node) in n.partition == .kernel && observation.scope.contains(n.kind) }
+        var observedByID: [NodeID: Node] = [:]
+        for var node in observation.nodes {
+            if node.kind == .process { node.projected = node.observability == .visible }
+            observedByID[node.id] = node
+        }
+        let supervisorFDs = Set(observation.edges.filter { $0.kind == .owns && $0.from == observation.supervisor }
+            .compactMap { observedByID[$0.to]?["fd"]?.intValue })
+        let stale = Set(before.nodes.values.filter { n in
+            guard n.kind == .fileDescriptor, case .context = n.partition, let fd = n["fd"]?.intValue else { return false }
+            return !supervisorFDs.contains(fd)
+        }.map(\.id))
+        let earlierEvent = { (n: Node) in n.partition == .kernel && n.kind == .pendingEvent && n["observed"] == .bool(true) }
+        var nodes = before.nodes.values.filter { !inScope($0) && !stale.contains($0.id) && !earlierEvent($0) && observedByID[$0.id] == nil }
+        nodes.append(contentsOf: observedByID.values)
+        for (i, event) in observation.events.enumerated() {
+            nodes.append(Node(id: .pendingEvent("\(step).\(i)"), kind: .pendingEvent, projected: true, attributes: [
+                "observed": .bool(true), "source": .string(event.source), "action": .string(event.action),
+                "subject": .string(event.subject), "time": .int(Int64(event.time.nanoseconds))]))
+        }
+        let kept = Set(nodes.map(\.id))
+        var edges = before.allEdges.filter { e in
+            kept.contains(e.from) && kept.contains(e.to) && !(observedByID[e.from] != nil && observedByID[e.to] != nil)
+        }
+        edges.append(contentsOf: observation.edges)
+        let delta = before.snapshot().diff(to: GraphSnapshot(nodes: nodes, edges: edges))
+        var graph = before
+        try graph.apply(delta)
+        return (graph, delta)
+    }
+
+    /// Random machines and random next observations — processes that stay, change, exit, come,
+    /// or come back as another kind; descriptors moving between files; the supervisor's own
+    /// descriptors appearing and going under a context's; events — give the posterior, the
+    /// delta and the surprise the whole-snapshot estimator gives.
+    func testPosterior_onRandomSteps_isWhatWholeSnapshotsGive() throws {
+        var rng = SeededRandom(seed: 11)
+        func pick<T>(_ xs: [T]) -> T { xs[Int.random(in: 0..<xs.count, using: &rng)] }
+        let supervisor = process(1, 1).id
+        let files = (0..<6).map { Node(id: .object(.file, "/f\($0)"), kind: .file, observability: .background) }
+        func machine() -> (nodes: [Node], edges: [Edge]) {
+            var nodes = [process(1, 1)] + files, edges: [Edge] = []
+            for pid in Int32(2)...Int32(12) where Bool.random(using: &rng) {
+                let p = process(pid, UInt64(pid), state: pick(["S", "R"]))
+                nodes.append(p)
+                if Bool.random(using: &rng) { edges.append(Edge(supervisor, .parentOf, p.id)) }
+            }
+            for owner in nodes.filter({ $0.kind == .process }) {
+                for fd in Int32(0)..<Int32.random(in: 0...4, using: &rng) {
+                    let d = Node(id: .fileDescriptor(owner: owner.id, fd: fd), kind: pick([.fileDescriptor, .fileDescriptor, .socket]),
+                                 observability: .background, attributes: ["fd": .int(Int64(fd))])
+                    nodes.append(d)
+                    edges.append(Edge(owner.id, .owns, d.id))
+                    if Bool.random(using: &rng) { edges.append(Edge(d.id, .opened, pick(files).id)) }
+                }
+            }
+            return (nodes, edges)
+        }
+        var steady = process(20, 20)
+        steady.projected = true  // as the last posterior left it
+        let held = Node(id: .fileDescriptor(owner: steady.id, fd: 0), kind: .fileDescriptor, observability: .background, attributes: ["fd": .int(0)])
+        for round in 0..<200 {
+            var memory = Graph()
+            let first = machine()
+            try memory.apply(GraphDelta(first.nodes.sorted(by: { $0.id < $1.id }).map { $0.id == .kernel ? .updateNode($0) : .addNode($0) }
+                                        + first.edges.map { .addEdge($0) }))
+            // Outside the observed scope: a sensor, a context with descriptors (some the
+            // supervisor holds), an edge from the context to a process, last step's event.
+            let context = Node(id: .context("c"), kind: .executionContext, partition: .context("c"))
+            var outside: [GraphChange] = [.addNode(Node(id: NodeID("sensor:t"), kind: .sensor, attributes: ["value": .int(1)])), .addNode(context),
+                                          .addNode(Node(id: .pendingEvent("0.0"), kind: .pendingEvent, attributes: ["observed": .bool(true)]))]
+            for fd in 0..<3 {
+                outside.append(.addNode(Node(id: .fileDescriptor(owner: context.id, fd: Int32(fd)), kind: .fileDescriptor,
+                                             partition: .context("c"), attributes: ["fd": .int(Int64(fd))])))
+            }
+            if let p = first.nodes.last(where: { $0.kind == .process }) { outside.append(.addEdge(Edge(context.id, .parentOf, p.id))) }
+            try memory.apply(GraphDelta(outside))
+            try memory.apply(GraphDelta([.addNode(steady), .addNode(held), .addEdge(Edge(steady.id, .owns, held.id)),
+                                         .addEdge(Edge(held.id, .opened, files[0].id))]))
+            // The next look: half the machine as it was, half drawn again.
+            let second = machine()
+            var nodes = first.nodes.filter { _ in Bool.random(using: &rng) }, edges = first.edges.filter { _ in Bool.random(using: &rng) }
+            nodes += second.nodes
+            edges += second.edges
+            // One process seen exactly as before but for one descriptor that is now another
+            // kind of node: its owner's edges are the same, yet the edge to it must be put back.
+            var flipped = held
+            flipped.kind = .socket
+            nodes += [steady, flipped]
+            edges += [Edge(steady.id, .owns, held.id), Edge(held.id, .opened, files[0].id)]
+            var byID: [NodeID: Node] = [:]
+            for n in nodes { byID[n.id] = n }
+            // An edge the observation draws from a node it does not observe.
+            if let p = byID.values.first(where: { $0.kind == .process }) { edges.append(Edge(NodeID("sensor:t"), .attachedTo, p.id)) }
+            let ids = Set(byID.keys)
+            let seen = Observation(time: now, scope: [.process, .fileDescriptor, .file, .socket], nodes: Array(byID.values).shuffled(using: &rng),
+                                   edges: Array(Set(edges.filter { (ids.contains($0.from) || $0.from == NodeID("sensor:t")) && ids.contains($0.to) }))
+                                    .shuffled(using: &rng),
+                                   supervisor: supervisor,
+                                   events: Bool.random(using: &rng) ? [ObservedEvent(source: "uevent", action: "add", subject: "usb", time: now)] : [])
+            let prior = estimator.prior(from: memory, step: 3, at: now)
+            let (expected, expectedDelta) = try referencePosterior(memory, seen, step: 3)
+            let posterior = try estimator.posterior(from: prior, observation: seen, at: now)
+            XCTAssertEqual(posterior.graph, expected, "round \(round)")
+            XCTAssertEqual(posterior.change, expectedDelta, "round \(round)")
+            XCTAssertEqual(posterior.graph.invariantViolations(), [], "round \(round)")
+        }
+    }
 }
