@@ -40,7 +40,12 @@ public struct LiveEstimator: Estimating {
             // Processes are on the panel when visible; other kinds keep what their observer said.
             if node.kind == .process { node.projected = node.observability == .visible }
             if supervisorOwned.contains(node.id), let fd = node["fd"]?.intValue { supervisorFDs.insert(fd) }
-            observed.insert(node.id)
+            guard observed.insert(node.id).inserted else {
+                // The same node twice in one observation: the last one stands.
+                target.nodes[node.id] = node
+                touched.insert(node.id)
+                continue
+            }
             if let predicted = before[node.id] {
                 if inScope(predicted) {
                     if predicted.attributes != node.attributes || predicted.observability != node.observability { surprise.changed += 1 }
