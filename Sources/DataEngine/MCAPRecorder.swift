@@ -10,7 +10,7 @@ import MCAP
 /// Messages gather in a chunk that is written when it holds `chunkBytes` or spans
 /// `chunkDuration` of loop time, so a crash loses at most that much; a file is closed and the
 /// next begun when it reaches `fileBytes` or spans `fileDuration`.
-public final class MCAPRecorder: Recording {
+public final class MCAPRecorder: JSONRecording {
     public struct Limits: Sendable {
         public var chunkBytes = 1 << 20
         public var chunkDuration: Duration = .seconds(1)
@@ -39,7 +39,9 @@ public final class MCAPRecorder: Recording {
         self.redaction = redaction
     }
 
-    public func record(_ transition: Transition) throws {
+    public func record(_ transition: Transition) throws { try record(transition, json: encoder.encode(transition)) }
+
+    public func record(_ transition: Transition, json: Data) throws {
         let time = transition.time.nanoseconds
         if let w = writer, w.position >= limits.fileBytes || time - fileStart >= Self.nanoseconds(limits.fileDuration) {
             try w.close()
@@ -48,7 +50,7 @@ public final class MCAPRecorder: Recording {
         let w = try writer ?? open(at: time)
         sequence &+= 1
         w.write(channel: transitionChannel, sequence: sequence, logTime: time, publishTime: time,
-                data: Array(redaction.apply(toJSON: try encoder.encode(transition))))
+                data: Array(redaction.apply(toJSON: json)))
         if let png = transition.framePNG, let file = FileManager.default.contents(atPath: png) {
             let bytes = Data(redaction.apply(toPNG: [UInt8](file)))
             let image = #"{"data":"\#(bytes.base64EncodedString())","format":"png","frame_id":"panel","timestamp":{"nsec":\#(time % 1_000_000_000),"sec":\#(time / 1_000_000_000)}}"#
@@ -101,12 +103,27 @@ public final class MCAPRecorder: Recording {
 }
 
 /// Several recorders fed the same transitions (the JSON-lines trace and the MCAP files).
+/// A recorder of a transition's JSON as `AppendOnlyFile.encoder()` writes it (each applying its
+/// own redaction): a ``RecorderSet`` encodes a transition once for all of them.
+public protocol JSONRecording: AnyObject, Recording {
+    func record(_ transition: Transition, json: Data) throws
+}
+
 public struct RecorderSet: Recording {
     public var members: [any Recording]
+    private let encoder = AppendOnlyFile.encoder()
     public init(_ members: [any Recording]) { self.members = members }
 
     public mutating func record(_ transition: Transition) throws {
-        for i in members.indices { try members[i].record(transition) }
+        var json: Data?
+        for i in members.indices {
+            guard let recorder = members[i] as? any JSONRecording else {
+                try members[i].record(transition)
+                continue
+            }
+            if json == nil { json = try encoder.encode(transition) }
+            try recorder.record(transition, json: json!)
+        }
     }
 
     public mutating func finish() throws {

@@ -5,7 +5,7 @@ import LoopCore
 /// Appends one aligned transition per macro step to a JSON-lines trace file. Each line is
 /// handed to the kernel with one write(2) as soon as the step ends, so a crash loses at most
 /// the step in flight and never a recorded one.
-public final class TraceWriter: Recording {
+public final class TraceWriter: JSONRecording {
     private let file: AppendOnlyFile
     private let encoder = AppendOnlyFile.encoder()
     public var path: String { file.path }
@@ -20,8 +20,10 @@ public final class TraceWriter: Recording {
         self.redaction = redaction
     }
 
-    public func record(_ transition: Transition) throws {
-        try file.append(redaction.apply(toJSON: try encoder.encode(transition)), sync: false)
+    public func record(_ transition: Transition) throws { try record(transition, json: encoder.encode(transition)) }
+
+    public func record(_ transition: Transition, json: Data) throws {
+        try file.append(redaction.apply(toJSON: json), sync: false)
     }
 
     /// Read a trace back, one transition per line. A malformed line is reported with its number.

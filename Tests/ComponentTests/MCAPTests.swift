@@ -155,4 +155,39 @@ final class MCAPTests: XCTestCase {
         XCTAssertEqual(bySize.files.count, 3, "past its size, every file holds one transition")
         XCTAssertEqual(try bySize.files.map { try MCAPReader(path: $0).messages.count }, [1, 1, 1])
     }
+
+    /// A set of recorders encodes a transition once and hands the same JSON to the trace and the
+    /// MCAP file, each redacting it by its rules: what each writes is what it writes alone.
+    func testARecorderSet_writesWhatEachRecorderWritesAlone() throws {
+        var redaction = try Redaction.parse("version: 1\nfields:\n  comm: hash\n", file: "r.yaml")
+        redaction.salt = Array("a fixed salt for the test........".utf8)
+        let process = Node(id: .process(pid: 7, startTime: 1), kind: .process, attributes: ["comm": .string("secret"), "pid": .int(7)])
+        let transitions = (0..<3).map { step in
+            Transition(step: step, mode: .real, time: Instant(nanoseconds: UInt64(step) * 1_000_000), observedNodes: 1, racedEntries: 0,
+                       surprise: nil, frameHash: "h\(step)", framePNG: nil, stateDelta: GraphDelta([.addNode(process)]), context: nil,
+                       outcome: nil, nodeCount: step)
+        }
+        try FileManager.default.createDirectory(atPath: dir + "/set", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/alone", withIntermediateDirectories: true)
+        let setTrace = try TraceWriter(path: dir + "/set/trace.jsonl", redaction: redaction)
+        let setMCAP = MCAPRecorder(directory: dir + "/set", redaction: redaction)
+        var set = RecorderSet([setTrace, setMCAP])
+        let aloneTrace = try TraceWriter(path: dir + "/alone/trace.jsonl", redaction: redaction)
+        let aloneMCAP = MCAPRecorder(directory: dir + "/alone", redaction: redaction)
+        for t in transitions {
+            try set.record(t)
+            try aloneTrace.record(t)
+            try aloneMCAP.record(t)
+        }
+        try set.finish()
+        try aloneMCAP.finish()
+        let lines = try String(contentsOfFile: dir + "/set/trace.jsonl", encoding: .utf8)
+        XCTAssertEqual(lines, try String(contentsOfFile: dir + "/alone/trace.jsonl", encoding: .utf8))
+        XCTAssertFalse(lines.contains("secret"), "redacted")
+        XCTAssertEqual(lines.split(separator: "\n").count, 3)
+        let recorded = try MCAPReader(path: setMCAP.files[0]).messages.map(\.data)
+        XCTAssertEqual(recorded, try MCAPReader(path: aloneMCAP.files[0]).messages.map(\.data))
+        XCTAssertEqual(recorded.map { String(decoding: $0, as: UTF8.self) }, lines.split(separator: "\n").map(String.init),
+                       "the trace and the MCAP file hold the same redacted JSON")
+    }
 }
