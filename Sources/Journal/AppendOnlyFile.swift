@@ -33,36 +33,50 @@ public final class AppendOnlyFile {
         }
     }
 
-    /// Where the complete lines end, and the last non-empty one, read backwards from the end in
-    /// 64 KiB pieces until both are found.
+    /// Where the complete lines end, and the last non-empty one: the file is scanned backwards
+    /// in 64 KiB pieces until both are found, then that line is read whole.
     static func readTail(_ fd: Int32, path: String) throws(JournalError) -> (complete: Int, lastLine: Data?) {
         let size = Int(lseek(fd, 0, SEEK_END))
         guard size >= 0 else { throw JournalError(path: path, message: "cannot seek: \(String(cString: strerror(errno)))") }
-        var start = size
-        var bytes: [UInt8] = []   // the file from `start` to its end
-        var complete: Int?        // offset just past the last newline
-        while start > 0 {
-            let n = min(1 << 16, start)
-            var piece = [UInt8](repeating: 0, count: n)
-            var got = 0
-            while got < n {
-                let r = piece.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, n - got, off_t(start - n + got)) }
-                if r < 0 && errno == EINTR { continue }
-                guard r > 0 else {
-                    throw JournalError(path: path, message: "cannot read: \(r < 0 ? String(cString: strerror(errno)) : "the file shrank while opening")")
+        var complete: Int?, lineEnd: Int?, lineStart: Int?
+        var offset = size
+        var piece = [UInt8](repeating: 0, count: 1 << 16)
+        scan: while offset > 0 {
+            let n = min(piece.count, offset)
+            offset -= n
+            try readFully(fd, into: &piece, count: n, at: offset, path: path)
+            for i in stride(from: n - 1, through: 0, by: -1) {
+                let newline = piece[i] == UInt8(ascii: "\n")
+                if complete == nil {
+                    if newline { complete = offset + i + 1 }
+                } else if lineEnd == nil {
+                    if !newline { lineEnd = offset + i + 1 }
+                } else if newline {
+                    lineStart = offset + i + 1
+                    break scan
                 }
-                got += r
             }
-            start -= n
-            bytes.insert(contentsOf: piece, at: 0)
-            if complete == nil, let nl = bytes.lastIndex(of: UInt8(ascii: "\n")) { complete = start + nl + 1 }
-            guard let end = complete else { continue }
-            // The last non-empty line before `end`: found once a newline (or the file's start) precedes it.
-            let lines = bytes[..<(end - start)].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
-            if let last = lines.last, last.startIndex > 0 || start == 0 { return (end, Data(last)) }
         }
-        return (complete ?? 0, nil)
+        guard let end = complete else { return (0, nil) }
+        guard let last = lineEnd else { return (end, nil) }
+        let first = lineStart ?? 0
+        var line = [UInt8](repeating: 0, count: last - first)
+        try readFully(fd, into: &line, count: last - first, at: first, path: path)
+        return (end, Data(line))
     }
+
+    private static func readFully(_ fd: Int32, into buffer: inout [UInt8], count: Int, at offset: Int, path: String) throws(JournalError) {
+        var got = 0
+        while got < count {
+            let r = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, count - got, off_t(offset + got)) }
+            if r < 0 && errno == EINTR { continue }
+            guard r > 0 else {
+                throw JournalError(path: path, message: "cannot read: \(r < 0 ? String(cString: strerror(errno)) : "the file shrank while opening")")
+            }
+            got += r
+        }
+    }
+
     deinit { close(fd) }
 
     /// Append one line (a newline is added). With `sync`, the line is on disk when this returns.
