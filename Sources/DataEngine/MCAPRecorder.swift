@@ -39,7 +39,7 @@ public final class MCAPRecorder: JSONRecording {
         self.redaction = redaction
     }
 
-    public func record(_ transition: Transition) throws { try record(transition, json: encoder.encode(transition)) }
+    public func record(_ transition: Transition) throws { try record(transition, json: redaction.apply(toJSON: encoder.encode(transition))) }
 
     public func record(_ transition: Transition, json: Data) throws {
         let time = transition.time.nanoseconds
@@ -50,7 +50,7 @@ public final class MCAPRecorder: JSONRecording {
         let w = try writer ?? open(at: time)
         sequence &+= 1
         w.write(channel: transitionChannel, sequence: sequence, logTime: time, publishTime: time,
-                data: Array(redaction.apply(toJSON: json)))
+                data: Array(json))
         if let png = transition.framePNG, let file = FileManager.default.contents(atPath: png) {
             let bytes = Data(redaction.apply(toPNG: [UInt8](file)))
             let image = #"{"data":"\#(bytes.base64EncodedString())","format":"png","frame_id":"panel","timestamp":{"nsec":\#(time % 1_000_000_000),"sec":\#(time / 1_000_000_000)}}"#
@@ -103,9 +103,11 @@ public final class MCAPRecorder: JSONRecording {
 }
 
 /// Several recorders fed the same transitions (the JSON-lines trace and the MCAP files).
-/// A recorder of a transition's JSON as `AppendOnlyFile.encoder()` writes it (each applying its
-/// own redaction): a ``RecorderSet`` encodes a transition once for all of them.
+/// A recorder of a transition's JSON as `AppendOnlyFile.encoder()` writes it, redacted by its
+/// rules: a ``RecorderSet`` encodes a transition once, and redacts it once per set of rules.
 public protocol JSONRecording: AnyObject, Recording {
+    var redaction: Redaction { get }
+    /// Record `transition`, whose JSON with this recorder's redaction applied is `json`.
     func record(_ transition: Transition, json: Data) throws
 }
 
@@ -116,13 +118,21 @@ public struct RecorderSet: Recording {
 
     public mutating func record(_ transition: Transition) throws {
         var json: Data?
+        var redacted: [(rules: Redaction, json: Data)] = []
         for i in members.indices {
             guard let recorder = members[i] as? any JSONRecording else {
                 try members[i].record(transition)
                 continue
             }
-            if json == nil { json = try encoder.encode(transition) }
-            try recorder.record(transition, json: json!)
+            let plain = try json ?? encoder.encode(transition)
+            json = plain
+            if let done = redacted.first(where: { $0.rules == recorder.redaction }) {
+                try recorder.record(transition, json: done.json)
+            } else {
+                let out = recorder.redaction.apply(toJSON: plain)
+                redacted.append((recorder.redaction, out))
+                try recorder.record(transition, json: out)
+            }
         }
     }
 

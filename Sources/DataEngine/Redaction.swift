@@ -14,7 +14,7 @@ import Foundation
 ///   string (a node id such as `file:/home/ann/x`, an argument, a description), is replaced by
 ///   its hash.
 /// - `frame-regions: [{x, y, width, height}, …]`: painted black in every recorded panel frame.
-public struct Redaction: Sendable {
+public struct Redaction: Sendable, Equatable {
     public enum Action: String, Sendable { case drop, hash }
     public struct Region: Sendable, Equatable { public var x, y, width, height: Int }
 

@@ -20,10 +20,10 @@ public final class TraceWriter: JSONRecording {
         self.redaction = redaction
     }
 
-    public func record(_ transition: Transition) throws { try record(transition, json: encoder.encode(transition)) }
+    public func record(_ transition: Transition) throws { try record(transition, json: redaction.apply(toJSON: encoder.encode(transition))) }
 
     public func record(_ transition: Transition, json: Data) throws {
-        try file.append(redaction.apply(toJSON: json), sync: false)
+        try file.append(json, sync: false)
     }
 
     /// Read a trace back, one transition per line. A malformed line is reported with its number.

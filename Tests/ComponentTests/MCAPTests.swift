@@ -156,8 +156,8 @@ final class MCAPTests: XCTestCase {
         XCTAssertEqual(try bySize.files.map { try MCAPReader(path: $0).messages.count }, [1, 1, 1])
     }
 
-    /// A set of recorders encodes a transition once and hands the same JSON to the trace and the
-    /// MCAP file, each redacting it by its rules: what each writes is what it writes alone.
+    /// A set of recorders encodes a transition once, redacts it once per set of rules, and hands
+    /// each recorder the JSON its own rules give: what each writes is what it writes alone.
     func testARecorderSet_writesWhatEachRecorderWritesAlone() throws {
         var redaction = try Redaction.parse("version: 1\nfields:\n  comm: hash\n", file: "r.yaml")
         redaction.salt = Array("a fixed salt for the test........".utf8)
@@ -171,7 +171,8 @@ final class MCAPTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir + "/alone", withIntermediateDirectories: true)
         let setTrace = try TraceWriter(path: dir + "/set/trace.jsonl", redaction: redaction)
         let setMCAP = MCAPRecorder(directory: dir + "/set", redaction: redaction)
-        var set = RecorderSet([setTrace, setMCAP])
+        let unredacted = try TraceWriter(path: dir + "/set/plain.jsonl")
+        var set = RecorderSet([setTrace, unredacted, setMCAP])
         let aloneTrace = try TraceWriter(path: dir + "/alone/trace.jsonl", redaction: redaction)
         let aloneMCAP = MCAPRecorder(directory: dir + "/alone", redaction: redaction)
         for t in transitions {
@@ -184,6 +185,8 @@ final class MCAPTests: XCTestCase {
         let lines = try String(contentsOfFile: dir + "/set/trace.jsonl", encoding: .utf8)
         XCTAssertEqual(lines, try String(contentsOfFile: dir + "/alone/trace.jsonl", encoding: .utf8))
         XCTAssertFalse(lines.contains("secret"), "redacted")
+        let plain = try String(contentsOfFile: dir + "/set/plain.jsonl", encoding: .utf8)
+        XCTAssertEqual(plain.components(separatedBy: "\"comm\":\"secret\"").count, 4, "a recorder with no rules gets the JSON unredacted")
         XCTAssertEqual(lines.split(separator: "\n").count, 3)
         let recorded = try MCAPReader(path: setMCAP.files[0]).messages.map(\.data)
         XCTAssertEqual(recorded, try MCAPReader(path: aloneMCAP.files[0]).messages.map(\.data))
