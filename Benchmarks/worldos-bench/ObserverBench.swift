@@ -125,19 +125,24 @@ func timeCommand(_ path: String, _ arguments: [String]) -> Double {
     }
 }
 
+/// The pids /proc lists, as names.
+func listProcesses() -> [String] {
+    guard let proc = opendir("/proc") else { return [] }
+    defer { closedir(proc) }
+    var pids: [String] = []
+    while let e = readdir(proc) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name.first?.isNumber == true { pids.append(name) }
+    }
+    return pids
+}
+
 /// The kernel's part alone: list /proc, then every process's fd directory, and readlink each
 /// descriptor, on `threads` threads, parsing and building nothing. What a full refresh cannot
 /// go below on this machine, printed beside it.
 func descriptorFloor(threads: Int) -> Double {
     milliseconds {
-        guard let proc = opendir("/proc") else { return }
-        var pids: [String] = []
-        while let e = readdir(proc) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.first?.isNumber == true { pids.append(name) }
-        }
-        closedir(proc)
-        let listed = pids
+        let listed = listProcesses()
         DispatchQueue.concurrentPerform(iterations: threads) { worker in
             var buffer = [CChar](repeating: 0, count: 4096)
             for i in stride(from: worker, to: listed.count, by: threads) {
@@ -162,15 +167,9 @@ func descriptorFloor(threads: Int) -> Double {
 func readsFloor(threads: Int) -> Double {
     milliseconds {
         let procFD = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard procFD >= 0, let proc = fdopendir(dup(procFD)) else { return }
+        guard procFD >= 0 else { return }
         defer { close(procFD) }
-        var pids: [String] = []
-        while let e = readdir(proc) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.first?.isNumber == true { pids.append(name) }
-        }
-        closedir(proc)
-        let listed = pids
+        let listed = listProcesses()
         DispatchQueue.concurrentPerform(iterations: threads) { worker in
             var buffer = [UInt8](repeating: 0, count: 16384), link = [CChar](repeating: 0, count: 4096)
             func read(_ dir: Int32, _ name: String) {
