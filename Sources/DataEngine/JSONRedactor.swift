@@ -59,14 +59,10 @@ struct JSONRedactor {
     }
 
     private mutating func object(emit: Bool) throws {
-        i += 1
         if emit { output.append(UInt8(ascii: "{")) }
         var first = true
-        skipSpace()
-        if i < input.count, input[i] == UInt8(ascii: "}") {
-            i += 1
-        } else {
-            while true {
+        if !opensEmpty(closing: UInt8(ascii: "}")) {
+            repeat {
                 skipSpace()
                 guard i < input.count, input[i] == UInt8(ascii: "\"") else { throw Malformed(offset: i) }
                 let key = try string()
@@ -90,13 +86,7 @@ struct JSONRedactor {
                     if emit { member(key, first: &first) }
                     try value(emit: emit)
                 }
-                skipSpace()
-                guard i < input.count else { throw Malformed(offset: i) }
-                if input[i] == UInt8(ascii: ",") { i += 1; continue }
-                guard input[i] == UInt8(ascii: "}") else { throw Malformed(offset: i) }
-                i += 1
-                break
-            }
+            } while try another(closing: UInt8(ascii: "}"))
         }
         if emit { output.append(UInt8(ascii: "}")) }
     }
@@ -109,26 +99,38 @@ struct JSONRedactor {
     }
 
     private mutating func array(emit: Bool) throws {
-        i += 1
         if emit { output.append(UInt8(ascii: "[")) }
-        skipSpace()
-        if i < input.count, input[i] == UInt8(ascii: "]") {
-            i += 1
-        } else {
+        if !opensEmpty(closing: UInt8(ascii: "]")) {
             var first = true
-            while true {
+            repeat {
                 if emit && !first { output.append(UInt8(ascii: ",")) }
                 first = false
                 try value(emit: emit)
-                skipSpace()
-                guard i < input.count else { throw Malformed(offset: i) }
-                if input[i] == UInt8(ascii: ",") { i += 1; continue }
-                guard input[i] == UInt8(ascii: "]") else { throw Malformed(offset: i) }
-                i += 1
-                break
-            }
+            } while try another(closing: UInt8(ascii: "]"))
         }
         if emit { output.append(UInt8(ascii: "]")) }
+    }
+
+    /// Past an opening bracket: whether its container is empty (then past the closing one too).
+    private mutating func opensEmpty(closing: UInt8) -> Bool {
+        i += 1
+        skipSpace()
+        guard i < input.count, input[i] == closing else { return false }
+        i += 1
+        return true
+    }
+
+    /// After a member or an element: true past a comma (another follows), false past `closing`.
+    private mutating func another(closing: UInt8) throws -> Bool {
+        skipSpace()
+        guard i < input.count else { throw Malformed(offset: i) }
+        if input[i] == UInt8(ascii: ",") {
+            i += 1
+            return true
+        }
+        guard input[i] == closing else { throw Malformed(offset: i) }
+        i += 1
+        return false
     }
 
     /// A string token at `i`, quotes included; its escapes are checked, not decoded.

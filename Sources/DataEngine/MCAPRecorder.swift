@@ -29,7 +29,6 @@ public final class MCAPRecorder: JSONRecording {
     private var sequence: UInt32 = 0
     private var fileStart: UInt64 = 0
     private var chunkStart: UInt64?
-    private let encoder = AppendOnlyFile.encoder()
     /// Every file this recorder has begun, oldest first.
     public private(set) var files: [String] = []
 
@@ -38,8 +37,6 @@ public final class MCAPRecorder: JSONRecording {
         self.limits = limits
         self.redaction = redaction
     }
-
-    public func record(_ transition: Transition) throws { try record(transition, json: redaction.apply(toJSON: encoder.encode(transition))) }
 
     public func record(_ transition: Transition, json: Data) throws {
         let time = transition.time.nanoseconds
@@ -109,6 +106,13 @@ public protocol JSONRecording: AnyObject, Recording {
     var redaction: Redaction { get }
     /// Record `transition`, whose JSON with this recorder's redaction applied is `json`.
     func record(_ transition: Transition, json: Data) throws
+}
+
+extension JSONRecording {
+    /// Recording alone: encode the transition and apply this recorder's redaction.
+    public func record(_ transition: Transition) throws {
+        try record(transition, json: redaction.apply(toJSON: AppendOnlyFile.encoder().encode(transition)))
+    }
 }
 
 public struct RecorderSet: Recording {

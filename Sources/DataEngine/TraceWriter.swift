@@ -7,7 +7,6 @@ import LoopCore
 /// the step in flight and never a recorded one.
 public final class TraceWriter: JSONRecording {
     private let file: AppendOnlyFile
-    private let encoder = AppendOnlyFile.encoder()
     public var path: String { file.path }
     /// Bytes of a torn last transition (a crash mid-write) cut off when the trace was opened.
     public var tornTailBytes: Int { file.tornTailBytes }
@@ -19,8 +18,6 @@ public final class TraceWriter: JSONRecording {
         file = try AppendOnlyFile(path: path)
         self.redaction = redaction
     }
-
-    public func record(_ transition: Transition) throws { try record(transition, json: redaction.apply(toJSON: encoder.encode(transition))) }
 
     public func record(_ transition: Transition, json: Data) throws {
         try file.append(json, sync: false)

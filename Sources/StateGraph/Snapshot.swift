@@ -47,7 +47,6 @@ public struct GraphDraft: Sendable {
         outgoing = Dictionary(grouping: snapshot.edges, by: \.from)
     }
 
-    public mutating func insert(_ edge: Edge) { outgoing[edge.from, default: []].append(edge) }
     public mutating func remove(_ edge: Edge) { outgoing[edge.from]?.removeAll { $0 == edge } }
 
     /// The delta that turns a graph equal to `self` into one equal to `other`.
