@@ -48,6 +48,8 @@ final class Load {
             posix_spawn_file_actions_init(&actions)
             for std in 0..<3 { posix_spawn_file_actions_addopen(&actions, Int32(std), "/dev/null", O_RDWR, 0) }
             for (i, fd) in held.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + i)) }
+            // Exactly these: nothing the bench inherited from whoever started it leaks into the load.
+            worldos_spawn_close_from(&actions, Int32(3 + held.count))
             var pid: pid_t = 0
             let argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("600"), nil]
             let r = posix_spawn(&pid, "/bin/sleep", &actions, nil, argv, environ)
