@@ -145,6 +145,8 @@ public struct LinuxHost: Effecting {
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
             for std in Int32(0)...2 { posix_spawn_file_actions_addopen(&actions, std, "/dev/null", std == 0 ? O_RDONLY : O_WRONLY, 0) }
+            // Nothing else of the supervisor's: descriptors it inherited without close-on-exec stay with it.
+            worldos_spawn_close_from(&actions, 3)
             let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
             defer { argv.forEach { free($0) } }
             var pid: pid_t = 0

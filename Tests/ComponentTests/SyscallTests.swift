@@ -137,6 +137,20 @@ final class SyscallTests: XCTestCase {
         XCTAssertEqual(call(.spawn, ["path": .string(dir + "/no-such-program")]), .failure(errno: ENOENT))
     }
 
+    func testSpawn_passesOnlyStdio_notTheSupervisorsInheritedDescriptors() throws {
+        // A descriptor without close-on-exec, as a supervisor inherits from whoever started it.
+        let leaked = open("/dev/null", O_RDONLY)
+        XCTAssertGreaterThan(leaked, 2)
+        defer { close(leaked) }
+        let pid = try value(.spawn, ["path": .string("/bin/sleep"), "args": .string("30")])
+        defer {
+            kill(Int32(pid), SIGKILL)
+            _ = call(.waitpid, ["pid": .int(pid)])
+        }
+        let held = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap(Int.init).sorted()
+        XCTAssertEqual(held, [0, 1, 2], "the child holds its stdio and nothing of the supervisor's")
+    }
+
     func testTimer_expires_andItsDescriptorCountsExpirations() throws {
         let t = try value(.timer, ["after-ms": .int(20)])
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(t)"), "anon_inode:[timerfd]")
