@@ -104,6 +104,7 @@ final class ProcCache {
     private var socketSignature: [UInt64: Set<UInt64>] = [:]
     private var lastNodes: [Node] = []
     private var lastEdges: [Edge] = []
+    private var objectNodes: [ObjectKey: KeptObject] = [:]
     private var refreshes = 0
     private var keepOpenBudget: Int
     /// The observer's own mount namespace: paths other processes' descriptors show resolve the
@@ -264,38 +265,35 @@ final class ProcCache {
         return changed
     }
 
-    /// Build the observation's nodes and edges from the entries. A shared object (file, device,
-    /// pipe, socket) gets its node here, once, however many descriptors hold it.
+    /// Build the observation's nodes and edges from the entries: each process's own part as its
+    /// scanning thread built it, and a node per shared object (file, device, pipe, socket), once,
+    /// however many descriptors hold it. An object's node is kept from the last assembly while the
+    /// object is still held under the same name (a socket's while its table entry is the same too).
     private func assemble() {
         var nodes: [Node] = []
         var edges: [Edge] = []
-        var objects: [ObjectKey: NodeID] = [:]
+        var objects: [ObjectKey: KeptObject] = [:]
         nodes.reserveCapacity(lastNodes.count + 64)
         edges.reserveCapacity(lastEdges.count + 64)
-        objects.reserveCapacity(lastNodes.count / 2)
+        objects.reserveCapacity(objectNodes.count + 64)
         func object(_ key: ObjectKey, target: String, netns: UInt64) -> NodeID {
-            if let id = objects[key] { return id }
-            let node = key.node(target: target, socket: key.kind == .socket ? sockets[netns]?[key.a] : nil)
-            objects[key] = node.id
-            nodes.append(node)
-            return node.id
+            guard objects[key] == nil else { return key.id }
+            let socket = key.kind == .socket ? sockets[netns]?[key.a] : nil
+            var made = objectNodes[key]
+            if made == nil || made?.socket != socket || made?.target != target {
+                made = KeptObject(node: key.node(target: target, socket: socket), target: target, socket: socket)
+            }
+            objects[key] = made
+            nodes.append(made!.node)
+            return key.id
         }
         for entry in entries.values {
             nodes.append(entry.node)
             if let parent = entries[entry.stat.ppid] { edges.append(Edge(parent.id, .parentOf, entry.id)) }
-            for fd in entry.fds {
-                nodes.append(fd.node)
-                edges.append(Edge(entry.id, .owns, fd.node.id))
-                switch fd.object {
-                case .own(let anonymous):
-                    nodes.append(anonymous)
-                    edges.append(Edge(fd.node.id, .owns, anonymous.id))
-                    edges.append(Edge(fd.node.id, .opened, anonymous.id))
-                case .shared(let key, let target):
-                    edges.append(Edge(fd.node.id, .opened, object(key, target: target, netns: entry.netns)))
-                case nil: break
-                }
-            }
+            let descriptors = entry.descriptors
+            nodes.append(contentsOf: descriptors.nodes)
+            edges.append(contentsOf: descriptors.edges)
+            for (key, target) in descriptors.shared { _ = object(key, target: target, netns: entry.netns) }
             for mapped in entry.maps {
                 edges.append(Edge(object(ObjectKey(kind: .regular, a: mapped.device, b: mapped.inode), target: mapped.path, netns: entry.netns),
                                   .backs, entry.id))
@@ -303,6 +301,14 @@ final class ProcCache {
         }
         lastNodes = nodes
         lastEdges = edges
+        objectNodes = objects
+    }
+
+    /// A shared object's node, and the link text and socket table entry it was made from.
+    struct KeptObject {
+        var node: Node
+        var target: String
+        var socket: SocketEntry?
     }
 }
 
@@ -323,29 +329,38 @@ struct ObjectKey: Hashable {
     var a: UInt64
     var b: UInt64 = 0
 
+    /// The object's node id: what it is, not which descriptor shows it.
+    var id: NodeID {
+        switch self.kind {
+        case .socket: .object(.socket, String(a))
+        case .pipe: .object(.pipe, String(a))
+        case .fifo: .object(.pipe, "\(a):\(b)")
+        case .regular, .directory: .object(.file, "\(a):\(b)")
+        case .charDevice: NodeID("device:c:\(a):\(b)")
+        case .blockDevice: NodeID("device:b:\(a):\(b)")
+        }
+    }
+
     /// The object's node; a socket's carries its table entry when one was found.
     func node(target: String, socket: SocketEntry? = nil) -> Node {
         let ino = AttributeValue.int(Int64(bitPattern: kind == .socket || kind == .pipe ? a : b))
         switch kind {
         case .socket:
             guard let s = socket else {
-                return Node(id: .object(.socket, String(a)), kind: .socket, observability: .background,
-                            attributes: ["ino": ino, "protocol": .string("other")])
+                return Node(id: id, kind: .socket, observability: .background, attributes: ["ino": ino, "protocol": .string("other")])
             }
-            return Node(id: .object(.socket, String(a)), kind: .socket, observability: .background,
+            return Node(id: id, kind: .socket, observability: .background,
                         attributes: ["ino": ino, "protocol": .string(s.protocolName), "local": .string(s.local),
                                      "remote": .string(s.remote), "state": .string(s.state)])
-        case .pipe:
-            return Node(id: .object(.pipe, String(a)), kind: .pipe, observability: .background, attributes: ["name": .string(target), "ino": ino])
-        case .fifo:
-            return Node(id: .object(.pipe, "\(a):\(b)"), kind: .pipe, observability: .background, attributes: ["name": .string(target), "ino": ino])
+        case .pipe, .fifo:
+            return Node(id: id, kind: .pipe, observability: .background, attributes: ["name": .string(target), "ino": ino])
         case .regular, .directory:
-            return Node(id: .object(.file, "\(a):\(b)"), kind: .file, observability: .background,
+            return Node(id: id, kind: .file, observability: .background,
                         attributes: ["path": .string(target), "type": .string(kind == .regular ? "regular" : "directory"),
                                      "dev": .int(Int64(bitPattern: a)), "ino": ino])
         case .charDevice, .blockDevice:
             let type = kind == .charDevice ? "char-device" : "block-device"
-            return Node(id: NodeID("device:\(kind == .charDevice ? "c" : "b"):\(a):\(b)"), kind: .file, observability: .background,
+            return Node(id: id, kind: .file, observability: .background,
                         attributes: ["path": .string(target), "type": .string(type), "major": .int(Int64(a)), "minor": .int(Int64(b))])
         }
     }
@@ -353,16 +368,38 @@ struct ObjectKey: Hashable {
 
 /// One process as last read.
 final class ProcEntry {
-    struct FD {
-        var number: Int32
-        var node: Node
-        /// The file, device, pipe, socket or anonymous inode it refers to.
-        var object: ObjectRef?
+    /// A process's descriptors as the graph shows them, built by the scanning thread that read
+    /// them, so a refresh only gathers them: the descriptor nodes (and each anonymous inode's),
+    /// the edges from the process and from each descriptor, and the shared objects referred to
+    /// (their nodes are made once per refresh, however many descriptors hold them).
+    struct Descriptors {
+        var nodes: [Node] = []
+        var edges: [Edge] = []
+        /// Each shared object referred to, with the link text of the descriptor that showed it.
+        var shared: [(key: ObjectKey, target: String)] = []
+        var count = 0
 
-        /// The socket's inode, if it refers to one.
-        var socketInode: UInt64? {
-            if case .shared(let key, _) = object, key.kind == .socket { return key.a }
-            return nil
+        mutating func reserve(_ n: Int) {
+            nodes.reserveCapacity(n)
+            edges.reserveCapacity(2 * n)
+            shared.reserveCapacity(n)
+        }
+
+        /// Descriptor `fd` of `owner`, classified, with what it refers to.
+        mutating func add(_ fd: Node, of owner: NodeID, referring object: ObjectRef?) {
+            count += 1
+            nodes.append(fd)
+            edges.append(Edge(owner, .owns, fd.id))
+            switch object {
+            case .own(let anonymous):
+                nodes.append(anonymous)
+                edges.append(Edge(fd.id, .owns, anonymous.id))
+                edges.append(Edge(fd.id, .opened, anonymous.id))
+            case .shared(let key, let target):
+                edges.append(Edge(fd.id, .opened, key.id))
+                shared.append((key, target))
+            case nil: break
+            }
         }
     }
 
@@ -380,7 +417,7 @@ final class ProcEntry {
     /// scan. On procfs the size is the number of open descriptors (Linux ≥ 6.2); on a recorded
     /// tree size and mtime change with its entries. A different signature means rescan.
     private(set) var fdSignature: FDSignature
-    private(set) var fds: [FD]
+    private(set) var descriptors = Descriptors()
     private(set) var maps: [MappedFile]
     let netns: UInt64
     let mountns: UInt64
@@ -414,7 +451,6 @@ final class ProcEntry {
         self.stat = stat
         self.node = node
         fdSignature = .none
-        fds = []
         maps = []
         self.netns = netns
         self.mountns = mountns
@@ -537,7 +573,7 @@ final class ProcEntry {
 
     func scanDescriptors(procFD: Int32, context: inout ScanContext) {
         context.stats.descriptorScans += 1
-        fds = []
+        descriptors = Descriptors()
         // The signature is taken as recheck takes it: before this scan opens the directory
         // (which, for the observer's own process, is one more descriptor).
         var st = Glibc.stat()
@@ -558,7 +594,7 @@ final class ProcEntry {
         var dense: Int32 = 0
         if context.denseTables, st.st_size > 0, st.st_size < Int(Int32.max) {
             let count = Int32(st.st_size)
-            fds.reserveCapacity(Int(count))
+            descriptors.reserve(Int(count))
             while dense < count, let target = withDecimal(dense, { readLinkAt(dirFD, $0) }) {
                 add(dense, target, dirFD: dirFD, context: &context)
                 dense += 1
@@ -582,11 +618,11 @@ final class ProcEntry {
     private func add(_ n: Int32, _ target: String, dirFD: Int32, context: inout ScanContext) {
         // Anonymous inodes, sockets and pipes are named by their link (`socket:[123]`): no stat needed.
         if target.hasPrefix("anon_inode:") || target.hasPrefix("socket:[") || target.hasPrefix("pipe:[") {
-            fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: nil))
+            describe(fd: n, target: target, stat: nil)
             return
         }
         if let st = context.paths.lookup(target, mountNamespace: mountns) {
-            fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: st))
+            describe(fd: n, target: target, stat: st)
             return
         }
         var st = Glibc.stat()
@@ -595,21 +631,21 @@ final class ProcEntry {
             context.stats.raced += 1
             return
         }
-        fds.append(ProcEntry.describe(fd: n, owner: id, target: target, stat: statted ? st : nil))
+        describe(fd: n, target: target, stat: statted ? st : nil)
     }
 
     private func finishScan() {
-        node["fds"] = .int(Int64(fds.count))
-        socketInodes = Set(fds.lazy.compactMap(\.socketInode))
+        node["fds"] = .int(Int64(descriptors.count))
+        socketInodes = Set(descriptors.shared.lazy.filter { $0.key.kind == .socket }.map(\.key.a))
     }
 
-    /// Classify a descriptor by what the kernel says it refers to.
-    static func describe(fd: Int32, owner: NodeID, target: String, stat: Glibc.stat?) -> FD {
-        let fdID = NodeID.fileDescriptor(owner: owner, fd: fd)
-        func described(_ type: String, _ object: ObjectRef?) -> FD {
-            FD(number: fd, node: Node(id: fdID, kind: .fileDescriptor, observability: .background,
-                                      attributes: ["fd": .int(Int64(fd)), "target": .string(target), "type": .string(type)]),
-               object: object)
+    /// Classify a descriptor by what the kernel says it refers to, and add it.
+    private func describe(fd: Int32, target: String, stat: Glibc.stat?) {
+        let fdID = NodeID.fileDescriptor(owner: id, fd: fd)
+        func described(_ type: String, _ object: ObjectRef?) {
+            descriptors.add(Node(id: fdID, kind: .fileDescriptor, observability: .background,
+                                 attributes: ["fd": .int(Int64(fd)), "target": .string(target), "type": .string(type)]),
+                            of: id, referring: object)
         }
         if let inode = bracketedInode(target, prefix: "socket:[") {
             return described("socket", .shared(ObjectKey(kind: .socket, a: inode), target: target))
@@ -620,7 +656,7 @@ final class ProcEntry {
         if target.hasPrefix("anon_inode:") {
             var subtype = String(target.dropFirst("anon_inode:".count))
             if subtype.hasPrefix("[") && subtype.hasSuffix("]") { subtype = String(subtype.dropFirst().dropLast()) }
-            return described(subtype, .own(Node(id: NodeID("anon:\(owner.rawValue)#\(fd)"), kind: .anonInode, observability: .background,
+            return described(subtype, .own(Node(id: NodeID("anon:\(id.rawValue)#\(fd)"), kind: .anonInode, observability: .background,
                                                 attributes: ["subtype": .string(subtype)])))
         }
         guard let st = stat else { return described("unknown", nil) }

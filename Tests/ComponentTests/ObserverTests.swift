@@ -211,6 +211,42 @@ final class ObserverTests: XCTestCase {
         XCTAssertFalse(gone.nodes.keys.contains { $0.rawValue.contains("process:\(child.pid)@") }, "its descriptors went with it")
     }
 
+    func testObjectNodes_followARenameAndASocketStateChange_atTheNextFullRefresh() throws {
+        // A shared object's node is kept between refreshes while it is held: it must still show
+        // the name the descriptor now shows and the state the socket is now in.
+        let dir = NSTemporaryDirectory() + "worldos-rename-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        FileManager.default.createFile(atPath: dir + "/before", contents: Data("x".utf8))
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            XCTAssertEqual(bind(listener, $0, length), 0)
+            XCTAssertEqual(listen(listener, 1), 0)
+            XCTAssertEqual(getsockname(listener, $0, &length), 0)
+        } }
+        let child = try ScriptedChild("/usr/bin/env", ["python3", fdChild])
+        let file = try XCTUnwrap(Int64(child.send("file \(dir)/before")))
+        let client = try XCTUnwrap(child.send("tcp-connect \(UInt16(bigEndian: address.sin_port))").split(separator: " ").first.flatMap { Int64($0) })
+        let accepted = accept(listener, nil, nil)
+        XCTAssertGreaterThanOrEqual(accepted, 0)
+        var observer = ProcObserver(fullRescanEvery: 0)
+        var g = try graph(try observer.refresh(at: now, full: true))
+        var fds = try descriptors(of: child.pid, in: g)
+        XCTAssertEqual(try XCTUnwrap(fds[file].flatMap { object(of: $0, in: g) })["path"], .string(dir + "/before"))
+        XCTAssertEqual(try XCTUnwrap(fds[client].flatMap { object(of: $0, in: g) })["state"], .string("ESTABLISHED"))
+
+        XCTAssertEqual(rename(dir + "/before", dir + "/after"), 0)
+        close(accepted)  // the child's end of the connection goes to CLOSE_WAIT
+        g = try graph(try observer.refresh(at: now, full: true))
+        fds = try descriptors(of: child.pid, in: g)
+        XCTAssertEqual(try XCTUnwrap(fds[file].flatMap { object(of: $0, in: g) })["path"], .string(dir + "/after"))
+        XCTAssertEqual(try XCTUnwrap(fds[client].flatMap { object(of: $0, in: g) })["state"], .string("CLOSE_WAIT"))
+        child.finish()
+    }
+
     func testChildProcess_appearsUnderItsParent() throws {
         let child = try ScriptedChild("/bin/sleep", ["30"])
         var observer = ProcObserver()
