@@ -334,10 +334,10 @@ struct ObjectKey: Hashable {
         switch self.kind {
         case .socket: .object(.socket, String(a))
         case .pipe: .object(.pipe, String(a))
-        case .fifo: .object(.pipe, "\(a):\(b)")
-        case .regular, .directory: .object(.file, "\(a):\(b)")
-        case .charDevice: NodeID("device:c:\(a):\(b)")
-        case .blockDevice: NodeID("device:b:\(a):\(b)")
+        case .fifo: .object(.pipe, String(a) + ":" + String(b))
+        case .regular, .directory: .object(.file, String(a) + ":" + String(b))
+        case .charDevice: NodeID("device:c:" + String(a) + ":" + String(b))
+        case .blockDevice: NodeID("device:b:" + String(a) + ":" + String(b))
         }
     }
 
@@ -595,8 +595,8 @@ final class ProcEntry {
         if context.denseTables, st.st_size > 0, st.st_size < Int(Int32.max) {
             let count = Int32(st.st_size)
             descriptors.reserve(Int(count))
-            while dense < count, let target = withDecimal(dense, { readLinkAt(dirFD, $0) }) {
-                add(dense, target, dirFD: dirFD, context: &context)
+            while dense < count, let n = context.readLink(dirFD, dense) {
+                add(dense, n, dirFD: dirFD, context: &context)
                 dense += 1
             }
             if dense == count { return finishScan() }
@@ -606,24 +606,34 @@ final class ProcEntry {
             fdSignature = .none
             return finishScan()
         }
-        for n in numbers.sorted() where n >= dense {
-            guard let target = withDecimal(n, { readLinkAt(dirFD, $0) }) else { context.stats.raced += 1; continue }
-            add(n, target, dirFD: dirFD, context: &context)
+        for (i, n) in numbers.sorted().enumerated() where n >= dense {
+            guard let length = context.readLink(dirFD, n) else {
+                // Unreadable (EACCES: the whole directory is) or closed since the listing.
+                if errno == EACCES {
+                    context.stats.raced += numbers.count - i
+                    break
+                }
+                context.stats.raced += 1
+                continue
+            }
+            add(n, length, dirFD: dirFD, context: &context)
         }
         finishScan()
     }
 
-    /// One descriptor whose link was read: classified, with a stat of what it refers to where
-    /// the link does not say.
-    private func add(_ n: Int32, _ target: String, dirFD: Int32, context: inout ScanContext) {
-        // Anonymous inodes, sockets and pipes are named by their link (`socket:[123]`): no stat needed.
-        if target.hasPrefix("anon_inode:") || target.hasPrefix("socket:[") || target.hasPrefix("pipe:[") {
-            describe(fd: n, target: target, stat: nil)
-            return
+    /// One descriptor whose link was read (its first `length` bytes in the context's buffer):
+    /// classified, with a stat of what it refers to where the link does not say (a socket, pipe
+    /// or anonymous inode is named by it: `socket:[123]`).
+    private func add(_ n: Int32, _ length: Int, dirFD: Int32, context: inout ScanContext) {
+        let (target, named) = context.link.withUnsafeBytes { bytes in
+            let link = UnsafeRawBufferPointer(rebasing: bytes[0..<length])
+            return (String(decoding: link, as: UTF8.self), NamedLink(link))
+        }
+        if let named {
+            return describe(fd: n, target: target, named: named, stat: nil)
         }
         if let st = context.paths.lookup(target, mountNamespace: mountns) {
-            describe(fd: n, target: target, stat: st)
-            return
+            return describe(fd: n, target: target, named: nil, stat: st)
         }
         var st = Glibc.stat()
         let statted = withDecimal(n) { fstatat(dirFD, $0, &st, 0) } == 0
@@ -631,7 +641,7 @@ final class ProcEntry {
             context.stats.raced += 1
             return
         }
-        describe(fd: n, target: target, stat: statted ? st : nil)
+        describe(fd: n, target: target, named: nil, stat: statted ? st : nil)
     }
 
     private func finishScan() {
@@ -640,24 +650,20 @@ final class ProcEntry {
     }
 
     /// Classify a descriptor by what the kernel says it refers to, and add it.
-    private func describe(fd: Int32, target: String, stat: Glibc.stat?) {
+    private func describe(fd: Int32, target: String, named: NamedLink?, stat: Glibc.stat?) {
         let fdID = NodeID.fileDescriptor(owner: id, fd: fd)
         func described(_ type: String, _ object: ObjectRef?) {
             descriptors.add(Node(id: fdID, kind: .fileDescriptor, observability: .background,
                                  attributes: ["fd": .int(Int64(fd)), "target": .string(target), "type": .string(type)]),
                             of: id, referring: object)
         }
-        if let inode = bracketedInode(target, prefix: "socket:[") {
-            return described("socket", .shared(ObjectKey(kind: .socket, a: inode), target: target))
-        }
-        if let inode = bracketedInode(target, prefix: "pipe:[") {
-            return described("fifo", .shared(ObjectKey(kind: .pipe, a: inode), target: target))
-        }
-        if target.hasPrefix("anon_inode:") {
-            var subtype = String(target.dropFirst("anon_inode:".count))
-            if subtype.hasPrefix("[") && subtype.hasSuffix("]") { subtype = String(subtype.dropFirst().dropLast()) }
-            return described(subtype, .own(Node(id: NodeID("anon:\(id.rawValue)#\(fd)"), kind: .anonInode, observability: .background,
+        switch named {
+        case .socket(let inode): return described("socket", .shared(ObjectKey(kind: .socket, a: inode), target: target))
+        case .pipe(let inode): return described("fifo", .shared(ObjectKey(kind: .pipe, a: inode), target: target))
+        case .anonymous(let subtype):
+            return described(subtype, .own(Node(id: NodeID("anon:" + id.rawValue + "#" + String(fd)), kind: .anonInode, observability: .background,
                                                 attributes: ["subtype": .string(subtype)])))
+        case nil: break
         }
         guard let st = stat else { return described("unknown", nil) }
         let inode = UInt64(st.st_ino), dev = UInt64(st.st_dev), rdev = UInt64(st.st_rdev)
@@ -670,6 +676,46 @@ final class ProcEntry {
             return described("block-device", .shared(ObjectKey(kind: .blockDevice, a: deviceMajor(rdev), b: deviceMinor(rdev)), target: target))
         case S_IFDIR: return described("directory", .shared(ObjectKey(kind: .directory, a: dev, b: inode), target: target))
         default: return described("regular", .shared(ObjectKey(kind: .regular, a: dev, b: inode), target: target))
+        }
+    }
+}
+
+/// What a descriptor's link names without a stat: `socket:[123]`, `pipe:[456]`,
+/// `anon_inode:[eventfd]` (or `anon_inode:inotify`). Read from the link's bytes.
+enum NamedLink: Equatable {
+    case socket(UInt64)
+    case pipe(UInt64)
+    case anonymous(String)
+
+    init?(_ link: UnsafeRawBufferPointer) {
+        func after(_ prefix: StaticString) -> UnsafeRawBufferPointer? {
+            let p = UnsafeRawBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+            guard link.count >= p.count, memcmp(link.baseAddress!, p.baseAddress!, p.count) == 0 else { return nil }
+            return UnsafeRawBufferPointer(rebasing: link[p.count...])
+        }
+        func bracketed(_ rest: UnsafeRawBufferPointer) -> UInt64? {
+            guard rest.count >= 2, rest.last == UInt8(ascii: "]") else { return nil }
+            var value: UInt64 = 0
+            for byte in rest.dropLast() {
+                guard byte >= 0x30, byte <= 0x39 else { return nil }
+                let (times, o1) = value.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times.addingReportingOverflow(UInt64(byte - 0x30))
+                guard !o1, !o2 else { return nil }
+                value = sum
+            }
+            return value
+        }
+        if let rest = after("socket:["), let inode = bracketed(rest) {
+            self = .socket(inode)
+        } else if let rest = after("pipe:["), let inode = bracketed(rest) {
+            self = .pipe(inode)
+        } else if var rest = after("anon_inode:") {
+            if rest.count >= 2, rest.first == UInt8(ascii: "["), rest.last == UInt8(ascii: "]") {
+                rest = UnsafeRawBufferPointer(rebasing: rest[(rest.startIndex + 1)..<(rest.endIndex - 1)])
+            }
+            self = .anonymous(String(decoding: rest, as: UTF8.self))
+        } else {
+            return nil
         }
     }
 }
@@ -691,12 +737,6 @@ struct PathStatCache {
         cache[path] = result
         return result
     }
-}
-
-/// `socket:[123]` → 123 (for the given prefix).
-func bracketedInode(_ target: String, prefix: String) -> UInt64? {
-    guard target.hasPrefix(prefix), target.hasSuffix("]") else { return nil }
-    return UInt64(target.dropFirst(prefix.count).dropLast())
 }
 
 /// `0::/user.slice/x` (cgroup v2) or the first hierarchy's path.
@@ -842,6 +882,14 @@ struct ScanContext {
     var stats = RefreshStats()
     /// Stat lines and directory listings are read into this.
     var buffer = [UInt8](repeating: 0, count: 1 << 14)
+    /// A descriptor's link is read into this.
+    var link = [UInt8](repeating: 0, count: 4096)
+
+    /// Read the link of descriptor `n` under `dirFD` into `link`: its length, or nil (errno says why).
+    mutating func readLink(_ dirFD: Int32, _ n: Int32) -> Int? {
+        let length = link.withUnsafeMutableBytes { buffer in withDecimal(n) { readlinkat(dirFD, $0, buffer.baseAddress!, buffer.count) } }
+        return length >= 0 ? length : nil
+    }
 }
 
 private let RLIMIT_NOFILE_ = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)

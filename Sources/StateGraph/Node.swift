@@ -61,11 +61,11 @@ public struct NodeID: Hashable, Comparable, Codable, Sendable, CustomStringConve
     public static let kernel = NodeID("kernel")
     /// A process: `startTime` is the kernel's start time in clock ticks since boot (/proc/PID/stat field 22).
     public static func process(pid: Int32, startTime: UInt64) -> NodeID { NodeID("process:\(pid)@\(startTime)") }
-    public static func fileDescriptor(owner: NodeID, fd: Int32) -> NodeID { NodeID("fd:\(owner.rawValue)#\(fd)") }
+    public static func fileDescriptor(owner: NodeID, fd: Int32) -> NodeID { NodeID("fd:" + owner.rawValue + "#" + String(fd)) }
     public static func context(_ name: String) -> NodeID { NodeID("context:\(name)") }
     /// A file, socket, pipe or anonymous inode, named by what the kernel calls it
     /// (a path, `socket:[123]`, `pipe:[456]`, `anon_inode:[eventfd]`).
-    public static func object(_ kind: NodeKind, _ name: String) -> NodeID { NodeID("\(kind.rawValue):\(name)") }
+    public static func object(_ kind: NodeKind, _ name: String) -> NodeID { NodeID(kind.rawValue + ":" + name) }
     public static func pendingEvent(_ name: String) -> NodeID { NodeID("event:\(name)") }
     public static func widget(_ name: String) -> NodeID { NodeID("widget:\(name)") }
 }

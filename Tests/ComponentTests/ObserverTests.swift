@@ -324,6 +324,24 @@ final class RecordedProcTests: XCTestCase {
         XCTAssertTrue(o.nodes.contains { $0.kind == .anonInode && $0["subtype"] == .string("timerfd") })
     }
 
+    func testLinkNames_areReadFromTheirText_andMalformedOnesNameNothing() throws {
+        let links = ["socket:[123]", "pipe:[77]", "anon_inode:inotify", "socket:[12a]", "pipe:[99999999999999999999999]", "socket:[]",
+                     "anon_inode:[eventfd]", "socket:["]
+        for (i, link) in links.enumerated() {
+            try FileManager.default.createSymbolicLink(atPath: "\(root!)/10/fd/\(3 + i)", withDestinationPath: link)
+        }
+        var observer = ProcObserver(root: root)
+        let o = try observer.observe(at: now)
+        let p = NodeID.process(pid: 10, startTime: 4242)
+        XCTAssertTrue(o.edges.contains(Edge(.fileDescriptor(owner: p, fd: 3), .opened, NodeID("socket:123"))))
+        XCTAssertTrue(o.edges.contains(Edge(.fileDescriptor(owner: p, fd: 4), .opened, NodeID("pipe:77"))))
+        XCTAssertEqual(Set(o.nodes.filter { $0.kind == .anonInode }.compactMap { $0["subtype"]?.stringValue }), ["timerfd", "inotify", "eventfd"])
+        XCTAssertEqual(Set(o.nodes.filter { $0.kind == .socket || $0.kind == .pipe }.map(\.id)), [NodeID("socket:123"), NodeID("pipe:77")],
+                       "a bad inode (letters, too large, empty, unclosed) names no socket or pipe")
+        // Those four are not links to anything this tree holds: each counts as a descriptor gone mid-read.
+        XCTAssertEqual(o.raced, 3 + 4)
+    }
+
     func testNothingChanged_handsBackTheSameObservation_withoutRereadingDescriptors() throws {
         var observer = ProcObserver(root: root, fullRescanEvery: 0)
         let first = try observer.observe(at: now)
