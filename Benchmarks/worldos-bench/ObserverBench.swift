@@ -110,6 +110,20 @@ final class Toggler {
     }
 }
 
+/// User and system CPU time of this process (every thread), in milliseconds.
+struct CPUTime {
+    var user = 0.0, system = 0.0
+
+    static func now() -> CPUTime {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func ms(_ t: timeval) -> Double { Double(t.tv_sec) * 1e3 + Double(t.tv_usec) / 1e3 }
+        return CPUTime(user: ms(usage.ru_utime), system: ms(usage.ru_stime))
+    }
+    static func - (a: CPUTime, b: CPUTime) -> CPUTime { CPUTime(user: a.user - b.user, system: a.system - b.system) }
+    static func += (a: inout CPUTime, b: CPUTime) { a.user += b.user; a.system += b.system }
+}
+
 /// Run a command with its output thrown away; its wall time in milliseconds.
 func timeCommand(_ path: String, _ arguments: [String]) -> Double {
     milliseconds {
@@ -209,15 +223,21 @@ func observerBenchmark() throws {
     // and the median of each round's own ratio.
     var nodes = 0
     var fullTimes: [Double] = [], lsofTimes: [Double] = [], floorTimes: [Double] = [], readsTimes: [Double] = [], pairedRatios: [Double] = []
+    // CPU, all threads, summed over the rounds: where a full refresh's time goes beyond the reads.
+    var fullCPU = CPUTime(), readsCPU = CPUTime()
     for _ in 0..<7 {
         var cold = ProcObserver(fullRescanEvery: 0)
+        let before = CPUTime.now()
         let full = try milliseconds { nodes = try cold.refresh(at: now, full: true).nodes.count }
+        fullCPU += CPUTime.now() - before
         let lsof = timeCommand("/usr/bin/lsof", ["-n", "-P"])
         fullTimes.append(full)
         lsofTimes.append(lsof)
         pairedRatios.append(full / lsof)
         floorTimes.append(descriptorFloor(threads: threads))
+        let beforeReads = CPUTime.now()
         readsTimes.append(readsFloor(threads: threads))
+        readsCPU += CPUTime.now() - beforeReads
     }
     var warm = ProcObserver(fullRescanEvery: 0)
     _ = try warm.refresh(at: now, full: true)
@@ -256,6 +276,8 @@ func observerBenchmark() throws {
     print(String(format: "  ps -e (reference):                         %8.2f ms  (median of %d)", ps, psTimes.count))
     print(String(format: "  readlink of every descriptor alone:        %8.2f ms  (the kernel's floor for a refresh, %d threads)", floor, threads))
     print(String(format: "  every read a refresh makes, nothing built: %8.2f ms  (the same threads, then one socket dump, parsed)", reads))
+    print(String(format: "  CPU per full refresh, all threads:         user %5.1f ms, system %5.1f ms (mean of %d)", fullCPU.user / 7, fullCPU.system / 7, 7))
+    print(String(format: "  CPU per round of every read alone:         user %5.1f ms, system %5.1f ms", readsCPU.user / 7, readsCPU.system / 7))
     print(String(format: "  ratio full / lsof:                         %8.4f  (median of rounds; goal ≤ 0.1: %@)", ratio, ratio <= 0.1 ? "met" : "NOT MET"))
     print(String(format: "  ratio floor / lsof:                        %8.4f  (what no refresh here can beat)", floor / lsof))
     print(String(format: "  ratio reads / lsof:                        %8.4f  (what no refresh reading what issue 4 asks for can beat)", reads / lsof))
