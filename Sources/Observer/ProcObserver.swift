@@ -18,9 +18,10 @@ import StateGraph
 /// TCP state changes). A refresh that finds nothing changed hands back the previous arrays.
 ///
 /// Parallel: processes are visited on one thread per core (at most four) when there are more
-/// than a few dozen; a full refresh is mostly the kernel's work per descriptor (a readlink
-/// each), which spreads over cores. A dense descriptor table (0..<count, the count being the
-/// fd directory's size on the live procfs) is read without listing the directory.
+/// than a few dozen; each thread reads a process (a readlink per descriptor) and builds its
+/// descriptor nodes and edges, and the refresh then gathers them and makes one node per shared
+/// object. A dense descriptor table (0..<count, the count being the fd directory's size on the
+/// live procfs) is read without listing the directory.
 ///
 /// Races are normal: a process that exits between readdir and read, or a descriptor closed
 /// between readdir and readlink, is counted in `raced` and skipped; the rest of the step stands.
