@@ -242,10 +242,11 @@ func observerBenchmark() throws {
     var warm = ProcObserver(fullRescanEvery: 0)
     _ = try warm.refresh(at: now, full: true)
     var quietTimes: [Double] = []
-    var quiet = 0
+    var quiet = 0, spared = 0
     for _ in 0..<21 {
         quietTimes.append(try milliseconds { _ = try warm.observe(at: now) })
         if !warm.lastRefresh.changed { quiet += 1 }
+        if !warm.lastRefresh.listedProcesses { spared += 1 }
     }
     // One process changes between refreshes (a shell opens or closes a descriptor): the usual
     // step on a busy machine, where something always moved.
@@ -270,7 +271,8 @@ func observerBenchmark() throws {
     let floor = median(floorTimes), reads = median(readsTimes), ratio = median(pairedRatios)
     print("observer (\(load.pids.count) processes × 20 descriptors; \(nodes) nodes observed; \(threads) scanning threads)")
     print(String(format: "  full refresh (processes + fds + sockets):  %8.2f ms  (median of %d)", full, fullTimes.count))
-    print(String(format: "  refresh when nothing changed:              %8.3f ms  (median of %d; %d of them found no change)", unchanged, quietTimes.count, quiet))
+    print(String(format: "  refresh when nothing changed:              %8.3f ms  (median of %d; %d of them found no change, %d did not list /proc)",
+                 unchanged, quietTimes.count, quiet, spared))
     print(String(format: "  refresh when one process changed:          %8.3f ms  (median of %d)", median(oneTimes), oneTimes.count))
     print(String(format: "  lsof -n -P (reference):                    %8.2f ms  (median of %d, interleaved)", lsof, lsofTimes.count))
     print(String(format: "  ps -e (reference):                         %8.2f ms  (median of %d)", ps, psTimes.count))

@@ -15,7 +15,10 @@ import StateGraph
 /// pread and the directory fstat'ed; the descriptor table is re-read only when its size (on
 /// procfs, the number of open descriptors) changed, when the process is new, or every `fullRescanEvery`
 /// refreshes (which also catches a descriptor swapped for another with the count unchanged, and
-/// TCP state changes). A refresh that finds nothing changed hands back the previous arrays.
+/// TCP state changes). /proc itself is listed only when the kernel's process events say a
+/// process may have started since (a fork of a new process, or events lost), or on a full
+/// refresh; without them (not root), every refresh lists it. A refresh that finds nothing
+/// changed hands back the previous arrays.
 ///
 /// Parallel: processes are visited on one thread per core (at most four) when there are more
 /// than a few dozen; each thread reads a process (a readlink per descriptor) and builds its
@@ -49,6 +52,10 @@ public struct ProcObserver: Observing {
     /// What the last refresh read, for tests and the benchmark.
     public var lastRefresh: RefreshStats { cache.stats }
 
+    /// Whether the kernel's process events reach this observer, so a refresh lists /proc only
+    /// when a process may have started (root and the live /proc; otherwise every refresh lists).
+    public var hearsProcessStarts: Bool { cache.hearsProcessStarts }
+
     public mutating func observe(at now: Instant) throws -> Observation {
         try refresh(at: now, full: false)
     }
@@ -68,6 +75,9 @@ public struct RefreshStats: Equatable, Sendable {
     public var descriptorScans = 0
     /// Descriptor scans that listed the fd directory (the others read a dense table directly).
     public var listings = 0
+    /// Whether /proc itself was listed (otherwise the processes were the ones last found: the
+    /// kernel's process events said none had started).
+    public var listedProcesses = false
     public var netTableReads = 0
     /// Socket tables read through socket diagnostics (netlink) instead of /proc/net.
     public var socketDumps = 0
@@ -107,6 +117,11 @@ final class ProcCache {
     private var lastEdges: [Edge] = []
     private var objectNodes: [ObjectKey: KeptObject] = [:]
     private var refreshes = 0
+    /// The processes the last refresh found: visited again when no process has started since.
+    private var known: [Int32] = []
+    /// The kernel's process events, when it gives them to this observer (root, the live /proc).
+    private let processEvents: ProcessStarts?
+    var hearsProcessStarts: Bool { processEvents != nil }
     private var keepOpenBudget: Int
     /// The observer's own mount namespace: paths other processes' descriptors show resolve the
     /// same way for it, so a path is stat'ed once per refresh instead of once per descriptor.
@@ -137,6 +152,7 @@ final class ProcCache {
             getrlimit(RLIMIT_NOFILE_, &limit)
         }
         keepOpenBudget = Int(min(limit.rlim_cur, 1 << 20)) / 4
+        processEvents = root == "/proc" ? ProcessStarts() : nil
     }
 
     deinit {
@@ -152,8 +168,19 @@ final class ProcCache {
             procFD = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard procFD >= 0 else { throw ObserverError(path: root, errno: errno) }
         }
-        guard lseek(procFD, 0, SEEK_SET) == 0, let pids = listNumbers(procFD, buffer: &listing) else {
-            throw ObserverError(path: root, errno: errno)
+        // /proc is listed when a process may have started since the last listing; without the
+        // kernel's process events, every time. Otherwise the processes are the ones last listed
+        // (an exited one fails its stat re-read and goes).
+        let started = processEvents.map { $0.newProcessMayHaveStarted() } ?? true
+        let pids: [Int32]
+        if full || started || known.isEmpty {
+            guard lseek(procFD, 0, SEEK_SET) == 0, let listed = listNumbers(procFD, buffer: &listing) else {
+                throw ObserverError(path: root, errno: errno)
+            }
+            pids = listed
+            stats.listedProcesses = true
+        } else {
+            pids = known
         }
         var work: [ScanItem] = []
         var seen = Set<Int32>()
@@ -170,6 +197,7 @@ final class ProcCache {
         }
         let (visits, contexts) = scan(work)
         var changed = full
+        var dropped = Set<Int32>()
         for (item, visit) in zip(work, visits) {
             switch visit {
             case .unchanged: break
@@ -182,8 +210,10 @@ final class ProcCache {
                 // race, not a change, unless it was in the graph.
                 if raced { stats.raced += 1 }
                 if entries.removeValue(forKey: item.pid) != nil { changed = true }
+                dropped.insert(item.pid)
             }
         }
+        known = dropped.isEmpty ? pids : pids.filter { !dropped.contains($0) }
         for context in contexts { stats.add(context.stats) }
         for pid in entries.keys where !seen.contains(pid) {
             entries[pid]?.close()
@@ -310,6 +340,47 @@ final class ProcCache {
         var node: Node
         var target: String
         var socket: SocketEntry?
+    }
+}
+
+/// Whether a process may have started, from the kernel's process-events connector (needs
+/// CAP_NET_ADMIN): a fork of a new process (not a thread) since the last look, or events lost.
+/// Its receive buffer is kept small, so on a machine that forks all the time it overflows and
+/// the look costs a few reads rather than one per event; an overflow counts as a start.
+final class ProcessStarts {
+    private let descriptor: Int32
+
+    init?() {
+        let fd = worldos_netlink_open(11 /* NETLINK_CONNECTOR */, 1 /* CN_IDX_PROC */)
+        guard fd >= 0 else { return nil }
+        var size: Int32 = 8192
+        guard worldos_proc_connector_listen(fd) == 0,
+              setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            Glibc.close(fd)
+            return nil
+        }
+        descriptor = fd
+    }
+
+    deinit { Glibc.close(descriptor) }
+
+    /// Read every event waiting: true if one was a new process, or some were lost.
+    func newProcessMayHaveStarted() -> Bool {
+        withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 8) { buffer in
+            var started = false
+            while true {
+                let n = recv(descriptor, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    // Nothing more waiting; anything else (ENOBUFS: the buffer overflowed) lost events.
+                    return started || (errno != EAGAIN && errno != EWOULDBLOCK)
+                }
+                if n == 0 { return started }
+                var event = worldos_proc_event()
+                let parsed = worldos_proc_event_parse(buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), n, &event)
+                if parsed < 0 || (parsed == 1 && event.what == UInt32(WORLDOS_PROC_EVENT_FORK) && event.pid == event.tgid) { started = true }
+            }
+        }
     }
 }
 

@@ -258,6 +258,43 @@ final class ObserverTests: XCTestCase {
         child.finish()
     }
 
+    func testProcessEvents_spareTheListingOfProc_andNoNewProcessIsMissed() throws {
+        var observer = ProcObserver(fullRescanEvery: 0)
+        guard observer.hearsProcessStarts else {
+            throw XCTSkip("NO PROCESS EVENTS — SKIPPED: the process-events connector needs root (CAP_NET_ADMIN); every refresh lists /proc")
+        }
+        _ = try observer.refresh(at: now, full: true)
+        // A quiet refresh lists /proc only if some process on the machine started since the
+        // last one: of a few back to back, at least one finds none did.
+        var quiet = 0
+        for _ in 0..<10 {
+            _ = try observer.observe(at: now)
+            if !observer.lastRefresh.listedProcesses { quiet += 1 }
+        }
+        XCTAssertGreaterThan(quiet, 0, "no refresh was spared the listing")
+        // A process started after the last refresh is seen by the next one.
+        let child = try ScriptedChild("/bin/sleep", ["30"])
+        defer { child.process.terminate(); child.finish() }
+        XCTAssertTrue(try observer.observe(at: now).nodes.contains { $0.kind == .process && $0["pid"] == .int(Int64(child.pid)) })
+        XCTAssertTrue(observer.lastRefresh.listedProcesses)
+        // So is one started after a burst that overflows the events' buffer.
+        for _ in 0..<200 {
+            var pid: pid_t = 0
+            let argv: [UnsafeMutablePointer<CChar>?] = [strdup("true"), nil]
+            XCTAssertEqual(posix_spawn(&pid, "/bin/true", nil, nil, argv, environ), 0)
+            argv.forEach { free($0) }
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        let last = try ScriptedChild("/bin/sleep", ["30"])
+        defer { last.process.terminate(); last.finish() }
+        XCTAssertTrue(try observer.observe(at: now).nodes.contains { $0.kind == .process && $0["pid"] == .int(Int64(last.pid)) })
+        // And one that exits is gone from the next refresh, listed or not.
+        child.process.terminate()
+        child.process.waitUntilExit()
+        XCTAssertFalse(try observer.observe(at: now).nodes.contains { $0.kind == .process && $0["pid"] == .int(Int64(child.pid)) })
+    }
+
     func testMemoryMaps_whenAsked_addBacksEdgesFromEachMappedFile() throws {
         var plain = ProcObserver()
         XCTAssertFalse(try plain.observe(at: now).edges.contains { $0.kind == .backs }, "maps are read only when asked")
