@@ -18,7 +18,9 @@ import StateGraph
 /// TCP state changes). /proc itself is listed only when the kernel's process events say a
 /// process may have started since (a fork of a new process, or events lost), or on a full
 /// refresh; without them (not root), every refresh lists it. A refresh that finds nothing
-/// changed hands back the previous arrays.
+/// changed hands back the previous arrays; one that finds a few processes changed in place
+/// (same identity, new stat or descriptors) patches their parts of them; anything else (a
+/// process new or gone, a socket table changed) assembles them anew.
 ///
 /// Parallel: processes are visited on one thread per core (at most four) when there are more
 /// than a few dozen; each thread reads a process (a readlink per descriptor) and builds its
@@ -83,6 +85,8 @@ public struct RefreshStats: Equatable, Sendable {
     public var socketDumps = 0
     public var raced = 0
     public var changed = false
+    /// Processes whose part of the last observation was patched in place (0: assembled anew).
+    public var patched = 0
 
     mutating func add(_ other: RefreshStats) {
         processesRead += other.processesRead
@@ -116,6 +120,7 @@ final class ProcCache {
     private var lastNodes: [Node] = []
     private var lastEdges: [Edge] = []
     private var objectNodes: [ObjectKey: KeptObject] = [:]
+    private var layout = Layout()
     private var refreshes = 0
     /// The processes the last refresh found: visited again when no process has started since.
     private var known: [Int32] = []
@@ -198,18 +203,25 @@ final class ProcCache {
         let (visits, contexts) = scan(work)
         var changed = full
         var dropped = Set<Int32>()
+        // Processes whose node or descriptors changed, identity kept; any other change (a
+        // process new, gone or replaced) reassembles everything.
+        var patchable: [Int32] = []
+        var structural = full
         for (item, visit) in zip(work, visits) {
             switch visit {
             case .unchanged: break
-            case .changed: changed = true
+            case .changed:
+                changed = true
+                patchable.append(item.pid)
             case .read(let entry):
                 entries[item.pid] = entry
                 changed = true
+                structural = true
             case .dropped(let raced):
                 // A process that cannot be read (it exited, or its stat is unreadable) is a
                 // race, not a change, unless it was in the graph.
                 if raced { stats.raced += 1 }
-                if entries.removeValue(forKey: item.pid) != nil { changed = true }
+                if entries.removeValue(forKey: item.pid) != nil { changed = true; structural = true }
                 dropped.insert(item.pid)
             }
         }
@@ -219,10 +231,14 @@ final class ProcCache {
             entries[pid]?.close()
             entries[pid] = nil
             changed = true
+            structural = true
         }
-        if refreshSockets(force: full, processesChanged: changed) { changed = true }
+        if refreshSockets(force: full, processesChanged: changed) { changed = true; structural = true }
         stats.changed = changed
-        if changed { assemble() }
+        if changed {
+            // A few processes changed in place: their parts are patched (see `Layout`).
+            if structural || patchable.count > max(8, entries.count / 8) || !patch(patchable) { assemble() } else { stats.patched = patchable.count }
+        }
         return (lastNodes, lastEdges, entries[getpid()]?.id, stats.raced)
     }
 
@@ -297,42 +313,134 @@ final class ProcCache {
     }
 
     /// Build the observation's nodes and edges from the entries: each process's own part as its
-    /// scanning thread built it, and a node per shared object (file, device, pipe, socket), once,
-    /// however many descriptors hold it. An object's node is kept from the last assembly while the
-    /// object is still held under the same name (a socket's while its table entry is the same too).
+    /// scanning thread built it, then a node per shared object (file, device, pipe, socket),
+    /// once, however many descriptors hold it. An object's node is kept from the last assembly
+    /// while the object is still held under the same name (a socket's while its table entry is
+    /// the same too). Where each part went is kept in `layout`.
     private func assemble() {
-        var nodes: [Node] = []
-        var edges: [Edge] = []
-        var objects: [ObjectKey: KeptObject] = [:]
+        var nodes: [Node] = [], edges: [Edge] = []
         nodes.reserveCapacity(lastNodes.count + 64)
         edges.reserveCapacity(lastEdges.count + 64)
+        var next = Layout()
+        var objects: [ObjectKey: KeptObject] = [:]
         objects.reserveCapacity(objectNodes.count + 64)
-        func object(_ key: ObjectKey, target: String, netns: UInt64) -> NodeID {
-            guard objects[key] == nil else { return key.id }
-            let socket = key.kind == .socket ? sockets[netns]?[key.a] : nil
-            var made = objectNodes[key]
-            if made == nil || made?.socket != socket || made?.target != target {
-                made = KeptObject(node: key.node(target: target, socket: socket), target: target, socket: socket)
+        for (pid, entry) in entries {
+            let (n0, e0) = (nodes.count, edges.count)
+            let keys = part(of: entry, nodes: &nodes, edges: &edges)
+            next.order[pid] = next.order.count
+            next.nodes[pid] = n0..<nodes.count
+            next.edges[pid] = e0..<edges.count
+            next.keys[pid] = keys.map(\.key)
+            for (key, target) in keys {
+                next.references[key, default: 0] += 1
+                if objects[key] == nil { objects[key] = object(key, target: target, netns: entry.netns) }
             }
-            objects[key] = made
-            nodes.append(made!.node)
-            return key.id
         }
-        for entry in entries.values {
-            nodes.append(entry.node)
-            if let parent = entries[entry.stat.ppid] { edges.append(Edge(parent.id, .parentOf, entry.id)) }
-            let descriptors = entry.descriptors
-            nodes.append(contentsOf: descriptors.nodes)
-            edges.append(contentsOf: descriptors.edges)
-            for (key, target) in descriptors.shared { _ = object(key, target: target, netns: entry.netns) }
-            for mapped in entry.maps {
-                edges.append(Edge(object(ObjectKey(kind: .regular, a: mapped.device, b: mapped.inode), target: mapped.path, netns: entry.netns),
-                                  .backs, entry.id))
-            }
+        for (key, kept) in objects {
+            next.objectIndex[key] = next.objects.count
+            next.objects.append(key)
+            nodes.append(kept.node)
         }
         lastNodes = nodes
         lastEdges = edges
         objectNodes = objects
+        layout = next
+    }
+
+    /// Patch the last observation for processes that changed in place: each one's part is
+    /// replaced, the parts after it move, and objects no descriptor holds any more go while
+    /// new ones are added. False if the layout does not know one of them (assemble instead).
+    private func patch(_ pids: [Int32]) -> Bool {
+        guard pids.allSatisfy({ layout.nodes[$0] != nil && entries[$0] != nil }) else { return false }
+        for pid in pids {
+            let entry = entries[pid]!
+            var nodes: [Node] = [], edges: [Edge] = []
+            let keys = part(of: entry, nodes: &nodes, edges: &edges)
+            let (oldNodes, oldEdges) = (layout.nodes[pid]!, layout.edges[pid]!)
+            lastNodes.replaceSubrange(oldNodes, with: nodes)
+            lastEdges.replaceSubrange(oldEdges, with: edges)
+            let (dn, de) = (nodes.count - oldNodes.count, edges.count - oldEdges.count)
+            layout.nodes[pid] = oldNodes.lowerBound..<(oldNodes.lowerBound + nodes.count)
+            layout.edges[pid] = oldEdges.lowerBound..<(oldEdges.lowerBound + edges.count)
+            // The parts after this one move (an empty edge range says nothing of its place: the
+            // order does).
+            let place = layout.order[pid]!
+            if dn != 0 || de != 0 {
+                for (other, order) in layout.order where order > place {
+                    let (n, e) = (layout.nodes[other]!, layout.edges[other]!)
+                    layout.nodes[other] = (n.lowerBound + dn)..<(n.upperBound + dn)
+                    layout.edges[other] = (e.lowerBound + de)..<(e.upperBound + de)
+                }
+            }
+            // Objects: count this process's new references (a new object gets its node), then
+            // drop its old ones (an object no part refers to any more goes).
+            let old = layout.keys[pid] ?? []
+            layout.keys[pid] = keys.map(\.key)
+            for (key, target) in keys {
+                layout.references[key, default: 0] += 1
+                guard layout.objectIndex[key] == nil else { continue }
+                let made = object(key, target: target, netns: entry.netns)
+                objectNodes[key] = made
+                layout.objectIndex[key] = layout.objects.count
+                layout.objects.append(key)
+                lastNodes.append(made.node)
+            }
+            for key in old {
+                let left = (layout.references[key] ?? 1) - 1
+                if left > 0 { layout.references[key] = left; continue }
+                layout.references[key] = nil
+                objectNodes[key] = nil
+                // Swap-remove from the objects after the parts.
+                let position = layout.objectIndex.removeValue(forKey: key)!, start = lastNodes.count - layout.objects.count
+                let lastKey = layout.objects.removeLast()
+                if position != layout.objects.count {
+                    lastNodes.swapAt(start + position, lastNodes.count - 1)
+                    layout.objects[position] = lastKey
+                    layout.objectIndex[lastKey] = position
+                }
+                lastNodes.removeLast()
+            }
+        }
+        return true
+    }
+
+    /// One process's part: its node, the edge from its parent, its descriptors' nodes and
+    /// edges, the edges from the files it maps; and the shared objects these refer to.
+    private func part(of entry: ProcEntry, nodes: inout [Node], edges: inout [Edge]) -> [(key: ObjectKey, target: String)] {
+        nodes.append(entry.node)
+        if let parent = entries[entry.stat.ppid] { edges.append(Edge(parent.id, .parentOf, entry.id)) }
+        nodes.append(contentsOf: entry.descriptors.nodes)
+        edges.append(contentsOf: entry.descriptors.edges)
+        var keys = entry.descriptors.shared
+        for mapped in entry.maps {
+            let key = ObjectKey(kind: .regular, a: mapped.device, b: mapped.inode)
+            keys.append((key, mapped.path))
+            edges.append(Edge(key.id, .backs, entry.id))
+        }
+        return keys
+    }
+
+    /// A shared object's node: the one kept from the last assembly if it still stands.
+    private func object(_ key: ObjectKey, target: String, netns: UInt64) -> KeptObject {
+        let socket = key.kind == .socket ? sockets[netns]?[key.a] : nil
+        if let kept = objectNodes[key], kept.socket == socket, kept.target == target { return kept }
+        return KeptObject(node: key.node(target: target, socket: socket), target: target, socket: socket)
+    }
+
+    /// Where each process's part of the last observation sits, and the shared objects' nodes
+    /// after all of them, with how many references each has: what a patch needs.
+    struct Layout {
+        /// Each process's part's place among the parts.
+        var order: [Int32: Int] = [:]
+        var nodes: [Int32: Range<Int>] = [:]
+        var edges: [Int32: Range<Int>] = [:]
+        /// The shared objects each process's part refers to, a key per reference.
+        var keys: [Int32: [ObjectKey]] = [:]
+        var references: [ObjectKey: Int] = [:]
+        /// The objects in the order of their nodes, which come after every part.
+        var objects: [ObjectKey] = []
+        /// Each object's place in `objects`.
+        var objectIndex: [ObjectKey: Int] = [:]
     }
 
     /// A shared object's node, and the link text and socket table entry it was made from.

@@ -247,6 +247,55 @@ final class ObserverTests: XCTestCase {
         child.finish()
     }
 
+    func testPatchedObservations_matchAFreshObserver_overRandomChanges() throws {
+        // A refresh that finds a few processes changed patches their parts of the last
+        // observation in place. Checked against a fresh observer's full refresh after each of
+        // 60 random changes by a child: its process, descriptors, their edges and the objects
+        // they refer to must be the same, and the whole observation must apply as a graph (no
+        // node twice, no edge to a node that is not there).
+        let child = try ScriptedChild("/usr/bin/env", ["python3", fdChild])
+        defer { child.finish() }
+        XCTAssertEqual(child.send("ping"), "pong")
+        var observer = ProcObserver(fullRescanEvery: 0)
+        _ = try observer.refresh(at: now, full: true)
+        var random = SeededRandom(seed: 4)
+        var held: [String] = []
+        var patched = 0
+        let ops = ["file /etc/hostname", "file /etc/passwd", "pipe", "eventfd", "unix-pair", "udp", "close", "close", "close"]
+        func part(of g: Graph) throws -> (Set<Node>, Set<Edge>) {
+            let p = try XCTUnwrap(g.nodes(ofKind: .process).first { $0["pid"] == .int(Int64(child.pid)) })
+            var nodes: Set<Node> = [p], edges = Set<Edge>()
+            for fd in g.owned(by: p.id).compactMap({ g[$0] }) {
+                nodes.insert(fd)
+                for edge in g.edges(from: fd.id) {
+                    edges.insert(edge)
+                    if let target = g[edge.to] { nodes.insert(target) }
+                }
+            }
+            edges.formUnion(g.edges(from: p.id).filter { $0.kind == .owns })
+            return (nodes, edges)
+        }
+        for step in 0..<60 {
+            let op = ops[Int(random.next() % UInt64(ops.count))]
+            if op == "close" {
+                guard !held.isEmpty else { continue }
+                XCTAssertEqual(child.send("close \(held.remove(at: Int(random.next() % UInt64(held.count))))"), "ok")
+            } else {
+                held += child.send(op).split(separator: " ").map(String.init).prefix(op == "udp" ? 1 : 2)
+            }
+            let incremental = try graph(try observer.observe(at: now))
+            patched += observer.lastRefresh.patched
+            var fresh = ProcObserver(fullRescanEvery: 0)
+            let expected = try part(of: graph(try fresh.refresh(at: now, full: true)))
+            let got = try part(of: incremental)
+            XCTAssertEqual(got.0, expected.0, "step \(step) (\(op)): nodes")
+            XCTAssertEqual(got.1, expected.1, "step \(step) (\(op)): edges")
+            let unheld = [NodeKind.file, .pipe, .socket].flatMap(incremental.nodes(ofKind:)).filter { incremental.edges(to: $0.id).isEmpty }
+            XCTAssertEqual(unheld.map(\.id), [], "step \(step) (\(op)): an object no descriptor holds any more stays")
+        }
+        XCTAssertGreaterThan(patched, 10, "most changes were patched, not reassembled")
+    }
+
     func testChildProcess_appearsUnderItsParent() throws {
         let child = try ScriptedChild("/bin/sleep", ["30"])
         var observer = ProcObserver()
