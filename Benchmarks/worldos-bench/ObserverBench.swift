@@ -257,6 +257,20 @@ func observerBenchmark() throws {
         shell.toggle()
         oneTimes.append(try milliseconds { _ = try warm.observe(at: now) })
     }
+    // A process starts, or one exits, between refreshes: the usual step on a machine running jobs.
+    var churnTimes: [Double] = []
+    for _ in 0..<10 {
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("sleep"), strdup("60"), nil]
+        posix_spawn(&pid, "/bin/sleep", nil, nil, argv, environ)
+        argv.forEach { free($0) }
+        usleep(20_000)
+        churnTimes.append(try milliseconds { _ = try warm.observe(at: now) })
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        churnTimes.append(try milliseconds { _ = try warm.observe(at: now) })
+    }
     let psTimes = (0..<5).map { _ in timeCommand("/bin/ps", ["-e"]) }
 
     // Memory: bytes the graph built from one observation holds, per 1,000 nodes.
@@ -274,6 +288,7 @@ func observerBenchmark() throws {
     print(String(format: "  refresh when nothing changed:              %8.3f ms  (median of %d; %d of them found no change, %d did not list /proc)",
                  unchanged, quietTimes.count, quiet, spared))
     print(String(format: "  refresh when one process changed:          %8.3f ms  (median of %d)", median(oneTimes), oneTimes.count))
+    print(String(format: "  refresh when a process started or exited:  %8.3f ms  (median of %d)", median(churnTimes), churnTimes.count))
     print(String(format: "  lsof -n -P (reference):                    %8.2f ms  (median of %d, interleaved)", lsof, lsofTimes.count))
     print(String(format: "  ps -e (reference):                         %8.2f ms  (median of %d)", ps, psTimes.count))
     print(String(format: "  readlink of every descriptor alone:        %8.2f ms  (the kernel's floor for a refresh, %d threads)", floor, threads))

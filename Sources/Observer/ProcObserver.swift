@@ -125,7 +125,7 @@ final class ProcCache {
     /// The processes the last refresh found: visited again when no process has started since.
     private var known: [Int32] = []
     /// The kernel's process events, when it gives them to this observer (root, the live /proc).
-    private let processEvents: ProcessStarts?
+    private let processEvents: ProcessEvents?
     var hearsProcessStarts: Bool { processEvents != nil }
     private var keepOpenBudget: Int
     /// The observer's own mount namespace: paths other processes' descriptors show resolve the
@@ -157,7 +157,7 @@ final class ProcCache {
             getrlimit(RLIMIT_NOFILE_, &limit)
         }
         keepOpenBudget = Int(min(limit.rlim_cur, 1 << 20)) / 4
-        processEvents = root == "/proc" ? ProcessStarts() : nil
+        processEvents = root == "/proc" ? ProcessEvents() : nil
     }
 
     deinit {
@@ -175,10 +175,12 @@ final class ProcCache {
         }
         // /proc is listed when a process may have started since the last listing; without the
         // kernel's process events, every time. Otherwise the processes are the ones last listed
-        // (an exited one fails its stat re-read and goes).
-        let started = processEvents.map { $0.newProcessMayHaveStarted() } ?? true
+        // (an exited one fails its stat re-read and goes). A process that exec'd is read anew
+        // (its command line changed); without the events, or when some were lost, that waits
+        // for the next full refresh.
+        let news = processEvents?.drain() ?? ProcessEvents.News(started: true)
         let pids: [Int32]
-        if full || started || known.isEmpty {
+        if full || news.started || known.isEmpty {
             guard lseek(procFD, 0, SEEK_SET) == 0, let listed = listNumbers(procFD, buffer: &listing) else {
                 throw ObserverError(path: root, errno: errno)
             }
@@ -194,7 +196,7 @@ final class ProcCache {
         for pid in pids.sorted() {
             seen.insert(pid)
             var existing = entries[pid]
-            if full, let entry = existing {
+            if full || news.execed.contains(pid), let entry = existing {
                 entry.close()
                 existing = nil
             }
@@ -203,25 +205,27 @@ final class ProcCache {
         let (visits, contexts) = scan(work)
         var changed = full
         var dropped = Set<Int32>()
-        // Processes whose node or descriptors changed, identity kept; any other change (a
-        // process new, gone or replaced) reassembles everything.
-        var patchable: [Int32] = []
-        var structural = full
+        // What changed, for patching the last observation: processes changed in place, new
+        // ones, and gone ones (a reused pid is both).
+        var patches = Patches()
         for (item, visit) in zip(work, visits) {
             switch visit {
             case .unchanged: break
             case .changed:
                 changed = true
-                patchable.append(item.pid)
+                patches.changed.append(item.pid)
             case .read(let entry):
-                entries[item.pid] = entry
+                if entries.updateValue(entry, forKey: item.pid) != nil { patches.removed.insert(item.pid) }
+                patches.added.append(item.pid)
                 changed = true
-                structural = true
             case .dropped(let raced):
                 // A process that cannot be read (it exited, or its stat is unreadable) is a
                 // race, not a change, unless it was in the graph.
                 if raced { stats.raced += 1 }
-                if entries.removeValue(forKey: item.pid) != nil { changed = true; structural = true }
+                if entries.removeValue(forKey: item.pid) != nil {
+                    changed = true
+                    patches.removed.insert(item.pid)
+                }
                 dropped.insert(item.pid)
             }
         }
@@ -231,13 +235,18 @@ final class ProcCache {
             entries[pid]?.close()
             entries[pid] = nil
             changed = true
-            structural = true
+            patches.removed.insert(pid)
         }
-        if refreshSockets(force: full, processesChanged: changed) { changed = true; structural = true }
+        let socketsChanged = refreshSockets(force: full, processesChanged: changed)
+        if socketsChanged { changed = true }
         stats.changed = changed
         if changed {
-            // A few processes changed in place: their parts are patched (see `Layout`).
-            if structural || patchable.count > max(8, entries.count / 8) || !patch(patchable) { assemble() } else { stats.patched = patchable.count }
+            // A few processes changed, came or went: their parts are patched (see `Layout`).
+            if full || patches.count > max(8, entries.count / 8) || !patch(patches, socketsChanged: socketsChanged) {
+                assemble()
+            } else {
+                stats.patched = patches.count
+            }
         }
         return (lastNodes, lastEdges, entries[getpid()]?.id, stats.raced)
     }
@@ -247,7 +256,10 @@ final class ProcCache {
     /// read as one of its own.
     private func scan(_ work: [ScanItem]) -> ([ProcEntry.Visit], [ScanContext]) {
         let threads = work.count >= 64 ? scanThreads : 1
-        var contexts = (0..<threads).map { _ in ScanContext(denseTables: denseTables, paths: PathStatCache(mountNamespace: ownMountNamespace)) }
+        let liveRoot = root == "/proc" ? root : nil
+        var contexts = (0..<threads).map { _ in
+            ScanContext(denseTables: denseTables, liveRoot: liveRoot, paths: PathStatCache(mountNamespace: ownMountNamespace))
+        }
         var visits = [ProcEntry.Visit](repeating: .unchanged, count: work.count)
         let me = getpid()
         let procFD = procFD, includeMaps = includeMaps
@@ -267,6 +279,17 @@ final class ProcCache {
                     }
                     if threads == 1 { visitShare(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: visitShare) }
                     if let i = items.firstIndex(where: { $0.pid == me }) {
+                        if liveRoot != nil {
+                            for (item, visit) in zip(items, out) {
+                                let entry: ProcEntry?
+                                switch visit {
+                                case .read(let fresh): entry = fresh
+                                case .unchanged, .changed: entry = item.existing
+                                case .dropped: entry = nil
+                                }
+                                for kept in entry?.kept ?? [] { context[0].ownKept[kept.fd] = kept }
+                            }
+                        }
                         out[i] = ProcEntry.visit(items[i], procFD: procFD, includeMaps: includeMaps, context: &context[0])
                     }
                 }
@@ -327,7 +350,8 @@ final class ProcCache {
         for (pid, entry) in entries {
             let (n0, e0) = (nodes.count, edges.count)
             let keys = part(of: entry, nodes: &nodes, edges: &edges)
-            next.order[pid] = next.order.count
+            next.order[pid] = next.nextOrder
+            next.nextOrder += 1
             next.nodes[pid] = n0..<nodes.count
             next.edges[pid] = e0..<edges.count
             next.keys[pid] = keys.map(\.key)
@@ -347,61 +371,130 @@ final class ProcCache {
         layout = next
     }
 
-    /// Patch the last observation for processes that changed in place: each one's part is
-    /// replaced, the parts after it move, and objects no descriptor holds any more go while
-    /// new ones are added. False if the layout does not know one of them (assemble instead).
-    private func patch(_ pids: [Int32]) -> Bool {
-        guard pids.allSatisfy({ layout.nodes[$0] != nil && entries[$0] != nil }) else { return false }
-        for pid in pids {
+    /// What a refresh found changed, process by process.
+    struct Patches {
+        var changed: [Int32] = []
+        var added: [Int32] = []
+        var removed = Set<Int32>()
+        var count: Int { changed.count + added.count + removed.count }
+    }
+
+    /// Patch the last observation: a gone process's part is cut out, a changed one's replaced,
+    /// a new one's added after the others (the parts after a cut or a replacement move); the
+    /// children of a process gone or new are redone, since their parent edge follows it; an
+    /// object no part refers to any more goes, a newly held one gets its node, and when a
+    /// socket table changed every socket's node is checked against it. False if the layout
+    /// does not know a process it should (assemble instead).
+    private func patch(_ patches: Patches, socketsChanged: Bool) -> Bool {
+        let added = Set(patches.added)
+        guard patches.removed.allSatisfy({ layout.order[$0] != nil }),
+              patches.changed.allSatisfy({ layout.order[$0] != nil && entries[$0] != nil }),
+              added.allSatisfy({ entries[$0] != nil && (layout.order[$0] == nil || patches.removed.contains($0)) }) else { return false }
+        var redo = patches.changed
+        let moved = patches.removed.union(added)
+        if !moved.isEmpty {
+            for (pid, entry) in entries where moved.contains(entry.stat.ppid) && !added.contains(pid) && !patches.changed.contains(pid) {
+                redo.append(pid)
+            }
+        }
+        for pid in patches.removed { cutPart(of: pid) }
+        for pid in redo {
             let entry = entries[pid]!
             var nodes: [Node] = [], edges: [Edge] = []
             let keys = part(of: entry, nodes: &nodes, edges: &edges)
             let (oldNodes, oldEdges) = (layout.nodes[pid]!, layout.edges[pid]!)
             lastNodes.replaceSubrange(oldNodes, with: nodes)
             lastEdges.replaceSubrange(oldEdges, with: edges)
-            let (dn, de) = (nodes.count - oldNodes.count, edges.count - oldEdges.count)
             layout.nodes[pid] = oldNodes.lowerBound..<(oldNodes.lowerBound + nodes.count)
             layout.edges[pid] = oldEdges.lowerBound..<(oldEdges.lowerBound + edges.count)
-            // The parts after this one move (an empty edge range says nothing of its place: the
-            // order does).
-            let place = layout.order[pid]!
-            if dn != 0 || de != 0 {
-                for (other, order) in layout.order where order > place {
-                    let (n, e) = (layout.nodes[other]!, layout.edges[other]!)
-                    layout.nodes[other] = (n.lowerBound + dn)..<(n.upperBound + dn)
-                    layout.edges[other] = (e.lowerBound + de)..<(e.upperBound + de)
-                }
-            }
-            // Objects: count this process's new references (a new object gets its node), then
-            // drop its old ones (an object no part refers to any more goes).
+            shiftParts(after: pid, nodes: nodes.count - oldNodes.count, edges: edges.count - oldEdges.count)
+            // New references first (a new object gets its node), then the old ones go.
             let old = layout.keys[pid] ?? []
-            layout.keys[pid] = keys.map(\.key)
-            for (key, target) in keys {
-                layout.references[key, default: 0] += 1
-                guard layout.objectIndex[key] == nil else { continue }
-                let made = object(key, target: target, netns: entry.netns)
-                objectNodes[key] = made
-                layout.objectIndex[key] = layout.objects.count
-                layout.objects.append(key)
-                lastNodes.append(made.node)
-            }
-            for key in old {
-                let left = (layout.references[key] ?? 1) - 1
-                if left > 0 { layout.references[key] = left; continue }
-                layout.references[key] = nil
-                objectNodes[key] = nil
-                // Swap-remove from the objects after the parts.
-                let position = layout.objectIndex.removeValue(forKey: key)!, start = lastNodes.count - layout.objects.count
-                let lastKey = layout.objects.removeLast()
-                if position != layout.objects.count {
-                    lastNodes.swapAt(start + position, lastNodes.count - 1)
-                    layout.objects[position] = lastKey
-                    layout.objectIndex[lastKey] = position
+            hold(keys, for: pid, netns: entry.netns)
+            release(old)
+        }
+        for pid in patches.added {
+            let entry = entries[pid]!
+            var nodes: [Node] = [], edges: [Edge] = []
+            let keys = part(of: entry, nodes: &nodes, edges: &edges)
+            let start = lastNodes.count - layout.objects.count
+            lastNodes.insert(contentsOf: nodes, at: start)
+            layout.nodes[pid] = start..<(start + nodes.count)
+            layout.edges[pid] = lastEdges.count..<(lastEdges.count + edges.count)
+            lastEdges.append(contentsOf: edges)
+            layout.order[pid] = layout.nextOrder
+            layout.nextOrder += 1
+            hold(keys, for: pid, netns: entry.netns)
+        }
+        if socketsChanged {
+            let start = lastNodes.count - layout.objects.count
+            for (position, key) in layout.objects.enumerated() where key.kind == .socket {
+                guard let kept = objectNodes[key] else { continue }
+                let made = object(key, target: kept.target, netns: kept.netns)
+                if made.socket != kept.socket {
+                    objectNodes[key] = made
+                    lastNodes[start + position] = made.node
                 }
-                lastNodes.removeLast()
             }
         }
         return true
+    }
+
+    /// Cut a process's part out; the parts after it move back.
+    private func cutPart(of pid: Int32) {
+        let (nodes, edges) = (layout.nodes[pid]!, layout.edges[pid]!)
+        lastNodes.removeSubrange(nodes)
+        lastEdges.removeSubrange(edges)
+        shiftParts(after: pid, nodes: -nodes.count, edges: -edges.count)
+        layout.order[pid] = nil
+        layout.nodes[pid] = nil
+        layout.edges[pid] = nil
+        release(layout.keys.removeValue(forKey: pid) ?? [])
+    }
+
+    /// Move the parts placed after `pid`'s (an empty edge range says nothing of its place: the
+    /// order does).
+    private func shiftParts(after pid: Int32, nodes dn: Int, edges de: Int) {
+        guard dn != 0 || de != 0, let place = layout.order[pid] else { return }
+        for (other, order) in layout.order where order > place {
+            let (n, e) = (layout.nodes[other]!, layout.edges[other]!)
+            layout.nodes[other] = (n.lowerBound + dn)..<(n.upperBound + dn)
+            layout.edges[other] = (e.lowerBound + de)..<(e.upperBound + de)
+        }
+    }
+
+    /// Count a part's references to shared objects; an object not held before gets its node
+    /// after the others.
+    private func hold(_ keys: [(key: ObjectKey, target: String)], for pid: Int32, netns: UInt64) {
+        layout.keys[pid] = keys.map(\.key)
+        for (key, target) in keys {
+            layout.references[key, default: 0] += 1
+            guard layout.objectIndex[key] == nil else { continue }
+            let made = object(key, target: target, netns: netns)
+            objectNodes[key] = made
+            layout.objectIndex[key] = layout.objects.count
+            layout.objects.append(key)
+            lastNodes.append(made.node)
+        }
+    }
+
+    /// Drop references; an object no part refers to any more is swap-removed from the objects
+    /// after the parts.
+    private func release(_ keys: [ObjectKey]) {
+        for key in keys {
+            let left = (layout.references[key] ?? 1) - 1
+            if left > 0 { layout.references[key] = left; continue }
+            layout.references[key] = nil
+            objectNodes[key] = nil
+            let position = layout.objectIndex.removeValue(forKey: key)!, start = lastNodes.count - layout.objects.count
+            let lastKey = layout.objects.removeLast()
+            if position != layout.objects.count {
+                lastNodes.swapAt(start + position, lastNodes.count - 1)
+                layout.objects[position] = lastKey
+                layout.objectIndex[lastKey] = position
+            }
+            lastNodes.removeLast()
+        }
     }
 
     /// One process's part: its node, the edge from its parent, its descriptors' nodes and
@@ -424,14 +517,15 @@ final class ProcCache {
     private func object(_ key: ObjectKey, target: String, netns: UInt64) -> KeptObject {
         let socket = key.kind == .socket ? sockets[netns]?[key.a] : nil
         if let kept = objectNodes[key], kept.socket == socket, kept.target == target { return kept }
-        return KeptObject(node: key.node(target: target, socket: socket), target: target, socket: socket)
+        return KeptObject(node: key.node(target: target, socket: socket), target: target, netns: netns, socket: socket)
     }
 
     /// Where each process's part of the last observation sits, and the shared objects' nodes
     /// after all of them, with how many references each has: what a patch needs.
     struct Layout {
-        /// Each process's part's place among the parts.
+        /// Each process's part's place among the parts (a new part's is `nextOrder`).
         var order: [Int32: Int] = [:]
+        var nextOrder = 0
         var nodes: [Int32: Range<Int>] = [:]
         var edges: [Int32: Range<Int>] = [:]
         /// The shared objects each process's part refers to, a key per reference.
@@ -443,20 +537,28 @@ final class ProcCache {
         var objectIndex: [ObjectKey: Int] = [:]
     }
 
-    /// A shared object's node, and the link text and socket table entry it was made from.
+    /// A shared object's node, and the link text and socket table entry (of that network
+    /// namespace) it was made from.
     struct KeptObject {
         var node: Node
         var target: String
+        var netns: UInt64
         var socket: SocketEntry?
     }
 }
 
-/// Whether a process may have started, from the kernel's process-events connector (needs
-/// CAP_NET_ADMIN): a fork of a new process (not a thread) since the last look, or events lost.
-/// Its receive buffer is kept small, so on a machine that forks all the time it overflows and
-/// the look costs a few reads rather than one per event; an overflow counts as a start.
-final class ProcessStarts {
+/// What the kernel's process-events connector (needs CAP_NET_ADMIN) said since the last look:
+/// whether a new process (not a thread) may have started — a fork, or events lost — and which
+/// processes exec'd (their command line is another now). Its receive buffer is kept small, so
+/// on a machine that forks all the time it overflows and the look costs a few reads rather than
+/// one per event; an overflow counts as a start (execs lost with it wait for a full refresh).
+final class ProcessEvents {
     private let descriptor: Int32
+
+    struct News {
+        var started = false
+        var execed = Set<Int32>()
+    }
 
     init?() {
         let fd = worldos_netlink_open(11 /* NETLINK_CONNECTOR */, 1 /* CN_IDX_PROC */)
@@ -472,21 +574,27 @@ final class ProcessStarts {
 
     deinit { Glibc.close(descriptor) }
 
-    /// Read every event waiting: true if one was a new process, or some were lost.
-    func newProcessMayHaveStarted() -> Bool {
+    /// Read every event waiting.
+    func drain() -> News {
         withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 8) { buffer in
-            var started = false
+            var news = News()
             while true {
                 let n = recv(descriptor, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
                 if n < 0 {
                     if errno == EINTR { continue }
                     // Nothing more waiting; anything else (ENOBUFS: the buffer overflowed) lost events.
-                    return started || (errno != EAGAIN && errno != EWOULDBLOCK)
+                    if errno != EAGAIN && errno != EWOULDBLOCK { news.started = true }
+                    return news
                 }
-                if n == 0 { return started }
+                if n == 0 { return news }
                 var event = worldos_proc_event()
-                let parsed = worldos_proc_event_parse(buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), n, &event)
-                if parsed < 0 || (parsed == 1 && event.what == UInt32(WORLDOS_PROC_EVENT_FORK) && event.pid == event.tgid) { started = true }
+                switch worldos_proc_event_parse(buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), n, &event) {
+                case 1:
+                    if event.what == UInt32(WORLDOS_PROC_EVENT_FORK) && event.pid == event.tgid { news.started = true }
+                    if event.what == UInt32(WORLDOS_PROC_EVENT_EXEC) { news.execed.insert(event.tgid) }
+                case 0: break
+                default: news.started = true
+                }
             }
         }
     }
@@ -598,6 +706,9 @@ final class ProcEntry {
     /// tree size and mtime change with its entries. A different signature means rescan.
     private(set) var fdSignature: FDSignature
     private(set) var descriptors = Descriptors()
+    /// The descriptors the observer keeps open on this process (its stat file and fd
+    /// directory), as its own descriptor table will show them.
+    var kept: [KeptDescriptor] = []
     private(set) var maps: [MappedFile]
     let netns: UInt64
     let mountns: UInt64
@@ -640,6 +751,7 @@ final class ProcEntry {
     }
 
     func close() {
+        kept = []
         if statFD >= 0 { Glibc.close(statFD) }
         if fdDirFD >= 0 { Glibc.close(fdDirFD) }
         statFD = -1
@@ -698,6 +810,13 @@ final class ProcEntry {
         let entry = ProcEntry(pid: pid, statFD: keepOpen ? fd : -1, statBytes: bytes, stat: stat, node: node, netns: netns,
                               mountns: mountns, includeMaps: includeMaps)
         if !keepOpen { Glibc.close(fd) } else { entry.fdDirFD = openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        if keepOpen, let live = context.liveRoot {
+            // The observer's own descriptor table shows these two: what they are is known now.
+            for (kept, name) in [(entry.statFD, "stat"), (entry.fdDirFD, "fd")] where kept >= 0 {
+                var st = Glibc.stat()
+                if fstat(kept, &st) == 0 { entry.kept.append(KeptDescriptor(fd: kept, target: "\(live)/\(pid)/\(name)", stat: st)) }
+            }
+        }
         entry.scanDescriptors(procFD: procFD, context: &context)
         if includeMaps { entry.maps = readAt(dir, "maps").map { ProcMaps.parse($0) } ?? [] }
         return entry
@@ -775,8 +894,14 @@ final class ProcEntry {
         if context.denseTables, st.st_size > 0, st.st_size < Int(Int32.max) {
             let count = Int32(st.st_size)
             descriptors.reserve(Int(count))
-            while dense < count, let n = context.readLink(dirFD, dense) {
-                add(dense, n, dirFD: dirFD, context: &context)
+            while dense < count {
+                if let known = context.ownKept[dense] {
+                    describe(fd: dense, target: known.target, named: nil, stat: known.stat)
+                } else if let n = context.readLink(dirFD, dense) {
+                    add(dense, n, dirFD: dirFD, context: &context)
+                } else {
+                    break
+                }
                 dense += 1
             }
             if dense == count { return finishScan() }
@@ -787,6 +912,10 @@ final class ProcEntry {
             return finishScan()
         }
         for (i, n) in numbers.sorted().enumerated() where n >= dense {
+            if let known = context.ownKept[n] {
+                describe(fd: n, target: known.target, named: nil, stat: known.stat)
+                continue
+            }
             guard let length = context.readLink(dirFD, n) else {
                 // Unreadable (EACCES: the whole directory is) or closed since the listing.
                 if errno == EACCES {
@@ -1046,6 +1175,13 @@ private struct ScanShare: @unchecked Sendable {
     let context: UnsafeMutableBufferPointer<ScanContext>
 }
 
+/// A descriptor the observer keeps open, as its own table shows it.
+struct KeptDescriptor {
+    var fd: Int32
+    var target: String
+    var stat: Glibc.stat
+}
+
 /// One process a refresh visits: its pid, the entry kept from the last refresh (nil: read it
 /// anew), and whether its stat file and fd directory may stay open.
 struct ScanItem {
@@ -1058,6 +1194,13 @@ struct ScanItem {
 struct ScanContext {
     /// Descriptor tables may be read as 0..<size of the fd directory (the live procfs).
     let denseTables: Bool
+    /// The live /proc's path, where the observer's own process is among those read.
+    var liveRoot: String?
+    /// When the observer's own process is read: the descriptors it keeps open on the others,
+    /// by number, classified from what was known when they were opened instead of a readlink
+    /// each (a busy machine's supervisor holds two per process, and every process that comes
+    /// or goes changes its table).
+    var ownKept: [Int32: KeptDescriptor] = [:]
     var paths: PathStatCache
     var stats = RefreshStats()
     /// Stat lines and directory listings are read into this.

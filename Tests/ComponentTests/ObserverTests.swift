@@ -248,11 +248,13 @@ final class ObserverTests: XCTestCase {
     }
 
     func testPatchedObservations_matchAFreshObserver_overRandomChanges() throws {
-        // A refresh that finds a few processes changed patches their parts of the last
-        // observation in place. Checked against a fresh observer's full refresh after each of
-        // 60 random changes by a child: its process, descriptors, their edges and the objects
-        // they refer to must be the same, and the whole observation must apply as a graph (no
-        // node twice, no edge to a node that is not there).
+        // A refresh that finds a few processes changed, new or gone patches their parts of the
+        // last observation. Checked against a fresh observer's full refresh after each of 80
+        // random changes — a child opening and closing descriptors, processes started and
+        // killed under this one: the child's process, descriptors, their edges and the objects
+        // they refer to, and this process's children, must be the same; and the whole
+        // observation must apply as a graph (no node twice, no edge to a node that is not
+        // there) with no object left that nothing holds.
         let child = try ScriptedChild("/usr/bin/env", ["python3", fdChild])
         defer { child.finish() }
         XCTAssertEqual(child.send("ping"), "pong")
@@ -260,9 +262,25 @@ final class ObserverTests: XCTestCase {
         _ = try observer.refresh(at: now, full: true)
         var random = SeededRandom(seed: 4)
         var held: [String] = []
+        var sleepers: [ScriptedChild] = []
+        defer { for s in sleepers { s.process.terminate(); s.finish() } }
         var patched = 0
-        let ops = ["file /etc/hostname", "file /etc/passwd", "pipe", "eventfd", "unix-pair", "udp", "close", "close", "close"]
-        func part(of g: Graph) throws -> (Set<Node>, Set<Edge>) {
+        // A listener here: the child connects to it, and closing our end of a connection
+        // moves the child's socket to CLOSE_WAIT with nothing of the child's changing.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            XCTAssertEqual(bind(listener, $0, length), 0)
+            XCTAssertEqual(listen(listener, 16), 0)
+            XCTAssertEqual(getsockname(listener, $0, &length), 0)
+        } }
+        var accepted: [Int32] = []
+        defer { accepted.forEach { close($0) } }
+        let ops = ["file /etc/hostname", "file /etc/passwd", "pipe", "eventfd", "unix-pair", "udp", "close", "close", "close",
+                   "start", "start", "stop", "tcp", "hangup"]
+        func part(of g: Graph, supervisor: NodeID?) throws -> (Set<Node>, Set<Edge>) {
             let p = try XCTUnwrap(g.nodes(ofKind: .process).first { $0["pid"] == .int(Int64(child.pid)) })
             var nodes: Set<Node> = [p], edges = Set<Edge>()
             for fd in g.owned(by: p.id).compactMap({ g[$0] }) {
@@ -273,27 +291,81 @@ final class ObserverTests: XCTestCase {
                 }
             }
             edges.formUnion(g.edges(from: p.id).filter { $0.kind == .owns })
+            let me = try XCTUnwrap(supervisor)
+            for edge in g.edges(from: me) where edge.kind == .parentOf {
+                edges.insert(edge)
+                if let started = g[edge.to] { nodes.insert(started) }
+            }
             return (nodes, edges)
         }
-        for step in 0..<60 {
+        for step in 0..<80 {
             let op = ops[Int(random.next() % UInt64(ops.count))]
-            if op == "close" {
+            switch op {
+            case "close":
                 guard !held.isEmpty else { continue }
                 XCTAssertEqual(child.send("close \(held.remove(at: Int(random.next() % UInt64(held.count))))"), "ok")
-            } else {
+            case "start":
+                // Observed once it sleeps (exec done), so the two observers do not race its start.
+                let started = try ScriptedChild("/bin/sleep", ["60"])
+                sleepers.append(started)
+                XCTAssertTrue(waitFor {
+                    let stat = try? String(contentsOfFile: "/proc/\(started.pid)/stat", encoding: .utf8)
+                    return stat.flatMap { ProcStat(parsing: Array($0.utf8)) }.map { $0.state == "S" && $0.comm == "sleep" } == true
+                })
+            case "tcp":
+                held += child.send("tcp-connect \(UInt16(bigEndian: address.sin_port))").split(separator: " ").prefix(1).map(String.init)
+                accepted.append(accept(listener, nil, nil))
+            case "hangup":
+                guard !accepted.isEmpty else { continue }
+                close(accepted.removeFirst())
+            case "stop":
+                guard !sleepers.isEmpty else { continue }
+                let gone = sleepers.remove(at: Int(random.next() % UInt64(sleepers.count)))
+                gone.process.terminate()
+                gone.process.waitUntilExit()
+            default:
                 held += child.send(op).split(separator: " ").map(String.init).prefix(op == "udp" ? 1 : 2)
             }
-            let incremental = try graph(try observer.observe(at: now))
+            let observed = try observer.observe(at: now)
+            let incremental = try graph(observed)
             patched += observer.lastRefresh.patched
             var fresh = ProcObserver(fullRescanEvery: 0)
-            let expected = try part(of: graph(try fresh.refresh(at: now, full: true)))
-            let got = try part(of: incremental)
-            XCTAssertEqual(got.0, expected.0, "step \(step) (\(op)): nodes")
-            XCTAssertEqual(got.1, expected.1, "step \(step) (\(op)): edges")
+            let full = try fresh.refresh(at: now, full: true)
+            let expected = try part(of: graph(full), supervisor: full.supervisor)
+            let got = try part(of: incremental, supervisor: observed.supervisor)
+            func differing(_ a: Set<Node>, _ b: Set<Node>) -> [String] { a.subtracting(b).map { "\($0.id) \($0.attributes)" }.sorted() }
+            XCTAssertEqual(differing(got.0, expected.0), [], "step \(step) (\(op)): nodes only the patched observation has")
+            XCTAssertEqual(differing(expected.0, got.0), [], "step \(step) (\(op)): nodes only a fresh observer has")
+            XCTAssertEqual(got.1.subtracting(expected.1).map(\.description).sorted(), [], "step \(step) (\(op)): edges only the patched observation has")
+            XCTAssertEqual(expected.1.subtracting(got.1).map(\.description).sorted(), [], "step \(step) (\(op)): edges only a fresh observer has")
             let unheld = [NodeKind.file, .pipe, .socket].flatMap(incremental.nodes(ofKind:)).filter { incremental.edges(to: $0.id).isEmpty }
             XCTAssertEqual(unheld.map(\.id), [], "step \(step) (\(op)): an object no descriptor holds any more stays")
         }
-        XCTAssertGreaterThan(patched, 10, "most changes were patched, not reassembled")
+        XCTAssertGreaterThan(patched, 20, "most changes were patched, not reassembled")
+    }
+
+    func testObserversOwnKeptDescriptors_showAsTheKernelShowsThem() throws {
+        // The observer keeps each process's stat file and fd directory open; its own table is
+        // classified from what it knew when it opened them, not by a readlink each. Each must
+        // read exactly as the kernel shows it.
+        var observer = ProcObserver(fullRescanEvery: 0)
+        _ = try observer.refresh(at: now, full: true)
+        let child = try ScriptedChild("/bin/sleep", ["30"])
+        defer { child.process.terminate(); child.finish() }
+        XCTAssertTrue(waitFor { FileManager.default.fileExists(atPath: "/proc/\(child.pid)/stat") })
+        let o = try observer.observe(at: now)
+        let g = try graph(o)
+        var checked = 0
+        for (n, fd) in try descriptors(of: getpid(), in: g) {
+            guard case .string(let target)? = fd["target"], target.hasPrefix("/proc/"), target.hasSuffix("/stat") || target.hasSuffix("/fd") else { continue }
+            XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(n)"), target)
+            var st = stat()
+            XCTAssertEqual(stat("/proc/self/fd/\(n)", &st), 0)
+            XCTAssertEqual(object(of: fd, in: g)?.id, .object(.file, "\(st.st_dev):\(st.st_ino)"), "fd \(n) -> \(target)")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 2 * 10, "two kept per process seen")
+        XCTAssertTrue(g.nodes.values.contains { $0["target"] == .string("/proc/\(child.pid)/stat") }, "the new process's stat file, kept open")
     }
 
     func testChildProcess_appearsUnderItsParent() throws {
@@ -305,6 +377,15 @@ final class ObserverTests: XCTestCase {
         XCTAssertTrue(o.edges.contains(Edge(try XCTUnwrap(o.supervisor), .parentOf, node.id)))
         child.process.terminate()
         child.finish()
+    }
+
+    /// Poll `condition` for up to two seconds.
+    func waitFor(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<200 {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return condition()
     }
 
     func testProcessEvents_spareTheListingOfProc_andNoNewProcessIsMissed() throws {
@@ -338,6 +419,15 @@ final class ObserverTests: XCTestCase {
         let last = try ScriptedChild("/bin/sleep", ["30"])
         defer { last.process.terminate(); last.finish() }
         XCTAssertTrue(try observer.observe(at: now).nodes.contains { $0.kind == .process && $0["pid"] == .int(Int64(last.pid)) })
+        // One that exec's is read anew: its command line is the new program's.
+        let shell = try ScriptedChild("/bin/sh", ["-c", "read line; echo ok; exec /bin/sleep 60"])
+        defer { shell.process.terminate(); shell.finish() }
+        let cmdline = { (o: Observation) in o.nodes.first { $0.kind == .process && $0["pid"] == .int(Int64(shell.pid)) }?["cmdline"] }
+        XCTAssertTrue(waitFor { (try? String(contentsOfFile: "/proc/\(shell.pid)/cmdline", encoding: .utf8))?.hasPrefix("/bin/sh") == true })
+        XCTAssertEqual(cmdline(try observer.observe(at: now)), .string("/bin/sh -c read line; echo ok; exec /bin/sleep 60"))
+        XCTAssertEqual(shell.send("go"), "ok")
+        XCTAssertTrue(waitFor { (try? String(contentsOfFile: "/proc/\(shell.pid)/cmdline", encoding: .utf8))?.hasPrefix("/bin/sleep") == true })
+        XCTAssertEqual(cmdline(try observer.observe(at: now)), .string("/bin/sleep 60"))
         // And one that exits is gone from the next refresh, listed or not.
         child.process.terminate()
         child.process.waitUntilExit()
