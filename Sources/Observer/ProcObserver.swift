@@ -280,14 +280,19 @@ final class ProcCache {
                     if threads == 1 { visitShare(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: visitShare) }
                     if let i = items.firstIndex(where: { $0.pid == me }) {
                         if liveRoot != nil {
-                            for (item, visit) in zip(items, out) {
-                                let entry: ProcEntry?
-                                switch visit {
-                                case .read(let fresh): entry = fresh
-                                case .unchanged, .changed: entry = item.existing
-                                case .dropped: entry = nil
+                            // Gathered only if its table is read this time.
+                            context[0].ownKeptSource = {
+                                var kept: [Int32: KeptDescriptor] = [:]
+                                for (item, visit) in zip(share.items, share.out) {
+                                    let entry: ProcEntry?
+                                    switch visit {
+                                    case .read(let fresh): entry = fresh
+                                    case .unchanged, .changed: entry = item.existing
+                                    case .dropped: entry = nil
+                                    }
+                                    for k in entry?.kept ?? [] { kept[k.fd] = k }
                                 }
-                                for kept in entry?.kept ?? [] { context[0].ownKept[kept.fd] = kept }
+                                return kept
                             }
                         }
                         out[i] = ProcEntry.visit(items[i], procFD: procFD, includeMaps: includeMaps, context: &context[0])
@@ -872,6 +877,10 @@ final class ProcEntry {
 
     func scanDescriptors(procFD: Int32, context: inout ScanContext) {
         context.stats.descriptorScans += 1
+        if let source = context.ownKeptSource {
+            context.ownKept = source()
+            context.ownKeptSource = nil
+        }
         descriptors = Descriptors()
         // The signature is taken as recheck takes it: before this scan opens the directory
         // (which, for the observer's own process, is one more descriptor).
@@ -1201,6 +1210,8 @@ struct ScanContext {
     /// each (a busy machine's supervisor holds two per process, and every process that comes
     /// or goes changes its table).
     var ownKept: [Int32: KeptDescriptor] = [:]
+    /// Where `ownKept` comes from, asked the first time the own process's table is read.
+    var ownKeptSource: (() -> [Int32: KeptDescriptor])?
     var paths: PathStatCache
     var stats = RefreshStats()
     /// Stat lines and directory listings are read into this.
