@@ -217,19 +217,12 @@ final class ObserverTests: XCTestCase {
         let dir = NSTemporaryDirectory() + "worldos-rename-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        FileManager.default.createFile(atPath: dir + "/before", contents: Data("x".utf8))
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/before", contents: Data("x".utf8)))
+        let (listener, port) = try loopbackListener()
         defer { close(listener) }
-        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            XCTAssertEqual(bind(listener, $0, length), 0)
-            XCTAssertEqual(listen(listener, 1), 0)
-            XCTAssertEqual(getsockname(listener, $0, &length), 0)
-        } }
         let child = try ScriptedChild("/usr/bin/env", ["python3", fdChild])
         let file = try XCTUnwrap(Int64(child.send("file \(dir)/before")))
-        let client = try XCTUnwrap(child.send("tcp-connect \(UInt16(bigEndian: address.sin_port))").split(separator: " ").first.flatMap { Int64($0) })
+        let client = try XCTUnwrap(child.send("tcp-connect \(port)").split(separator: " ").first.flatMap { Int64($0) })
         let accepted = accept(listener, nil, nil)
         XCTAssertGreaterThanOrEqual(accepted, 0)
         var observer = ProcObserver(fullRescanEvery: 0)
@@ -267,15 +260,8 @@ final class ObserverTests: XCTestCase {
         var patched = 0
         // A listener here: the child connects to it, and closing our end of a connection
         // moves the child's socket to CLOSE_WAIT with nothing of the child's changing.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, port) = try loopbackListener()
         defer { close(listener) }
-        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            XCTAssertEqual(bind(listener, $0, length), 0)
-            XCTAssertEqual(listen(listener, 16), 0)
-            XCTAssertEqual(getsockname(listener, $0, &length), 0)
-        } }
         var accepted: [Int32] = []
         defer { accepted.forEach { close($0) } }
         let ops = ["file /etc/hostname", "file /etc/passwd", "pipe", "eventfd", "unix-pair", "udp", "close", "close", "close",
@@ -313,7 +299,7 @@ final class ObserverTests: XCTestCase {
                     return stat.flatMap { ProcStat(parsing: Array($0.utf8)) }.map { $0.state == "S" && $0.comm == "sleep" } == true
                 })
             case "tcp":
-                held += child.send("tcp-connect \(UInt16(bigEndian: address.sin_port))").split(separator: " ").prefix(1).map(String.init)
+                held += child.send("tcp-connect \(port)").split(separator: " ").prefix(1).map(String.init)
                 accepted.append(accept(listener, nil, nil))
             case "hangup":
                 guard !accepted.isEmpty else { continue }
@@ -377,6 +363,18 @@ final class ObserverTests: XCTestCase {
         XCTAssertTrue(o.edges.contains(Edge(try XCTUnwrap(o.supervisor), .parentOf, node.id)))
         child.process.terminate()
         child.finish()
+    }
+
+    /// A TCP socket listening on 127.0.0.1, and its port.
+    func loopbackListener() throws -> (Int32, UInt16) {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(listener, $0, length) == 0 && listen(listener, 16) == 0 && getsockname(listener, $0, &length) == 0
+        } }
+        guard listener >= 0, bound else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        return (listener, UInt16(bigEndian: address.sin_port))
     }
 
     /// Poll `condition` for up to two seconds.
