@@ -43,13 +43,15 @@ public struct EventSourceError: Error, CustomStringConvertible {
     public var description: String { "\(source): \(String(cString: strerror(errno)))" }
 }
 
-/// Reads a non-blocking descriptor until it would block, handing each read to `body`.
-func drainDatagrams(_ fd: Int32, _ body: (UnsafeRawBufferPointer) -> Void) {
+/// Reads a non-blocking descriptor until it would block, handing each read to `body`. True if
+/// it stopped on an error other than "nothing more" (ENOBUFS: datagrams were lost).
+@discardableResult
+func drainDatagrams(_ fd: Int32, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
     withUnsafeTemporaryAllocation(byteCount: 16384, alignment: 8) { buffer in
         while true {
             let n = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }
+            guard n > 0 else { return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK }
             body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         }
     }
@@ -173,19 +175,25 @@ public struct InotifyRecord: Equatable, Sendable {
 
 // MARK: Process events
 
+/// A socket on the kernel's process-events connector, listening (needs CAP_NET_ADMIN).
+func openProcessConnector() throws(EventSourceError) -> Int32 {
+    let fd = worldos_netlink_open(11 /* NETLINK_CONNECTOR */, 1 /* CN_IDX_PROC */)
+    guard fd >= 0 else { throw EventSourceError(source: "process events (netlink connector)", errno: errno) }
+    guard worldos_proc_connector_listen(fd) == 0 else {
+        let e = errno
+        close(fd)
+        throw EventSourceError(source: "process events (needs root)", errno: e)
+    }
+    return fd
+}
+
 /// Process fork, exec and exit events for every process, from the kernel's process-events
 /// connector (needs CAP_NET_ADMIN). Exits carry the wait status.
 public final class ProcessEventMonitor: EventSource {
     public let descriptor: Int32
 
     public init() throws {
-        descriptor = worldos_netlink_open(11 /* NETLINK_CONNECTOR */, 1 /* CN_IDX_PROC */)
-        guard descriptor >= 0 else { throw EventSourceError(source: "process events (netlink connector)", errno: errno) }
-        guard worldos_proc_connector_listen(descriptor) == 0 else {
-            let e = errno
-            close(descriptor)
-            throw EventSourceError(source: "process events (needs root)", errno: e)
-        }
+        descriptor = try openProcessConnector()
     }
     deinit { close(descriptor) }
 

@@ -18,9 +18,9 @@ import StateGraph
 /// TCP state changes). /proc itself is listed only when the kernel's process events say a
 /// process may have started since (a fork of a new process, or events lost), or on a full
 /// refresh; without them (not root), every refresh lists it. A refresh that finds nothing
-/// changed hands back the previous arrays; one that finds a few processes changed in place
-/// (same identity, new stat or descriptors) patches their parts of them; anything else (a
-/// process new or gone, a socket table changed) assembles them anew.
+/// changed hands back the previous arrays; one that finds a few processes changed, new or
+/// gone patches their parts of them; a full refresh, or one where many changed, assembles
+/// them anew.
 ///
 /// Parallel: processes are visited on one thread per core (at most four) when there are more
 /// than a few dozen; each thread reads a process (a readlink per descriptor) and builds its
@@ -346,34 +346,24 @@ final class ProcCache {
     /// while the object is still held under the same name (a socket's while its table entry is
     /// the same too). Where each part went is kept in `layout`.
     private func assemble() {
-        var nodes: [Node] = [], edges: [Edge] = []
-        nodes.reserveCapacity(lastNodes.count + 64)
-        edges.reserveCapacity(lastEdges.count + 64)
-        var next = Layout()
-        var objects: [ObjectKey: KeptObject] = [:]
-        objects.reserveCapacity(objectNodes.count + 64)
+        let previous = objectNodes
+        let (nodeCount, edgeCount) = (lastNodes.count, lastEdges.count)
+        objectNodes = [:]
+        layout = Layout()
+        lastNodes = []
+        lastEdges = []
+        lastNodes.reserveCapacity(nodeCount + 64)
+        lastEdges.reserveCapacity(edgeCount + 64)
+        // Every part first, then the objects they hold after all of them.
+        var held: [(pid: Int32, keys: [(key: ObjectKey, target: String)], netns: UInt64)] = []
+        held.reserveCapacity(entries.count)
         for (pid, entry) in entries {
-            let (n0, e0) = (nodes.count, edges.count)
-            let keys = part(of: entry, nodes: &nodes, edges: &edges)
-            next.order[pid] = next.nextOrder
-            next.nextOrder += 1
-            next.nodes[pid] = n0..<nodes.count
-            next.edges[pid] = e0..<edges.count
-            next.keys[pid] = keys.map(\.key)
-            for (key, target) in keys {
-                next.references[key, default: 0] += 1
-                if objects[key] == nil { objects[key] = object(key, target: target, netns: entry.netns) }
-            }
+            let (n0, e0) = (lastNodes.count, lastEdges.count)
+            let keys = part(of: entry, nodes: &lastNodes, edges: &lastEdges)
+            layout.place(pid, nodes: n0..<lastNodes.count, edges: e0..<lastEdges.count)
+            held.append((pid, keys, entry.netns))
         }
-        for (key, kept) in objects {
-            next.objectIndex[key] = next.objects.count
-            next.objects.append(key)
-            nodes.append(kept.node)
-        }
-        lastNodes = nodes
-        lastEdges = edges
-        objectNodes = objects
-        layout = next
+        for (pid, keys, netns) in held { hold(keys, for: pid, netns: netns, previous: previous) }
     }
 
     /// What a refresh found changed, process by process.
@@ -391,14 +381,14 @@ final class ProcCache {
     /// socket table changed every socket's node is checked against it. False if the layout
     /// does not know a process it should (assemble instead).
     private func patch(_ patches: Patches, socketsChanged: Bool) -> Bool {
-        let added = Set(patches.added)
+        let added = Set(patches.added), changedInPlace = Set(patches.changed)
         guard patches.removed.allSatisfy({ layout.order[$0] != nil }),
               patches.changed.allSatisfy({ layout.order[$0] != nil && entries[$0] != nil }),
               added.allSatisfy({ entries[$0] != nil && (layout.order[$0] == nil || patches.removed.contains($0)) }) else { return false }
         var redo = patches.changed
         let moved = patches.removed.union(added)
         if !moved.isEmpty {
-            for (pid, entry) in entries where moved.contains(entry.stat.ppid) && !added.contains(pid) && !patches.changed.contains(pid) {
+            for (pid, entry) in entries where moved.contains(entry.stat.ppid) && !added.contains(pid) && !changedInPlace.contains(pid) {
                 redo.append(pid)
             }
         }
@@ -424,18 +414,15 @@ final class ProcCache {
             let keys = part(of: entry, nodes: &nodes, edges: &edges)
             let start = lastNodes.count - layout.objects.count
             lastNodes.insert(contentsOf: nodes, at: start)
-            layout.nodes[pid] = start..<(start + nodes.count)
-            layout.edges[pid] = lastEdges.count..<(lastEdges.count + edges.count)
+            layout.place(pid, nodes: start..<(start + nodes.count), edges: lastEdges.count..<(lastEdges.count + edges.count))
             lastEdges.append(contentsOf: edges)
-            layout.order[pid] = layout.nextOrder
-            layout.nextOrder += 1
             hold(keys, for: pid, netns: entry.netns)
         }
         if socketsChanged {
             let start = lastNodes.count - layout.objects.count
             for (position, key) in layout.objects.enumerated() where key.kind == .socket {
                 guard let kept = objectNodes[key] else { continue }
-                let made = object(key, target: kept.target, netns: kept.netns)
+                let made = object(key, target: kept.target, netns: kept.netns, kept: kept)
                 if made.socket != kept.socket {
                     objectNodes[key] = made
                     lastNodes[start + position] = made.node
@@ -469,13 +456,14 @@ final class ProcCache {
     }
 
     /// Count a part's references to shared objects; an object not held before gets its node
-    /// after the others.
-    private func hold(_ keys: [(key: ObjectKey, target: String)], for pid: Int32, netns: UInt64) {
+    /// after the others (the one `previous` kept, where it still stands).
+    private func hold(_ keys: [(key: ObjectKey, target: String)], for pid: Int32, netns: UInt64,
+                      previous: [ObjectKey: KeptObject] = [:]) {
         layout.keys[pid] = keys.map(\.key)
         for (key, target) in keys {
             layout.references[key, default: 0] += 1
             guard layout.objectIndex[key] == nil else { continue }
-            let made = object(key, target: target, netns: netns)
+            let made = object(key, target: target, netns: netns, kept: previous[key])
             objectNodes[key] = made
             layout.objectIndex[key] = layout.objects.count
             layout.objects.append(key)
@@ -518,10 +506,10 @@ final class ProcCache {
         return keys
     }
 
-    /// A shared object's node: the one kept from the last assembly if it still stands.
-    private func object(_ key: ObjectKey, target: String, netns: UInt64) -> KeptObject {
+    /// A shared object's node: `kept`, if it still stands (same name, same socket entry).
+    private func object(_ key: ObjectKey, target: String, netns: UInt64, kept: KeptObject?) -> KeptObject {
         let socket = key.kind == .socket ? sockets[netns]?[key.a] : nil
-        if let kept = objectNodes[key], kept.socket == socket, kept.target == target { return kept }
+        if let kept, kept.socket == socket, kept.target == target { return kept }
         return KeptObject(node: key.node(target: target, socket: socket), target: target, netns: netns, socket: socket)
     }
 
@@ -540,6 +528,14 @@ final class ProcCache {
         var objects: [ObjectKey] = []
         /// Each object's place in `objects`.
         var objectIndex: [ObjectKey: Int] = [:]
+
+        /// A part placed after all the others.
+        mutating func place(_ pid: Int32, nodes: Range<Int>, edges: Range<Int>) {
+            order[pid] = nextOrder
+            nextOrder += 1
+            self.nodes[pid] = nodes
+            self.edges[pid] = edges
+        }
     }
 
     /// A shared object's node, and the link text and socket table entry (of that network
@@ -566,11 +562,9 @@ final class ProcessEvents {
     }
 
     init?() {
-        let fd = worldos_netlink_open(11 /* NETLINK_CONNECTOR */, 1 /* CN_IDX_PROC */)
-        guard fd >= 0 else { return nil }
+        guard let fd = try? openProcessConnector() else { return nil }
         var size: Int32 = 8192
-        guard worldos_proc_connector_listen(fd) == 0,
-              setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+        guard setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
             Glibc.close(fd)
             return nil
         }
@@ -581,27 +575,20 @@ final class ProcessEvents {
 
     /// Read every event waiting.
     func drain() -> News {
-        withUnsafeTemporaryAllocation(byteCount: 4096, alignment: 8) { buffer in
-            var news = News()
-            while true {
-                let n = recv(descriptor, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    // Nothing more waiting; anything else (ENOBUFS: the buffer overflowed) lost events.
-                    if errno != EAGAIN && errno != EWOULDBLOCK { news.started = true }
-                    return news
-                }
-                if n == 0 { return news }
-                var event = worldos_proc_event()
-                switch worldos_proc_event_parse(buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), n, &event) {
-                case 1:
-                    if event.what == UInt32(WORLDOS_PROC_EVENT_FORK) && event.pid == event.tgid { news.started = true }
-                    if event.what == UInt32(WORLDOS_PROC_EVENT_EXEC) { news.execed.insert(event.tgid) }
-                case 0: break
-                default: news.started = true
-                }
+        var news = News()
+        let lost = drainDatagrams(descriptor) { datagram in
+            var event = worldos_proc_event()
+            switch worldos_proc_event_parse(datagram.bindMemory(to: UInt8.self).baseAddress, datagram.count, &event) {
+            case 1:
+                if event.what == UInt32(WORLDOS_PROC_EVENT_FORK) && event.pid == event.tgid { news.started = true }
+                if event.what == UInt32(WORLDOS_PROC_EVENT_EXEC) { news.execed.insert(event.tgid) }
+            case 0: break
+            default: news.started = true
             }
         }
+        // Events lost (ENOBUFS: the buffer overflowed) may have held a start.
+        if lost { news.started = true }
+        return news
     }
 }
 
