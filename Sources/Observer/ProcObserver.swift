@@ -119,7 +119,6 @@ final class ProcCache {
     private var socketSignature: [UInt64: Set<UInt64>] = [:]
     private var lastNodes: [Node] = []
     private var lastEdges: [Edge] = []
-    private var objectNodes: [ObjectKey: KeptObject] = [:]
     private var layout = Layout()
     private var refreshes = 0
     /// The processes the last refresh found: visited again when no process has started since.
@@ -346,9 +345,8 @@ final class ProcCache {
     /// while the object is still held under the same name (a socket's while its table entry is
     /// the same too). Where each part went is kept in `layout`.
     private func assemble() {
-        let previous = objectNodes
+        let previous = layout.objects
         let (nodeCount, edgeCount) = (lastNodes.count, lastEdges.count)
-        objectNodes = [:]
         layout = Layout()
         lastNodes = []
         lastEdges = []
@@ -357,12 +355,15 @@ final class ProcCache {
         // Every part first, then the objects they hold after all of them.
         var held: [(pid: Int32, keys: [(key: ObjectKey, target: String)], netns: UInt64)] = []
         held.reserveCapacity(entries.count)
+        var references = 0
         for (pid, entry) in entries {
             let (n0, e0) = (lastNodes.count, lastEdges.count)
             let keys = part(of: entry, nodes: &lastNodes, edges: &lastEdges)
             layout.place(pid, nodes: n0..<lastNodes.count, edges: e0..<lastEdges.count)
             held.append((pid, keys, entry.netns))
+            references += keys.count
         }
+        layout.objects.reserve(min(references, max(previous.count, references / 2) + 64))
         for (pid, keys, netns) in held { hold(keys, for: pid, netns: netns, previous: previous) }
     }
 
@@ -420,12 +421,12 @@ final class ProcCache {
         }
         if socketsChanged {
             let start = lastNodes.count - layout.objects.count
-            for (position, key) in layout.objects.enumerated() where key.kind == .socket {
-                guard let kept = objectNodes[key] else { continue }
-                let made = object(key, target: kept.target, netns: kept.netns, kept: kept)
+            for place in 0..<layout.objects.count where layout.objects.keys[place].kind == .socket {
+                let kept = layout.objects.kept[place]
+                let made = object(layout.objects.keys[place], target: kept.target, netns: kept.netns, kept: kept)
                 if made.socket != kept.socket {
-                    objectNodes[key] = made
-                    lastNodes[start + position] = made.node
+                    layout.objects.replace(at: place, with: made)
+                    lastNodes[start + place] = made.node
                 }
             }
         }
@@ -458,16 +459,13 @@ final class ProcCache {
     /// Count a part's references to shared objects; an object not held before gets its node
     /// after the others (the one `previous` kept, where it still stands).
     private func hold(_ keys: [(key: ObjectKey, target: String)], for pid: Int32, netns: UInt64,
-                      previous: [ObjectKey: KeptObject] = [:]) {
+                      previous: SharedObjects? = nil) {
         layout.keys[pid] = keys.map(\.key)
         for (key, target) in keys {
-            layout.references[key, default: 0] += 1
-            guard layout.objectIndex[key] == nil else { continue }
-            let made = object(key, target: target, netns: netns, kept: previous[key])
-            objectNodes[key] = made
-            layout.objectIndex[key] = layout.objects.count
-            layout.objects.append(key)
-            lastNodes.append(made.node)
+            let added = layout.objects.hold(key) {
+                object(key, target: target, netns: netns, kept: previous.flatMap { p in p.place(of: key).map { p.kept[$0] } })
+            }
+            if added { lastNodes.append(layout.objects.kept[layout.objects.count - 1].node) }
         }
     }
 
@@ -475,17 +473,10 @@ final class ProcCache {
     /// after the parts.
     private func release(_ keys: [ObjectKey]) {
         for key in keys {
-            let left = (layout.references[key] ?? 1) - 1
-            if left > 0 { layout.references[key] = left; continue }
-            layout.references[key] = nil
-            objectNodes[key] = nil
-            let position = layout.objectIndex.removeValue(forKey: key)!, start = lastNodes.count - layout.objects.count
-            let lastKey = layout.objects.removeLast()
-            if position != layout.objects.count {
-                lastNodes.swapAt(start + position, lastNodes.count - 1)
-                layout.objects[position] = lastKey
-                layout.objectIndex[lastKey] = position
-            }
+            guard let place = layout.objects.release(key) else { continue }
+            // The last object's node moves where the released one's was.
+            let start = lastNodes.count - layout.objects.count - 1
+            lastNodes.swapAt(start + place, lastNodes.count - 1)
             lastNodes.removeLast()
         }
     }
@@ -523,11 +514,8 @@ final class ProcCache {
         var edges: [Int32: Range<Int>] = [:]
         /// The shared objects each process's part refers to, a key per reference.
         var keys: [Int32: [ObjectKey]] = [:]
-        var references: [ObjectKey: Int] = [:]
         /// The objects in the order of their nodes, which come after every part.
-        var objects: [ObjectKey] = []
-        /// Each object's place in `objects`.
-        var objectIndex: [ObjectKey: Int] = [:]
+        var objects = SharedObjects()
 
         /// A part placed after all the others.
         mutating func place(_ pid: Int32, nodes: Range<Int>, edges: Range<Int>) {

@@ -16,30 +16,72 @@ public struct ProcStat: Equatable, Sendable {
     public var startTime: UInt64
 
     /// Parses one stat line. The command name sits in parentheses and may itself contain
-    /// spaces and parentheses, so the fields are counted from the last ')'.
+    /// spaces and parentheses, so the fields are counted from the last ')'. Read in place: a
+    /// full refresh parses one per process.
     public init?<C: Collection>(parsing bytes: C) where C.Element == UInt8 {
-        let bytes = Array(bytes)
-        guard let open = bytes.firstIndex(of: UInt8(ascii: "(")),
-              let close = bytes.lastIndex(of: UInt8(ascii: ")")), open < close else { return nil }
-        comm = String(decoding: bytes[(open + 1)..<close], as: UTF8.self)
-        let rest = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
-        // rest[0] is field 3 (state), so field N is rest[N - 3].
-        func field(_ n: Int) -> Substring? {
-            guard n - 3 < rest.count else { return nil }
-            var text = Substring(decoding: rest[n - 3], as: UTF8.self)
-            while text.last == "\n" { text = text.dropLast() }
-            return text
-        }
-        guard rest.count >= 20, let s = field(3), s.count == 1, let state = s.first,
-              let ppid = field(4).flatMap({ Int32($0) }), let priority = field(18).flatMap({ Int64($0) }),
-              let nice = field(19).flatMap({ Int64($0) }), let threads = field(20).flatMap({ Int64($0) }),
-              let start = field(22).flatMap({ UInt64($0) }) else { return nil }
+        let parsed: ProcStat?? = bytes.withContiguousStorageIfAvailable { ProcStat.parse($0) }
+        guard let stat = parsed ?? Array(bytes).withUnsafeBufferPointer({ ProcStat.parse($0) }) else { return nil }
+        self = stat
+    }
+
+    private init(comm: String, state: Character, ppid: Int32, priority: Int64, nice: Int64, threads: Int64, startTime: UInt64) {
+        self.comm = comm
         self.state = state
         self.ppid = ppid
         self.priority = priority
         self.nice = nice
         self.threads = threads
-        startTime = start
+        self.startTime = startTime
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> ProcStat? {
+        guard let open = bytes.firstIndex(of: UInt8(ascii: "(")),
+              let close = bytes.lastIndex(of: UInt8(ascii: ")")), open < close else { return nil }
+        // Fields 3...22 after the name, separated by runs of spaces; a field's trailing newlines
+        // are not part of it.
+        var fields: [Range<Int>] = []
+        fields.reserveCapacity(20)
+        var i = close + 1
+        while i < bytes.count && fields.count < 20 {
+            while i < bytes.count && bytes[i] == UInt8(ascii: " ") { i += 1 }
+            let start = i
+            while i < bytes.count && bytes[i] != UInt8(ascii: " ") { i += 1 }
+            var end = i
+            while end > start && bytes[end - 1] == UInt8(ascii: "\n") { end -= 1 }
+            if i > start { fields.append(start..<end) }
+        }
+        guard fields.count == 20 else { return nil }
+        // fields[0] is field 3 (state), so field N is fields[N - 3].
+        func integer(_ n: Int) -> (negative: Bool, magnitude: UInt64)? {
+            var digits = fields[n - 3]
+            guard !digits.isEmpty else { return nil }
+            let negative = bytes[digits.lowerBound] == UInt8(ascii: "-")
+            if negative || bytes[digits.lowerBound] == UInt8(ascii: "+") { digits = digits.dropFirst() }
+            guard !digits.isEmpty else { return nil }
+            var value: UInt64 = 0
+            for j in digits {
+                let d = bytes[j] &- UInt8(ascii: "0")
+                guard d < 10 else { return nil }
+                let (times, o1) = value.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times.addingReportingOverflow(UInt64(d))
+                guard !o1, !o2 else { return nil }
+                value = sum
+            }
+            return (negative, value)
+        }
+        func signed<T: FixedWidthInteger & SignedInteger>(_ n: Int, as: T.Type) -> T? {
+            guard let (negative, magnitude) = integer(n) else { return nil }
+            if negative { return magnitude == 0 ? 0 : T(exactly: -Int128(magnitude)) }
+            return T(exactly: magnitude)
+        }
+        let stateBytes = UnsafeBufferPointer(rebasing: bytes[fields[0]])
+        let stateText = String(decoding: stateBytes, as: UTF8.self)
+        guard stateText.count == 1, let state = stateText.first,
+              let ppid = signed(4, as: Int32.self), let priority = signed(18, as: Int64.self),
+              let nice = signed(19, as: Int64.self), let threads = signed(20, as: Int64.self),
+              let start = integer(22), !start.negative || start.magnitude == 0 else { return nil }
+        return ProcStat(comm: String(decoding: UnsafeBufferPointer(rebasing: bytes[(open + 1)..<close]), as: UTF8.self),
+                        state: state, ppid: ppid, priority: priority, nice: nice, threads: threads, startTime: start.magnitude)
     }
 }
 

@@ -2,7 +2,7 @@ import CShim
 import Foundation
 import Glibc
 import LoopCore
-import Observer
+@testable import Observer
 import StateGraph
 import WorldOSTesting
 import XCTest
@@ -284,6 +284,10 @@ final class ObserverTests: XCTestCase {
             }
             return (nodes, edges)
         }
+        func sleeping(_ pid: Int32, comm: String) -> Bool {
+            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+            return stat.flatMap { ProcStat(parsing: Array($0.utf8)) }.map { $0.state == "S" && $0.comm == comm } == true
+        }
         for step in 0..<80 {
             let op = ops[Int(random.next() % UInt64(ops.count))]
             switch op {
@@ -294,10 +298,7 @@ final class ObserverTests: XCTestCase {
                 // Observed once it sleeps (exec done), so the two observers do not race its start.
                 let started = try ScriptedChild("/bin/sleep", ["60"])
                 sleepers.append(started)
-                XCTAssertTrue(waitFor {
-                    let stat = try? String(contentsOfFile: "/proc/\(started.pid)/stat", encoding: .utf8)
-                    return stat.flatMap { ProcStat(parsing: Array($0.utf8)) }.map { $0.state == "S" && $0.comm == "sleep" } == true
-                })
+                XCTAssertTrue(waitFor { sleeping(started.pid, comm: "sleep") })
             case "tcp":
                 held += child.send("tcp-connect \(port)").split(separator: " ").prefix(1).map(String.init)
                 accepted.append(accept(listener, nil, nil))
@@ -312,6 +313,9 @@ final class ObserverTests: XCTestCase {
             default:
                 held += child.send(op).split(separator: " ").map(String.init).prefix(op == "udp" ? 1 : 2)
             }
+            // The child answers, then goes back to its read: observed once it sleeps there, so
+            // the two observers do not race it between running and sleeping.
+            XCTAssertTrue(waitFor { sleeping(child.pid, comm: "python3") })
             let observed = try observer.observe(at: now)
             let incremental = try graph(observed)
             patched += observer.lastRefresh.patched
@@ -549,7 +553,11 @@ final class ProcParserTests: XCTestCase {
         let s = try XCTUnwrap(ProcStat(parsing: Array(line.utf8)))
         XCTAssertEqual([s.comm, String(s.state)], ["a) b) c", "R"])
         XCTAssertEqual([Int64(s.ppid), s.priority, s.nice, s.threads, Int64(s.startTime)], [5, 20, -5, 4, 999])
-        for bad in ["", "77", "77 (x", "77 x) R 5", "77 (x) R notanumber 1 2", "77 (x) RR 5 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9",
+        let spaced = try XCTUnwrap(ProcStat(parsing: Array("8 (b)  S  1 8 8 0 -1 0 0 0 0 0 0 0 0 0 +19 0 2 0 12\n".utf8)))
+        XCTAssertEqual([Int64(spaced.ppid), spaced.priority, spaced.threads, Int64(spaced.startTime)], [1, 19, 2, 12], "runs of spaces, a sign, the newline")
+        for bad in ["", "77", "77 (x", "77 x) R 5", "77 (x) R 99999999999 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9",
+                    "77 (x) R - 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9", "77 (x) R 5 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0",
+                    "77 (x) R 5 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99999999999999999999", "77 (x) R notanumber 1 2", "77 (x) RR 5 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9",
                     "77 (x) R 5 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 -3", "77 (x) R 5 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 one 0 9"] {
             XCTAssertNil(ProcStat(parsing: Array(bad.utf8)), bad)
         }
@@ -643,5 +651,51 @@ final class ProcParserTests: XCTestCase {
         XCTAssertEqual(files[0].device, makeDevice(major: 8, minor: 1))
         XCTAssertEqual(deviceMajor(files[1].device), 0x103)
         XCTAssertEqual(deviceMinor(files[1].device), 2)
+    }
+}
+
+/// The table of shared objects a patch keeps: held and released at random against a model.
+final class SharedObjectsTests: XCTestCase {
+    func testHoldAndRelease_keepPlacesAndCounts_likeADictionary() {
+        var objects = SharedObjects()
+        var model: [ObjectKey: Int] = [:]
+        var random = SeededRandom(seed: 11)
+        // Few keys over many operations: collisions, wrap-around and deletion by backward
+        // shift all happen; kinds differ with the same numbers.
+        let kinds: [ObjectKey.Kind] = [.socket, .regular, .pipe]
+        let universe = (0..<300).map { (i: Int) -> ObjectKey in
+            let shift: UInt64 = i % 2 == 0 ? 0 : 32
+            return ObjectKey(kind: kinds[i % 3], a: UInt64(i / 3) << shift, b: UInt64(i % 7))
+        }
+        for step in 0..<40_000 {
+            let key = universe[Int(random.next() % UInt64(universe.count))]
+            if random.next() % 2 == 0 || model[key] == nil {
+                let added = objects.hold(key) {
+                    ProcCache.KeptObject(node: key.node(target: "t"), target: "t", netns: 0, socket: nil)
+                }
+                XCTAssertEqual(added, model[key] == nil, "step \(step)")
+                model[key, default: 0] += 1
+            } else {
+                let place = objects.place(of: key)
+                let freed = objects.release(key)
+                model[key]! -= 1
+                if model[key] == 0 {
+                    model[key] = nil
+                    XCTAssertEqual(freed, place, "step \(step): the place it left")
+                } else {
+                    XCTAssertNil(freed, "step \(step)")
+                }
+            }
+            if step % 500 == 0 || step == 39_999 {
+                XCTAssertEqual(objects.count, model.count)
+                for (held, references) in model {
+                    let place = objects.place(of: held)
+                    XCTAssertEqual(place.map { objects.keys[$0] }, held, "step \(step)")
+                    XCTAssertEqual(place.map { objects.kept[$0].node.id }, held.id)
+                    XCTAssertEqual(objects.referenceCount(held), references)
+                }
+                for other in universe where model[other] == nil { XCTAssertNil(objects.place(of: other)) }
+            }
+        }
     }
 }
