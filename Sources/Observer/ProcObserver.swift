@@ -3,6 +3,7 @@ import Dispatch
 import Glibc
 import LoopCore
 import StateGraph
+import Synchronization
 
 /// Observes processes, their descriptors and what those refer to, from the real /proc.
 ///
@@ -201,7 +202,10 @@ final class ProcCache {
             }
             work.append(ScanItem(pid: pid, existing: existing, keepOpen: work.count < keepOpenBudget))
         }
-        let (visits, contexts) = scan(work)
+        // A full refresh reads its own network namespace's sockets while the processes are
+        // read, on whichever scanning thread comes to it first.
+        let dumpAlongside = full && socketDiagnostics && ownNetNamespace != 0
+        let (visits, contexts, dumped) = scan(work, dumpingSockets: dumpAlongside)
         var changed = full
         var dropped = Set<Int32>()
         // What changed, for patching the last observation: processes changed in place, new
@@ -236,7 +240,7 @@ final class ProcCache {
             changed = true
             patches.removed.insert(pid)
         }
-        let socketsChanged = refreshSockets(force: full, processesChanged: changed)
+        let socketsChanged = refreshSockets(force: full, processesChanged: changed, dumped: dumped)
         if socketsChanged { changed = true }
         stats.changed = changed
         if changed {
@@ -250,10 +254,11 @@ final class ProcCache {
         return (lastNodes, lastEdges, entries[getpid()]?.id, stats.raced)
     }
 
-    /// Visit every process, on `scanThreads` threads when there are enough to be worth it. The
-    /// observer's own process is visited last and alone, so no scanner's passing descriptor is
-    /// read as one of its own.
-    private func scan(_ work: [ScanItem]) -> ([ProcEntry.Visit], [ScanContext]) {
+    /// Visit every process, on `scanThreads` threads when there are enough to be worth it, each
+    /// taking the next process not yet taken; one of them first dumps the sockets when asked
+    /// (nil if the kernel refused). The observer's own process is visited last and alone, so no
+    /// scanner's passing descriptor is read as one of its own.
+    private func scan(_ work: [ScanItem], dumpingSockets: Bool) -> ([ProcEntry.Visit], [ScanContext], [UInt64: SocketEntry]?) {
         let threads = work.count >= 64 ? scanThreads : 1
         let liveRoot = root == "/proc" ? root : nil
         var contexts = (0..<threads).map { _ in
@@ -262,51 +267,59 @@ final class ProcCache {
         var visits = [ProcEntry.Visit](repeating: .unchanged, count: work.count)
         let me = getpid()
         let procFD = procFD, includeMaps = includeMaps
-        work.withUnsafeBufferPointer { items in
-            visits.withUnsafeMutableBufferPointer { out in
-                contexts.withUnsafeMutableBufferPointer { context in
-                    let share = ScanShare(items: items, out: out, context: context)
-                    let visitShare = { @Sendable (worker: Int) in
-                        var i = worker
-                        while i < share.items.count {
-                            if share.items[i].pid != me {
-                                share.out[i] = ProcEntry.visit(share.items[i], procFD: procFD, includeMaps: includeMaps,
-                                                               context: &share.context[worker])
-                            }
-                            i += threads
-                        }
-                    }
-                    if threads == 1 { visitShare(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: visitShare) }
-                    if let i = items.firstIndex(where: { $0.pid == me }) {
-                        if liveRoot != nil {
-                            // Gathered only if its table is read this time.
-                            context[0].ownKeptSource = {
-                                var kept: [Int32: KeptDescriptor] = [:]
-                                for (item, visit) in zip(share.items, share.out) {
-                                    let entry: ProcEntry?
-                                    switch visit {
-                                    case .read(let fresh): entry = fresh
-                                    case .unchanged, .changed: entry = item.existing
-                                    case .dropped: entry = nil
-                                    }
-                                    for k in entry?.kept ?? [] { kept[k.fd] = k }
+        var dumped: [UInt64: SocketEntry]?
+        let next = Atomic<Int>(dumpingSockets ? -1 : 0)
+        withUnsafeMutablePointer(to: &dumped) { dumped in
+            work.withUnsafeBufferPointer { items in
+                visits.withUnsafeMutableBufferPointer { out in
+                    contexts.withUnsafeMutableBufferPointer { context in
+                        let share = ScanShare(items: items, out: out, context: context, dumped: dumped)
+                        let visitShare = { @Sendable (worker: Int) in
+                            while true {
+                                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                                if i < 0 {
+                                    share.dumped.pointee = SocketDiag.dump()
+                                    continue
                                 }
-                                return kept
+                                guard i < share.items.count else { break }
+                                if share.items[i].pid != me {
+                                    share.out[i] = ProcEntry.visit(share.items[i], procFD: procFD, includeMaps: includeMaps,
+                                                                   context: &share.context[worker])
+                                }
                             }
                         }
-                        out[i] = ProcEntry.visit(items[i], procFD: procFD, includeMaps: includeMaps, context: &context[0])
+                        if threads == 1 { visitShare(0) } else { DispatchQueue.concurrentPerform(iterations: threads, execute: visitShare) }
+                        if let i = items.firstIndex(where: { $0.pid == me }) {
+                            if liveRoot != nil {
+                                // Gathered only if its table is read this time.
+                                context[0].ownKeptSource = {
+                                    var kept: [Int32: KeptDescriptor] = [:]
+                                    for (item, visit) in zip(share.items, share.out) {
+                                        let entry: ProcEntry?
+                                        switch visit {
+                                        case .read(let fresh): entry = fresh
+                                        case .unchanged, .changed: entry = item.existing
+                                        case .dropped: entry = nil
+                                        }
+                                        for k in entry?.kept ?? [] { kept[k.fd] = k }
+                                    }
+                                    return kept
+                                }
+                            }
+                            out[i] = ProcEntry.visit(items[i], procFD: procFD, includeMaps: includeMaps, context: &context[0])
+                        }
                     }
                 }
             }
         }
-        return (visits, contexts)
+        return (visits, contexts, dumped)
     }
 
     /// Re-read the socket tables of every network namespace whose set of socket inodes changed
     /// (which only a changed process can change). The observer's own namespace is read through
     /// socket diagnostics when the kernel has them; others, and recorded trees, from
     /// /proc/PID/net of a process inside.
-    private func refreshSockets(force: Bool, processesChanged: Bool) -> Bool {
+    private func refreshSockets(force: Bool, processesChanged: Bool, dumped: [UInt64: SocketEntry]?) -> Bool {
         guard force || processesChanged else { return false }
         var byNamespace: [UInt64: (pid: Int32, inodes: Set<UInt64>)] = [:]
         for (pid, entry) in entries where !entry.socketInodes.isEmpty {
@@ -315,7 +328,7 @@ final class ProcCache {
         var changed = false
         for (ns, (pid, inodes)) in byNamespace where force || socketSignature[ns] != inodes {
             var table: [UInt64: SocketEntry] = [:]
-            if ns != 0, ns == ownNetNamespace, socketDiagnostics, let all = SocketDiag.dump() {
+            if ns != 0, ns == ownNetNamespace, socketDiagnostics, let all = dumped ?? SocketDiag.dump() {
                 stats.socketDumps += 1
                 for inode in inodes { table[inode] = all[inode] }
             } else {
@@ -1157,6 +1170,8 @@ private struct ScanShare: @unchecked Sendable {
     let items: UnsafeBufferPointer<ScanItem>
     let out: UnsafeMutableBufferPointer<ProcEntry.Visit>
     let context: UnsafeMutableBufferPointer<ScanContext>
+    /// Written once, by the one thread that takes the dump.
+    let dumped: UnsafeMutablePointer<[UInt64: SocketEntry]?>
 }
 
 /// A descriptor the observer keeps open, as its own table shows it.
