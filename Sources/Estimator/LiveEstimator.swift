@@ -100,7 +100,7 @@ public struct LiveEstimator: Estimating {
         for id in bySource.keys where !observed.contains(id) { settle(id, observedSource: false) }
 
         for (i, event) in observation.events.enumerated() {
-            var attributes: [String: AttributeValue] = ["observed": .bool(true), "source": .string(event.source),
+            var attributes: Attributes = ["observed": .bool(true), "source": .string(event.source),
                                                         "action": .string(event.action), "subject": .string(event.subject),
                                                         "time": .int(Int64(event.time.nanoseconds))]
             for (k, v) in event.details { attributes["detail." + k] = .string(v) }
@@ -134,7 +134,7 @@ public struct LiveEstimator: Estimating {
         }
         for (fd, target) in effects.opened.sorted(by: { $0.key < $1.key }) {
             let id = NodeID.fileDescriptor(owner: context.id, fd: Int32(fd))
-            let attributes: [String: AttributeValue] = ["fd": .int(fd), "target": .string(target)]
+            let attributes: Attributes = ["fd": .int(fd), "target": .string(target)]
             if graph.contains(id) { delta.append(.removeNode(id)) }
             delta.append(.addNode(Node(id: id, kind: .fileDescriptor, partition: partition, observability: .background, attributes: attributes)))
             delta.append(.addEdge(Edge(context.id, .owns, id)))
@@ -152,7 +152,7 @@ public struct LiveEstimator: Estimating {
             guard let start = child.start else { continue }
             let id = NodeID.process(pid: Int32(pid), startTime: UInt64(start))
             guard !graph.contains(id) else { continue }
-            var attributes: [String: AttributeValue] = ["pid": .int(pid), "start": .int(start), "comm": .string(child.name),
+            var attributes: Attributes = ["pid": .int(pid), "start": .int(start), "comm": .string(child.name),
                                                         "state": .string("R"), "fds": .int(3)]
             if let sup = supervisor, let ppid = graph[sup]?["pid"] { attributes["ppid"] = ppid }
             delta.append(.addNode(Node(id: id, kind: .process, projected: true, attributes: attributes)))

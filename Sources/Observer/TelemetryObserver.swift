@@ -18,7 +18,7 @@ public struct TelemetryObserver: Observing {
     public func observe(at now: Instant) throws -> Observation {
         var sensors: [Node] = []
         var skipped = 0
-        func add(_ id: String, _ value: Double, unit: String, _ extra: [String: AttributeValue] = [:]) {
+        func add(_ id: String, _ value: Double, unit: String, _ extra: Attributes = [:]) {
             var attributes = extra
             attributes["value"] = .double(value)
             attributes["unit"] = .string(unit)
@@ -38,7 +38,7 @@ public struct TelemetryObserver: Observing {
                 let channel = String(file.dropLast("_input".count))
                 guard let kind = units.first(where: { channel.hasPrefix($0.prefix) && Int(channel.dropFirst($0.prefix.count)) != nil }) else { continue }
                 guard let raw = text("\(dir)/\(file)").flatMap(Double.init) else { skipped += 1; continue }
-                var extra: [String: AttributeValue] = ["source": .string("hwmon"), "chip": .string(base)]
+                var extra: Attributes = ["source": .string("hwmon"), "chip": .string(base)]
                 if let label = text("\(dir)/\(channel)_label") { extra["label"] = .string(label) }
                 add("hwmon/\(name)/\(channel)", raw / kind.divisor, unit: kind.unit, extra)
             }
@@ -54,7 +54,7 @@ public struct TelemetryObserver: Observing {
                                                                              ("current_now", "A", 1e6), ("power_now", "W", 1e6), ("online", "", 1)]
         for supply in sortedEntries("\(sysRoot)/class/power_supply") {
             let dir = "\(sysRoot)/class/power_supply/\(supply)"
-            var extra: [String: AttributeValue] = ["source": .string("power_supply")]
+            var extra: Attributes = ["source": .string("power_supply")]
             if let type = text("\(dir)/type") { extra["supply-type"] = .string(type) }
             if let status = text("\(dir)/status") { extra["status"] = .string(status) }
             for field in supplyFields {

@@ -175,6 +175,90 @@ public enum AttributeValue: Hashable, Codable, Sendable, CustomStringConvertible
     }
 }
 
+/// A node's attributes: a few named values (a dozen at most), kept as pairs in the order they
+/// were set and found by a scan. Two are equal when they hold the same pairs in any order. A
+/// node is made on every refresh for every process and descriptor, and a dictionary per node
+/// cost a hash table allocation and a SipHash of every key; comparing two cost a lookup per key.
+public struct Attributes: Hashable, Codable, Sendable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
+    public typealias Element = (key: String, value: AttributeValue)
+    private var pairs: [Element]
+
+    public init() { pairs = [] }
+
+    /// A later pair with a key already given replaces the earlier one.
+    public init(dictionaryLiteral elements: (String, AttributeValue)...) {
+        pairs = []
+        pairs.reserveCapacity(elements.count)
+        for (key, value) in elements { self[key] = value }
+    }
+
+    public subscript(_ key: String) -> AttributeValue? {
+        get {
+            for pair in pairs where pair.key == key { return pair.value }
+            return nil
+        }
+        set {
+            let at = pairs.firstIndex { $0.key == key }
+            switch (at, newValue) {
+            case let (i?, value?): pairs[i].value = value
+            case let (i?, nil): pairs.remove(at: i)
+            case let (nil, value?): pairs.append((key, value))
+            case (nil, nil): break
+            }
+        }
+    }
+
+    public var count: Int { pairs.count }
+    public var isEmpty: Bool { pairs.isEmpty }
+    public var keys: [String] { pairs.map(\.key) }
+    public func makeIterator() -> IndexingIterator<[Element]> { pairs.makeIterator() }
+
+    public static func == (a: Attributes, b: Attributes) -> Bool {
+        guard a.pairs.count == b.pairs.count else { return false }
+        // Most comparisons are of attributes made by the same code, in the same order.
+        var i = 0
+        while i < a.pairs.count, a.pairs[i].key == b.pairs[i].key {
+            guard a.pairs[i].value == b.pairs[i].value else { return false }
+            i += 1
+        }
+        for pair in a.pairs[i...] where b[pair.key] != pair.value { return false }
+        return true
+    }
+
+    /// Independent of order: the pairs' hashes are summed.
+    public func hash(into hasher: inout Hasher) {
+        var sum = 0
+        for pair in pairs {
+            var h = Hasher()
+            h.combine(pair.key)
+            h.combine(pair.value)
+            sum &+= h.finalize()
+        }
+        hasher.combine(pairs.count)
+        hasher.combine(sum)
+    }
+
+    public var description: String {
+        pairs.isEmpty ? "[:]" : "[" + pairs.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "]"
+    }
+
+    /// As a JSON object, one member per pair (the same text a dictionary gives).
+    private struct Name: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Name.self)
+        pairs = try c.allKeys.map { ($0.stringValue, try c.decode(AttributeValue.self, forKey: $0)) }
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Name.self)
+        for pair in pairs { try c.encode(pair.value, forKey: Name(stringValue: pair.key)) }
+    }
+}
+
 /// One node of the machine's graph.
 public struct Node: Hashable, Codable, Sendable {
     public var id: NodeID
@@ -185,11 +269,11 @@ public struct Node: Hashable, Codable, Sendable {
     public var projected: Bool
     /// Capability labels: what an execution context may touch. Only contexts carry them.
     public var capabilities: Set<String>
-    public var attributes: [String: AttributeValue]
+    public var attributes: Attributes
 
     public init(id: NodeID, kind: NodeKind, partition: Partition = .kernel,
                 observability: Observability = .visible, projected: Bool = false,
-                capabilities: Set<String> = [], attributes: [String: AttributeValue] = [:]) {
+                capabilities: Set<String> = [], attributes: Attributes = [:]) {
         self.id = id
         self.kind = kind
         self.partition = partition
@@ -215,7 +299,7 @@ public struct Node: Hashable, Codable, Sendable {
         observability = try c.decode(Observability.self, forKey: .observability)
         projected = try c.decodeIfPresent(Bool.self, forKey: .projected) ?? false
         capabilities = try c.decodeIfPresent(Set<String>.self, forKey: .capabilities) ?? []
-        attributes = try c.decodeIfPresent([String: AttributeValue].self, forKey: .attributes) ?? [:]
+        attributes = try c.decodeIfPresent(Attributes.self, forKey: .attributes) ?? [:]
     }
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)

@@ -49,7 +49,7 @@ public struct DeviceObserver: Observing {
             ]))
             for line in chip.lines {
                 let lid = NodeID("gpio:\(chip.label)/\(line.offset)")
-                var attributes: [String: AttributeValue] = ["offset": .int(Int64(line.offset)), "direction": .string(line.direction.rawValue),
+                var attributes: Attributes = ["offset": .int(Int64(line.offset)), "direction": .string(line.direction.rawValue),
                                                             "used": .bool(line.used), "active-low": .bool(line.activeLow), "bias": .string(line.bias.rawValue)]
                 if let name = line.name { attributes["name"] = .string(name) }
                 if let consumer = line.consumer { attributes["consumer"] = .string(consumer) }

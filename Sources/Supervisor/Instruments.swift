@@ -119,7 +119,7 @@ public struct InstrumentObserver: Observing {
                 do {
                     let reply = try instrument.scpi.query(reading.query)
                     let id = NodeID("sensor:\(instrument.profile.name)/\(instrument.identity.serial)/\(reading.name)")
-                    var attributes: [String: AttributeValue] = ["unit": .string(reading.unit), "reading": .string(reading.name),
+                    var attributes: Attributes = ["unit": .string(reading.unit), "reading": .string(reading.name),
                                                                 "role": .string(reading.actuator ? "actuator" : "sensor")]
                     attributes["value"] = Double(reply).map { .double($0) } ?? .string(reply)
                     nodes.append(Node(id: id, kind: .sensor, projected: true, attributes: attributes))

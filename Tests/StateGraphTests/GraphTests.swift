@@ -186,3 +186,40 @@ final class GraphTests: XCTestCase {
         XCTAssertThrowsError(try Graph(snapshot: cross))
     }
 }
+
+/// A node's attributes: pairs, equal and hashed alike in any order, written as a dictionary is.
+final class AttributesTests: XCTestCase {
+    func testOrderDoesNotMatter_aLaterKeyReplaces_andNilRemoves() {
+        let a: Attributes = ["fd": .int(3), "target": .string("/dev/null"), "type": .string("char-device")]
+        var b: Attributes = ["type": .string("char-device"), "fd": .int(3)]
+        XCTAssertNotEqual(a, b)
+        b["target"] = .string("/dev/null")
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(a.hashValue, b.hashValue)
+        XCTAssertEqual(Set([a, b]).count, 1)
+        b["fd"] = .double(3)  // a whole double is its integer, as in a trace read back
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(a.hashValue, b.hashValue)
+        b["fd"] = .int(4)
+        XCTAssertNotEqual(a, b)
+        b["fd"] = nil
+        XCTAssertEqual(b.count, 2)
+        XCTAssertNil(b["fd"])
+        XCTAssertNotEqual(a, b)
+        let twice: Attributes = ["k": .int(1), "k": .int(2)]
+        XCTAssertEqual(twice.count, 1)
+        XCTAssertEqual(twice["k"], .int(2))
+    }
+
+    func testJSON_isTheDictionarysText_andReadsBack() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let attributes: Attributes = ["z": .string("last"), "a": .int(1), "m": .bool(true), "d": .double(0.5)]
+        let asDictionary: [String: AttributeValue] = ["z": .string("last"), "a": .int(1), "m": .bool(true), "d": .double(0.5)]
+        let text = try encoder.encode(attributes)
+        XCTAssertEqual(String(decoding: text, as: UTF8.self), String(decoding: try encoder.encode(asDictionary), as: UTF8.self))
+        XCTAssertEqual(try JSONDecoder().decode(Attributes.self, from: text), attributes)
+        XCTAssertThrowsError(try JSONDecoder().decode(Attributes.self, from: Data("[1, 2]".utf8)), "an array is no attributes")
+        XCTAssertThrowsError(try JSONDecoder().decode(Attributes.self, from: Data(#"{"a": [1]}"#.utf8)), "a value must be a scalar")
+    }
+}
