@@ -359,24 +359,29 @@ final class ProcCache {
     /// the same too). Where each part went is kept in `layout`.
     private func assemble() {
         let previous = layout.objects
-        let (nodeCount, edgeCount) = (lastNodes.count, lastEdges.count)
         layout = Layout()
+        // Room for every part and at most an object per reference (room never written to
+        // costs no memory).
+        var (partNodes, partEdges, references) = (0, 0, 0)
+        for entry in entries.values {
+            partNodes += 1 + entry.descriptors.nodes.count
+            partEdges += 1 + entry.descriptors.edges.count + entry.maps.count
+            references += entry.descriptors.shared.count + entry.maps.count
+        }
         lastNodes = []
         lastEdges = []
-        lastNodes.reserveCapacity(nodeCount + 64)
-        lastEdges.reserveCapacity(edgeCount + 64)
+        lastNodes.reserveCapacity(partNodes + references)
+        lastEdges.reserveCapacity(partEdges)
+        layout.objects.reserve(references)
         // Every part first, then the objects they hold after all of them.
-        var held: [(pid: Int32, keys: [(key: ObjectKey, target: String)], netns: UInt64)] = []
+        var held: [(pid: Int32, keys: [ObjectReference], netns: UInt64)] = []
         held.reserveCapacity(entries.count)
-        var references = 0
         for (pid, entry) in entries {
             let (n0, e0) = (lastNodes.count, lastEdges.count)
             let keys = part(of: entry, nodes: &lastNodes, edges: &lastEdges)
             layout.place(pid, nodes: n0..<lastNodes.count, edges: e0..<lastEdges.count)
             held.append((pid, keys, entry.netns))
-            references += keys.count
         }
-        layout.objects.reserve(min(references, max(previous.count, references / 2) + 64))
         for (pid, keys, netns) in held { hold(keys, for: pid, netns: netns, previous: previous) }
     }
 
@@ -436,7 +441,9 @@ final class ProcCache {
             let start = lastNodes.count - layout.objects.count
             for place in 0..<layout.objects.count where layout.objects.keys[place].kind == .socket {
                 let kept = layout.objects.kept[place]
-                let made = object(layout.objects.keys[place], target: kept.target, netns: kept.netns, kept: kept)
+                let key = layout.objects.keys[place]
+                let reference = ObjectReference(key: key, id: kept.node.id, target: kept.target)
+                let made = object(reference, netns: kept.netns, socket: sockets[kept.netns]?[key.a], kept: kept)
                 if made.socket != kept.socket {
                     layout.objects.replace(at: place, with: made)
                     lastNodes[start + place] = made.node
@@ -471,12 +478,15 @@ final class ProcCache {
 
     /// Count a part's references to shared objects; an object not held before gets its node
     /// after the others (the one `previous` kept, where it still stands).
-    private func hold(_ keys: [(key: ObjectKey, target: String)], for pid: Int32, netns: UInt64,
+    private func hold(_ keys: [ObjectReference], for pid: Int32, netns: UInt64,
                       previous: SharedObjects? = nil) {
         layout.keys[pid] = keys.map(\.key)
-        for (key, target) in keys {
+        let table = sockets[netns]
+        for i in keys.indices {
+            let key = keys[i].key
             let added = layout.objects.hold(key) {
-                object(key, target: target, netns: netns, kept: previous.flatMap { p in p.place(of: key).map { p.kept[$0] } })
+                let socket = key.kind == .socket ? table?[key.a] : nil
+                return object(keys[i], netns: netns, socket: socket, kept: previous.flatMap { p in p.place(of: key).map { p.kept[$0] } })
             }
             if added { lastNodes.append(layout.objects.kept[layout.objects.count - 1].node) }
         }
@@ -496,25 +506,26 @@ final class ProcCache {
 
     /// One process's part: its node, the edge from its parent, its descriptors' nodes and
     /// edges, the edges from the files it maps; and the shared objects these refer to.
-    private func part(of entry: ProcEntry, nodes: inout [Node], edges: inout [Edge]) -> [(key: ObjectKey, target: String)] {
+    private func part(of entry: ProcEntry, nodes: inout [Node], edges: inout [Edge]) -> [ObjectReference] {
         nodes.append(entry.node)
         if let parent = entries[entry.stat.ppid] { edges.append(Edge(parent.id, .parentOf, entry.id)) }
         nodes.append(contentsOf: entry.descriptors.nodes)
         edges.append(contentsOf: entry.descriptors.edges)
         var keys = entry.descriptors.shared
         for mapped in entry.maps {
-            let key = ObjectKey(kind: .regular, a: mapped.device, b: mapped.inode)
-            keys.append((key, mapped.path))
-            edges.append(Edge(key.id, .backs, entry.id))
+            let reference = ObjectReference(ObjectKey(kind: .regular, a: mapped.device, b: mapped.inode), target: mapped.path)
+            keys.append(reference)
+            edges.append(Edge(reference.id, .backs, entry.id))
         }
         return keys
     }
 
-    /// A shared object's node: `kept`, if it still stands (same name, same socket entry).
-    private func object(_ key: ObjectKey, target: String, netns: UInt64, kept: KeptObject?) -> KeptObject {
-        let socket = key.kind == .socket ? sockets[netns]?[key.a] : nil
-        if let kept, kept.socket == socket, kept.target == target { return kept }
-        return KeptObject(node: key.node(target: target, socket: socket), target: target, netns: netns, socket: socket)
+    /// A shared object's node (`socket`: its entry in its namespace's table): `kept`, if it still
+    /// stands (same name, same socket entry).
+    private func object(_ reference: ObjectReference, netns: UInt64, socket: SocketEntry?, kept: KeptObject?) -> KeptObject {
+        if let kept, kept.socket == socket, kept.target == reference.target { return kept }
+        return KeptObject(node: reference.key.node(id: reference.id, target: reference.target, socket: socket), target: reference.target,
+                          netns: netns, socket: socket)
     }
 
     /// Where each process's part of the last observation sits, and the shared objects' nodes
@@ -593,11 +604,29 @@ final class ProcessEvents {
     }
 }
 
+/// A reference to a shared object: its key, its node's id (made once, where the reference is
+/// found), and the path or link text the referring descriptor or map shows for it.
+struct ObjectReference {
+    var key: ObjectKey
+    var id: NodeID
+    var target: String
+
+    init(_ key: ObjectKey, target: String) {
+        self.init(key: key, id: key.id, target: target)
+    }
+
+    init(key: ObjectKey, id: NodeID, target: String) {
+        self.key = key
+        self.id = id
+        self.target = target
+    }
+}
+
 /// What a descriptor refers to.
 enum ObjectRef {
     /// A file, device, pipe or socket: one node per refresh, named by its identity, with the
     /// path (or link text) the first descriptor seen shows for it.
-    case shared(ObjectKey, target: String)
+    case shared(ObjectReference)
     /// An anonymous inode (eventfd, timerfd, …): a node of its own under the descriptor.
     case own(Node)
 }
@@ -613,17 +642,17 @@ struct ObjectKey: Hashable {
     /// The object's node id: what it is, not which descriptor shows it.
     var id: NodeID {
         switch self.kind {
-        case .socket: .object(.socket, String(a))
-        case .pipe: .object(.pipe, String(a))
-        case .fifo: .object(.pipe, String(a) + ":" + String(b))
-        case .regular, .directory: .object(.file, String(a) + ":" + String(b))
-        case .charDevice: NodeID("device:c:" + String(a) + ":" + String(b))
-        case .blockDevice: NodeID("device:b:" + String(a) + ":" + String(b))
+        case .socket: .object("socket:", a)
+        case .pipe: .object("pipe:", a)
+        case .fifo: .object("pipe:", a, b)
+        case .regular, .directory: .object("file:", a, b)
+        case .charDevice: .object("device:c:", a, b)
+        case .blockDevice: .object("device:b:", a, b)
         }
     }
 
-    /// The object's node; a socket's carries its table entry when one was found.
-    func node(target: String, socket: SocketEntry? = nil) -> Node {
+    /// The object's node (`id` is this key's); a socket's carries its table entry when one was found.
+    func node(id: NodeID, target: String, socket: SocketEntry? = nil) -> Node {
         let ino = AttributeValue.int(Int64(bitPattern: kind == .socket || kind == .pipe ? a : b))
         switch kind {
         case .socket:
@@ -657,7 +686,7 @@ final class ProcEntry {
         var nodes: [Node] = []
         var edges: [Edge] = []
         /// Each shared object referred to, with the link text of the descriptor that showed it.
-        var shared: [(key: ObjectKey, target: String)] = []
+        var shared: [ObjectReference] = []
         var count = 0
 
         mutating func reserve(_ n: Int) {
@@ -676,9 +705,9 @@ final class ProcEntry {
                 nodes.append(anonymous)
                 edges.append(Edge(fd.id, .owns, anonymous.id))
                 edges.append(Edge(fd.id, .opened, anonymous.id))
-            case .shared(let key, let target):
-                edges.append(Edge(fd.id, .opened, key.id))
-                shared.append((key, target))
+            case .shared(let reference):
+                edges.append(Edge(fd.id, .opened, reference.id))
+                shared.append(reference)
             case nil: break
             }
         }
@@ -958,30 +987,31 @@ final class ProcEntry {
     /// Classify a descriptor by what the kernel says it refers to, and add it.
     private func describe(fd: Int32, target: String, named: NamedLink?, stat: Glibc.stat?) {
         let fdID = NodeID.fileDescriptor(owner: id, fd: fd)
+        func shared(_ key: ObjectKey) -> ObjectRef { .shared(ObjectReference(key, target: target)) }
         func described(_ type: String, _ object: ObjectRef?) {
             descriptors.add(Node(id: fdID, kind: .fileDescriptor, observability: .background,
                                  attributes: ["fd": .int(Int64(fd)), "target": .string(target), "type": .string(type)]),
                             of: id, referring: object)
         }
         switch named {
-        case .socket(let inode): return described("socket", .shared(ObjectKey(kind: .socket, a: inode), target: target))
-        case .pipe(let inode): return described("fifo", .shared(ObjectKey(kind: .pipe, a: inode), target: target))
+        case .socket(let inode): return described("socket", shared(ObjectKey(kind: .socket, a: inode)))
+        case .pipe(let inode): return described("fifo", shared(ObjectKey(kind: .pipe, a: inode)))
         case .anonymous(let subtype):
-            return described(subtype, .own(Node(id: NodeID("anon:" + id.rawValue + "#" + String(fd)), kind: .anonInode, observability: .background,
+            return described(subtype, .own(Node(id: NodeID.anonymousInode(owner: id, fd: fd), kind: .anonInode, observability: .background,
                                                 attributes: ["subtype": .string(subtype)])))
         case nil: break
         }
         guard let st = stat else { return described("unknown", nil) }
         let inode = UInt64(st.st_ino), dev = UInt64(st.st_dev), rdev = UInt64(st.st_rdev)
         switch st.st_mode & S_IFMT {
-        case S_IFSOCK: return described("socket", .shared(ObjectKey(kind: .socket, a: inode), target: target))
-        case S_IFIFO: return described("fifo", .shared(ObjectKey(kind: .fifo, a: dev, b: inode), target: target))
+        case S_IFSOCK: return described("socket", shared(ObjectKey(kind: .socket, a: inode)))
+        case S_IFIFO: return described("fifo", shared(ObjectKey(kind: .fifo, a: dev, b: inode)))
         case S_IFCHR:
-            return described("char-device", .shared(ObjectKey(kind: .charDevice, a: deviceMajor(rdev), b: deviceMinor(rdev)), target: target))
+            return described("char-device", shared(ObjectKey(kind: .charDevice, a: deviceMajor(rdev), b: deviceMinor(rdev))))
         case S_IFBLK:
-            return described("block-device", .shared(ObjectKey(kind: .blockDevice, a: deviceMajor(rdev), b: deviceMinor(rdev)), target: target))
-        case S_IFDIR: return described("directory", .shared(ObjectKey(kind: .directory, a: dev, b: inode), target: target))
-        default: return described("regular", .shared(ObjectKey(kind: .regular, a: dev, b: inode), target: target))
+            return described("block-device", shared(ObjectKey(kind: .blockDevice, a: deviceMajor(rdev), b: deviceMinor(rdev))))
+        case S_IFDIR: return described("directory", shared(ObjectKey(kind: .directory, a: dev, b: inode)))
+        default: return described("regular", shared(ObjectKey(kind: .regular, a: dev, b: inode)))
         }
     }
 }

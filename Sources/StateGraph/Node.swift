@@ -60,14 +60,86 @@ public struct NodeID: Hashable, Comparable, Codable, Sendable, CustomStringConve
 
     public static let kernel = NodeID("kernel")
     /// A process: `startTime` is the kernel's start time in clock ticks since boot (/proc/PID/stat field 22).
-    public static func process(pid: Int32, startTime: UInt64) -> NodeID { NodeID("process:\(pid)@\(startTime)") }
-    public static func fileDescriptor(owner: NodeID, fd: Int32) -> NodeID { NodeID("fd:" + owner.rawValue + "#" + String(fd)) }
+    public static func process(pid: Int32, startTime: UInt64) -> NodeID {
+        NodeID(IDText("process:", DecimalText(pid), "@", DecimalText(startTime)))
+    }
+    public static func fileDescriptor(owner: NodeID, fd: Int32) -> NodeID { NodeID(IDText("fd:", owner.rawValue, "#", DecimalText(fd))) }
+    /// An anonymous inode (eventfd, timerfd, …) a descriptor holds: its own node, under the descriptor's owner.
+    public static func anonymousInode(owner: NodeID, fd: Int32) -> NodeID { NodeID(IDText("anon:", owner.rawValue, "#", DecimalText(fd))) }
+    /// A shared object named by one number or two (`file:2049:1234`, `socket:5678`): `kind` ends with its colon.
+    public static func object(_ kind: StaticString, _ a: UInt64, _ b: UInt64? = nil) -> NodeID {
+        NodeID(IDText(kind, DecimalText(a), ":", b.map { DecimalText($0) }))
+    }
     public static func context(_ name: String) -> NodeID { NodeID("context:\(name)") }
     /// A file, socket, pipe or anonymous inode, named by what the kernel calls it
     /// (a path, `socket:[123]`, `pipe:[456]`, `anon_inode:[eventfd]`).
     public static func object(_ kind: NodeKind, _ name: String) -> NodeID { NodeID(kind.rawValue + ":" + name) }
     public static func pendingEvent(_ name: String) -> NodeID { NodeID("event:\(name)") }
     public static func widget(_ name: String) -> NodeID { NodeID("widget:\(name)") }
+}
+
+/// An id's text written in one allocation: a prefix, a name or a number, then a separator and a
+/// number. A refresh makes ids for tens of thousands of descriptors and objects; `+` and
+/// interpolation allocate at each step.
+@usableFromInline
+func IDText(_ prefix: StaticString, _ name: String, _ separator: StaticString, _ number: DecimalText) -> String {
+    var name = name
+    return name.withUTF8 { nameBytes in
+        let count = prefix.utf8CodeUnitCount + nameBytes.count + separator.utf8CodeUnitCount + number.length
+        return String(unsafeUninitializedCapacity: count) { out in
+            var at = copy(prefix, into: out, at: 0)
+            if nameBytes.count > 0 { out.baseAddress!.advanced(by: at).update(from: nameBytes.baseAddress!, count: nameBytes.count) }
+            at = copy(separator, into: out, at: at + nameBytes.count)
+            return number.write(into: out, at: at)
+        }
+    }
+}
+
+@usableFromInline
+func IDText(_ prefix: StaticString, _ first: DecimalText, _ separator: StaticString, _ second: DecimalText?) -> String {
+    let count = prefix.utf8CodeUnitCount + first.length + (second.map { separator.utf8CodeUnitCount + $0.length } ?? 0)
+    return String(unsafeUninitializedCapacity: count) { out in
+        let at = first.write(into: out, at: copy(prefix, into: out, at: 0))
+        guard let second else { return at }
+        return second.write(into: out, at: copy(separator, into: out, at: at))
+    }
+}
+
+private func copy(_ text: StaticString, into out: UnsafeMutableBufferPointer<UInt8>, at: Int) -> Int {
+    out.baseAddress!.advanced(by: at).update(from: text.utf8Start, count: text.utf8CodeUnitCount)
+    return at + text.utf8CodeUnitCount
+}
+
+/// An integer as its decimal text.
+@usableFromInline
+struct DecimalText {
+    let negative: Bool
+    let magnitude: UInt64
+    @usableFromInline init<T: BinaryInteger>(_ n: T) {
+        negative = n < 0
+        magnitude = UInt64(n.magnitude)
+    }
+
+    var length: Int {
+        var rest = magnitude, length = negative ? 2 : 1
+        while rest >= 10 {
+            rest /= 10
+            length += 1
+        }
+        return length
+    }
+
+    func write(into out: UnsafeMutableBufferPointer<UInt8>, at: Int) -> Int {
+        let end = at + length
+        var rest = magnitude, i = end
+        repeat {
+            i -= 1
+            out[i] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        } while rest > 0
+        if negative { out[at] = UInt8(ascii: "-") }
+        return end
+    }
 }
 
 /// Which partition a node lives in: the kernel's, or one execution context's. Partitions are
@@ -181,26 +253,30 @@ public enum AttributeValue: Hashable, Codable, Sendable, CustomStringConvertible
 /// cost a hash table allocation and a SipHash of every key; comparing two cost a lookup per key.
 public struct Attributes: Hashable, Codable, Sendable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     public typealias Element = (key: String, value: AttributeValue)
-    private var pairs: [Element]
+    /// Unlabelled, as a literal gives them: taken without a copy.
+    private var pairs: [(String, AttributeValue)]
 
     public init() { pairs = [] }
 
     /// A later pair with a key already given replaces the earlier one.
     public init(dictionaryLiteral elements: (String, AttributeValue)...) {
-        pairs = []
-        pairs.reserveCapacity(elements.count)
-        for (key, value) in elements { self[key] = value }
+        pairs = elements
+        for i in pairs.indices.dropFirst() where pairs[..<i].contains(where: { $0.0 == pairs[i].0 }) {
+            pairs = []
+            for (key, value) in elements { self[key] = value }
+            return
+        }
     }
 
     public subscript(_ key: String) -> AttributeValue? {
         get {
-            for pair in pairs where pair.key == key { return pair.value }
+            for pair in pairs where pair.0 == key { return pair.1 }
             return nil
         }
         set {
-            let at = pairs.firstIndex { $0.key == key }
+            let at = pairs.firstIndex { $0.0 == key }
             switch (at, newValue) {
-            case let (i?, value?): pairs[i].value = value
+            case let (i?, value?): pairs[i].1 = value
             case let (i?, nil): pairs.remove(at: i)
             case let (nil, value?): pairs.append((key, value))
             case (nil, nil): break
@@ -210,28 +286,33 @@ public struct Attributes: Hashable, Codable, Sendable, Sequence, ExpressibleByDi
 
     public var count: Int { pairs.count }
     public var isEmpty: Bool { pairs.isEmpty }
-    public var keys: [String] { pairs.map(\.key) }
-    public func makeIterator() -> IndexingIterator<[Element]> { pairs.makeIterator() }
+    public var keys: [String] { pairs.map(\.0) }
+
+    public struct Iterator: IteratorProtocol {
+        fileprivate var base: IndexingIterator<[(String, AttributeValue)]>
+        public mutating func next() -> Element? { base.next().map { (key: $0.0, value: $0.1) } }
+    }
+    public func makeIterator() -> Iterator { Iterator(base: pairs.makeIterator()) }
 
     public static func == (a: Attributes, b: Attributes) -> Bool {
         guard a.pairs.count == b.pairs.count else { return false }
         // Most comparisons are of attributes made by the same code, in the same order.
         var i = 0
-        while i < a.pairs.count, a.pairs[i].key == b.pairs[i].key {
-            guard a.pairs[i].value == b.pairs[i].value else { return false }
+        while i < a.pairs.count, a.pairs[i].0 == b.pairs[i].0 {
+            guard a.pairs[i].1 == b.pairs[i].1 else { return false }
             i += 1
         }
-        for pair in a.pairs[i...] where b[pair.key] != pair.value { return false }
+        for (key, value) in a.pairs[i...] where b[key] != value { return false }
         return true
     }
 
     /// Independent of order: the pairs' hashes are summed.
     public func hash(into hasher: inout Hasher) {
         var sum = 0
-        for pair in pairs {
+        for (key, value) in pairs {
             var h = Hasher()
-            h.combine(pair.key)
-            h.combine(pair.value)
+            h.combine(key)
+            h.combine(value)
             sum &+= h.finalize()
         }
         hasher.combine(pairs.count)
@@ -239,7 +320,7 @@ public struct Attributes: Hashable, Codable, Sendable, Sequence, ExpressibleByDi
     }
 
     public var description: String {
-        pairs.isEmpty ? "[:]" : "[" + pairs.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "]"
+        pairs.isEmpty ? "[:]" : "[" + pairs.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "]"
     }
 
     /// As a JSON object, one member per pair (the same text a dictionary gives).
@@ -255,7 +336,7 @@ public struct Attributes: Hashable, Codable, Sendable, Sequence, ExpressibleByDi
     }
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: Name.self)
-        for pair in pairs { try c.encode(pair.value, forKey: Name(stringValue: pair.key)) }
+        for (key, value) in pairs { try c.encode(value, forKey: Name(stringValue: key)) }
     }
 }
 

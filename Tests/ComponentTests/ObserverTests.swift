@@ -671,7 +671,7 @@ final class SharedObjectsTests: XCTestCase {
             let key = universe[Int(random.next() % UInt64(universe.count))]
             if random.next() % 2 == 0 || model[key] == nil {
                 let added = objects.hold(key) {
-                    ProcCache.KeptObject(node: key.node(target: "t"), target: "t", netns: 0, socket: nil)
+                    ProcCache.KeptObject(node: key.node(id: key.id, target: "t"), target: "t", netns: 0, socket: nil)
                 }
                 XCTAssertEqual(added, model[key] == nil, "step \(step)")
                 model[key, default: 0] += 1

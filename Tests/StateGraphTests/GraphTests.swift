@@ -223,3 +223,21 @@ final class AttributesTests: XCTestCase {
         XCTAssertThrowsError(try JSONDecoder().decode(Attributes.self, from: Data(#"{"a": [1]}"#.utf8)), "a value must be a scalar")
     }
 }
+
+/// Ids are written in one allocation; their text is what the design map names them.
+final class NodeIDTextTests: XCTestCase {
+    func testIDs_readAsTheirParts() {
+        let p = NodeID.process(pid: 4242, startTime: 18_446_744_073_709_551_615)
+        XCTAssertEqual(p.rawValue, "process:4242@18446744073709551615")
+        XCTAssertEqual(NodeID.process(pid: 0, startTime: 0).rawValue, "process:0@0")
+        XCTAssertEqual(NodeID.fileDescriptor(owner: p, fd: 10).rawValue, "fd:process:4242@18446744073709551615#10")
+        XCTAssertEqual(NodeID.fileDescriptor(owner: NodeID(""), fd: -1).rawValue, "fd:#-1")
+        XCTAssertEqual(NodeID.anonymousInode(owner: NodeID("process:1@2"), fd: 7).rawValue, "anon:process:1@2#7")
+        XCTAssertEqual(NodeID.object("socket:", 99).rawValue, "socket:99")
+        XCTAssertEqual(NodeID.object("file:", 2049, 0).rawValue, "file:2049:0")
+        XCTAssertEqual(NodeID.object("device:c:", 1, 3).rawValue, "device:c:1:3")
+        // A long owner (not a small string) and a Unicode one.
+        let owner = NodeID(String(repeating: "x", count: 40) + "é")
+        XCTAssertEqual(NodeID.fileDescriptor(owner: owner, fd: 123).rawValue, "fd:" + owner.rawValue + "#123")
+    }
+}
