@@ -117,7 +117,7 @@ final class ProcCache {
     private var listing = [UInt8](repeating: 0, count: 1 << 16)
     private var entries: [Int32: ProcEntry] = [:]
     private var sockets: [UInt64: [UInt64: SocketEntry]] = [:]
-    private var socketSignature: [UInt64: Set<UInt64>] = [:]
+    private var socketSignature: [UInt64: SocketDigest] = [:]
     private var lastNodes: [Node] = []
     private var lastEdges: [Edge] = []
     private var layout = Layout()
@@ -315,34 +315,34 @@ final class ProcCache {
         return (visits, contexts, dumped)
     }
 
-    /// Re-read the socket tables of every network namespace whose set of socket inodes changed
-    /// (which only a changed process can change). The observer's own namespace is read through
-    /// socket diagnostics when the kernel has them; others, and recorded trees, from
-    /// /proc/PID/net of a process inside.
+    /// Re-read the socket tables of every network namespace whose sockets held changed (which
+    /// only a changed process can change). The observer's own namespace is read through socket
+    /// diagnostics when the kernel has them; others, and recorded trees, from /proc/PID/net of
+    /// a process inside. A table holds every socket of its namespace, held or not.
     private func refreshSockets(force: Bool, processesChanged: Bool, dumped: [UInt64: SocketEntry]?) -> Bool {
         guard force || processesChanged else { return false }
-        var byNamespace: [UInt64: (pid: Int32, inodes: Set<UInt64>)] = [:]
-        for (pid, entry) in entries where !entry.socketInodes.isEmpty {
-            byNamespace[entry.netns, default: (pid, [])].inodes.formUnion(entry.socketInodes)
+        var byNamespace: [UInt64: (pid: Int32, held: SocketDigest)] = [:]
+        for (pid, entry) in entries where entry.sockets.count > 0 {
+            byNamespace[entry.netns, default: (pid, SocketDigest())].held.add(entry.sockets)
         }
         var changed = false
-        for (ns, (pid, inodes)) in byNamespace where force || socketSignature[ns] != inodes {
+        for (ns, (pid, held)) in byNamespace where force || socketSignature[ns] != held {
             var table: [UInt64: SocketEntry] = [:]
             if ns != 0, ns == ownNetNamespace, socketDiagnostics, let all = dumped ?? SocketDiag.dump() {
                 stats.socketDumps += 1
-                for inode in inodes { table[inode] = all[inode] }
+                table = all
             } else {
                 if ns != 0, ns == ownNetNamespace { socketDiagnostics = false }
                 for name in ["tcp", "tcp6", "udp", "udp6", "unix"] {
                     guard let bytes = readAt(procFD, "\(pid)/net/\(name)") else { continue }
                     stats.netTableReads += 1
                     let parsed = name == "unix" ? NetTable.parseUnix(bytes) : NetTable.parseInet(bytes, protocolName: name)
-                    for s in parsed.entries where inodes.contains(s.inode) { table[s.inode] = s }
+                    for s in parsed.entries { table[s.inode] = s }
                 }
             }
             if sockets[ns] != table { changed = true }
             sockets[ns] = table
-            socketSignature[ns] = inodes
+            socketSignature[ns] = held
         }
         for ns in sockets.keys where byNamespace[ns] == nil {
             sockets[ns] = nil
@@ -622,6 +622,28 @@ struct ObjectReference {
     }
 }
 
+/// Which sockets are held, as a digest that does not depend on their order: how many, and the
+/// sum of each inode's bits mixed (a socket held twice counts twice). Two different holdings
+/// give the same digest with odds of about 2^-64; a full rescan reads every table regardless.
+struct SocketDigest: Equatable {
+    private(set) var count = 0
+    private var sum: UInt64 = 0
+
+    mutating func add(_ inode: UInt64) {
+        var h = inode &* 0x9E37_79B9_7F4A_7C15
+        h ^= h >> 29
+        h = h &* 0xBF58_476D_1CE4_E5B9
+        h ^= h >> 32
+        count += 1
+        sum &+= h
+    }
+
+    mutating func add(_ other: SocketDigest) {
+        count += other.count
+        sum &+= other.sum
+    }
+}
+
 /// What a descriptor refers to.
 enum ObjectRef {
     /// A file, device, pipe or socket: one node per refresh, named by its identity, with the
@@ -736,7 +758,8 @@ final class ProcEntry {
     let mountns: UInt64
     /// `PID/fd`, relative to /proc, built once.
     let fdPath: String
-    private(set) var socketInodes: Set<UInt64>
+    /// The sockets its descriptors hold.
+    private(set) var sockets = SocketDigest()
     private let includeMaps: Bool
 
     struct FDSignature: Equatable {
@@ -769,7 +792,7 @@ final class ProcEntry {
         self.mountns = mountns
         fdPath = "\(pid)/fd"
         self.includeMaps = includeMaps
-        socketInodes = []
+        sockets = SocketDigest()
     }
 
     func close() {
@@ -909,7 +932,7 @@ final class ProcEntry {
         guard signed, dirFD >= 0 else {
             fdSignature = .none
             node["fds"] = .int(0)
-            socketInodes = []
+            sockets = SocketDigest()
             return
         }
         fdSignature = FDSignature(st)
@@ -981,7 +1004,8 @@ final class ProcEntry {
 
     private func finishScan() {
         node["fds"] = .int(Int64(descriptors.count))
-        socketInodes = Set(descriptors.shared.lazy.filter { $0.key.kind == .socket }.map(\.key.a))
+        sockets = SocketDigest()
+        for reference in descriptors.shared where reference.key.kind == .socket { sockets.add(reference.key.a) }
     }
 
     /// Classify a descriptor by what the kernel says it refers to, and add it.

@@ -105,6 +105,45 @@ public struct SocketEntry: Equatable, Sendable {
 }
 
 public enum NetTable {
+    /// `a.b.c.d:port`, written in one allocation (none at all when it fits a small string).
+    static func ipv4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8, port: UInt16) -> String {
+        String(unsafeUninitializedCapacity: 21) { out in
+            var at = 0
+            func put(_ value: UInt16, then separator: UInt8?) {
+                let digits = value >= 10_000 ? 5 : value >= 1_000 ? 4 : value >= 100 ? 3 : value >= 10 ? 2 : 1
+                var rest = value
+                for i in stride(from: at + digits - 1, through: at, by: -1) {
+                    out[i] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                at += digits
+                if let separator {
+                    out[at] = separator
+                    at += 1
+                }
+            }
+            put(UInt16(a), then: UInt8(ascii: "."))
+            put(UInt16(b), then: UInt8(ascii: "."))
+            put(UInt16(c), then: UInt8(ascii: "."))
+            put(UInt16(d), then: UInt8(ascii: ":"))
+            put(port, then: nil)
+            return at
+        }
+    }
+
+    /// A TCP state by its number, named as /proc/net/tcp's hex code names it.
+    static func tcpStateName(_ state: UInt8) -> String {
+        (1...11).contains(state) ? tcpStateNames[Int(state) - 1] : stateCode(state)
+    }
+
+    /// A state number as /proc/net shows it: two hex digits.
+    static func stateCode(_ state: UInt8) -> String {
+        let code = String(state, radix: 16, uppercase: true)
+        return code.count == 1 ? "0" + code : code
+    }
+
+    private static let tcpStateNames = (1...11).map { tcpStates[stateCode(UInt8($0))]! }
+
     static let tcpStates = ["01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
                             "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"]
 
@@ -141,7 +180,7 @@ public enum NetTable {
     /// eight uncompressed hexadecimal groups in brackets. /proc/net's tables and socket
     /// diagnostics are both shown this way.
     static func address(_ bytes: [UInt8], port: UInt16) -> String {
-        if bytes.count == 4 { return "\(bytes[0]).\(bytes[1]).\(bytes[2]).\(bytes[3]):\(port)" }
+        if bytes.count == 4 { return ipv4(bytes[0], bytes[1], bytes[2], bytes[3], port: port) }
         let groups = stride(from: 0, to: bytes.count, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
         return "[\(groups.joined(separator: ":"))]:\(port)"
     }

@@ -53,6 +53,7 @@ public enum SocketDiag {
         var timeout = timeval(tv_sec: 1, tv_usec: 0)
         guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0 else { return nil }
         var table: [UInt64: SocketEntry] = [:]
+        table.reserveCapacity(1024)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         for (sequence, query) in Query.all.enumerated() {
             let message = request(query, sequence: UInt32(sequence + 1))
@@ -131,41 +132,26 @@ public enum SocketDiag {
         let state = b[at + 1]
         let localPort = UInt16(b[at + 4]) << 8 | UInt16(b[at + 5])
         let remotePort = UInt16(b[at + 6]) << 8 | UInt16(b[at + 7])
-        let length = family == UInt8(AF_INET) ? 4 : 16
-        let local = NetTable.address(Array(b[(at + 8)..<(at + 8 + length)]), port: localPort)
-        let remote = NetTable.address(Array(b[(at + 24)..<(at + 24 + length)]), port: remotePort)
+        func address(_ from: Int, port: UInt16) -> String {
+            family == UInt8(AF_INET) ? NetTable.ipv4(b[from], b[from + 1], b[from + 2], b[from + 3], port: port)
+                                     : NetTable.address(Array(b[from..<(from + 16)]), port: port)
+        }
         let inode = UInt64(u32(b, at + 68))
-        let code = String(state, radix: 16, uppercase: true)
-        let twoDigits = code.count == 1 ? "0" + code : code
         let name: String
         if query.protocolNumber == UInt8(IPPROTO_UDP) {
-            name = state == 7 ? "UNCONN" : (state == 1 ? "ESTABLISHED" : twoDigits)
+            name = state == 7 ? "UNCONN" : (state == 1 ? "ESTABLISHED" : NetTable.stateCode(state))
         } else {
-            name = NetTable.tcpStates[twoDigits] ?? twoDigits
+            name = NetTable.tcpStateName(state)
         }
-        return SocketEntry(inode: inode, protocolName: query.name, local: local, remote: remote, state: name)
+        return SocketEntry(inode: inode, protocolName: query.name, local: address(at + 8, port: localPort),
+                           remote: address(at + 24, port: remotePort), state: name)
     }
 
     /// struct unix_diag_msg: family, type, state, pad, ino, cookie[2]; then attributes, of
     /// which UNIX_DIAG_NAME is the bound path (a leading NUL: abstract, shown as `@`).
     static func unixEntry(_ b: [UInt8], _ at: Int, end: Int) -> SocketEntry? {
         guard end - at >= 16, b[at] == UInt8(AF_UNIX) else { return nil }
-        let kind: String
-        switch b[at + 1] {
-        case 1: kind = "stream"
-        case 2: kind = "dgram"
-        case 5: kind = "seqpacket"
-        default: kind = String(format4: b[at + 1])
-        }
-        // sk_state, as /proc/net/unix shows it: the listen flag, else the socket's SS_ state.
-        let state: String
-        switch b[at + 2] {
-        case 1: state = "CONNECTED"
-        case 2: state = "CONNECTING"
-        case 7: state = "UNCONNECTED"
-        case 10: state = "LISTEN"
-        default: state = String(b[at + 2])
-        }
+        let state = unixState(type: b[at + 1], state: b[at + 2])
         var path = ""
         var attribute = at + 16
         while attribute + 4 <= end {
@@ -184,7 +170,37 @@ public enum SocketDiag {
             }
             attribute += (length + 3) & ~3
         }
-        return SocketEntry(inode: UInt64(u32(b, at + 4)), protocolName: "unix", local: path, remote: "", state: "\(kind) \(state)")
+        return SocketEntry(inode: UInt64(u32(b, at + 4)), protocolName: "unix", local: path, remote: "", state: state)
+    }
+
+    /// A unix socket's type and state as /proc/net/unix shows them (`stream CONNECTED`); the
+    /// common ones made once, not per socket.
+    static func unixState(type: UInt8, state: UInt8) -> String {
+        let types: [UInt8] = [1, 2, 5], states: [UInt8] = [1, 2, 7, 10]
+        if let t = types.firstIndex(of: type), let s = states.firstIndex(of: state) { return commonUnixStates[t * states.count + s] }
+        return typeName(type) + " " + stateName(state)
+    }
+
+    private static let commonUnixStates = [UInt8(1), 2, 5].flatMap { t in [UInt8(1), 2, 7, 10].map { typeName(t) + " " + stateName($0) } }
+
+    private static func typeName(_ type: UInt8) -> String {
+        switch type {
+        case 1: "stream"
+        case 2: "dgram"
+        case 5: "seqpacket"
+        default: String(format4: type)
+        }
+    }
+
+    /// sk_state, as /proc/net/unix shows it: the listen flag, else the socket's SS_ state.
+    private static func stateName(_ state: UInt8) -> String {
+        switch state {
+        case 1: "CONNECTED"
+        case 2: "CONNECTING"
+        case 7: "UNCONNECTED"
+        case 10: "LISTEN"
+        default: String(state)
+        }
     }
 
     static func u16(_ b: [UInt8], _ at: Int) -> UInt16 { UInt16(b[at]) | UInt16(b[at + 1]) << 8 }

@@ -582,6 +582,13 @@ final class ProcParserTests: XCTestCase {
         let udp = "header\n  5: 0100007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 888 2\n"
         XCTAssertEqual(NetTable.parseInet(Array(udp.utf8), protocolName: "udp").entries.first?.state, "UNCONN")
         XCTAssertEqual(NetTable.parseInet([UInt8](), protocolName: "tcp").entries, [])
+        XCTAssertEqual([NetTable.address([255, 255, 255, 255], port: 65535), NetTable.address([0, 0, 0, 0], port: 0),
+                        NetTable.address([10, 0, 20, 1], port: 80), NetTable.address([192, 168, 100, 9], port: 1000)],
+                       ["255.255.255.255:65535", "0.0.0.0:0", "10.0.20.1:80", "192.168.100.9:1000"])
+        XCTAssertEqual([NetTable.tcpStateName(1), NetTable.tcpStateName(10), NetTable.tcpStateName(11), NetTable.tcpStateName(12),
+                        NetTable.tcpStateName(0)], ["ESTABLISHED", "LISTEN", "CLOSING", "0C", "00"])
+        XCTAssertEqual([SocketDiag.unixState(type: 1, state: 10), SocketDiag.unixState(type: 2, state: 7), SocketDiag.unixState(type: 9, state: 3)],
+                       ["stream LISTEN", "dgram UNCONNECTED", "0009 3"])
     }
 
     func testSocketDiagReplies_malformedOrRefused_areReportedNotMisread() {
