@@ -16,7 +16,10 @@ import Synchronization
 /// pread and the directory fstat'ed; the descriptor table is re-read only when its size (on
 /// procfs, the number of open descriptors) changed, when the process is new, or every `fullRescanEvery`
 /// refreshes (which also catches a descriptor swapped for another with the count unchanged, and
-/// TCP state changes). /proc itself is listed only when the kernel's process events say a
+/// TCP state changes). While the kernel's process events are all heard, a single-threaded
+/// process whose schedstat (kept open too) reads as before has not run, and is not re-read at
+/// all: what changes it without it running is its parent's exit, which the events tell; its
+/// nice value set by another process waits until it runs or the next full refresh. /proc itself is listed only when the kernel's process events say a
 /// process may have started since (a fork of a new process, or events lost), or on a full
 /// refresh; without them (not root), every refresh lists it. A refresh that finds nothing
 /// changed hands back the previous arrays; one that finds a few processes changed, new or
@@ -75,6 +78,9 @@ public struct RefreshStats: Equatable, Sendable {
     public var full = false
     public var processesRead = 0
     public var statRereads = 0
+    /// Processes taken as unchanged because their main thread had not run since the last look
+    /// (their stat file and fd directory were not read).
+    public var notRun = 0
     public var descriptorScans = 0
     /// Descriptor scans that listed the fd directory (the others read a dense table directly).
     public var listings = 0
@@ -92,6 +98,7 @@ public struct RefreshStats: Equatable, Sendable {
     mutating func add(_ other: RefreshStats) {
         processesRead += other.processesRead
         statRereads += other.statRereads
+        notRun += other.notRun
         descriptorScans += other.descriptorScans
         listings += other.listings
         netTableReads += other.netTableReads
@@ -189,6 +196,16 @@ final class ProcCache {
         } else {
             pids = known
         }
+        // A single-threaded process that has not run since the last look is taken as unchanged
+        // (one read of its schedstat) while every process event is heard: they tell what
+        // changes such a process without it running — its parent's exit (a new parent); its
+        // name, descriptors and state it changes itself. What they do not tell (its nice value
+        // set by another process) waits until it runs, or for the next full refresh.
+        let trustRuns = !full && processEvents != nil && !news.lost
+        var recheck = Set<Int32>()
+        if trustRuns, !news.exited.isEmpty {
+            for (pid, entry) in entries where news.exited.contains(entry.stat.ppid) { recheck.insert(pid) }
+        }
         var work: [ScanItem] = []
         var seen = Set<Int32>()
         work.reserveCapacity(pids.count)
@@ -200,7 +217,8 @@ final class ProcCache {
                 entry.close()
                 existing = nil
             }
-            work.append(ScanItem(pid: pid, existing: existing, keepOpen: work.count < keepOpenBudget))
+            work.append(ScanItem(pid: pid, existing: existing, keepOpen: work.count < keepOpenBudget,
+                                 trustRuns: trustRuns && !recheck.contains(pid)))
         }
         // A full refresh reads its own network namespace's sockets while the processes are
         // read, on whichever scanning thread comes to it first.
@@ -571,6 +589,10 @@ final class ProcessEvents {
     struct News {
         var started = false
         var execed = Set<Int32>()
+        /// Processes (not threads) that exited.
+        var exited = Set<Int32>()
+        /// Some events were lost: nothing is known of what they said.
+        var lost = false
     }
 
     init?() {
@@ -594,12 +616,18 @@ final class ProcessEvents {
             case 1:
                 if event.what == UInt32(WORLDOS_PROC_EVENT_FORK) && event.pid == event.tgid { news.started = true }
                 if event.what == UInt32(WORLDOS_PROC_EVENT_EXEC) { news.execed.insert(event.tgid) }
+                if event.what == UInt32(WORLDOS_PROC_EVENT_EXIT) && event.pid == event.tgid { news.exited.insert(event.tgid) }
             case 0: break
-            default: news.started = true
+            default:
+                news.started = true
+                news.lost = true
             }
         }
         // Events lost (ENOBUFS: the buffer overflowed) may have held a start.
-        if lost { news.started = true }
+        if lost {
+            news.started = true
+            news.lost = true
+        }
         return news
     }
 }
@@ -742,6 +770,10 @@ final class ProcEntry {
     private(set) var statFD: Int32
     /// /proc/PID/fd kept open alongside stat, so the recheck is an fstat, not a path walk.
     private(set) var fdDirFD: Int32 = -1
+    /// /proc/PID/schedstat, opened at the first recheck on the live procfs, and what it read:
+    /// it changes whenever the main thread has run.
+    private(set) var schedFD: Int32 = -1
+    private var schedBytes: [UInt8] = []
     private(set) var statBytes: [UInt8]
     private(set) var stat: ProcStat
     private(set) var node: Node
@@ -797,10 +829,10 @@ final class ProcEntry {
 
     func close() {
         kept = []
-        if statFD >= 0 { Glibc.close(statFD) }
-        if fdDirFD >= 0 { Glibc.close(fdDirFD) }
+        for fd in [statFD, fdDirFD, schedFD] where fd >= 0 { Glibc.close(fd) }
         statFD = -1
         fdDirFD = -1
+        schedFD = -1
     }
 
     /// What a refresh did with one process.
@@ -810,7 +842,7 @@ final class ProcEntry {
     /// item's entry and the thread's own context.
     static func visit(_ item: ScanItem, procFD: Int32, includeMaps: Bool, context: inout ScanContext) -> Visit {
         if let entry = item.existing {
-            switch entry.recheck(procFD: procFD, context: &context) {
+            switch entry.recheck(procFD: procFD, trustRuns: item.trustRuns, context: &context) {
             case .unchanged: return .unchanged
             case .changed: return .changed
             case .gone:
@@ -868,8 +900,31 @@ final class ProcEntry {
     }
 
     /// Cheap check: one pread of stat into the thread's buffer, compared in place, and one
-    /// fstat of the fd directory. Allocates nothing when nothing changed.
-    func recheck(procFD: Int32, context: inout ScanContext) -> Recheck {
+    /// fstat of the fd directory. Allocates nothing when nothing changed. When `trustRuns`, a
+    /// single-threaded process whose schedstat reads as before has not run: one pread, and
+    /// nothing of it can have changed that its process events would not have told. Schedstat
+    /// is read before stat and the fd directory, so a run after it shows at the next look.
+    func recheck(procFD: Int32, trustRuns: Bool, context: inout ScanContext) -> Recheck {
+        if statFD >= 0, let live = context.liveRoot {
+            if schedFD < 0 {
+                schedFD = openat(procFD, "\(pid)/schedstat", O_RDONLY | O_CLOEXEC)
+                var st = Glibc.stat()
+                if schedFD >= 0, fstat(schedFD, &st) == 0 { kept.append(KeptDescriptor(fd: schedFD, target: "\(live)/\(pid)/schedstat", stat: st)) }
+            }
+            if schedFD >= 0 {
+                let schedFD = schedFD
+                let n = context.buffer.withUnsafeMutableBytes { p in pread(schedFD, p.baseAddress, p.count, 0) }
+                guard n > 0 else { return .gone }
+                let same = n == schedBytes.count && context.buffer.withUnsafeBytes { a in
+                    schedBytes.withUnsafeBytes { b in memcmp(a.baseAddress!, b.baseAddress!, n) == 0 }
+                }
+                if same && trustRuns && stat.threads == 1 {
+                    context.stats.notRun += 1
+                    return .unchanged
+                }
+                if !same { schedBytes = Array(context.buffer.prefix(n)) }
+            }
+        }
         context.stats.statRereads += 1
         var same = false
         var fresh: [UInt8]?
@@ -1241,6 +1296,8 @@ struct ScanItem {
     let pid: Int32
     let existing: ProcEntry?
     let keepOpen: Bool
+    /// Whether a process whose main thread has not run may be taken as unchanged.
+    var trustRuns = false
 }
 
 /// What one scanning thread keeps to itself during a refresh; merged after.

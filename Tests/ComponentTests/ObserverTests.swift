@@ -390,6 +390,47 @@ final class ObserverTests: XCTestCase {
         return condition()
     }
 
+    func testAProcessThatHasNotRun_isNotReread_yetItsNewParentIsSeen() throws {
+        var observer = ProcObserver(fullRescanEvery: 0)
+        guard observer.hearsProcessStarts else {
+            print("SKIPPED (loudly): no process events here (needs root); every process is reread each refresh")
+            return
+        }
+        // A parent starts a sleeper (holding none of the descriptors Foundation watches to see
+        // the parent end), says its pid, and waits for a line; then exits, and the sleeper gets
+        // a new parent without running.
+        let script = """
+            import subprocess, sys
+            child = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            sys.stdin.readline(); print(child.pid, flush=True)
+            sys.stdin.readline(); print("bye", flush=True)
+            """
+        let sh = try ScriptedChild("/usr/bin/env", ["python3", "-c", script])
+        defer { sh.finish() }
+        let sleeper = try XCTUnwrap(Int32(sh.send("go")))
+        defer { kill(sleeper, SIGKILL) }
+        func stat(_ pid: Int32) -> ProcStat? {
+            (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)).flatMap { ProcStat(parsing: Array($0.utf8)) }
+        }
+        XCTAssertTrue(waitFor { stat(sleeper).map { $0.state == "S" && $0.comm == "sleep" } == true })
+        func node(_ o: Observation) throws -> Node {
+            try XCTUnwrap(o.nodes.first { $0.kind == .process && $0["pid"] == .int(Int64(sleeper)) })
+        }
+        XCTAssertEqual(try node(observer.refresh(at: now, full: true))["ppid"], .int(Int64(sh.pid)))
+        _ = try observer.observe(at: now)  // opens each schedstat: the first look at whether it ran
+        _ = try observer.observe(at: now)
+        XCTAssertGreaterThan(observer.lastRefresh.notRun, 0, "sleeping processes are not reread")
+
+        // Its parent exits: it is re-parented without running.
+        XCTAssertEqual(sh.send("bye"), "bye")
+        sh.finish()
+        XCTAssertTrue(waitFor { stat(sleeper).map { $0.ppid != sh.pid } == true })
+        let adopted = try XCTUnwrap(stat(sleeper)).ppid
+        XCTAssertEqual(try node(observer.observe(at: now))["ppid"], .int(Int64(adopted)))
+        var fresh = ProcObserver(fullRescanEvery: 0)
+        XCTAssertEqual(try node(observer.observe(at: now)), try node(fresh.refresh(at: now, full: true)), "as a fresh observer reads it")
+    }
+
     func testProcessEvents_spareTheListingOfProc_andNoNewProcessIsMissed() throws {
         var observer = ProcObserver(fullRescanEvery: 0)
         guard observer.hearsProcessStarts else {
