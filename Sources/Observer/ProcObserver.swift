@@ -386,21 +386,44 @@ final class ProcCache {
             partEdges += 1 + entry.descriptors.edges.count + entry.maps.count
             references += entry.descriptors.shared.count + entry.maps.count
         }
-        lastNodes = []
-        lastEdges = []
-        lastNodes.reserveCapacity(partNodes + references)
-        lastEdges.reserveCapacity(partEdges)
-        layout.objects.reserve(references)
-        // Every part first, then the objects they hold after all of them.
-        var held: [(pid: Int32, keys: [ObjectReference], netns: UInt64)] = []
-        held.reserveCapacity(entries.count)
-        for (pid, entry) in entries {
-            let (n0, e0) = (lastNodes.count, lastEdges.count)
-            let keys = part(of: entry, nodes: &lastNodes, edges: &lastEdges)
-            layout.place(pid, nodes: n0..<lastNodes.count, edges: e0..<lastEdges.count)
-            held.append((pid, keys, entry.netns))
+        // Two threads: one gathers the parts, the other holds the objects they refer to and
+        // makes their nodes; the objects' nodes go after every part.
+        let order = Array(entries)
+        var parts = AssembledParts(), objects = AssembledObjects()
+        parts.nodes.reserveCapacity(partNodes + references)
+        parts.edges.reserveCapacity(partEdges)
+        parts.placed.reserveCapacity(order.count)
+        objects.shared.reserve(references)
+        objects.made.reserveCapacity(references)
+        let (entries, sockets) = (entries, sockets)
+        withUnsafeMutablePointer(to: &parts) { parts in
+            withUnsafeMutablePointer(to: &objects) { objects in
+                let share = AssembleShare(order: order, entries: entries, sockets: sockets, previous: previous, parts: parts, objects: objects)
+                DispatchQueue.concurrentPerform(iterations: 2) { half in
+                    if half == 0 {
+                        for (pid, entry) in share.order {
+                            let (n0, e0) = (share.parts.pointee.nodes.count, share.parts.pointee.edges.count)
+                            _ = Self.part(of: entry, parent: share.entries[entry.stat.ppid],
+                                          nodes: &share.parts.pointee.nodes, edges: &share.parts.pointee.edges)
+                            share.parts.pointee.placed.append((pid, n0..<share.parts.pointee.nodes.count, e0..<share.parts.pointee.edges.count))
+                        }
+                    } else {
+                        for (pid, entry) in share.order {
+                            let references = Self.references(of: entry)
+                            share.objects.pointee.keys[pid] = references.map(\.key)
+                            Self.hold(references, table: share.sockets[entry.netns], netns: entry.netns, previous: share.previous,
+                                      in: &share.objects.pointee.shared, made: &share.objects.pointee.made)
+                        }
+                    }
+                }
+            }
         }
-        for (pid, keys, netns) in held { hold(keys, for: pid, netns: netns, previous: previous) }
+        for (pid, nodes, edges) in parts.placed { layout.place(pid, nodes: nodes, edges: edges) }
+        layout.keys = objects.keys
+        layout.objects = objects.shared
+        parts.nodes.append(contentsOf: objects.made)
+        lastNodes = parts.nodes
+        lastEdges = parts.edges
     }
 
     /// What a refresh found changed, process by process.
@@ -433,7 +456,7 @@ final class ProcCache {
         for pid in redo {
             let entry = entries[pid]!
             var nodes: [Node] = [], edges: [Edge] = []
-            let keys = part(of: entry, nodes: &nodes, edges: &edges)
+            let keys = Self.part(of: entry, parent: entries[entry.stat.ppid], nodes: &nodes, edges: &edges)
             let (oldNodes, oldEdges) = (layout.nodes[pid]!, layout.edges[pid]!)
             lastNodes.replaceSubrange(oldNodes, with: nodes)
             lastEdges.replaceSubrange(oldEdges, with: edges)
@@ -448,7 +471,7 @@ final class ProcCache {
         for pid in patches.added {
             let entry = entries[pid]!
             var nodes: [Node] = [], edges: [Edge] = []
-            let keys = part(of: entry, nodes: &nodes, edges: &edges)
+            let keys = Self.part(of: entry, parent: entries[entry.stat.ppid], nodes: &nodes, edges: &edges)
             let start = lastNodes.count - layout.objects.count
             lastNodes.insert(contentsOf: nodes, at: start)
             layout.place(pid, nodes: start..<(start + nodes.count), edges: lastEdges.count..<(lastEdges.count + edges.count))
@@ -461,7 +484,7 @@ final class ProcCache {
                 let kept = layout.objects.kept[place]
                 let key = layout.objects.keys[place]
                 let reference = ObjectReference(key: key, id: kept.node.id, target: kept.target)
-                let made = object(reference, netns: kept.netns, socket: sockets[kept.netns]?[key.a], kept: kept)
+                let made = Self.object(reference, netns: kept.netns, socket: sockets[kept.netns]?[key.a], kept: kept)
                 if made.socket != kept.socket {
                     layout.objects.replace(at: place, with: made)
                     lastNodes[start + place] = made.node
@@ -495,18 +518,24 @@ final class ProcCache {
     }
 
     /// Count a part's references to shared objects; an object not held before gets its node
-    /// after the others (the one `previous` kept, where it still stands).
-    private func hold(_ keys: [ObjectReference], for pid: Int32, netns: UInt64,
-                      previous: SharedObjects? = nil) {
+    /// after the others.
+    private func hold(_ keys: [ObjectReference], for pid: Int32, netns: UInt64) {
         layout.keys[pid] = keys.map(\.key)
-        let table = sockets[netns]
-        for i in keys.indices {
-            let key = keys[i].key
-            let added = layout.objects.hold(key) {
+        Self.hold(keys, table: sockets[netns], netns: netns, previous: nil, in: &layout.objects, made: &lastNodes)
+    }
+
+    /// Hold `references` in `objects`; each object not held before gets its node (the one
+    /// `previous` kept, where it still stands), appended to `made`. `table`: the socket table
+    /// of the part's network namespace.
+    private static func hold(_ references: [ObjectReference], table: [UInt64: SocketEntry]?, netns: UInt64, previous: SharedObjects?,
+                             in objects: inout SharedObjects, made: inout [Node]) {
+        for i in references.indices {
+            let key = references[i].key
+            let added = objects.hold(key) {
                 let socket = key.kind == .socket ? table?[key.a] : nil
-                return object(keys[i], netns: netns, socket: socket, kept: previous.flatMap { p in p.place(of: key).map { p.kept[$0] } })
+                return object(references[i], netns: netns, socket: socket, kept: previous.flatMap { p in p.place(of: key).map { p.kept[$0] } })
             }
-            if added { lastNodes.append(layout.objects.kept[layout.objects.count - 1].node) }
+            if added { made.append(objects.kept[objects.count - 1].node) }
         }
     }
 
@@ -524,23 +553,24 @@ final class ProcCache {
 
     /// One process's part: its node, the edge from its parent, its descriptors' nodes and
     /// edges, the edges from the files it maps; and the shared objects these refer to.
-    private func part(of entry: ProcEntry, nodes: inout [Node], edges: inout [Edge]) -> [ObjectReference] {
+    private static func part(of entry: ProcEntry, parent: ProcEntry?, nodes: inout [Node], edges: inout [Edge]) -> [ObjectReference] {
         nodes.append(entry.node)
-        if let parent = entries[entry.stat.ppid] { edges.append(Edge(parent.id, .parentOf, entry.id)) }
+        if let parent { edges.append(Edge(parent.id, .parentOf, entry.id)) }
         nodes.append(contentsOf: entry.descriptors.nodes)
         edges.append(contentsOf: entry.descriptors.edges)
-        var keys = entry.descriptors.shared
-        for mapped in entry.maps {
-            let reference = ObjectReference(ObjectKey(kind: .regular, a: mapped.device, b: mapped.inode), target: mapped.path)
-            keys.append(reference)
-            edges.append(Edge(reference.id, .backs, entry.id))
-        }
-        return keys
+        let references = references(of: entry)
+        for reference in references.dropFirst(entry.descriptors.shared.count) { edges.append(Edge(reference.id, .backs, entry.id)) }
+        return references
+    }
+
+    /// The shared objects a process's part refers to: its descriptors', then the files it maps.
+    private static func references(of entry: ProcEntry) -> [ObjectReference] {
+        entry.descriptors.shared + entry.maps.map { ObjectReference(ObjectKey(kind: .regular, a: $0.device, b: $0.inode), target: $0.path) }
     }
 
     /// A shared object's node (`socket`: its entry in its namespace's table): `kept`, if it still
     /// stands (same name, same socket entry).
-    private func object(_ reference: ObjectReference, netns: UInt64, socket: SocketEntry?, kept: KeptObject?) -> KeptObject {
+    private static func object(_ reference: ObjectReference, netns: UInt64, socket: SocketEntry?, kept: KeptObject?) -> KeptObject {
         if let kept, kept.socket == socket, kept.target == reference.target { return kept }
         return KeptObject(node: reference.key.node(id: reference.id, target: reference.target, socket: socket), target: reference.target,
                           netns: netns, socket: socket)
@@ -1281,6 +1311,32 @@ private struct ScanShare: @unchecked Sendable {
     let context: UnsafeMutableBufferPointer<ScanContext>
     /// Written once, by the one thread that takes the dump.
     let dumped: UnsafeMutablePointer<[UInt64: SocketEntry]?>
+}
+
+/// What one assembly thread gathers: the parts, and where each went.
+struct AssembledParts {
+    var nodes: [Node] = []
+    var edges: [Edge] = []
+    var placed: [(pid: Int32, nodes: Range<Int>, edges: Range<Int>)] = []
+}
+
+/// What the other gathers: the shared objects, each process's references to them, and the
+/// objects' nodes in the order of their places.
+struct AssembledObjects {
+    var shared = SharedObjects()
+    var keys: [Int32: [ObjectKey]] = [:]
+    var made: [Node] = []
+}
+
+/// What the two assembly threads read (the entries, the socket tables, the last objects) and
+/// write (each its own half).
+private struct AssembleShare: @unchecked Sendable {
+    let order: [(key: Int32, value: ProcEntry)]
+    let entries: [Int32: ProcEntry]
+    let sockets: [UInt64: [UInt64: SocketEntry]]
+    let previous: SharedObjects
+    let parts: UnsafeMutablePointer<AssembledParts>
+    let objects: UnsafeMutablePointer<AssembledObjects>
 }
 
 /// A descriptor the observer keeps open, as its own table shows it.
