@@ -88,6 +88,9 @@ public struct RefreshStats: Equatable, Sendable {
     /// kernel's process events said none had started).
     public var listedProcesses = false
     public var netTableReads = 0
+    /// Processes whose cgroup was read from /proc/PID/cgroup (the others' came from the
+    /// unified hierarchy's cgroup.procs files, read once per full refresh).
+    public var cgroupReads = 0
     /// Socket tables read through socket diagnostics (netlink) instead of /proc/net.
     public var socketDumps = 0
     public var raced = 0
@@ -102,6 +105,7 @@ public struct RefreshStats: Equatable, Sendable {
         descriptorScans += other.descriptorScans
         listings += other.listings
         netTableReads += other.netTableReads
+        cgroupReads += other.cgroupReads
         raced += other.raced
     }
 }
@@ -138,6 +142,9 @@ final class ProcCache {
     /// The observer's own mount namespace: paths other processes' descriptors show resolve the
     /// same way for it, so a path is stat'ed once per refresh instead of once per descriptor.
     private lazy var ownMountNamespace: UInt64 = readLinkAt(AT_FDCWD, "\(root)/self/ns/mnt").flatMap(namespaceInode) ?? 0
+    /// Where the unified cgroup hierarchy is mounted, when `root` is the live /proc: a full
+    /// refresh reads every process's cgroup from it at once (see `CgroupTree`).
+    private lazy var cgroupMount: String? = root == "/proc" ? readAt(AT_FDCWD, "/proc/self/mountinfo").flatMap(CgroupTree.mountPoint) : nil
     /// The observer's own network namespace, when `root` is the live /proc (0 otherwise).
     private lazy var ownNetNamespace: UInt64 = root == "/proc" ? readLinkAt(AT_FDCWD, "/proc/self/ns/net").flatMap(namespaceInode) ?? 0 : 0
     /// Whether descriptor tables may be read densely: only the live procfs sizes an fd
@@ -223,7 +230,8 @@ final class ProcCache {
         // A full refresh reads its own network namespace's sockets while the processes are
         // read, on whichever scanning thread comes to it first.
         let dumpAlongside = full && socketDiagnostics && ownNetNamespace != 0
-        let (visits, contexts, dumped) = scan(work, dumpingSockets: dumpAlongside)
+        let cgroups = full ? cgroupMount.flatMap { CgroupTree.read(mount: $0, procRoot: root) } : nil
+        let (visits, contexts, dumped) = scan(work, dumpingSockets: dumpAlongside, cgroups: cgroups)
         var changed = full
         var dropped = Set<Int32>()
         // What changed, for patching the last observation: processes changed in place, new
@@ -276,11 +284,11 @@ final class ProcCache {
     /// taking the next process not yet taken; one of them first dumps the sockets when asked
     /// (nil if the kernel refused). The observer's own process is visited last and alone, so no
     /// scanner's passing descriptor is read as one of its own.
-    private func scan(_ work: [ScanItem], dumpingSockets: Bool) -> ([ProcEntry.Visit], [ScanContext], [UInt64: SocketEntry]?) {
+    private func scan(_ work: [ScanItem], dumpingSockets: Bool, cgroups: [Int32: String]?) -> ([ProcEntry.Visit], [ScanContext], [UInt64: SocketEntry]?) {
         let threads = work.count >= 64 ? scanThreads : 1
         let liveRoot = root == "/proc" ? root : nil
         var contexts = (0..<threads).map { _ in
-            ScanContext(denseTables: denseTables, liveRoot: liveRoot, paths: PathStatCache(mountNamespace: ownMountNamespace))
+            ScanContext(denseTables: denseTables, liveRoot: liveRoot, cgroups: cgroups, paths: PathStatCache(mountNamespace: ownMountNamespace))
         }
         var visits = [ProcEntry.Visit](repeating: .unchanged, count: work.count)
         let me = getpid()
@@ -904,7 +912,13 @@ final class ProcEntry {
         let owner = fstat(dir, &st) == 0 ? (Int64(st.st_uid), Int64(st.st_gid)) : (-1, -1)
         // cmdline and cgroup are produced whole on each read: a short read is their end.
         let cmdline = readAt(dir, "cmdline", shortReadEnds: true).map(joinArguments) ?? ""
-        let cgroup = readAt(dir, "cgroup", shortReadEnds: true).map(parseCgroup) ?? ""
+        let cgroup: String
+        if let known = context.cgroups?[pid] {
+            cgroup = known
+        } else {
+            context.stats.cgroupReads += 1
+            cgroup = readAt(dir, "cgroup", shortReadEnds: true).map(parseCgroup) ?? ""
+        }
         let netns = readLinkAt(dir, "ns/net").flatMap(namespaceInode) ?? 0
         let mountns = readLinkAt(dir, "ns/mnt").flatMap(namespaceInode) ?? 0
         let id = NodeID.process(pid: pid, startTime: stat.startTime)
@@ -1362,6 +1376,8 @@ struct ScanContext {
     let denseTables: Bool
     /// The live /proc's path, where the observer's own process is among those read.
     var liveRoot: String?
+    /// Each process's cgroup, when a full refresh read them all at once.
+    var cgroups: [Int32: String]?
     /// When the observer's own process is read: the descriptors it keeps open on the others,
     /// by number, classified from what was known when they were opened instead of a readlink
     /// each (a busy machine's supervisor holds two per process, and every process that comes

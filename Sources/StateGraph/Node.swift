@@ -261,7 +261,8 @@ public struct Attributes: Hashable, Codable, Sendable, Sequence, ExpressibleByDi
     /// A later pair with a key already given replaces the earlier one.
     public init(dictionaryLiteral elements: (String, AttributeValue)...) {
         pairs = elements
-        for i in pairs.indices.dropFirst() where pairs[..<i].contains(where: { $0.0 == pairs[i].0 }) {
+        // Keys of different lengths differ: most pairs are told apart without a string comparison.
+        for i in pairs.indices.dropFirst() where pairs[..<i].contains(where: { $0.0.utf8.count == pairs[i].0.utf8.count && $0.0 == pairs[i].0 }) {
             pairs = []
             for (key, value) in elements { self[key] = value }
             return
