@@ -175,31 +175,41 @@ func descriptorFloor(threads: Int) -> Double {
     }
 }
 
-/// Every read a full refresh makes, building nothing: per process the /proc/PID directory,
-/// stat, cmdline and cgroup, its network and mount namespace links, the fd directory and a
-/// readlink per descriptor (0..<count, as the observer reads a dense table), on `threads`
-/// threads; then one socket dump (parsed into entries, as the observer needs them). What any
-/// observer reporting everything issue 4 asks for pays here before it builds a single node.
+/// Every read a full refresh makes, building nothing: every process's cgroup from the unified
+/// hierarchy at once where it is mounted (else per process from /proc/PID/cgroup); per
+/// process the /proc/PID directory and stat, and but for a kernel thread its cmdline, network
+/// and mount namespace links, the fd directory and a readlink per descriptor (0..<count, as
+/// the observer reads a dense table), on `threads` threads; then one socket dump (parsed into
+/// entries, as the observer needs them). What any observer reporting everything issue 4 asks for pays here before it
+/// builds a single node.
 func readsFloor(threads: Int) -> Double {
     milliseconds {
         let procFD = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard procFD >= 0 else { return }
         defer { close(procFD) }
+        let cgroups = CgroupTree.read(procRoot: "/proc")
         let listed = listProcesses()
         DispatchQueue.concurrentPerform(iterations: threads) { worker in
             var buffer = [UInt8](repeating: 0, count: 16384), link = [CChar](repeating: 0, count: 4096)
-            func read(_ dir: Int32, _ name: String) {
+            func read(_ dir: Int32, _ name: String) -> Int {
                 let fd = openat(dir, name, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { return }
-                _ = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-                close(fd)
+                guard fd >= 0 else { return 0 }
+                defer { close(fd) }
+                return max(0, buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) })
             }
             for i in stride(from: worker, to: listed.count, by: threads) {
                 let dir = openat(procFD, listed[i], worldos_o_path() | O_DIRECTORY | O_CLOEXEC)
                 guard dir >= 0 else { continue }
                 var st = stat()
                 fstat(dir, &st)
-                for name in ["stat", "cmdline", "cgroup"] { read(dir, name) }
+                // A kernel thread's command line, namespaces and (empty) descriptor table are not read.
+                let length = read(dir, "stat")
+                if cgroups?[Int32(listed[i])!] == nil { _ = read(dir, "cgroup") }
+                if ProcStat(parsing: buffer[..<length])?.kernelThread == true {
+                    close(dir)
+                    continue
+                }
+                _ = read(dir, "cmdline")
                 for name in ["ns/net", "ns/mnt"] { _ = readlinkat(dir, name, &link, link.count) }
                 let fds = openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                 if fds >= 0, fstat(fds, &st) == 0 {
@@ -225,7 +235,7 @@ func observerBenchmark() throws {
     var fullTimes: [Double] = [], lsofTimes: [Double] = [], floorTimes: [Double] = [], readsTimes: [Double] = [], pairedRatios: [Double] = []
     // CPU, all threads, summed over the rounds: where a full refresh's time goes beyond the reads.
     var fullCPU = CPUTime(), readsCPU = CPUTime()
-    for _ in 0..<7 {
+    for _ in 0..<11 {
         var cold = ProcObserver(fullRescanEvery: 0)
         let before = CPUTime.now()
         let full = try milliseconds { nodes = try cold.refresh(at: now, full: true).nodes.count }

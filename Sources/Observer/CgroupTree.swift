@@ -9,7 +9,7 @@ import Glibc
 /// at the reader's cgroup namespace root; `read` checks that on the reader itself (its own pid
 /// must be found where its own /proc/self/cgroup says) and gives nil otherwise. A process not
 /// found (it started after the walk, or moved during it) is read from /proc as before.
-enum CgroupTree {
+public enum CgroupTree {
     /// Where the unified (v2) hierarchy is mounted from its root, from a mountinfo text; nil if
     /// it is not, or its mount point is written with escapes.
     static func mountPoint(mountinfo: [UInt8]) -> String? {
@@ -81,7 +81,14 @@ enum CgroupTree {
         return parsePids(buffer[..<length])
     }
 
-    /// The walk, if it agrees with /proc about the reader itself (see the type's note).
+    /// Each process's cgroup path from the unified hierarchy this machine mounts (per
+    /// `procRoot`/self/mountinfo), or nil where there is none or it disagrees with /proc about
+    /// the reader itself (see the type's note).
+    public static func read(procRoot: String) -> [Int32: String]? {
+        readAt(AT_FDCWD, procRoot + "/self/mountinfo").flatMap(mountPoint).flatMap { read(mount: $0, procRoot: procRoot) }
+    }
+
+    /// The walk of the hierarchy mounted at `mount`, if it agrees with /proc about the reader itself.
     static func read(mount: String, procRoot: String) -> [Int32: String]? {
         guard let tree = walk(mount), let own = readAt(AT_FDCWD, procRoot + "/self/cgroup", shortReadEnds: true).map(parseCgroup),
               tree[getpid()] == own else { return nil }

@@ -911,7 +911,10 @@ final class ProcEntry {
         var st = Glibc.stat()
         let owner = fstat(dir, &st) == 0 ? (Int64(st.st_uid), Int64(st.st_gid)) : (-1, -1)
         // cmdline and cgroup are produced whole on each read: a short read is their end.
-        let cmdline = readAt(dir, "cmdline", shortReadEnds: true).map(joinArguments) ?? ""
+        // A kernel thread has no command line, no descriptors and the kernel's namespaces: none
+        // of them is read.
+        let kernel = stat.kernelThread
+        let cmdline = kernel ? "" : readAt(dir, "cmdline", shortReadEnds: true).map(joinArguments) ?? ""
         let cgroup: String
         if let known = context.cgroups?[pid] {
             cgroup = known
@@ -919,8 +922,8 @@ final class ProcEntry {
             context.stats.cgroupReads += 1
             cgroup = readAt(dir, "cgroup", shortReadEnds: true).map(parseCgroup) ?? ""
         }
-        let netns = readLinkAt(dir, "ns/net").flatMap(namespaceInode) ?? 0
-        let mountns = readLinkAt(dir, "ns/mnt").flatMap(namespaceInode) ?? 0
+        let netns = kernel ? 0 : readLinkAt(dir, "ns/net").flatMap(namespaceInode) ?? 0
+        let mountns = kernel ? 0 : readLinkAt(dir, "ns/mnt").flatMap(namespaceInode) ?? 0
         let id = NodeID.process(pid: pid, startTime: stat.startTime)
         let kernelThread = stat.ppid == 2 || pid == 2
         let node = Node(id: id, kind: .process, observability: kernelThread ? .background : .visible, attributes: [
@@ -930,7 +933,7 @@ final class ProcEntry {
         ])
         let entry = ProcEntry(pid: pid, statFD: keepOpen ? fd : -1, statBytes: bytes, stat: stat, node: node, netns: netns,
                               mountns: mountns, includeMaps: includeMaps)
-        if !keepOpen { Glibc.close(fd) } else { entry.fdDirFD = openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        if !keepOpen { Glibc.close(fd) } else if !kernel { entry.fdDirFD = openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         if keepOpen, let live = context.liveRoot {
             // The observer's own descriptor table shows these two: what they are is known now.
             for (kept, name) in [(entry.statFD, "stat"), (entry.fdDirFD, "fd")] where kept >= 0 {
@@ -938,8 +941,8 @@ final class ProcEntry {
                 if fstat(kept, &st) == 0 { entry.kept.append(KeptDescriptor(fd: kept, target: "\(live)/\(pid)/\(name)", stat: st)) }
             }
         }
-        entry.scanDescriptors(procFD: procFD, context: &context)
-        if includeMaps { entry.maps = readAt(dir, "maps").map { ProcMaps.parse($0) } ?? [] }
+        if kernel { entry.node["fds"] = .int(0) } else { entry.scanDescriptors(procFD: procFD, context: &context) }
+        if includeMaps && !kernel { entry.maps = readAt(dir, "maps").map { ProcMaps.parse($0) } ?? [] }
         return entry
     }
 
@@ -1004,6 +1007,7 @@ final class ProcEntry {
             }
             statBytes = bytes
         }
+        if stat.kernelThread { return changed ? .changed : .unchanged }
         var st = Glibc.stat()
         let statted = fdDirFD >= 0 ? fstat(fdDirFD, &st) == 0 : fstatat(procFD, fdPath, &st, 0) == 0
         guard statted else { return .gone }

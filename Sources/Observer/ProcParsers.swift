@@ -14,6 +14,9 @@ public struct ProcStat: Equatable, Sendable {
     public var threads: Int64
     /// Field 22: start time in clock ticks after boot.
     public var startTime: UInt64
+    /// Field 9 (flags) has PF_KTHREAD: a kernel thread, which has no command line and no
+    /// descriptor table.
+    public var kernelThread: Bool
 
     /// Parses one stat line. The command name sits in parentheses and may itself contain
     /// spaces and parentheses, so the fields are counted from the last ')'. Read in place: a
@@ -24,7 +27,8 @@ public struct ProcStat: Equatable, Sendable {
         self = stat
     }
 
-    private init(comm: String, state: Character, ppid: Int32, priority: Int64, nice: Int64, threads: Int64, startTime: UInt64) {
+    private init(comm: String, state: Character, ppid: Int32, priority: Int64, nice: Int64, threads: Int64, startTime: UInt64,
+                 kernelThread: Bool) {
         self.comm = comm
         self.state = state
         self.ppid = ppid
@@ -32,6 +36,7 @@ public struct ProcStat: Equatable, Sendable {
         self.nice = nice
         self.threads = threads
         self.startTime = startTime
+        self.kernelThread = kernelThread
     }
 
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> ProcStat? {
@@ -80,8 +85,10 @@ public struct ProcStat: Equatable, Sendable {
               let ppid = signed(4, as: Int32.self), let priority = signed(18, as: Int64.self),
               let nice = signed(19, as: Int64.self), let threads = signed(20, as: Int64.self),
               let start = integer(22), !start.negative || start.magnitude == 0 else { return nil }
+        let flags = integer(9).map { $0.negative ? 0 : $0.magnitude } ?? 0
         return ProcStat(comm: String(decoding: UnsafeBufferPointer(rebasing: bytes[(open + 1)..<close]), as: UTF8.self),
-                        state: state, ppid: ppid, priority: priority, nice: nice, threads: threads, startTime: start.magnitude)
+                        state: state, ppid: ppid, priority: priority, nice: nice, threads: threads, startTime: start.magnitude,
+                        kernelThread: flags & 0x0020_0000 != 0)
     }
 }
 

@@ -390,6 +390,28 @@ final class ObserverTests: XCTestCase {
         return condition()
     }
 
+    func testKernelThreads_areNotAskedForWhatTheyCannotHave() throws {
+        var observer = ProcObserver(fullRescanEvery: 0)
+        let o = try observer.refresh(at: now, full: true)
+        let kernel = o.nodes.filter { $0.kind == .process && ($0["ppid"] == .int(2) || $0["pid"] == .int(2)) }
+        guard !kernel.isEmpty else {
+            print("SKIPPED (loudly): no kernel threads visible here")
+            return
+        }
+        for k in kernel {
+            XCTAssertEqual(k["cmdline"], .string(""), "\(k.id)")
+            XCTAssertEqual(k["fds"], .int(0), "\(k.id)")
+            XCTAssertTrue(o.edges.allSatisfy { $0.from != k.id || $0.kind != .owns }, "\(k.id) owns no descriptor")
+        }
+        // Their command line, namespaces and descriptor tables are not read.
+        let stats = observer.lastRefresh
+        XCTAssertEqual(stats.descriptorScans, stats.processesRead - kernel.count)
+        XCTAssertEqual(ProcStat(parsing: Array("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 3".utf8))?.kernelThread, true)
+        XCTAssertEqual(ProcStat(parsing: Array("9 (sh) S 1 9 9 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 3".utf8))?.kernelThread, false)
+        XCTAssertEqual(ProcStat(parsing: Array("9 (sh) S 1 9 9 0 -1 flags 0 0 0 0 0 0 0 0 20 0 1 0 3".utf8))?.kernelThread, false,
+                       "unreadable flags: not a kernel thread")
+    }
+
     func testAProcessThatHasNotRun_isNotReread_yetItsNewParentIsSeen() throws {
         var observer = ProcObserver(fullRescanEvery: 0)
         guard observer.hearsProcessStarts else {
