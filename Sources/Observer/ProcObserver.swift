@@ -19,12 +19,12 @@ import Synchronization
 /// TCP state changes). While the kernel's process events are all heard, a single-threaded
 /// process whose schedstat (kept open too) reads as before has not run, and is not re-read at
 /// all: what changes it without it running is its parent's exit, which the events tell; its
-/// nice value set by another process waits until it runs or the next full refresh. /proc itself is listed only when the kernel's process events say a
-/// process may have started since (a fork of a new process, or events lost), or on a full
-/// refresh; without them (not root), every refresh lists it. A refresh that finds nothing
-/// changed hands back the previous arrays; one that finds a few processes changed, new or
-/// gone patches their parts of them; a full refresh, or one where many changed, assembles
-/// them anew.
+/// nice value set by another process waits until it runs or the next full refresh. /proc itself
+/// is listed only when the kernel's process events say a process may have started since (a fork
+/// of a new process, or events lost), or on a full refresh; without them (not root), every
+/// refresh lists it. A refresh that finds nothing changed hands back the previous arrays; one
+/// that finds a few processes changed, new or gone patches their parts of them; a full refresh,
+/// or one where many changed, assembles them anew.
 ///
 /// Parallel: processes are visited on one thread per core (at most four) when there are more
 /// than a few dozen; each thread reads a process (a readlink per descriptor) and builds its
