@@ -394,8 +394,8 @@ final class ProcCache {
             partEdges += 1 + entry.descriptors.edges.count + entry.maps.count
             references += entry.descriptors.shared.count + entry.maps.count
         }
-        // Two threads: one gathers the parts, the other holds the objects they refer to and
-        // makes their nodes; the objects' nodes go after every part.
+        // Two threads: one gathers the parts (and which objects each refers to), the other holds
+        // the objects they refer to and makes their nodes; the objects' nodes go after every part.
         let order = Array(entries)
         var parts = AssembledParts(), objects = AssembledObjects()
         parts.nodes.reserveCapacity(partNodes + references)
@@ -411,14 +411,14 @@ final class ProcCache {
                     if half == 0 {
                         for (pid, entry) in share.order {
                             let (n0, e0) = (share.parts.pointee.nodes.count, share.parts.pointee.edges.count)
-                            _ = Self.part(of: entry, parent: share.entries[entry.stat.ppid],
-                                          nodes: &share.parts.pointee.nodes, edges: &share.parts.pointee.edges)
+                            let references = Self.part(of: entry, parent: share.entries[entry.stat.ppid],
+                                                       nodes: &share.parts.pointee.nodes, edges: &share.parts.pointee.edges)
                             share.parts.pointee.placed.append((pid, n0..<share.parts.pointee.nodes.count, e0..<share.parts.pointee.edges.count))
+                            share.parts.pointee.keys[pid] = references.map(\.key)
                         }
                     } else {
                         for (pid, entry) in share.order {
                             let references = Self.references(of: entry)
-                            share.objects.pointee.keys[pid] = references.map(\.key)
                             Self.hold(references, table: share.sockets[entry.netns], netns: entry.netns, previous: share.previous,
                                       in: &share.objects.pointee.shared, made: &share.objects.pointee.made)
                         }
@@ -427,7 +427,7 @@ final class ProcCache {
             }
         }
         for (pid, nodes, edges) in parts.placed { layout.place(pid, nodes: nodes, edges: edges) }
-        layout.keys = objects.keys
+        layout.keys = parts.keys
         layout.objects = objects.shared
         parts.nodes.append(contentsOf: objects.made)
         lastNodes = parts.nodes
@@ -573,7 +573,8 @@ final class ProcCache {
 
     /// The shared objects a process's part refers to: its descriptors', then the files it maps.
     private static func references(of entry: ProcEntry) -> [ObjectReference] {
-        entry.descriptors.shared + entry.maps.map { ObjectReference(ObjectKey(kind: .regular, a: $0.device, b: $0.inode), target: $0.path) }
+        guard !entry.maps.isEmpty else { return entry.descriptors.shared }
+        return entry.descriptors.shared + entry.maps.map { ObjectReference(ObjectKey(kind: .regular, a: $0.device, b: $0.inode), target: $0.path) }
     }
 
     /// A shared object's node (`socket`: its entry in its namespace's table): `kept`, if it still
@@ -1336,13 +1337,13 @@ struct AssembledParts {
     var nodes: [Node] = []
     var edges: [Edge] = []
     var placed: [(pid: Int32, nodes: Range<Int>, edges: Range<Int>)] = []
+    /// The shared objects each part refers to, a key per reference.
+    var keys: [Int32: [ObjectKey]] = [:]
 }
 
-/// What the other gathers: the shared objects, each process's references to them, and the
-/// objects' nodes in the order of their places.
+/// What the other gathers: the shared objects, and their nodes in the order of their places.
 struct AssembledObjects {
     var shared = SharedObjects()
-    var keys: [Int32: [ObjectKey]] = [:]
     var made: [Node] = []
 }
 
