@@ -31,10 +31,9 @@ public enum CgroupTree {
         var found: [Int32: String] = [:]
         var pending: [(path: String, name: String)] = [(mount, "/")]
         var walked = 0
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while let (path, name) = pending.popLast() {
             walked += 1
-            guard walked <= limit, let pids = readPids(path + "/cgroup.procs", buffer: &buffer) else { return nil }
+            guard walked <= limit, let pids = readAt(AT_FDCWD, path + "/cgroup.procs").flatMap(parsePids) else { return nil }
             for pid in pids { found[pid] = name }
             guard let dir = opendir(path) else { return nil }
             defer { closedir(dir) }
@@ -49,36 +48,13 @@ public enum CgroupTree {
     }
 
     /// The decimal pids of a `cgroup.procs` file, one a line; nil if unreadable or malformed.
-    static func parsePids(_ bytes: ArraySlice<UInt8>) -> [Int32]? {
+    static func parsePids(_ bytes: [UInt8]) -> [Int32]? {
         var pids: [Int32] = []
         for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            var value: Int32 = 0
-            for byte in line {
-                guard byte >= 0x30, byte <= 0x39 else { return nil }
-                let (times, o1) = value.multipliedReportingOverflow(by: 10)
-                let (sum, o2) = times.addingReportingOverflow(Int32(byte - 0x30))
-                guard !o1, !o2 else { return nil }
-                value = sum
-            }
-            pids.append(value)
+            guard let pid: Int32 = decimal(line) else { return nil }
+            pids.append(pid)
         }
         return pids
-    }
-
-    private static func readPids(_ path: String, buffer: inout [UInt8]) -> [Int32]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var length = 0
-        while true {
-            if length == buffer.count { buffer += [UInt8](repeating: 0, count: buffer.count) }
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + length, $0.count - length) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return nil }
-            if n == 0 { break }
-            length += n
-        }
-        return parsePids(buffer[..<length])
     }
 
     /// Each process's cgroup path from the unified hierarchy this machine mounts (per

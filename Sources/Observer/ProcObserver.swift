@@ -697,12 +697,8 @@ struct SocketDigest: Equatable {
     private var sum: UInt64 = 0
 
     mutating func add(_ inode: UInt64) {
-        var h = inode &* 0x9E37_79B9_7F4A_7C15
-        h ^= h >> 29
-        h = h &* 0xBF58_476D_1CE4_E5B9
-        h ^= h >> 32
         count += 1
-        sum &+= h
+        sum &+= mixed(inode)
     }
 
     mutating func add(_ other: SocketDigest) {
@@ -1158,16 +1154,8 @@ enum NamedLink: Equatable {
             return UnsafeRawBufferPointer(rebasing: link[p.count...])
         }
         func bracketed(_ rest: UnsafeRawBufferPointer) -> UInt64? {
-            guard rest.count >= 2, rest.last == UInt8(ascii: "]") else { return nil }
-            var value: UInt64 = 0
-            for byte in rest.dropLast() {
-                guard byte >= 0x30, byte <= 0x39 else { return nil }
-                let (times, o1) = value.multipliedReportingOverflow(by: 10)
-                let (sum, o2) = times.addingReportingOverflow(UInt64(byte - 0x30))
-                guard !o1, !o2 else { return nil }
-                value = sum
-            }
-            return value
+            guard rest.last == UInt8(ascii: "]") else { return nil }
+            return decimal(rest.dropLast())
         }
         if let rest = after("socket:["), let inode = bracketed(rest) {
             self = .socket(inode)

@@ -62,16 +62,7 @@ public struct ProcStat: Equatable, Sendable {
             guard !digits.isEmpty else { return nil }
             let negative = bytes[digits.lowerBound] == UInt8(ascii: "-")
             if negative || bytes[digits.lowerBound] == UInt8(ascii: "+") { digits = digits.dropFirst() }
-            guard !digits.isEmpty else { return nil }
-            var value: UInt64 = 0
-            for j in digits {
-                let d = bytes[j] &- UInt8(ascii: "0")
-                guard d < 10 else { return nil }
-                let (times, o1) = value.multipliedReportingOverflow(by: 10)
-                let (sum, o2) = times.addingReportingOverflow(UInt64(d))
-                guard !o1, !o2 else { return nil }
-                value = sum
-            }
+            guard let value: UInt64 = decimal(bytes[digits]) else { return nil }
             return (negative, value)
         }
         func signed<T: FixedWidthInteger & SignedInteger>(_ n: Int, as: T.Type) -> T? {
@@ -90,6 +81,22 @@ public struct ProcStat: Equatable, Sendable {
                         state: state, ppid: ppid, priority: priority, nice: nice, threads: threads, startTime: start.magnitude,
                         kernelThread: flags & 0x0020_0000 != 0)
     }
+}
+
+/// The value of a run of decimal digits (no sign), or nil if it is empty, holds anything else,
+/// or does not fit `T`.
+func decimal<T: FixedWidthInteger, C: Collection>(_ digits: C) -> T? where C.Element == UInt8 {
+    guard !digits.isEmpty else { return nil }
+    var value: T = 0
+    for byte in digits {
+        let d = byte &- UInt8(ascii: "0")
+        guard d < 10 else { return nil }
+        let (times, o1) = value.multipliedReportingOverflow(by: 10)
+        let (sum, o2) = times.addingReportingOverflow(T(d))
+        guard !o1, !o2 else { return nil }
+        value = sum
+    }
+    return value
 }
 
 /// One socket from /proc/net/{tcp,tcp6,udp,udp6,unix}, keyed by its inode.

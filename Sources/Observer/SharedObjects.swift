@@ -131,10 +131,7 @@ struct ObjectIndex {
     }
 
     private func bucket(_ key: ObjectKey) -> Int {
-        var h = key.a &* 0x9E37_79B9_7F4A_7C15
-        h ^= (key.b &+ UInt64(key.kind.rawValue) << 59) &* 0xC2B2_AE3D_27D4_EB4F
-        h ^= h >> 31
-        return Int(truncatingIfNeeded: h) & mask
+        Int(truncatingIfNeeded: mixed(key.a ^ mixed(key.b &+ UInt64(key.kind.rawValue) << 59))) & mask
     }
 
     private mutating func grow(to n: Int) {
@@ -147,4 +144,13 @@ struct ObjectIndex {
         count = 0
         for (key, place) in zip(oldKeys, oldPlaces) where place >= 0 { insert(key, place: Int(place)) }
     }
+}
+
+/// A 64-bit value's bits spread over all of them (splitmix64's finalizer): cheap, and close
+/// values land far apart.
+func mixed(_ x: UInt64) -> UInt64 {
+    var h = x &+ 0x9E37_79B9_7F4A_7C15
+    h = (h ^ (h >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    h = (h ^ (h >> 27)) &* 0x94D0_49BB_1331_11EB
+    return h ^ (h >> 31)
 }

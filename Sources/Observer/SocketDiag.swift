@@ -176,12 +176,14 @@ public enum SocketDiag {
     /// A unix socket's type and state as /proc/net/unix shows them (`stream CONNECTED`); the
     /// common ones made once, not per socket.
     static func unixState(type: UInt8, state: UInt8) -> String {
-        let types: [UInt8] = [1, 2, 5], states: [UInt8] = [1, 2, 7, 10]
-        if let t = types.firstIndex(of: type), let s = states.firstIndex(of: state) { return commonUnixStates[t * states.count + s] }
+        if let t = commonTypes.firstIndex(of: type), let s = commonStates.firstIndex(of: state) {
+            return commonUnixStates[t * commonStates.count + s]
+        }
         return typeName(type) + " " + stateName(state)
     }
 
-    private static let commonUnixStates = [UInt8(1), 2, 5].flatMap { t in [UInt8(1), 2, 7, 10].map { typeName(t) + " " + stateName($0) } }
+    private static let commonTypes: [UInt8] = [1, 2, 5], commonStates: [UInt8] = [1, 2, 7, 10]
+    private static let commonUnixStates = commonTypes.flatMap { t in commonStates.map { typeName(t) + " " + stateName($0) } }
 
     private static func typeName(_ type: UInt8) -> String {
         switch type {

@@ -287,7 +287,6 @@ public struct Attributes: Hashable, Codable, Sendable, Sequence, ExpressibleByDi
 
     public var count: Int { pairs.count }
     public var isEmpty: Bool { pairs.isEmpty }
-    public var keys: [String] { pairs.map(\.0) }
 
     public struct Iterator: IteratorProtocol {
         fileprivate var base: IndexingIterator<[(String, AttributeValue)]>

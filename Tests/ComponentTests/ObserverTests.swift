@@ -284,10 +284,6 @@ final class ObserverTests: XCTestCase {
             }
             return (nodes, edges)
         }
-        func sleeping(_ pid: Int32, comm: String) -> Bool {
-            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
-            return stat.flatMap { ProcStat(parsing: Array($0.utf8)) }.map { $0.state == "S" && $0.comm == comm } == true
-        }
         for step in 0..<80 {
             let op = ops[Int(random.next() % UInt64(ops.count))]
             switch op {
@@ -382,6 +378,13 @@ final class ObserverTests: XCTestCase {
     }
 
     /// Poll `condition` for up to two seconds.
+    func procStat(_ pid: Int32) -> ProcStat? {
+        (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)).flatMap { ProcStat(parsing: Array($0.utf8)) }
+    }
+
+    /// Whether `pid` sleeps (in a read, a wait) as `comm`: settled, so two observers do not race it.
+    func sleeping(_ pid: Int32, comm: String) -> Bool { procStat(pid).map { $0.state == "S" && $0.comm == comm } == true }
+
     func waitFor(_ condition: () -> Bool) -> Bool {
         for _ in 0..<200 {
             if condition() { return true }
@@ -431,10 +434,7 @@ final class ObserverTests: XCTestCase {
         defer { sh.finish() }
         let sleeper = try XCTUnwrap(Int32(sh.send("go")))
         defer { kill(sleeper, SIGKILL) }
-        func stat(_ pid: Int32) -> ProcStat? {
-            (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)).flatMap { ProcStat(parsing: Array($0.utf8)) }
-        }
-        XCTAssertTrue(waitFor { stat(sleeper).map { $0.state == "S" && $0.comm == "sleep" } == true })
+        XCTAssertTrue(waitFor { sleeping(sleeper, comm: "sleep") })
         func node(_ o: Observation) throws -> Node {
             try XCTUnwrap(o.nodes.first { $0.kind == .process && $0["pid"] == .int(Int64(sleeper)) })
         }
@@ -446,8 +446,8 @@ final class ObserverTests: XCTestCase {
         // Its parent exits: it is re-parented without running.
         XCTAssertEqual(sh.send("bye"), "bye")
         sh.finish()
-        XCTAssertTrue(waitFor { stat(sleeper).map { $0.ppid != sh.pid } == true })
-        let adopted = try XCTUnwrap(stat(sleeper)).ppid
+        XCTAssertTrue(waitFor { procStat(sleeper).map { $0.ppid != sh.pid } == true })
+        let adopted = try XCTUnwrap(procStat(sleeper)).ppid
         XCTAssertEqual(try node(observer.observe(at: now))["ppid"], .int(Int64(adopted)))
         var fresh = ProcObserver(fullRescanEvery: 0)
         XCTAssertEqual(try node(observer.observe(at: now)), try node(fresh.refresh(at: now, full: true)), "as a fresh observer reads it")
@@ -739,10 +739,10 @@ final class CgroupTreeTests: XCTestCase {
     }
 
     func testPids_areDecimalLines_andAnythingElseIsRefused() {
-        XCTAssertEqual(CgroupTree.parsePids(ArraySlice(Array("1\n22\n333\n".utf8))), [1, 22, 333])
+        XCTAssertEqual(CgroupTree.parsePids(Array("1\n22\n333\n".utf8)), [1, 22, 333])
         XCTAssertEqual(CgroupTree.parsePids([]), [])
         for bad in ["1\nx2\n", "-1\n", "99999999999\n", "1 2\n"] {
-            XCTAssertNil(CgroupTree.parsePids(ArraySlice(Array(bad.utf8))), bad)
+            XCTAssertNil(CgroupTree.parsePids(Array(bad.utf8)), bad)
         }
     }
 
