@@ -41,6 +41,10 @@ let package = Package(
         // What Swift cannot import (variadic C functions, ioctl request macros, SCMP_* macros).
         .target(name: "CShim", path: "Sources/C/CShim"),
 
+        // The system calls the project makes on names and objects, wrapped once (Glibc + CShim
+        // only): the path resolver every caller shares, object identity, the exact opener.
+        .target(name: "System", dependencies: ["CShim"]),
+
         // The state graph: typed nodes and edges, partitions, deltas, snapshots. No C.
         .target(name: "StateGraph"),
         // The loop's protocols, modes, clock, micro-steps and the macro step itself. No C.
@@ -57,14 +61,14 @@ let package = Package(
         .target(name: "Estimator", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Scheduler", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Executor", dependencies: ["StateGraph", "LoopCore"]),
-        .target(name: "Guard", dependencies: ["StateGraph", "LoopCore", "Config", "Journal"]),
+        .target(name: "Guard", dependencies: ["StateGraph", "LoopCore", "Config", "Journal", "System"]),
         .target(name: "Renderer", dependencies: ["StateGraph", "LoopCore", "CPNG"], swiftSettings: optimizedEvenInDebug),
         .target(name: "HostAdapter", dependencies: [
-            "LoopCore", "CShim", "CLibUSB", "CGPIOD", "CSerialPort", "CDRM", "CSeccomp",
+            "LoopCore", "CShim", "CLibUSB", "CGPIOD", "CSerialPort", "CDRM", "CSeccomp", "System",
         ]),
         // Supervised programs: the seccomp filter, its helper process, and the mediator that
         // answers the calls the filter sends to the supervisor.
-        .target(name: "Sandbox", dependencies: ["Guard", "LoopCore", "CSeccomp", "CShim"]),
+        .target(name: "Sandbox", dependencies: ["Guard", "LoopCore", "CSeccomp", "CShim", "System"]),
         .executableTarget(name: "worldos-sandbox", dependencies: ["Sandbox", "CShim"]),
         // MCAP (https://mcap.dev/spec): our own writer, reader and repair; zstd chunks.
         .target(name: "MCAP", dependencies: ["CZstd", "Journal"]),
@@ -73,7 +77,7 @@ let package = Package(
         // Assembles the real stages into a supervisor; bench files; the run loop.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Config", "Devices", "Journal", "Sandbox", "MCAP",
+            "Renderer", "HostAdapter", "DataEngine", "Config", "Devices", "Journal", "Sandbox", "MCAP", "System",
         ]),
         // Test twins: manual clock and fakes of every stage, siblings of the real ones.
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "HostAdapter"]),
@@ -90,7 +94,7 @@ let package = Package(
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting", "LoopCore"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP", "CPNG", "CShim",
+            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP", "CPNG", "CShim", "System",
         ]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.

@@ -4,8 +4,13 @@ import StateGraph
 /// Unrolls a proposal into micro-steps, in order. Each step's `$N` arguments are replaced by the
 /// return of step N; a step whose dependency failed or was denied is skipped, never guessed.
 /// Every resolved step goes to the guard first; only an allowed step reaches the effector.
+///
+/// With a resolver (``NameResolving``), a call that names a file-system object is given that
+/// object's canonical name and identity before the guard decides, so the decision and the host's
+/// open are on the same object whatever spelling the proposal used.
 public struct TraceExecutor: Executing {
-    public init() {}
+    public var names: (any NameResolving)?
+    public init(names: (any NameResolving)? = nil) { self.names = names }
 
     public mutating func execute(_ proposal: Proposal, context: Node, held: Holdings, guard policy: inout any Guarding,
                                  effector: inout any Effecting, shadow: (any Effecting)?, at now: Instant) -> ActionOutcome {
@@ -22,7 +27,7 @@ public struct TraceExecutor: Executing {
                 outcomes.append(StepOutcome(index: index, step: step, call: nil, decision: nil, status: .invalid(reason: why)))
                 continue
             case .success(let resolved):
-                call = resolved
+                call = names?.resolve(resolved) ?? resolved
             }
             let decision = policy.decide(call, context: context, held: held, at: now)
             guard decision.isAllowed else {

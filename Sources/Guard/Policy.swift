@@ -297,6 +297,9 @@ public struct PathPattern: Sendable, Equatable, CustomStringConvertible {
         description = text
     }
 
+    /// No wildcard in it: it names one path.
+    public var isLiteral: Bool { literalPrefix.count == segments.count }
+
     public func matches(_ path: String) -> Bool {
         guard let parts = normalizedSegments(path) else { return false }
         return matches(segments: parts)

@@ -1,6 +1,7 @@
 import Foundation
 import LoopCore
 import StateGraph
+import System
 
 /// The deterministic guard: decides each resolved micro-step by the policy (the order of checks
 /// is on ``evaluate(_:context:held:)``), and audits every decision (fsync'd before an allowed
@@ -23,6 +24,15 @@ public struct PolicyGuard: Guarding {
     public let approvers: @Sendable (_ device: String) -> Int
     /// While a fault is latched, nothing physical runs (device actions, GPIO sets, USB transfers).
     public let fault: FaultLatch?
+    /// The device a device profile has matched and the supervisor holds, by device number (the
+    /// `rdev` of its node): `bench-bridge:SIM-0001 (profile bench-bridge)`. A raw open of any node
+    /// of it is denied (`device-owned`): the profile's actions are its only door.
+    public let owner: @Sendable (_ deviceNumber: UInt64) -> String?
+    /// Objects the policy denies by a literal path, per context, found when the guard was made:
+    /// another name for one of them (a hard link, a bind mount) is denied by the same rule.
+    private let deniedObjects: [String: [FileObjectKey: (rule: Int, path: String)]]
+    /// The run folder's objects at start (its files, and the folder), which no name reaches.
+    private let protectedObjects: [FileObjectKey: String]
     /// The wall clock that time-window rules are read against (a test sets its own).
     public var wallClock: @Sendable () -> Date = { Date() }
     /// Set when an audit write failed; reported by the supervisor.
@@ -46,7 +56,8 @@ public struct PolicyGuard: Guarding {
     public init(policy: Policy, audit: AuditLog, mode: Mode, risk: @escaping @Sendable (String, String) -> String? = { _, _ in nil },
                 identity: @escaping @Sendable (String) -> (id: String, path: String)? = { _ in nil },
                 approvals: ApprovalStore? = nil, approvers: @escaping @Sendable (String) -> Int = { _ in 1 },
-                protectedPaths: [String] = [], fault: FaultLatch? = nil) {
+                protectedPaths: [String] = [], fault: FaultLatch? = nil,
+                owner: @escaping @Sendable (UInt64) -> String? = { _ in nil }) {
         self.policy = policy
         self.audit = audit
         self.mode = mode
@@ -57,6 +68,30 @@ public struct PolicyGuard: Guarding {
         protectedPrefixes = self.protectedPaths.map { $0 + "/" }
         self.fault = fault
         self.approvers = approvers
+        self.owner = owner
+        deniedObjects = policy.contexts.mapValues { rules in
+            var found: [FileObjectKey: (Int, String)] = [:]
+            for (n, rule) in rules.rules.enumerated() where rule.effect == .deny {
+                for pattern in rule.paths ?? [] where pattern.isLiteral {
+                    if let object = FileObject.at(pattern.description), found[FileObjectKey(object)] == nil { found[FileObjectKey(object)] = (n, pattern.description) }
+                }
+            }
+            return found
+        }
+        protectedObjects = Self.objects(under: self.protectedPaths)
+    }
+
+    /// Every object under the protected folders (three levels down), keyed by identity.
+    static func objects(under roots: [String]) -> [FileObjectKey: String] {
+        var found: [FileObjectKey: String] = [:]
+        func visit(_ path: String, depth: Int) {
+            guard let object = FileObject.at(path) else { return }
+            found[FileObjectKey(object)] = path
+            guard object.isDirectory, depth < 3, let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
+            for name in names { visit(path + "/" + name, depth: depth + 1) }
+        }
+        for root in roots { visit(root, depth: 0) }
+        return found
     }
 
     /// The decision alone, without auditing or rate accounting (``decide`` does both). Order: a
@@ -83,6 +118,22 @@ public struct PolicyGuard: Guarding {
                 return .deny(rule: "protected", reason: "\(path) is under the supervisor's own records (\(root)); no context touches them")
             }
             segments = parts
+            if let object = call.object.flatMap(FileObject.identity).map(FileObjectKey.init) {
+                if let root = protectedObjects[object] {
+                    return .deny(rule: "protected", reason: "\(path) is \(root) under another name, one of the supervisor's own records; no context touches them")
+                }
+                if let (n, denied) = deniedObjects[context]?[object], denied != path, let literal = normalizedSegments(denied) {
+                    var spelled = call
+                    spelled.args["path"] = .string(denied)
+                    let rule = rules.rules[n]
+                    if rule.matches(spelled, segments: literal, facts: Policy.CallFacts(deviceIdentity: nil, localTime: Self.localTime(wallClock()))) {
+                        return .deny(rule: rule.location, reason: "\(path) is \(denied) under another name: " + (rule.reason ?? "denied by policy"))
+                    }
+                }
+            }
+            if let number = call.deviceNumber, let holder = owner(number) {
+                return .deny(rule: "device-owned", reason: "\(path) is a node of \(holder); the supervisor holds it and only the profile's actions reach it")
+            }
         }
         if let reason = held.refusal(for: call, context: context) {
             return .deny(rule: "capability", reason: reason)
@@ -97,7 +148,8 @@ public struct PolicyGuard: Guarding {
         let facts = Policy.CallFacts(deviceIdentity: call.op == .act ? call.args["device"]?.string.flatMap { identity($0)?.id } : nil,
                                      localTime: rules.timed ? Self.localTime(wallClock()) : (weekday: 0, minute: 0))
         guard let n = rules.firstMatch(call, segments: segments, facts: facts) else {
-            return .deny(rule: "default-deny", reason: "no rule of context \(context) allows \(call.op.rawValue)" + (call.path.map { " of \($0)" } ?? ""))
+            return .deny(rule: "default-deny", reason: "no rule of context \(context) allows \(call.op.rawValue)" + (call.path.map { " of \($0)" } ?? "")
+                         + (call.asWritten.map { " (written \($0); rules are matched against the name an object resolves to)" } ?? ""))
         }
         let rule = rules.rules[n]
         let verdict: Decision = rule.effect == .deny ? .deny(rule: rule.location, reason: rule.reason ?? "denied by policy") : .allow(rule: rule.location)
@@ -219,4 +271,12 @@ public struct PolicyGuard: Guarding {
             auditFailure = "\(error)"
         }
     }
+}
+
+/// A file object's identity (device and inode) as a dictionary key.
+struct FileObjectKey: Hashable, Sendable {
+    var device: UInt64
+    var inode: UInt64
+    init(_ object: FileObject) { (device, inode) = (object.device, object.inode) }
+    init(_ identity: (device: UInt64, inode: UInt64)) { (device, inode) = identity }
 }

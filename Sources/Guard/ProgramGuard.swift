@@ -16,8 +16,9 @@ public final class ProgramGuard: @unchecked Sendable {
     private let rules: PolicyGuard
     public var policy: Policy { rules.policy }
 
-    public init(policy: Policy, audit: AuditLog, mode: Mode, protectedPaths: [String], fault: FaultLatch? = nil) {
-        rules = PolicyGuard(policy: policy, audit: audit, mode: mode, protectedPaths: protectedPaths, fault: fault)
+    public init(policy: Policy, audit: AuditLog, mode: Mode, protectedPaths: [String], fault: FaultLatch? = nil,
+                owner: @escaping @Sendable (UInt64) -> String? = { _ in nil }) {
+        rules = PolicyGuard(policy: policy, audit: audit, mode: mode, protectedPaths: protectedPaths, fault: fault, owner: owner)
     }
 
     /// One decision for one mediated call. `checks` are what the call would do in the policy's

@@ -1,6 +1,7 @@
 import CShim
 import Glibc
 import LoopCore
+import System
 
 /// The host adapter for Linux syscalls: each micro-step becomes one real syscall (posix_spawn
 /// and a few composite steps — bind reports the bound port — use two) and returns its value,
@@ -23,9 +24,11 @@ public struct LinuxHost: Effecting {
         func string(_ name: String) -> String? { a[name]?.string }
         switch call.op {
         case .open, .openat:
+            // The name is the one the guard decided on (canonical, see LinuxNames): opened with
+            // every link refused, and checked to be the object it named.
             guard let path = string("path"), let flags = LinuxHost.openFlags(string("mode") ?? "read") else { return .failure(errno: EINVAL) }
             let dir: Int32 = call.op == .openat ? (fd("dir") ?? -1) : AT_FDCWD
-            return opened(Syscall.retrying { openat(dir, path, flags | O_CLOEXEC | O_NOCTTY, 0o644) })
+            return opened(LinuxHost.openExactly(call, path: path, relativeTo: dir, flags: flags | O_NOCTTY))
         case .read, .recvfrom:
             guard let f = fd(), let count = int("count"), count >= 0, count <= MicroOp.maximumReadCount else { return .failure(errno: EINVAL) }
             var buffer = [UInt8](repeating: 0, count: Int(count))
@@ -179,7 +182,20 @@ public struct LinuxHost: Effecting {
         case .watch:
             guard let f = fd(), let path = string("path") else { return .failure(errno: EINVAL) }
             let mask = UInt32(IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO)
-            return Syscall.retrying { inotify_add_watch(f, path, mask) }
+            // The watch goes on the object opened (its descriptor's magic link leads nowhere else).
+            let handle = LinuxHost.openExactly(call, path: path, flags: worldos_o_path())
+            guard let held = handle.value.flatMap(Int32.init(exactly:)) else { return handle }
+            defer { Glibc.close(held) }
+            return Syscall.retrying { inotify_add_watch(f, "/proc/self/fd/\(held)", mask) }
+        }
+    }
+
+    /// Open the call's canonical `path` with symlinks and magic links refused; when the call
+    /// names the object the guard decided on (`object`), the descriptor must be that object.
+    static func openExactly(_ call: ResolvedCall, path: String, relativeTo dir: Int32 = AT_FDCWD, flags: Int32) -> CallResult {
+        switch ObjectOpener.open(path, relativeTo: dir, flags: flags, expect: call.object.flatMap(FileObject.identity)) {
+        case .success(let fd): .value(Int64(fd))
+        case .failure(let e): .failure(errno: e.code)
         }
     }
 

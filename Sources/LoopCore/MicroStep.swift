@@ -187,8 +187,11 @@ public struct ResolvedCall: Hashable, Codable, Sendable, CustomStringConvertible
     public var op: MicroOp
     public var args: [String: Value]
     public init(_ op: MicroOp, _ args: [String: Value]) { self.op = op; self.args = args }
+    /// The call as a person reads it (run log, panel, audit): its arguments, with the name as
+    /// resolved and as written, but not the object identity the trace carries beside them.
     public var description: String {
-        "\(op.rawValue)(" + args.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"
+        "\(op.rawValue)(" + args.filter { $0.key != Self.objectArgument && $0.key != Self.deviceNumberArgument }
+            .sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"
     }
     public var fd: Int64? { args["fd"]?.int }
     public var path: String? { args["path"]?.string }
@@ -204,6 +207,48 @@ public struct ResolvedCall: Hashable, Codable, Sendable, CustomStringConvertible
     }
     /// The descriptor this call uses (`fd`, or `dir` for openat), if any.
     public var descriptor: Int64? { op.descriptorParameter.flatMap { args[$0]?.int } }
+
+    /// The argument that names a file-system object, if this operation takes one: `path`, or
+    /// for a unix socket `address` (`unix:/run/x.sock`).
+    public var nameArgument: String? {
+        switch op {
+        case .open, .openat, .spawn, .watch: "path"
+        case .bind, .connect: args["address"]?.string?.hasPrefix("unix:") == true ? "address" : nil
+        default: nil
+        }
+    }
+
+    /// The name as the proposal wrote it, when the host's resolver gave the call another (the
+    /// canonical one it then decides on and opens).
+    public var asWritten: String? { args[Self.asWrittenArgument]?.string }
+    /// `DEV:INODE` of the object the name reaches, when it exists (see ``named(_:object:deviceNumber:)``).
+    public var object: String? { args[Self.objectArgument]?.string }
+    /// For a device node: the device number it opens.
+    public var deviceNumber: UInt64? { args[Self.deviceNumberArgument]?.int.map { UInt64(bitPattern: $0) } }
+
+    public static let asWrittenArgument = "as-written"
+    public static let objectArgument = "object"
+    public static let deviceNumberArgument = "rdev"
+
+    /// This call with its name replaced by the canonical one (no symlink, `..` or magic link in
+    /// it), and the identity of the object found there. The guard decides on that name and
+    /// object; the host opens that name with links refused and checks it found that object.
+    public func named(_ canonical: String, object: String?, deviceNumber: UInt64?) -> ResolvedCall {
+        guard let argument = nameArgument, let written = args[argument]?.string else { return self }
+        var call = self
+        let spelled = argument == "address" ? "unix:" + canonical : canonical
+        if spelled != written { call.args[Self.asWrittenArgument] = .string(written) }
+        call.args[argument] = .string(spelled)
+        if let object { call.args[Self.objectArgument] = .string(object) }
+        if let deviceNumber { call.args[Self.deviceNumberArgument] = .int(Int64(bitPattern: deviceNumber)) }
+        return call
+    }
+}
+
+/// Gives each call that names a file-system object the canonical name of that object and its
+/// identity, before the guard sees it: the guard decides on objects, not on spellings.
+public protocol NameResolving {
+    func resolve(_ call: ResolvedCall) -> ResolvedCall
 }
 
 /// What a call returned: a value with its side data (the bytes read) and side fields (stat

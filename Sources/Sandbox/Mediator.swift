@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 import Guard
 import LoopCore
+import System
 
 /// Answers the calls a supervised program's seccomp filter sends to the supervisor, on a thread
 /// of its own, each by a guard decision (``ProgramGuard``), audited.
@@ -175,8 +176,8 @@ public final class Mediator: @unchecked Sendable {
     }
 
     /// The path at `address` in the program, resolved.
-    private func path(_ call: worldos_notification, _ address: UInt64, dirfd: Int32, followLast: Bool) throws(Errno) -> String {
-        try resolver(call).resolve(try string(call, at: address), dirfd: dirfd, followLast: followLast).path
+    private func path(_ call: worldos_notification, _ address: UInt64, dirfd: Int32, followLast: Bool) throws(Errno) -> PathResolver.Resolved {
+        try resolver(call).resolve(try string(call, at: address), dirfd: dirfd, followLast: followLast)
     }
 
     // MARK: opens
@@ -202,14 +203,14 @@ public final class Mediator: @unchecked Sendable {
         guard stillWaiting(call) else { return }
         let how = Self.mode(ofFlags: flags)
         let decision = judge.decide(context: context, call: "\(name(call))(\(quoted(given)) → \(resolved.path), \(how))",
-                                    checks: [ResolvedCall(.open, ["path": .string(resolved.path), "mode": .string(how)])],
+                                    checks: [Self.check(.open, resolved, ["mode": .string(how)])],
                                     physical: Self.isPhysical(path: resolved.path), at: clock.now().nanoseconds)
         guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
         let umask = resolved.exists ? 0 : programUmask(call.pid)
-        let opened = worldos_openat2(AT_FDCWD, resolved.path, UInt64(UInt32(bitPattern: flags | O_CLOEXEC)), UInt64(mode & 0o7777 & ~umask),
-                                     worldos_resolve_no_links())
-        guard opened >= 0 else { return answer(call, .failure(errno: errno)) }
-        answer(call, .descriptor(opened, cloexec: flags & O_CLOEXEC != 0))
+        switch ObjectOpener.open(resolved.path, flags: flags, mode: mode & ~umask, expect: resolved.object.map { ($0.device, $0.inode) }) {
+        case .success(let opened): answer(call, .descriptor(opened, cloexec: flags & O_CLOEXEC != 0))
+        case .failure(let e): answer(call, .failure(errno: e.code))
+        }
     }
 
     // MARK: names in directories
@@ -220,16 +221,16 @@ public final class Mediator: @unchecked Sendable {
     private func change(_ call: worldos_notification, _ what: String, _ operands: [(dirfd: Int32, path: UInt64)],
                         _ body: ([(dir: Int32, name: String)]) -> Int32) {
         guard let paths = gather(call, { () throws(Errno) in
-            var paths: [String] = []
+            var paths: [PathResolver.Resolved] = []
             for operand in operands { paths.append(try path(call, operand.path, dirfd: operand.dirfd, followLast: false)) }
             return paths
         }) else { return }
         guard stillWaiting(call) else { return }
-        let decision = judge.decide(context: context, call: "\(what)(\(paths.joined(separator: ", ")))",
-                                    checks: paths.map { ResolvedCall(.open, ["path": .string($0), "mode": .string("write")]) },
+        let decision = judge.decide(context: context, call: "\(what)(\(paths.map(\.path).joined(separator: ", ")))",
+                                    checks: paths.map { Self.check(.open, $0, ["mode": .string("write")]) },
                                     physical: false, at: clock.now().nanoseconds)
         guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
-        perform(call, paths, body)
+        perform(call, paths.map(\.path), body)
     }
 
     private func perform(_ call: worldos_notification, _ paths: [String], _ body: ([(dir: Int32, name: String)]) -> Int32) {
@@ -255,23 +256,25 @@ public final class Mediator: @unchecked Sendable {
              try path(call, to.path, dirfd: to.dirfd, followLast: false))
         }) else { return }
         guard stillWaiting(call) else { return }
-        let decision = judge.decide(context: context, call: "link(\(old), \(new))",
-                                    checks: [ResolvedCall(.open, ["path": .string(old), "mode": .string("read")]),
-                                             ResolvedCall(.open, ["path": .string(old), "mode": .string("write")]),
-                                             ResolvedCall(.open, ["path": .string(new), "mode": .string("create")])],
+        let decision = judge.decide(context: context, call: "link(\(old.path), \(new.path))",
+                                    checks: [Self.check(.open, old, ["mode": .string("read")]), Self.check(.open, old, ["mode": .string("write")]),
+                                             Self.check(.open, new, ["mode": .string("create")])],
                                     physical: false, at: clock.now().nanoseconds)
         guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
-        perform(call, [old, new]) { d in linkat(d[0].dir, d[0].name, d[1].dir, d[1].name, 0) }
+        perform(call, [old.path, new.path]) { d in linkat(d[0].dir, d[0].name, d[1].dir, d[1].name, 0) }
     }
 
     private func truncate(_ call: worldos_notification, path address: UInt64, length: off_t) {
         guard let path = gather(call, { () throws(Errno) in try path(call, address, dirfd: AT_FDCWD, followLast: true) }) else { return }
         guard stillWaiting(call) else { return }
-        let decision = judge.decide(context: context, call: "truncate(\(path), \(length))",
-                                    checks: [ResolvedCall(.open, ["path": .string(path), "mode": .string("write")])], physical: false, at: clock.now().nanoseconds)
+        let decision = judge.decide(context: context, call: "truncate(\(path.path), \(length))",
+                                    checks: [Self.check(.open, path, ["mode": .string("write")])], physical: false, at: clock.now().nanoseconds)
         guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
-        let fd = worldos_openat2(AT_FDCWD, path, UInt64(O_WRONLY | O_NONBLOCK | O_CLOEXEC), 0, worldos_resolve_no_links())
-        guard fd >= 0 else { return answer(call, .failure(errno: errno)) }
+        let fd: Int32
+        switch ObjectOpener.open(path.path, flags: O_WRONLY | O_NONBLOCK, expect: path.object.map { ($0.device, $0.inode) }) {
+        case .success(let opened): fd = opened
+        case .failure(let e): return answer(call, .failure(errno: e.code))
+        }
         defer { close(fd) }
         answer(call, ftruncate(fd, length) == 0 ? .value(0) : .failure(errno: errno))
     }
@@ -282,14 +285,15 @@ public final class Mediator: @unchecked Sendable {
         guard flags & worldos_at_empty_path() == 0 else {
             return refuse(call, "execveat", errno: EPERM, reason: "running a descriptor (worldos_at_empty_path()) has no path to check")
         }
-        guard let path = gather(call, { () throws(Errno) in try path(call, address, dirfd: dirfd, followLast: true) }) else { return }
+        guard let resolved = gather(call, { () throws(Errno) in try path(call, address, dirfd: dirfd, followLast: true) }) else { return }
+        let program = resolved.path
         let threads = Self.statusField("Threads", of: call.pid) ?? 0
         guard stillWaiting(call) else { return }
         guard threads == 1 else {
-            return refuse(call, "execve(\(path))", errno: EPERM,
+            return refuse(call, "execve(\(program))", errno: EPERM,
                           reason: "execve from a program with \(threads) threads: another could change the path after the check")
         }
-        let decision = judge.decide(context: context, call: "execve(\(path))", checks: [ResolvedCall(.spawn, ["path": .string(path)])],
+        let decision = judge.decide(context: context, call: "execve(\(program))", checks: [Self.check(.spawn, resolved)],
                                     physical: false, at: clock.now().nanoseconds)
         answer(call, decision.isAllowed ? .proceed : .failure(errno: EACCES))
     }
@@ -386,4 +390,11 @@ public final class Mediator: @unchecked Sendable {
     }
 
     private func quoted(_ s: String) -> String { "\"" + s + "\"" }
+
+    /// A check in the policy's terms on a resolved name: the canonical path with the object
+    /// found there, so object rules (a denied file's other names, a device a profile owns) apply.
+    static func check(_ op: MicroOp, _ resolved: PathResolver.Resolved, _ more: [String: Value] = [:]) -> ResolvedCall {
+        ResolvedCall(op, more.merging(["path": .string(resolved.path)]) { a, _ in a })
+            .named(resolved.path, object: resolved.object?.description, deviceNumber: resolved.object?.deviceNumber)
+    }
 }

@@ -129,7 +129,7 @@ public struct Generator {
                     path: \(sandbox)/*
                   - op: [read, write, close, lseek, pipe, waitpid, kill]
                   - op: spawn
-                    path: [/bin/true, /bin/false, /bin/sleep]
+                    path: [/usr/bin/true, /usr/bin/false, /usr/bin/sleep]
                   - op: act
                     action: [relay.*, heater.*]
               program:

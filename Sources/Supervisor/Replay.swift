@@ -81,7 +81,7 @@ public enum Replay {
             mode: first.mode, clock: script, initial: try Supervisor.initialGraph(bench: bench, policy: policy),
             observer: script, estimator: ReplayEstimator(script: script, devices: devices), renderer: PanelRenderer(mode: first.mode),
             frameSink: DiscardingFrameSink(), scheduler: PriorityScheduler(), proposer: script,
-            policyGuard: ReplayGuard(inner: policyGuard, script: script), executor: TraceExecutor(), host: script,
+            policyGuard: ReplayGuard(inner: policyGuard, script: script), executor: TraceExecutor(names: script), host: script,
             predictor: TrivialPredictor(), recorder: ComparingRecorder(script: script))
         for _ in recorded { try loop.step() }
         return Report(steps: recorded.count, mismatches: script.mismatches)
@@ -89,7 +89,7 @@ public enum Replay {
 }
 
 /// The recording, served step by step, and what differed from it.
-final class ReplayScript: WorldClock, Observing, Proposing, Effecting, @unchecked Sendable {
+final class ReplayScript: WorldClock, Observing, Proposing, Effecting, NameResolving, @unchecked Sendable {
     let recorded: [Transition]
     private(set) var index = 0
     var mismatches: [String] = []
@@ -129,6 +129,16 @@ final class ReplayScript: WorldClock, Observing, Proposing, Effecting, @unchecke
         guard !pendingDecisions.isEmpty else { return nil }
         let step = pendingDecisions.removeFirst()
         return step.call == call ? step.decision : nil
+    }
+
+    /// The name the recording resolved the next decided call's name to, and the object found
+    /// there: resolving it again would read this machine's files.
+    func resolve(_ call: ResolvedCall) -> ResolvedCall {
+        guard let argument = call.nameArgument, let next = pendingDecisions.first?.call, next.op == call.op,
+              (next.asWritten ?? next.args[argument]?.string) == call.args[argument]?.string else { return call }
+        var served = call
+        for key in [argument, ResolvedCall.asWrittenArgument, ResolvedCall.objectArgument, ResolvedCall.deviceNumberArgument] { served.args[key] = next.args[key] }
+        return served
     }
 
     func perform(_ call: ResolvedCall) -> CallResult {

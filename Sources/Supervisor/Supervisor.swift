@@ -12,6 +12,7 @@ import Renderer
 import Sandbox
 import Scheduler
 import StateGraph
+import System
 
 /// Where the supervisor reads its configuration and writes its records.
 public struct SupervisorOptions: Sendable {
@@ -189,6 +190,7 @@ public enum Supervisor {
         let host = SupervisorHost(instruments: instruments, gpioDevices: gpioDevices, usb: usb, catalog: catalog)
         host.makeSafe(on: fault)
         let attached = AttachedDevices(instruments: instruments, gpio: gpioDevices)
+        let owner = SupervisorHost.owner(instruments: instruments, gpio: gpioDevices)
         // The run folder (audit log, approvals, trace): no context, loop or program, touches it.
         let protected = URL(fileURLWithPath: options.out).standardizedFileURL.resolvingSymlinksInPath().path
         let loop = SupervisorLoop(
@@ -201,12 +203,12 @@ public enum Supervisor {
                                      identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
                                      approvals: try ApprovalStore(directory: options.approvalsPath),
                                      approvers: SupervisorHost.approvers(instruments: instruments, gpio: gpioDevices),
-                                     protectedPaths: [protected], fault: fault),
-            executor: TraceExecutor(), host: host,
+                                     protectedPaths: [protected], fault: fault, owner: owner),
+            executor: TraceExecutor(names: options.mode == .latent ? nil : LinuxNames()), host: host,
             predictor: TrivialPredictor(), recorder: RecorderSet([trace, MCAPRecorder(directory: options.out, redaction: redaction)]))
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
                        programContexts: bench.contexts.filter { $0.program != nil },
-                       programGuard: ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault))
+                       programGuard: ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault, owner: owner))
     }
 
     /// Run until `steps` macro steps are done or SIGINT/SIGTERM arrives, one step per

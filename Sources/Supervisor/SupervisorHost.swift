@@ -4,6 +4,7 @@ import Guard
 import Glibc
 import HostAdapter
 import LoopCore
+import System
 
 /// A GPIO device recognised by its profile: a chip whose label and line names match.
 public final class AttachedGPIODevice {
@@ -105,6 +106,21 @@ public final class SupervisorHost: Effecting {
     public static func identity(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (String) -> (id: String, path: String)? {
         let devices = AttachedDevices(instruments: instruments, gpio: gpio)
         return { device in devices.find(device).map { ($0.id, $0.path) } }
+    }
+
+    /// Which attached device a device node opens, by its device number: the instruments' ports
+    /// and the GPIO chips the profiles matched. Found once, at start (a device that appears later
+    /// is matched by a later start).
+    public static func owner(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (UInt64) -> String? {
+        var owned: [UInt64: String] = [:]
+        for i in instruments {
+            if let number = FileObject.at(i.path)?.deviceNumber { owned[number] = "\(i.profile.name):\(i.identity.serial) (profile \(i.profile.name), on \(i.path))" }
+        }
+        for g in gpio {
+            if let number = FileObject.at(g.chip.path)?.deviceNumber { owned[number] = "\(g.profile.name):\(g.chip.name) (profile \(g.profile.name), \(g.chip.path))" }
+        }
+        let table = owned
+        return { table[$0] }
     }
 
     public func perform(_ call: ResolvedCall) -> CallResult {

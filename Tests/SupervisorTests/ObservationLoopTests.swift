@@ -73,7 +73,7 @@ final class ObservationLoopTests: XCTestCase {
 
     func testFoldedOutcomes_areWhatTheNextObservationFinds() throws {
         var l = try loop(tasks: "      keep-open:\n        - open: { path: /etc/hostname }\n      start-child:\n        - spawn: { path: /bin/sleep, args: \"30\" }\n",
-                         allow: "      - op: open\n        path: /etc/hostname\n      - op: spawn\n        path: /bin/sleep\n")
+                         allow: "      - op: open\n        path: /etc/hostname\n      - op: spawn\n        path: /usr/bin/sleep\n")
         let first = try l.step()
         let fd = try XCTUnwrap(first.outcome?.steps.first?.result?.value)
         let me = try XCTUnwrap(first.outcome.flatMap { _ in l.memory.nodes(ofKind: .process).first { $0["pid"] == .int(Int64(getpid())) } })
@@ -102,7 +102,7 @@ final class ObservationLoopTests: XCTestCase {
     /// the recorded observation and state deltas.
     func testCausalCut_whatAnActionCauses_isObservedInALaterStep_andEachGraphRebuildsFromTheLast() throws {
         var l = try loop(tasks: "      run-true:\n        - spawn: { path: /bin/true }\n        - waitpid: { pid: $0 }\n",
-                         allow: "      - op: spawn\n        path: /bin/true\n      - op: waitpid\n")
+                         allow: "      - op: spawn\n        path: /usr/bin/true\n      - op: waitpid\n")
         let initial = l.memory
         var reports: [StepReport] = []
         for _ in 0..<3 { reports.append(try l.step()) }

@@ -254,6 +254,8 @@ int worldos_renameat2(int olddir, const char *oldname, int newdir, const char *n
 unsigned worldos_device_major(uint64_t device) { return major(device); }
 int worldos_o_path(void) { return O_PATH; }
 int worldos_at_empty_path(void) { return AT_EMPTY_PATH; }
+int worldos_gettid(void) { return (int)syscall(SYS_gettid); }
+unsigned worldos_device_minor(uint64_t device) { return minor(device); }
 short worldos_posix_spawn_setsid(void) { return POSIX_SPAWN_SETSID; }
 int worldos_spawn_close_from(void *file_actions, int first) {
     return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)file_actions, first);

@@ -112,6 +112,8 @@ int worldos_renameat2(int olddir, const char *oldname, int newdir, const char *n
 unsigned worldos_device_major(uint64_t device);
 int worldos_o_path(void);
 int worldos_at_empty_path(void);
+int worldos_gettid(void);
+unsigned worldos_device_minor(uint64_t device);
 short worldos_posix_spawn_setsid(void);
 int worldos_spawn_close_from(void *file_actions, int first); /* posix_spawn_file_actions_addclosefrom_np */
 int worldos_close_from(unsigned first); /* close_range(first, ~0U, 0) */

@@ -1,30 +1,46 @@
+import CShim
 import Glibc
 
-/// Resolves a path the way the kernel would for a supervised program — relative to its working
-/// directory or a directory descriptor it holds, `/proc/self` meaning the program, following
-/// symlinks — into the canonical path the guard decides on. What is then opened is that path
-/// with symlinks refused (``Mediator``), so a symlink swapped in after the check fails the
-/// open instead of redirecting it.
+/// Resolves a path the way the kernel would for a process — relative to its working directory
+/// or a directory descriptor it holds, `/proc/self` meaning that process, following symlinks
+/// and the magic links of /proc (`/proc/PID/root`, `cwd`, `fd/N`) — into the canonical path
+/// the guard decides on, with the identity of the object found there. What is then opened is
+/// that path with symlinks refused (``ObjectOpener``), so a symlink swapped in after the check
+/// fails the open instead of redirecting it.
 ///
-/// Runs on the mediator's thread with the program's filesystem identity, so a directory the
-/// program cannot search fails here as it would in the kernel.
-struct PathResolver {
-    struct Resolved: Equatable {
+/// One resolver for every caller: the loop's own micro-steps (``forSupervisor``) and the
+/// mediators of supervised programs, which run it on their thread with the program's
+/// filesystem identity, so a directory the program cannot search fails here as in the kernel.
+public struct PathResolver {
+    public struct Resolved: Equatable, Sendable {
         /// Absolute, no `.`, `..`, `//` or symlink in it (except the last component when it was
         /// not to be followed).
-        var path: String
+        public var path: String
         /// Whether the last component exists (an `O_CREAT` open or a rename target need not).
-        var exists: Bool
+        public var exists: Bool
+        /// What is at `path` (not followed when it is a last component left as a link), when it exists.
+        public var object: FileObject?
     }
 
     /// The calling thread (`tid`, as notified) and its process (`tgid`).
-    var tid: Int32
-    var tgid: () -> Int32
+    public var tid: Int32
+    public var tgid: () -> Int32
+
+    public init(tid: Int32, tgid: @escaping () -> Int32) {
+        self.tid = tid
+        self.tgid = tgid
+    }
+
+    /// The supervisor resolving for itself: its calling thread, `/proc/self` its own process.
+    public static func forSupervisor() -> PathResolver {
+        let pid = getpid()
+        return PathResolver(tid: worldos_gettid(), tgid: { pid })
+    }
 
     static let maximumLinks = 40
 
-    /// `dirfd` is AT_FDCWD or a descriptor of the program's; errors are errno values.
-    func resolve(_ path: String, dirfd: Int32, followLast: Bool) throws(Errno) -> Resolved {
+    /// `dirfd` is AT_FDCWD or a descriptor of the caller's; errors are errno values.
+    public func resolve(_ path: String, dirfd: Int32, followLast: Bool) throws(Errno) -> Resolved {
         guard !path.isEmpty else { throw Errno(ENOENT) }
         var stack: [String] = []
         if !path.hasPrefix("/") {
@@ -73,17 +89,20 @@ struct PathResolver {
             if !isLast && info.st_mode & S_IFMT != S_IFDIR { throw Errno(ENOTDIR) }
             stack.append(name)
         }
-        return Resolved(path: "/" + stack.joined(separator: "/"), exists: exists)
+        let resolved = "/" + stack.joined(separator: "/")
+        var info = stat()
+        guard exists, lstat(resolved, &info) == 0 else { return Resolved(path: resolved, exists: false, object: nil) }
+        return Resolved(path: resolved, exists: true, object: FileObject(info))
     }
 
     /// A path's parent directory and last name, for the calls that act on a name in a directory.
-    static func split(_ path: String) -> (parent: String, name: String) {
+    public static func split(_ path: String) -> (parent: String, name: String) {
         guard let slash = path.lastIndex(of: "/"), path != "/" else { return ("/", ".") }
         let parent = String(path[..<slash])
         return (parent.isEmpty ? "/" : parent, String(path[path.index(after: slash)...]))
     }
 
-    static func readLink(_ path: String, missing: Int32) throws(Errno) -> String {
+    public static func readLink(_ path: String, missing: Int32) throws(Errno) -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink(path, &buffer, Int(PATH_MAX))
         guard n >= 0 else { throw Errno(errno == ENOENT ? missing : errno) }
@@ -92,7 +111,7 @@ struct PathResolver {
 }
 
 /// A system call's errno, carried as an error.
-struct Errno: Error, Equatable {
-    var code: Int32
-    init(_ code: Int32) { self.code = code }
+public struct Errno: Error, Equatable, Sendable {
+    public var code: Int32
+    public init(_ code: Int32) { self.code = code }
 }
