@@ -32,6 +32,10 @@ public struct DeviceProfile: Sendable, Equatable {
         }
     }
 
+    /// The highest risk class of the profile's actions: what a raw step on the device (a GPIO
+    /// set, a USB transfer) carries, since the guard cannot tell which action it amounts to.
+    public var highestRisk: Risk { actions.values.map(\.risk).max() ?? .observe }
+
     public struct USBMatch: Sendable, Equatable {
         public var vendorID: UInt16
         public var productID: UInt16

@@ -28,6 +28,10 @@ public struct PolicyGuard: Guarding {
     /// `rdev` of its node): `bench-bridge:SIM-0001 (profile bench-bridge)`. A raw open of any node
     /// of it is denied (`device-owned`): the profile's actions are its only door.
     public let owner: @Sendable (_ deviceNumber: UInt64) -> String?
+    /// For a raw device step (`gpio-set`, `usb-transfer`, `usb-control`) on hardware a profile
+    /// declares: that device's identity, where it is, and the profile's highest risk class. Such
+    /// a step carries that class: irreversible means an approval bound to the step.
+    public let stepRisk: @Sendable (_ call: ResolvedCall) -> (device: String, path: String, risk: String)?
     /// Objects the policy denies by a literal path, per context, found when the guard was made:
     /// another name for one of them (a hard link, a bind mount) is denied by the same rule.
     private let deniedObjects: [String: [FileObjectKey: (rule: Int, path: String)]]
@@ -57,7 +61,8 @@ public struct PolicyGuard: Guarding {
                 identity: @escaping @Sendable (String) -> (id: String, path: String)? = { _ in nil },
                 approvals: ApprovalStore? = nil, approvers: @escaping @Sendable (String) -> Int = { _ in 1 },
                 protectedPaths: [String] = [], fault: FaultLatch? = nil,
-                owner: @escaping @Sendable (UInt64) -> String? = { _ in nil }) {
+                owner: @escaping @Sendable (UInt64) -> String? = { _ in nil },
+                stepRisk: @escaping @Sendable (ResolvedCall) -> (device: String, path: String, risk: String)? = { _ in nil }) {
         self.policy = policy
         self.audit = audit
         self.mode = mode
@@ -69,6 +74,7 @@ public struct PolicyGuard: Guarding {
         self.fault = fault
         self.approvers = approvers
         self.owner = owner
+        self.stepRisk = stepRisk
         deniedObjects = policy.contexts.mapValues { rules in
             var found: [FileObjectKey: (Int, String)] = [:]
             for (n, rule) in rules.rules.enumerated() where rule.effect == .deny {
@@ -138,12 +144,14 @@ public struct PolicyGuard: Guarding {
         if let reason = held.refusal(for: call, context: context) {
             return .deny(rule: "capability", reason: reason)
         }
-        var risky: (device: String, action: String, risk: String)?
+        var risky: (device: String, action: String, risk: String, target: (id: String, path: String)?)?
         if call.op == .act, let device = call.args["device"]?.string, let action = call.args["action"]?.string {
             guard let level = risk(device, action) else {
                 return .refuseUncertain(reason: "no attached device \(device) offers \(action); the guard does not guess")
             }
-            if level == "irreversible-physical" || level == "destructive-host" { risky = (device, action, level) }
+            if Self.needsApproval(level) { risky = (device, action, level, nil) }
+        } else if Self.isPhysical(call.op), let declared = stepRisk(call), Self.needsApproval(declared.risk) {
+            risky = (declared.device, call.op.rawValue, declared.risk, (declared.device, declared.path))
         }
         let facts = Policy.CallFacts(deviceIdentity: call.op == .act ? call.args["device"]?.string.flatMap { identity($0)?.id } : nil,
                                      localTime: rules.timed ? Self.localTime(wallClock()) : (weekday: 0, minute: 0))
@@ -165,8 +173,10 @@ public struct PolicyGuard: Guarding {
             }
         }
         guard verdict.isAllowed, let risky else { return verdict }
-        return approval(for: call, context: context, device: risky.device, action: risky.action, risk: risky.risk)
+        return approval(for: call, context: context, device: risky.device, action: risky.action, risk: risky.risk, target: risky.target)
     }
+
+    static func needsApproval(_ risk: String) -> Bool { risk == "irreversible-physical" || risk == "destructive-host" }
 
     /// Weekday (0 Sunday) and minute of the day, in the machine's local time zone.
     static func localTime(_ date: Date) -> (weekday: Int, minute: Int) {
@@ -179,7 +189,11 @@ public struct PolicyGuard: Guarding {
     /// An action's parameters with numbers in one spelling (`relay=0.0` is `relay=0`), so an
     /// approval binds the value, not how it was written.
     static func parameters(_ call: ResolvedCall) -> [String: String] {
-        call.actionParameters.pairs.mapValues { text in Double(text).map { $0.rounded() == $0 && abs($0) < 1e15 ? String(Int64($0)) : String($0) } ?? text }
+        guard call.op == .act else {
+            // A raw device step is bound by all its arguments (line and value, endpoint and data).
+            return call.args.filter { $0.key != "device" }.mapValues { v in v.int.map(String.init) ?? v.string ?? "" }
+        }
+        return call.actionParameters.pairs.mapValues { text in Double(text).map { $0.rounded() == $0 && abs($0) < 1e15 ? String(Int64($0)) : String($0) } ?? text }
     }
 
     /// A rate-limited rule allows at most `count` times in any `seconds` window, per context.
@@ -223,11 +237,12 @@ public struct PolicyGuard: Guarding {
 
     /// An irreversible action runs only on an approval bound to this exact action, device
     /// identity, parameters and context; otherwise it waits on a request a person can answer.
-    private func approval(for call: ResolvedCall, context: String, device: String, action: String, risk: String) -> Decision {
+    private func approval(for call: ResolvedCall, context: String, device: String, action: String, risk: String,
+                          target known: (id: String, path: String)?) -> Decision {
         guard let approvals else {
             return .deny(rule: "approval-required", reason: "\(action) on \(device) is \(risk) and this supervisor takes no approvals")
         }
-        guard let target = identity(device) else {
+        guard let target = known ?? identity(device) else {
             return .refuseUncertain(reason: "the identity of \(device) is not known; an approval must name the device, not a path")
         }
         let binding = ApprovalBinding(context: context, action: action, device: target.id, path: target.path, params: Self.parameters(call))

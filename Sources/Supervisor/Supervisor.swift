@@ -203,7 +203,8 @@ public enum Supervisor {
                                      identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
                                      approvals: try ApprovalStore(directory: options.approvalsPath),
                                      approvers: SupervisorHost.approvers(instruments: instruments, gpio: gpioDevices),
-                                     protectedPaths: [protected], fault: fault, owner: owner),
+                                     protectedPaths: [protected], fault: fault, owner: owner,
+                                     stepRisk: SupervisorHost.stepRisk(gpio: gpioDevices, usb: usb, catalog: catalog)),
             executor: TraceExecutor(names: options.mode == .latent ? nil : LinuxNames()), host: host,
             predictor: TrivialPredictor(), recorder: RecorderSet([trace, MCAPRecorder(directory: options.out, redaction: redaction)]))
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,

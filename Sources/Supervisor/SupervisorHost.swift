@@ -123,6 +123,34 @@ public final class SupervisorHost: Effecting {
         return { table[$0] }
     }
 
+    /// The risk a raw device step carries: a line of a GPIO chip a profile matched, or a USB
+    /// device a USB profile matches (by vid:pid and serial, looked up when asked), carries that
+    /// profile's highest risk class, and is bound by its identity.
+    public static func stepRisk(gpio: [AttachedGPIODevice], usb: (any USBBus)?, catalog: DeviceCatalog?)
+        -> @Sendable (ResolvedCall) -> (device: String, path: String, risk: String)? {
+        let chips = gpio.map { (label: $0.chip.label, name: $0.chip.name, path: $0.chip.path, id: "\($0.profile.name):\($0.chip.name)",
+                                risk: $0.profile.highestRisk.rawValue) }
+        let bus = UncheckedBus(usb)
+        let profiles = catalog?.profiles ?? []
+        return { call in
+            switch call.op {
+            case .gpioSet:
+                guard let chip = call.args["chip"]?.string, let c = chips.first(where: { $0.label == chip || $0.name == chip }) else { return nil }
+                return (c.id, c.path, c.risk)
+            case .usbTransfer, .usbControl:
+                guard let path = call.args["device"]?.string, let device = (try? bus.usb?.devices())?.first(where: { $0.busPath == path }) else { return nil }
+                for profile in profiles {
+                    guard case .usb(let matches) = profile.match,
+                          matches.contains(where: { $0.vendorID == device.vendorID && $0.productID == device.productID
+                              && ($0.serial.map { globMatches($0, device.serial ?? "") } ?? true) }) else { continue }
+                    return ("\(profile.name):\(device.serial ?? path)", path, profile.highestRisk.rawValue)
+                }
+                return nil
+            default: return nil
+            }
+        }
+    }
+
     public func perform(_ call: ResolvedCall) -> CallResult {
         switch call.op {
         case .act: return act(call)
@@ -259,4 +287,10 @@ public final class SupervisorHost: Effecting {
         usbHandles = [:]
         gpioLines = [:]
     }
+}
+
+/// The USB bus as the guard's closure holds it: asked only from the loop's thread.
+private final class UncheckedBus: @unchecked Sendable {
+    let usb: (any USBBus)?
+    init(_ usb: (any USBBus)?) { self.usb = usb }
 }

@@ -87,3 +87,43 @@ final class DeviceStepTests: XCTestCase {
         XCTAssertEqual(Set(o.scope), [.usbDevice, .usbInterface, .gpioChip, .gpioLine])
     }
 }
+
+/// A raw device step (a GPIO set, a USB transfer) on hardware a profile declares carries that
+/// profile's highest risk class: a policy that allows `gpio-set` does not make an irreversible
+/// relay a plain allow.
+final class RawDeviceStepRiskTests: XCTestCase {
+    let gadget = USBDevice(bus: 3, busPath: "3-1", address: 2, vendorID: 0x1d6b, productID: 0x0104, serial: "G-1", configurations: [])
+
+    func guardian(_ out: String, gpio: [AttachedGPIODevice], usb: FakeUSBBus, catalog: DeviceCatalog) throws -> PolicyGuard {
+        let policy = try Policy.parse("version: 1\ncontexts:\n  op:\n    allow:\n      - op: [gpio-set, usb-transfer, usb-control]\n", file: "p.yaml")
+        return PolicyGuard(policy: policy, audit: try AuditLog(path: out + "/audit.jsonl"), mode: .real,
+                           approvals: try ApprovalStore(directory: out + "/approvals"), protectedPaths: [out],
+                           stepRisk: SupervisorHost.stepRisk(gpio: gpio, usb: usb, catalog: catalog))
+    }
+
+    func testGPIOSet_onALineOfAnIrreversibleProfile_needsAnApproval_boundToLineAndValue() throws {
+        let out = try temporaryDirectory("raw-risk")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let catalog = try DeviceCatalog(profiles: [
+            try DeviceProfile.parse("version: 1\nname: rig\nkind: gpio-header\nmatch:\n  gpio: { chip-label: bank, lines: [relay] }\n"
+                                    + "actions:\n  relay.energise:\n    risk: irreversible-physical\n    max-on-ms: 1000\n    send: [\"relay=1\"]\n", file: "g.yaml"),
+            try DeviceProfile.parse("version: 1\nname: gadget\nkind: instrument\nmatch:\n  usb: { vid: \"1d6b\", pid: \"0104\" }\n"
+                                    + "actions:\n  charge.fire:\n    risk: irreversible-physical\n    max-on-ms: 1000\n    send: [\"x\"]\n", file: "u.yaml"),
+        ])
+        let bank = FakeGPIOBank(label: "bank", lines: ["relay", "button"])
+        let g = try guardian(out, gpio: AttachedGPIODevice.discover(catalog, chips: bank.chips()), usb: FakeUSBBus([gadget]), catalog: catalog)
+        let set = ResolvedCall(.gpioSet, ["chip": .string("bank"), "line": .string("relay"), "value": .int(1)])
+        guard case .needsApproval(let id, let reason) = g.evaluate(set, context: "op", held: []) else {
+            return XCTFail("a raw set of a declared line must ask: \(g.evaluate(set, context: "op", held: []))")
+        }
+        XCTAssertTrue(reason.contains("rig:") && reason.contains("irreversible-physical"), reason)
+        let request = try XCTUnwrap(ApprovalStore(directory: out + "/approvals").all().first { $0.id == id })
+        XCTAssertEqual(request.binding.params, ["chip": "bank", "line": "relay", "value": "1"])
+        let transfer = ResolvedCall(.usbTransfer, ["device": .string("3-1"), "endpoint": .int(1), "data": .string("ff")])
+        guard case .needsApproval = g.evaluate(transfer, context: "op", held: []) else {
+            return XCTFail("a raw transfer to a declared USB device must ask: \(g.evaluate(transfer, context: "op", held: []))")
+        }
+        // Hardware no profile declares is the policy's alone.
+        XCTAssertTrue(g.evaluate(ResolvedCall(.usbTransfer, ["device": .string("9-9"), "endpoint": .int(1)]), context: "op", held: []).isAllowed)
+    }
+}
