@@ -68,7 +68,7 @@ let package = Package(
         ]),
         // Supervised programs: the seccomp filter, its helper process, and the mediator that
         // answers the calls the filter sends to the supervisor.
-        .target(name: "Sandbox", dependencies: ["Guard", "LoopCore", "CSeccomp", "CShim", "System"]),
+        .target(name: "Sandbox", dependencies: ["Guard", "LoopCore", "CSeccomp", "CShim", "System", "Observer"]),
         .executableTarget(name: "worldos-sandbox", dependencies: ["Sandbox", "CShim"]),
         // MCAP (https://mcap.dev/spec): our own writer, reader and repair; zstd chunks.
         .target(name: "MCAP", dependencies: ["CZstd", "Journal"]),

@@ -21,6 +21,14 @@ public final class ProgramGuard: @unchecked Sendable {
         rules = PolicyGuard(policy: policy, audit: audit, mode: mode, protectedPaths: protectedPaths, fault: fault, owner: owner)
     }
 
+    /// A supervised program ended: its cause goes into the same chain as its calls.
+    public func recordExit(context: String, program: String, cause: String, at time: UInt64) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try rules.audit.append(AuditRecord(time: time, policy: rules.policy.contentHash, event: "program-exit", mode: rules.mode.rawValue,
+                                           context: context, call: program, result: cause))
+    }
+
     /// One decision for one mediated call. `checks` are what the call would do in the policy's
     /// terms (a rename is a write of both paths); the first that is not allowed decides, and a
     /// `fixed` decision (a call no program is ever allowed) is recorded as given. Anything but

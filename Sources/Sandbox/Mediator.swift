@@ -117,6 +117,22 @@ public final class Mediator: @unchecked Sendable {
         case "link": link(call, from: (cwd, a.0), to: (cwd, a.1), flags: 0)
         case "linkat": link(call, from: (i32(a.0), a.1), to: (i32(a.2), a.3), flags: i32(a.4))
         case "truncate": truncate(call, path: a.0, length: off_t(truncatingIfNeeded: a.1))
+        case "symlink": symlink(call, target: a.0, at: (cwd, a.1))
+        case "symlinkat": symlink(call, target: a.0, at: (i32(a.1), a.2))
+        case "mkdir": makeDirectory(call, at: (cwd, a.0), mode: mode_t(truncatingIfNeeded: a.1))
+        case "mkdirat": makeDirectory(call, at: (i32(a.0), a.1), mode: mode_t(truncatingIfNeeded: a.2))
+        case "chmod": rights(call, "chmod", at: (cwd, a.0), follow: true) { fd in chmod("/proc/self/fd/\(fd)", mode_t(truncatingIfNeeded: a.1)) }
+        case "fchmodat": rights(call, "fchmodat", at: (i32(a.0), a.1), follow: true) { fd in chmod("/proc/self/fd/\(fd)", mode_t(truncatingIfNeeded: a.2)) }
+        case "chown", "lchown":
+            rights(call, name(call), at: (cwd, a.0), follow: name(call) == "chown") { fd in fchownat(fd, "", uid_t(truncatingIfNeeded: a.1), gid_t(truncatingIfNeeded: a.2), worldos_at_empty_path()) }
+        case "fchownat":
+            rights(call, "fchownat", at: (i32(a.0), a.1), follow: i32(a.4) & AT_SYMLINK_NOFOLLOW == 0) { fd in
+                fchownat(fd, "", uid_t(truncatingIfNeeded: a.2), gid_t(truncatingIfNeeded: a.3), worldos_at_empty_path())
+            }
+        case "fchmod": descriptorRights(call, "fchmod", fd: i32(a.0)) { fd in fchmod(fd, mode_t(truncatingIfNeeded: a.1)) }
+        case "fchown": descriptorRights(call, "fchown", fd: i32(a.0)) { fd in fchown(fd, uid_t(truncatingIfNeeded: a.1), gid_t(truncatingIfNeeded: a.2)) }
+        case "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr":
+            refuse(call, name(call), errno: EPERM, reason: "extended attributes (security labels, capabilities, ACLs) are never changed by a supervised program")
         case "execve": exec(call, dirfd: cwd, path: a.0, flags: 0)
         case "execveat": exec(call, dirfd: i32(a.0), path: a.1, flags: i32(a.4))
         case "kill": signal(call, pid: i32(a.0), group: i32(a.0) <= 0, signal: i32(a.1))
@@ -277,6 +293,67 @@ public final class Mediator: @unchecked Sendable {
         }
         defer { close(fd) }
         answer(call, ftruncate(fd, length) == 0 ? .value(0) : .failure(errno: errno))
+    }
+
+    /// A new symlink is a new name: decided as a create of the link's path (its target is
+    /// recorded; what it points to is decided when something opens through it, by object).
+    private func symlink(_ call: worldos_notification, target address: UInt64, at link: (dirfd: Int32, path: UInt64)) {
+        guard let (target, where_) = gather(call, { () throws(Errno) in
+            (try string(call, at: address), try path(call, link.path, dirfd: link.dirfd, followLast: false))
+        }) else { return }
+        guard stillWaiting(call) else { return }
+        let decision = judge.decide(context: context, call: "symlink(\(quoted(target)), \(where_.path))",
+                                    checks: [Self.check(.open, where_, ["mode": .string("create")])], physical: false, at: clock.now().nanoseconds)
+        guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
+        perform(call, [where_.path]) { d in symlinkat(target, d[0].dir, d[0].name) }
+    }
+
+    private func makeDirectory(_ call: worldos_notification, at target: (dirfd: Int32, path: UInt64), mode: mode_t) {
+        guard let made = gather(call, { () throws(Errno) in try path(call, target.path, dirfd: target.dirfd, followLast: false) }) else { return }
+        guard stillWaiting(call) else { return }
+        let decision = judge.decide(context: context, call: "mkdir(\(made.path))",
+                                    checks: [Self.check(.open, made, ["mode": .string("create")])], physical: false, at: clock.now().nanoseconds)
+        guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
+        let umask = programUmask(call.pid)
+        perform(call, [made.path]) { d in mkdirat(d[0].dir, d[0].name, mode & 0o7777 & ~umask) }
+    }
+
+    /// chmod, chown and their kin on a path: decided as a write of the object, done by the
+    /// supervisor on a descriptor of exactly that object (the kernel checks ownership against
+    /// the program's user, whose filesystem identity this thread has).
+    private func rights(_ call: worldos_notification, _ what: String, at target: (dirfd: Int32, path: UInt64), follow: Bool,
+                        _ body: (Int32) -> Int32) {
+        guard let object = gather(call, { () throws(Errno) in try path(call, target.path, dirfd: target.dirfd, followLast: follow) }) else { return }
+        guard stillWaiting(call) else { return }
+        let decision = judge.decide(context: context, call: "\(what)(\(object.path))",
+                                    checks: [Self.check(.open, object, ["mode": .string("write")])], physical: false, at: clock.now().nanoseconds)
+        guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
+        switch ObjectOpener.open(object.path, flags: worldos_o_path() | (follow ? 0 : O_NOFOLLOW), expect: object.object.map { ($0.device, $0.inode) }) {
+        case .success(let fd):
+            defer { close(fd) }
+            answer(call, body(fd) == 0 ? .value(0) : .failure(errno: errno))
+        case .failure(let e): answer(call, .failure(errno: e.code))
+        }
+    }
+
+    /// fchmod, fchown on a descriptor the program holds: the supervisor takes a copy of that
+    /// very descriptor (pidfd_getfd), decides on the object it is, and acts on the copy, so a
+    /// descriptor swapped onto the number after the check is not the one changed.
+    private func descriptorRights(_ call: worldos_notification, _ what: String, fd: Int32, _ body: (Int32) -> Int32) {
+        let process = worldos_pidfd_open(tgid(ofThread: call.pid) ?? call.pid)
+        guard process >= 0 else { return answer(call, .failure(errno: ESRCH)) }
+        let copy = worldos_pidfd_getfd(process, fd)
+        close(process)
+        guard copy >= 0 else { return answer(call, .failure(errno: errno == ENOENT ? EBADF : errno)) }
+        defer { close(copy) }
+        let name = (try? PathResolver.readLink("/proc/self/fd/\(copy)", missing: EBADF)) ?? "?"
+        let object = FileObject.of(descriptor: copy)
+        let resolved = PathResolver.Resolved(path: name, exists: object != nil, object: object)
+        guard stillWaiting(call) else { return }
+        let decision = judge.decide(context: context, call: "\(what)(\(fd) → \(name))",
+                                    checks: [Self.check(.open, resolved, ["mode": .string("write")])], physical: false, at: clock.now().nanoseconds)
+        guard decision.isAllowed else { return answer(call, .failure(errno: EACCES)) }
+        answer(call, body(copy) == 0 ? .value(0) : .failure(errno: errno))
     }
 
     // MARK: calls decided on registers

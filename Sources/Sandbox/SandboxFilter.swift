@@ -13,6 +13,10 @@ public enum SandboxFilter {
         // Changing names under a path: the supervisor does them itself, on the path it checked.
         "unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2", "truncate", "link", "linkat",
         "mknod", "mknodat",
+        // Making names and changing rights: a planted symlink or a file made world-writable is a
+        // route for someone else; the supervisor does them on the path it checked.
+        "symlink", "symlinkat", "mkdir", "mkdirat", "chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat",
+        "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr",
         // Running something else, signalling or inspecting other processes.
         "execve", "execveat", "kill", "tkill", "tgkill", "pidfd_send_signal", "pidfd_getfd",
         "ptrace", "process_vm_writev", "process_vm_readv",

@@ -109,6 +109,27 @@ public final class SupervisedProgram: @unchecked Sendable {
         return s
     }
 
+    /// The program's wait status if it has ended (reaping it), nil while it runs. Never blocks.
+    public func reap() -> Int32? {
+        if let status { return status }
+        var s: Int32 = 0
+        var r: pid_t
+        repeat { r = waitpid(pid, &s, WNOHANG) } while r < 0 && errno == EINTR
+        guard r == pid else { return nil }
+        status = s
+        return s
+    }
+
+    /// How a wait status came about, for a person: an exit code, a signal, or the filter's kill.
+    public static func cause(_ status: Int32) -> String {
+        let signal = status & 0x7f
+        guard signal != 0 else { return "exited with code \((status >> 8) & 0xff)" }
+        if signal == SIGSYS {
+            return "killed by the seccomp filter (SIGSYS): it made a system call the filter kills outright, such as one of another architecture (an i386 int 0x80)"
+        }
+        return "killed by signal \(signal) (\(String(cString: strsignal(signal))))"
+    }
+
     /// Wait for the mediator too (after ``wait()``): every call it answered has been audited.
     public func waitForMediator() { finished.wait(); finished.signal() }
 

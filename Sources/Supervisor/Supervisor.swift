@@ -74,6 +74,8 @@ public enum Supervisor {
         public var programContexts: [Bench.Context] = []
         public var programGuard: ProgramGuard?
         public private(set) var programs: [SupervisedProgram] = []
+        /// Their ends, reaped and audited as events of the loop.
+        public var exits: ProgramExits?
 
         /// Every instrument back to its profile's safe state (on stop, fault or crash recovery).
         public func returnToSafeState() -> [String] { instruments.flatMap { $0.returnToSafeState() } }
@@ -90,6 +92,7 @@ public enum Supervisor {
                 do {
                     let program = try SupervisedProgram.launch(argv, context: context.name, guard: programGuard, user: context.user)
                     programs.append(program)
+                    exits?.watch(program, argv: argv)
                     let who = context.user.map { " as \($0.uid):\($0.gid)" } ?? ""
                     return "context \(context.name): \(argv.joined(separator: " ")) (pid \(program.pid)\(who)) under the seccomp filter"
                 } catch {
@@ -98,13 +101,17 @@ public enum Supervisor {
             }
         }
 
-        /// Stop every program context (SIGTERM to its session, SIGKILL after 2 s).
-        public mutating func stopPrograms() {
+        /// Stop every program context (SIGTERM to its session, SIGKILL after 2 s); how each ended
+        /// is audited, one line each.
+        @discardableResult
+        public mutating func stopPrograms(at now: Instant = SystemClock().now()) -> [String] {
+            let ended = exits?.drain(at: now) ?? []
             for program in programs {
                 program.stop()
                 program.waitForMediator()
             }
             programs = []
+            return (ended + (exits?.stopped(at: now) ?? [])).map { "context \($0.subject): \($0.details["cause"] ?? "ended")" }
         }
     }
 
@@ -193,6 +200,9 @@ public enum Supervisor {
         let owner = SupervisorHost.owner(instruments: instruments, gpio: gpioDevices)
         // The run folder (audit log, approvals, trace): no context, loop or program, touches it.
         let protected = URL(fileURLWithPath: options.out).standardizedFileURL.resolvingSymlinksInPath().path
+        let programGuard = ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault, owner: owner)
+        let exits = ProgramExits(judge: programGuard)
+        events.sources.append(exits)
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb), events]),
@@ -209,7 +219,7 @@ public enum Supervisor {
             predictor: TrivialPredictor(), recorder: RecorderSet([trace, MCAPRecorder(directory: options.out, redaction: redaction)]))
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
                        programContexts: bench.contexts.filter { $0.program != nil },
-                       programGuard: ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault, owner: owner))
+                       programGuard: programGuard, exits: exits)
     }
 
     /// Run until `steps` macro steps are done or SIGINT/SIGTERM arrives, one step per

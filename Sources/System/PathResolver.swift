@@ -20,6 +20,12 @@ public struct PathResolver {
         public var exists: Bool
         /// What is at `path` (not followed when it is a last component left as a link), when it exists.
         public var object: FileObject?
+
+        public init(path: String, exists: Bool, object: FileObject?) {
+            self.path = path
+            self.exists = exists
+            self.object = object
+        }
     }
 
     /// The calling thread (`tid`, as notified) and its process (`tgid`).

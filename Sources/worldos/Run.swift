@@ -29,7 +29,7 @@ struct Run: ParsableCommand {
         say("  writing \(settings.tracePath), \(settings.auditPath), \(settings.panelPath)")
         for line in session.launchPrograms() { say("  \(line)") }
         defer {
-            session.stopPrograms()
+            for line in session.stopPrograms() { say("worldos: \(line)") }
             for problem in session.returnToSafeState() { say("worldos: safe state: \(problem)") }
             if !session.instruments.isEmpty { say("worldos: instruments returned to their safe state") }
         }

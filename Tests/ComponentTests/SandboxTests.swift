@@ -202,3 +202,70 @@ final class SandboxTests: XCTestCase {
         XCTAssertEqual(info.st_uid, 65534, "created as the program's user, not the supervisor's")
     }
 }
+
+/// What creates names or changes rights is mediated too, and a program the filter kills is
+/// reaped and its death recorded.
+extension SandboxTests {
+    var suite: SandboxTests { self }
+
+    func testSymlink_outsideWhereThePolicyLetsItCreate_isRefused_andInsideIsMadeByTheSupervisor() throws {
+        XCTAssertEqual(try suite.run(["symlink", "/etc/shadow", dir + "/planted"]), ["err \(EACCES)"])
+        XCTAssertNil(try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/planted"))
+        XCTAssertEqual(try suite.run(["symlink", dir + "/secret", dir + "/public/innocent"]), ["ok 0"])
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/public/innocent"), dir + "/secret")
+        let records = try suite.audit()
+        XCTAssertTrue(records.contains { $0.decision == "deny" && $0.call == "symlink(\"/etc/shadow\", \(dir)/planted)" }, "\(records.map { $0.call })")
+        // And reading through the planted link is still the secret.
+        XCTAssertEqual(try suite.run(["read", dir + "/public/innocent"]), ["err \(EACCES)"])
+    }
+
+    func testMkdir_isDecidedAsACreate() throws {
+        XCTAssertEqual(try suite.run(["mkdir", dir + "/new"]), ["err \(EACCES)"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/new"))
+        XCTAssertEqual(try suite.run(["mkdir", dir + "/public/new"]), ["ok 0"])
+        var isDirectory: ObjCBool = false
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/public/new", isDirectory: &isDirectory) && isDirectory.boolValue)
+    }
+
+    func testChmodAndChown_needWriteOfTheObject_byEveryRoute() throws {
+        XCTAssertEqual(try suite.run(["chmod", dir + "/ro", "666"]), ["err \(EACCES)"], "a file it may only read")
+        XCTAssertEqual(try suite.run(["fchmod", dir + "/ro", "666"]), ["err \(EACCES)"], "through a descriptor it opened to read")
+        XCTAssertEqual(try suite.run(["chown", dir + "/ro", "65534"]), ["err \(EACCES)"])
+        try FileManager.default.createSymbolicLink(atPath: dir + "/public/ro-link", withDestinationPath: dir + "/ro")
+        XCTAssertEqual(try suite.run(["chmod", dir + "/public/ro-link", "666"]), ["err \(EACCES)"], "through a link in a writable folder")
+        let mode = { (path: String) in (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1 }
+        XCTAssertEqual(try mode(dir + "/ro") & 0o777, 0o644)
+        XCTAssertEqual(try suite.run(["chmod", dir + "/public/hello", "600"]), ["ok 0"])
+        XCTAssertEqual(try mode(dir + "/public/hello") & 0o777, 0o600)
+        XCTAssertEqual(try suite.run(["fchmod", dir + "/public/hello", "640"]), ["ok 0"])
+        XCTAssertEqual(try mode(dir + "/public/hello") & 0o777, 0o640)
+    }
+
+    func testExtendedAttributes_areNeverChanged() throws {
+        XCTAssertEqual(try suite.run(["setxattr", dir + "/public/hello"]), ["err \(EPERM)"])
+        XCTAssertTrue(try suite.audit().contains { $0.reason?.contains("extended attributes") == true })
+    }
+
+    /// An open through the i386 entry is a call of another architecture: the filter kills the
+    /// program. Its end is reaped (no zombie), audited with its cause and reported as an event.
+    func testAProgramTheFilterKills_isReaped_andItsDeathAudited() throws {
+        let policy = try Policy.parse(suite.policyText, file: "probe-policy.yaml")
+        let judge = ProgramGuard(policy: policy, audit: try AuditLog(path: suite.auditPath), mode: .real, protectedPaths: [dir + "/run"])
+        let exits = ProgramExits(judge: judge)
+        let program = try SupervisedProgram.launch([suite.probe, "int80-open", "/etc/shadow"], context: "probe", guard: judge)
+        exits.watch(program, argv: [suite.probe, "int80-open"])
+        var poller = pollfd(fd: exits.descriptor, events: Int16(POLLIN), revents: 0)
+        XCTAssertEqual(poll(&poller, 1, 10_000), 1, "the exit wakes the loop's poll")
+        let events = exits.drain(at: Instant(nanoseconds: 7))
+        XCTAssertEqual(events.map(\.subject), ["probe"])
+        XCTAssertEqual(events.first?.source, "program")
+        XCTAssertTrue(events.first?.details["cause"]?.contains("seccomp filter (SIGSYS)") == true, "\(events)")
+        var status: Int32 = 0
+        XCTAssertEqual(waitpid(program.pid, &status, WNOHANG), -1, "already reaped")
+        XCTAssertEqual(errno, ECHILD)
+        program.waitForMediator()
+        let record = try XCTUnwrap(try suite.audit().first { $0.event == "program-exit" })
+        XCTAssertEqual(record.context, "probe")
+        XCTAssertTrue(record.result?.contains("SIGSYS") == true)
+    }
+}

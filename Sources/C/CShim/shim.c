@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CShim.h"
 
+#include <sys/epoll.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +114,17 @@ int worldos_timerfd(long long after_ms, long long interval_ms) {
         return close_keeping_errno(fd);
     }
     return fd;
+}
+
+int worldos_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+int worldos_epoll_add(int epoll, int fd) {
+    struct epoll_event event = { .events = EPOLLIN, .data.fd = fd };
+    return epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event);
+}
+int worldos_epoll_remove(int epoll, int fd) { return epoll_ctl(epoll, EPOLL_CTL_DEL, fd, NULL); }
+
+int worldos_pidfd_getfd(int pidfd, int fd) {
+    return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
 }
 
 int worldos_pidfd_open(int pid) {

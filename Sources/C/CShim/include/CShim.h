@@ -55,6 +55,14 @@ int worldos_timerfd(long long after_ms, long long interval_ms);
 /* pidfd_open(pid, 0): a descriptor that becomes readable when the process exits. */
 int worldos_pidfd_open(int pid);
 
+/* An epoll set (close-on-exec) that is readable when any descriptor added to it is. */
+int worldos_epoll_create(void);
+int worldos_epoll_add(int epoll, int fd);    /* EPOLL_CTL_ADD for EPOLLIN */
+int worldos_epoll_remove(int epoll, int fd); /* EPOLL_CTL_DEL */
+
+/* pidfd_getfd(pidfd, fd, 0): a copy of another process's descriptor (close-on-exec). */
+int worldos_pidfd_getfd(int pidfd, int fd);
+
 /* Route `signal` to `fd`: a C handler writes the signal number (one byte) to fd, which is
    async-signal-safe. fd < 0 restores the default action. */
 int worldos_signal_route(int signal, int fd);
