@@ -188,7 +188,7 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     /// Every readable record of a log, for the questions asked of it at start and by the CLI.
-    private static func records(path: String) -> [AuditRecord] {
+    public static func records(path: String) -> [AuditRecord] {
         guard let data = FileManager.default.contents(atPath: path) else { return [] }
         return data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(AuditRecord.self, from: Data($0)) }
     }

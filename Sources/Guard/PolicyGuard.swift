@@ -253,6 +253,8 @@ public struct PolicyGuard: Guarding {
             let request = try approvals.request(binding, approvers: approvers(device))
             let people = request.required.map { ", and needs \($0) different people to approve it" + (request.approvedBy.map { " (\($0.count) so far)" } ?? "") } ?? ""
             return .needsApproval(request: request.id, reason: "\(action) on \(target.id) (\(target.path)) is \(risk)\(people)")
+        } catch let forged as ApprovalForged {
+            return .deny(rule: "approval-forged", reason: forged.description)
         } catch {
             return .deny(rule: "approval-required", reason: "approvals cannot be read or written (\(error)); refusing")
         }

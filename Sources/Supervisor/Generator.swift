@@ -205,11 +205,11 @@ public struct Generator {
             session.stopPrograms()
             _ = session.returnToSafeState()
         }
-        let approvals = try ApprovalStore(directory: settings.approvalsPath)
         var approved = false
         _ = try Supervisor.run(&session.loop, steps: options.steps, interval: .milliseconds(20)) { report in
-            if !approved, let request = approvals.pending().first {
-                _ = try? approvals.approve(request.id, by: "generator")
+            // As `worldos approve` would: an answer the supervisor takes and records at its next ask.
+            if !approved, let request = ApprovalStore.read(directory: settings.approvalsPath).first(where: { $0.state == .pending }) {
+                _ = try? ApprovalStore.answer(request.id, approve: true, label: "generator", directory: settings.approvalsPath)
                 approved = true
             }
             if let unplug = task.unplugAfter, report.step == unplug, simulator.isRunning {

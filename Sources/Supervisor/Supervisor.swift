@@ -211,7 +211,7 @@ public enum Supervisor {
             proposer: RequestingProposer(bench: bench, inbox: ActionInbox(out: options.out), offering: attached.offering),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices),
                                      identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
-                                     approvals: try ApprovalStore(directory: options.approvalsPath),
+                                     approvals: try ApprovalStore(directory: options.approvalsPath, audit: audit, policyHash: policy.contentHash),
                                      approvers: SupervisorHost.approvers(instruments: instruments, gpio: gpioDevices),
                                      protectedPaths: [protected], fault: fault, owner: owner,
                                      stepRisk: SupervisorHost.stepRisk(gpio: gpioDevices, usb: usb, catalog: catalog)),

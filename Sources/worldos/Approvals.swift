@@ -7,29 +7,31 @@ struct RunFolder: ParsableArguments {
     @Option(help: "The run folder of the supervisor (its --out).")
     var out: String = ".worldos/run"
 
-    func store() throws -> ApprovalStore {
-        guard FileManager.default.fileExists(atPath: out + "/approvals") else {
-            throw ValidationError("no approvals in \(out); is a supervisor running with --out \(out)?")
+    var approvals: String { out + "/approvals" }
+
+    func requireApprovals() throws -> String {
+        guard FileManager.default.fileExists(atPath: approvals) else {
+            throw CLIFailure("no approvals in \(out); is a supervisor running with --out \(out)?")
         }
-        return try ApprovalStore(directory: out + "/approvals")
+        return approvals
     }
 }
 
-/// The person running the command, for the approval record.
-func userName() -> String {
-    ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? String(getuid())
-}
+/// The person running the command, for records the supervisor keeps (a fault's acknowledgement).
+func userName() -> String { Approver.ofThisProcess().name }
 
 struct Approvals: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the irreversible actions waiting for an approval.")
     @OptionGroup var folder: RunFolder
 
     func run() throws {
-        let pending = try folder.store().pending()
+        let now = Date()
+        let pending = ApprovalStore.read(directory: try folder.requireApprovals()).filter { $0.state == .pending && $0.expiresAt > now }
         if pending.isEmpty { print("no action is waiting for an approval"); return }
         for a in pending {
             let params = a.binding.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-            print("\(a.id)  \(a.binding.action) \(params) on \(a.binding.device) (\(a.binding.path)) for \(a.binding.context), until \(a.expiresAt)")
+            let people = a.required.map { " (\(a.approvedBy?.count ?? 0) of \($0) approvals)" } ?? ""
+            print("\(a.id)  \(a.binding.action) \(params) on \(a.binding.device) (\(a.binding.path)) for \(a.binding.context), until \(a.expiresAt)\(people)")
         }
     }
 }
@@ -37,34 +39,39 @@ struct Approvals: ParsableCommand {
 struct Approve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Approve one waiting action, once, exactly as requested.")
     @Argument(help: "The request id (worldos approvals lists them).") var id: String
-    @Option(help: "Who approves (recorded; default: your user name).") var by: String?
+    @Option(help: "A label recorded with your approval; you are counted as the user running this command.") var by: String?
     @OptionGroup var folder: RunFolder
 
     func run() throws {
-        do {
-            let a = try folder.store().approve(id, by: by ?? userName())
-            if a.state == .pending, let required = a.required, let people = a.approvedBy {
-                print("recorded \(people.last!)'s approval of \(a.id) (\(people.count) of \(required)): \(a.binding.action) on \(a.binding.device) "
-                      + "needs \(required - people.count) more, from someone else, before \(a.expiresAt)")
-            } else {
-                print("approved \(a.id): \(a.binding.action) on \(a.binding.device)\(a.decidedBy.map { " by \($0)" } ?? ""), once, until \(a.expiresAt)")
-            }
-        } catch let e as ApprovalError { throw ValidationError(e.description) }
+        try answer(id, approve: true, label: by, folder: folder)
     }
 }
 
 struct Reject: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Reject one waiting action.")
     @Argument(help: "The request id.") var id: String
-    @Option(help: "Who rejects (recorded; default: your user name).") var by: String?
+    @Option(help: "A label recorded with your rejection; you are counted as the user running this command.") var by: String?
     @OptionGroup var folder: RunFolder
 
     func run() throws {
-        do {
-            let a = try folder.store().reject(id, by: by ?? userName())
-            print("rejected \(a.id): \(a.binding.action) on \(a.binding.device)")
-        } catch let e as ApprovalError { throw ValidationError(e.description) }
+        try answer(id, approve: false, label: by, folder: folder)
     }
+}
+
+/// Leave the answer for the running supervisor, which records it (as this user) in its audit log.
+func answer(_ id: String, approve: Bool, label: String?, folder: RunFolder) throws {
+    do {
+        let a = try ApprovalStore.answer(id, approve: approve, label: label, directory: try folder.requireApprovals())
+        let me = Approver.ofThisProcess(label: label)
+        print("\(approve ? "approval" : "rejection") of \(a.id) (\(a.binding.action) on \(a.binding.device)) left as \(me); "
+              + "the supervisor records it in its audit log at its next ask" + (approve && a.required != nil ? ", and needs \(a.required!) different people" : ""))
+    } catch let e as ApprovalError { throw CLIFailure(e.description) }
+}
+
+/// A command that failed for a reason the person can act on: the reason, exit status 1, no usage text.
+struct CLIFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
 }
 
 struct Audit: ParsableCommand {
@@ -77,7 +84,7 @@ struct Audit: ParsableCommand {
         func run() throws {
             switch AuditLog.verify(path: folder.out + "/audit.jsonl") {
             case .success(let n): print("audit log \(folder.out)/audit.jsonl: \(n) records, chain intact")
-            case .failure(let e): throw ValidationError(e.description)
+            case .failure(let e): throw CLIFailure(e.description)
             }
         }
     }
@@ -93,6 +100,6 @@ struct Ack: ParsableCommand {
         do {
             let fault = try FaultLatch.acknowledge(out: folder.out, by: by ?? userName())
             print("acknowledged: \(fault.reason) (latched \(fault.since)); the supervisor records it and resumes on its next step")
-        } catch let e as FaultLatchError { throw ValidationError(e.description) }
+        } catch let e as FaultLatchError { throw CLIFailure(e.description) }
     }
 }

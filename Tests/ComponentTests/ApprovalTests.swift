@@ -178,6 +178,64 @@ final class ApprovalTests: XCTestCase {
     }
 }
 
+/// Approvals are minted by the supervisor from answers whose owner is the person, recorded in the
+/// audit chain, and found there again after a restart.
+final class ApprovalMintingTests: XCTestCase {
+    var directory = ""
+    override func setUpWithError() throws { directory = try temporaryFolder("minting") }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
+
+    let binding = ApprovalBinding(context: "op", action: "relay.energise", device: "bench-bridge:SIM-1", path: "/dev/pts/3", params: ["relay": "0"])
+
+    func testTwoOperatingSystemUsers_areTwoPeople_andEachApprovalIsAudited() throws {
+        guard getuid() == 0 else { throw XCTSkip("NEEDS ROOT: an answer owned by another user can only be made by root") }
+        let audit = try AuditLog(path: directory + "/audit.jsonl")
+        let store = try ApprovalStore(directory: directory + "/approvals", audit: audit)
+        let id = try store.request(binding, approvers: 2).id
+        try ApprovalStore.answer(id, approve: true, label: "first", directory: store.directory)
+        store.collectAnswers()
+        XCTAssertEqual(store.pending().first?.approvedBy, ["root"])
+        let answer = try ApprovalStore.answer(id, approve: true, label: "second", directory: store.directory)
+        XCTAssertEqual(answer.id, id)
+        // The second answer as left by user nobody.
+        for name in try FileManager.default.contentsOfDirectory(atPath: store.answersDirectory) {
+            XCTAssertEqual(chown(store.answersDirectory + "/" + name, 65534, 65534), 0)
+        }
+        let used = try XCTUnwrap(try store.consume(binding))
+        XCTAssertEqual(used.decidedBy, "root and nobody")
+        let records = AuditLog.records(path: audit.path).filter { $0.event == "approval" }
+        XCTAssertEqual(records.map(\.reason), ["by root (uid 0, cli) labelled \"first\"", "by nobody (uid 65534, cli) labelled \"second\""])
+        XCTAssertEqual(records.last?.result?.hasSuffix("approvals=2/2"), true)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: store.answersDirectory), [], "answers are taken")
+    }
+
+    func testAMintedApproval_survivesARestart_onceOnly_andAPendingRequestDoesNot() throws {
+        let audit = try AuditLog(path: directory + "/audit.jsonl")
+        var store = try ApprovalStore(directory: directory + "/approvals", audit: audit)
+        let approved = try store.request(binding).id
+        _ = try store.approve(approved, by: "alice")
+        let other = ApprovalBinding(context: "op", action: "relay.energise", device: "bench-bridge:SIM-1", path: "/dev/pts/3", params: ["relay": "1"])
+        let waiting = try store.request(other).id
+        store = try ApprovalStore(directory: directory + "/approvals", audit: audit)   // the supervisor restarts
+        XCTAssertEqual(ApprovalStore.read(directory: store.directory).first { $0.id == waiting }?.state, .abandoned)
+        XCTAssertThrowsError(try ApprovalStore.answer(waiting, approve: true, label: nil, directory: store.directory)) {
+            XCTAssertTrue("\($0)".contains("before the supervisor restarted"), "\($0)")
+        }
+        XCTAssertEqual(try store.consume(binding)?.id, approved, "minted before the restart, as the audit log records")
+        // The decision that used it is what the log records; a later start sees it used.
+        try audit.append(AuditRecord(time: 1, policy: "", event: "decision", mode: "real", context: "op", call: "act", decision: "allow",
+                                     rule: "approval \(approved) by alice"))
+        store = try ApprovalStore(directory: directory + "/approvals", audit: audit)
+        XCTAssertNil(try store.consume(binding))
+    }
+}
+
+func temporaryFolder(_ label: String) throws -> String {
+    let path = NSTemporaryDirectory() + "worldos-\(label)-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
 final class IntentTests: XCTestCase {
     func testAnApprovedIntentWithoutOutcome_isReported_untilClosed() throws {
         let path = NSTemporaryDirectory() + "worldos-intent-\(UUID().uuidString).jsonl"

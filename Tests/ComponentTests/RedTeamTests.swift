@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import Guard
+import Journal
 import LoopCore
 import StateGraph
 import XCTest
@@ -173,6 +174,45 @@ final class RedTeamTests: XCTestCase {
             let id = try h.approve(act("relay.energise"), in: "operator")
             XCTAssertThrowsError(try h.store.approve(id, by: "alice"))
         }, verdict: "needs-approval", because: "needs 2 different people to approve it (1 so far)"),
+
+        // Approvals written by anyone but the supervisor.
+        Attempt(name: "a request file edited by hand to approved", call: act("relay.energise"), prepare: { h in
+            guard case .needsApproval(let id, _) = try h.guardian().evaluate(act("relay.energise"), context: "operator", held: []) else { return XCTFail("no request") }
+            let path = h.run + "/approvals/\(id).json"
+            let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: #""state" : "pending""#, with: #""state" : "approved""#)
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        }, verdict: "deny", because: "the supervisor recorded no approval of it in the audit log"),
+        Attempt(name: "a request file forged from scratch", call: act("relay.energise"), prepare: { h in
+            let binding = ApprovalBinding(context: "operator", action: "relay.energise", device: "bench-bridge:SIM-1", path: "/dev/ttyUSB0", params: ["relay": "0"])
+            let forged = Approval(id: "00000000000000ff", binding: binding, digest: binding.digest, state: .approved, requestedAt: Date(),
+                                  expiresAt: Date().addingTimeInterval(60), decidedBy: "alice")
+            try JSONRecordFile.write(forged, to: h.run + "/approvals/00000000000000ff.json")
+        }, verdict: "deny", because: "says it is approved, but the supervisor recorded no approval"),
+        Attempt(name: "alice, then alice with a space, under the two-person rule", call: act("relay.energise"), prepare: { h in
+            h.approvers = 2
+            let id = try h.approve(act("relay.energise"), in: "operator")
+            XCTAssertThrowsError(try h.store.approve(id, by: " alice")) { XCTAssertTrue("\($0)".contains("alice has already approved"), "\($0)") }
+        }, verdict: "needs-approval", because: "(1 so far)"),
+        Attempt(name: "bob, then BOB, under the two-person rule", call: act("relay.energise"), prepare: { h in
+            h.approvers = 2
+            guard case .needsApproval(let id, _) = try h.guardian().evaluate(act("relay.energise"), context: "operator", held: []) else { return XCTFail("no request") }
+            _ = try h.store.approve(id, by: "bob")
+            XCTAssertThrowsError(try h.store.approve(id, by: "BOB"))
+        }, verdict: "needs-approval", because: "(1 so far)"),
+        Attempt(name: "one user answering twice with two --by labels", call: act("relay.energise"), prepare: { h in
+            h.approvers = 2
+            guard case .needsApproval(let id, _) = try h.guardian().evaluate(act("relay.energise"), context: "operator", held: []) else { return XCTFail("no request") }
+            try ApprovalStore.answer(id, approve: true, label: "alice", directory: h.run + "/approvals")
+            try ApprovalStore.answer(id, approve: true, label: "bob", directory: h.run + "/approvals")
+        }, verdict: "needs-approval", because: "(1 so far)"),
+        Attempt(name: "an answer that is a symlink to someone else's", call: act("relay.energise"), prepare: { h in
+            guard case .needsApproval(let id, _) = try h.guardian().evaluate(act("relay.energise"), context: "operator", held: []) else { return XCTFail("no request") }
+            try ApprovalStore.answer(id, approve: true, label: nil, directory: h.run + "/approvals")
+            let answers = h.run + "/approvals/answers"
+            let real = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: answers).first)
+            try FileManager.default.moveItem(atPath: answers + "/" + real, toPath: h.run + "/elsewhere.json")
+            try FileManager.default.createSymbolicLink(atPath: answers + "/" + real, withDestinationPath: h.run + "/elsewhere.json")
+        }, verdict: "needs-approval", because: "is irreversible-physical"),
 
         // Actions while a fault is latched.
         Attempt(name: "a reversible action during a latched fault", call: act("relay.release"), prepare: latch, verdict: "deny", because: "halted by a fault"),

@@ -141,3 +141,26 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(mode.stderr.contains("'real', 'filtered' or 'latent'"), mode.stderr)
     }
 }
+
+/// A command that fails for a reason the person can act on exits 1 with the reason alone; only
+/// a malformed command line prints usage (exit 64).
+final class CLIErrorTests: XCTestCase {
+    func testRuntimeFailures_exitOne_withTheReason_andNoUsage() throws {
+        let out = try temporaryDirectory("cli-errors")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try FileManager.default.createDirectory(atPath: out + "/approvals", withIntermediateDirectories: true)
+        try "{\"seq\":0}\n".write(toFile: out + "/audit.jsonl", atomically: false, encoding: .utf8)
+        for (arguments, reason) in [(["approve", "0123456789abcdef"], "no approval request 0123456789abcdef"),
+                                    (["reject", "0123456789abcdef"], "no approval request 0123456789abcdef"),
+                                    (["approvals", "--out", out + "/nowhere"], "no approvals in"),
+                                    (["audit", "verify"], "record 1 is not a valid record"),
+                                    (["ack"], "no fault")] {
+            let result = try runWorldOS(arguments + (arguments.contains("--out") ? [] : ["--out", out]))
+            XCTAssertEqual(result.status, 1, "\(arguments): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(reason), "\(arguments): \(result.stderr)")
+            XCTAssertFalse(result.stderr.contains("Usage:") || result.stderr.contains("USAGE:"), "\(arguments): \(result.stderr)")
+        }
+        let malformed = try runWorldOS(["approve"])
+        XCTAssertEqual(malformed.status, 64, "a missing argument is a usage error")
+    }
+}

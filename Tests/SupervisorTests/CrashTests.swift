@@ -26,13 +26,13 @@ final class CrashTests: XCTestCase {
         }
         var request: String?
         XCTAssertTrue(waitFor(60) {
-            request = (try? ApprovalStore(directory: out + "/approvals"))?.pending().first?.id
+            request = ApprovalStore.read(directory: out + "/approvals").first { $0.state == .pending }?.id
             return request != nil
         }, "the energise asked for an approval")
         let id = try XCTUnwrap(request)
-        _ = try ApprovalStore(directory: out + "/approvals").approve(id, by: "tester")
+        try ApprovalStore.approveAsCLI(id, out: out)
         // Kill it the moment the approved decision (the write-ahead intent) is on disk.
-        XCTAssertTrue(waitFor(30) { (try? String(contentsOfFile: out + "/audit.jsonl", encoding: .utf8))?.contains("approval \(id) by tester") == true })
+        XCTAssertTrue(waitFor(30) { (try? String(contentsOfFile: out + "/audit.jsonl", encoding: .utf8))?.contains("approval \(id) by ") == true })
         // The bench's supervised program (context sampler) is the supervisor's child.
         let program = getuid() == 0 ? childProcesses(of: child.processIdentifier).first { cmdline($0).hasPrefix("/bin/sh\0-c\0while") } : nil
         kill(child.processIdentifier, SIGKILL)
@@ -64,7 +64,7 @@ final class CrashTests: XCTestCase {
             XCTAssertTrue(session.notes.contains { $0.hasPrefix("OUTCOME UNKNOWN:") && $0.contains("approval \(id)") }, "\(session.notes)")
         }
         XCTAssertNoThrow(try AuditLog.verify(path: out + "/audit.jsonl").get(), "the chain verifies after kill -9")
-        XCTAssertEqual(try ApprovalStore(directory: out + "/approvals").all().first { $0.id == id }?.state, .used)
+        XCTAssertEqual(ApprovalStore.read(directory: out + "/approvals").first { $0.id == id }?.state, .used)
         // Running on, the energise asks for a new approval: the old one is never replayed.
         var asked = false
         for _ in 0..<40 where !asked {

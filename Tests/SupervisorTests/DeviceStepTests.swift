@@ -117,7 +117,7 @@ final class RawDeviceStepRiskTests: XCTestCase {
             return XCTFail("a raw set of a declared line must ask: \(g.evaluate(set, context: "op", held: []))")
         }
         XCTAssertTrue(reason.contains("rig:") && reason.contains("irreversible-physical"), reason)
-        let request = try XCTUnwrap(ApprovalStore(directory: out + "/approvals").all().first { $0.id == id })
+        let request = try XCTUnwrap(ApprovalStore.read(directory: out + "/approvals").first { $0.id == id })
         XCTAssertEqual(request.binding.params, ["chip": "bank", "line": "relay", "value": "1"])
         let transfer = ResolvedCall(.usbTransfer, ["device": .string("3-1"), "endpoint": .int(1), "data": .string("ff")])
         guard case .needsApproval = g.evaluate(transfer, context: "op", held: []) else {

@@ -1,4 +1,5 @@
 import Foundation
+import Guard
 import XCTest
 
 /// The repository root, found from this file's path, so tests read the shipped bench and policy.
@@ -62,4 +63,11 @@ func runWorldOS(_ arguments: [String]) throws -> CommandResult {
     process.waitUntilExit()
     return CommandResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
                          stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+extension ApprovalStore {
+    /// Answer as `worldos approve` does: an answer file the running supervisor takes.
+    static func approveAsCLI(_ id: String, out: String) throws {
+        try answer(id, approve: true, label: "tester", directory: out + "/approvals")
+    }
 }
