@@ -21,6 +21,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Ed25519 for the audit log's signed checkpoints.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries, found through pkg-config (installed by `make setup`).
@@ -61,7 +63,7 @@ let package = Package(
         .target(name: "Estimator", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Scheduler", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Executor", dependencies: ["StateGraph", "LoopCore"]),
-        .target(name: "Guard", dependencies: ["StateGraph", "LoopCore", "Config", "Journal", "System"]),
+        .target(name: "Guard", dependencies: ["StateGraph", "LoopCore", "Config", "Journal", "System", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Renderer", dependencies: ["StateGraph", "LoopCore", "CPNG"], swiftSettings: optimizedEvenInDebug),
         .target(name: "HostAdapter", dependencies: [
             "LoopCore", "CShim", "CLibUSB", "CGPIOD", "CSerialPort", "CDRM", "CSeccomp", "System",

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Journal
 import LoopCore
 
@@ -136,8 +137,16 @@ public final class AuditLog: @unchecked Sendable {
     public var path: String { file.path }
     /// Bytes of an incomplete last record found and cut off when the log was opened (a crash mid-write).
     public var tornTailBytes: Int { file.tornTailBytes }
+    /// Signs checkpoints and keeps the head outside the log (see ``AuditSeal``); nil: the chain alone.
+    public let seal: AuditSeal?
+    private var head: Int32 = -1
+    private var sinceCheckpoint = 0
 
-    public init(path: String) throws {
+    /// Open (or create) the log and continue its chain. With a seal, the log must reach the head
+    /// kept for it (a log cut short or rewritten is refused, saying where it ends and where its
+    /// head is), and a checkpoint is signed at once.
+    public init(path: String, seal: AuditSeal? = nil) throws {
+        self.seal = seal
         do { file = try AppendOnlyFile(path: path, permissions: 0o600) } catch {
             throw AuditError(path: path, message: error.message)
         }
@@ -151,6 +160,33 @@ public final class AuditLog: @unchecked Sendable {
             lastHash = AuditLog.genesis
             nextSeq = 0
         }
+        guard let seal else { return }
+        let headPath = AuditSeal.headPath(for: path, in: seal.directory)
+        let kept = AuditSeal.readHead(headPath)
+        if let kept, nextSeq > 0, let problem = Self.headProblem(kept, lastSeq: nextSeq - 1, lastHash: lastHash, path: path) {
+            throw AuditError(path: path, message: problem + "; keep this log for inspection (its head is \(headPath)) and start a new run folder")
+        }
+        head = open(headPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard head >= 0 else { throw AuditError(path: path, message: "cannot keep its head in \(headPath): \(String(cString: strerror(errno)))") }
+        if let kept, nextSeq == 0 {
+            // A whole log gone (a run folder removed and made anew, or a log deleted): the new
+            // chain begins by saying so.
+            try append(AuditRecord(time: 0, policy: "", event: "log-missing", mode: "", context: "supervisor", call: "open(\(path))",
+                                   reason: "a log of \(kept.seq + 1) records ending in \(kept.hash) was here and is gone"))
+        }
+        if nextSeq > 0 { try checkpoint() }
+    }
+
+    deinit { if head >= 0 { close(head) } }
+
+    /// Why a log does not reach its head, or nil when it does.
+    static func headProblem(_ kept: AuditSeal.Head, lastSeq: Int, lastHash: String, path: String) -> String? {
+        if lastSeq < kept.seq { return "the log ends at seq \(lastSeq), its head says \(kept.seq): records were removed from its end" }
+        if lastSeq == kept.seq { return lastHash == kept.hash ? nil : "record \(kept.seq) is not the one its head names: the log was rewritten" }
+        guard let record = records(path: path).first(where: { $0.seq == kept.seq }) else {
+            return "the log has no record \(kept.seq), which its head names: the log was rewritten"
+        }
+        return record.hash == kept.hash ? nil : "record \(kept.seq) is not the one its head names: the log was rewritten"
     }
 
     /// Append a record, chained to the previous one, and fsync it (`sync: false` leaves the
@@ -169,7 +205,36 @@ public final class AuditLog: @unchecked Sendable {
         }
         lastHash = r.hash!
         nextSeq += 1
+        if sync, seal != nil {
+            keepHead()
+            sinceCheckpoint += 1
+            if sinceCheckpoint >= AuditSeal.checkpointEvery { try checkpoint() }
+        }
         return r
+    }
+
+    /// The head of the synced chain, in place and fsync'd (fixed width: one pwrite).
+    private func keepHead() {
+        let text = Array((String(repeating: "0", count: max(0, 20 - String(nextSeq - 1).count)) + String(nextSeq - 1) + " " + lastHash + "\n").utf8)
+        _ = pwrite(head, text, text.count, 0)
+        fsync(head)
+    }
+
+    /// A signed checkpoint over the record before it (called with the lock held).
+    private func checkpoint() throws {
+        guard let seal else { return }
+        sinceCheckpoint = 0
+        var r = AuditRecord(time: 0, policy: "", event: "checkpoint", mode: "", context: "supervisor", call: "sign(seq \(nextSeq - 1))",
+                            reason: seal.sign(seq: nextSeq - 1, hash: lastHash), result: seal.fingerprint)
+        r.seq = nextSeq
+        r.prev = lastHash
+        r.hash = r.computedHash()
+        do { try file.append(Data(r.json()), sync: true) } catch {
+            throw AuditError(path: path, message: error.message)
+        }
+        lastHash = r.hash!
+        nextSeq += 1
+        keepHead()
     }
 
     /// Approved actions whose decision (the write-ahead intent) is on disk but whose outcome is
@@ -191,6 +256,39 @@ public final class AuditLog: @unchecked Sendable {
     public static func records(path: String) -> [AuditRecord] {
         guard let data = FileManager.default.contents(atPath: path) else { return [] }
         return data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(AuditRecord.self, from: Data($0)) }
+    }
+
+    /// What ``verify(path:keys:)`` found.
+    public struct Verified: Sendable {
+        public var records: Int
+        public var checkpoints: Int
+        /// The head kept for the log, when there is one.
+        public var head: Int?
+    }
+
+    /// Check a log's chain, and with the seal's folder (`keys`) every checkpoint's signature
+    /// and that the log reaches the head kept for it.
+    public static func verify(path: String, keys: String) -> Result<Verified, AuditError> {
+        let chain = verify(path: path)
+        guard case .success(let count) = chain else { return chain.map { _ in Verified(records: 0, checkpoints: 0) } }
+        let all = records(path: path)
+        var checkpoints = 0
+        let key = AuditSeal.publicKey(in: keys)
+        for r in all where r.event == "checkpoint" {
+            guard let key else {
+                return .failure(AuditError(path: path, message: "record \(r.seq + 1) is a signed checkpoint, but \(keys) holds no public key to check it"))
+            }
+            guard AuditSeal.valid(r.reason ?? "", seq: r.seq - 1, hash: r.prev, key: key) else {
+                return .failure(AuditError(path: path, message: "record \(r.seq + 1) (seq \(r.seq)) is a checkpoint whose signature does not verify: the log was rewritten"))
+            }
+            checkpoints += 1
+        }
+        let kept = AuditSeal.readHead(AuditSeal.headPath(for: path, in: keys))
+        if let kept, let last = all.last, let problem = headProblem(kept, lastSeq: last.seq, lastHash: last.hash ?? "", path: path) {
+            return .failure(AuditError(path: path, message: problem))
+        }
+        if let kept, all.isEmpty { return .failure(AuditError(path: path, message: "the log is empty, its head says \(kept.seq): records were removed")) }
+        return .success(Verified(records: count, checkpoints: checkpoints, head: kept?.seq))
     }
 
     /// Check a log's chain from the start. Returns the number of records, or the first broken one.

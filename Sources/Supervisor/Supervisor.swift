@@ -26,6 +26,9 @@ public struct SupervisorOptions: Sendable {
     public var profiles: String = "Devices"
     /// Serial ports to try besides those libserialport lists (a simulator's pseudo-terminal).
     public var devices: [String] = []
+    /// The folder of the key that signs the audit log's checkpoints and of the logs' heads
+    /// (outside the run folder; see ``AuditSeal``).
+    public var keys: String = AuditSeal.defaultDirectory
     public init() {}
 
     public var tracePath: String { "\(out)/trace.jsonl" }
@@ -159,7 +162,7 @@ public enum Supervisor {
         for reason in unavailable {
             FileHandle.standardError.write(Data("note: event source unavailable, continuing without it: \(reason)\n".utf8))
         }
-        let audit = try AuditLog(path: options.auditPath)
+        let audit = try AuditLog(path: options.auditPath, seal: try AuditSeal(directory: options.keys))
         // An approved action that started before a crash is never repeated (its approval was
         // used): it is reported, once, for a person to check, and recorded as such.
         for intent in AuditLog.unfinishedApprovedActions(path: options.auditPath) {

@@ -80,10 +80,13 @@ struct Audit: ParsableCommand {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Check the audit log's hash chain; name the first broken record.")
         @OptionGroup var folder: RunFolder
+        @Option(help: "The folder of the supervisor's signing key and the logs' heads.") var keys: String = AuditSeal.defaultDirectory
 
         func run() throws {
-            switch AuditLog.verify(path: folder.out + "/audit.jsonl") {
-            case .success(let n): print("audit log \(folder.out)/audit.jsonl: \(n) records, chain intact")
+            switch AuditLog.verify(path: folder.out + "/audit.jsonl", keys: keys) {
+            case .success(let v):
+                let head = v.head.map { "reaches its head (seq \($0))" } ?? "no head kept for it in \(keys)"
+                print("audit log \(folder.out)/audit.jsonl: \(v.records) records, chain intact, \(v.checkpoints) signed checkpoints verify, \(head)")
             case .failure(let e): throw CLIFailure(e.description)
             }
         }
