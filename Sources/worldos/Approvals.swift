@@ -80,9 +80,11 @@ struct Audit: ParsableCommand {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Check the audit log's hash chain; name the first broken record.")
         @OptionGroup var folder: RunFolder
-        @Option(help: "The folder of the supervisor's signing key and the logs' heads.") var keys: String = AuditSeal.defaultDirectory
+        @Option(help: "The folder of the supervisor's signing key and the logs' heads (default: $WORLDOS_KEYS, else /var/lib/worldos for root, ~/.local/state/worldos for others).")
+        var keys: String?
 
         func run() throws {
+            let keys = keys ?? AuditSeal.defaultDirectory
             switch AuditLog.verify(path: folder.out + "/audit.jsonl", keys: keys) {
             case .success(let v):
                 let head = v.head.map { "reaches its head (seq \($0))" } ?? "no head kept for it in \(keys)"
