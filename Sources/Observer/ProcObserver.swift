@@ -220,12 +220,15 @@ final class ProcCache {
         for pid in pids.sorted() {
             seen.insert(pid)
             var existing = entries[pid]
+            var adopt: ProcEntry?
             if full || news.execed.contains(pid), let entry = existing {
-                entry.close()
+                // Read anew, through the descriptors already kept on it: the observer's own
+                // descriptor table stays as it was, so a full refresh is no change to it.
+                adopt = entry
                 existing = nil
             }
             work.append(ScanItem(pid: pid, existing: existing, keepOpen: work.count < keepOpenBudget,
-                                 trustRuns: trustRuns && !recheck.contains(pid)))
+                                 trustRuns: trustRuns && !recheck.contains(pid), adopt: adopt))
         }
         // A full refresh reads its own network namespace's sockets while the processes are
         // read, on whichever scanning thread comes to it first.
@@ -863,8 +866,13 @@ final class ProcEntry {
     }
 
     func close() {
-        kept = []
         for fd in [statFD, fdDirFD, schedFD] where fd >= 0 { Glibc.close(fd) }
+        relinquish()
+    }
+
+    /// Forget the kept descriptors without closing them: another entry has taken them over.
+    private func relinquish() {
+        kept = []
         statFD = -1
         fdDirFD = -1
         schedFD = -1
@@ -886,22 +894,37 @@ final class ProcEntry {
             case .reused: entry.close()
             }
         }
-        guard let entry = read(pid: item.pid, procFD: procFD, keepOpen: item.keepOpen, includeMaps: includeMaps, context: &context) else {
+        guard let entry = read(pid: item.pid, procFD: procFD, keepOpen: item.keepOpen, includeMaps: includeMaps, adopting: item.adopt,
+                                context: &context) else {
             return .dropped(raced: true)
         }
         return .read(entry)
     }
 
-    static func read(pid: Int32, procFD: Int32, keepOpen: Bool, includeMaps: Bool, context: inout ScanContext) -> ProcEntry? {
+    /// `adopting`: the entry this process had, whose kept descriptors the new one takes over
+    /// (unless the pid now names another process); it is left holding none.
+    static func read(pid: Int32, procFD: Int32, keepOpen: Bool, includeMaps: Bool, adopting: ProcEntry? = nil,
+                     context: inout ScanContext) -> ProcEntry? {
+        var adopted = adopting
+        if let a = adopted {
+            let same = keepOpen && a.statFD >= 0 && preadAll(a.statFD, shortReadEnds: true).flatMap(ProcStat.init(parsing:))?.startTime == a.stat.startTime
+            if !same {
+                a.close()
+                adopted = nil
+            }
+        }
         // The process's directory, opened once: every file below is looked up from it, and its
         // owner is the process's.
         let dir = withDecimal(pid) { openat(procFD, $0, worldos_o_path() | O_DIRECTORY | O_CLOEXEC) }
-        guard dir >= 0 else { return nil }
+        guard dir >= 0 else {
+            adopted?.close()
+            return nil
+        }
         defer { Glibc.close(dir) }
-        let fd = openat(dir, "stat", O_RDONLY | O_CLOEXEC)
+        let fd = adopted?.statFD ?? openat(dir, "stat", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         guard let bytes = preadAll(fd, shortReadEnds: true), let stat = ProcStat(parsing: bytes) else {
-            Glibc.close(fd)
+            if let adopted { adopted.close() } else { Glibc.close(fd) }
             return nil
         }
         context.stats.processesRead += 1
@@ -930,8 +953,11 @@ final class ProcEntry {
         ])
         let entry = ProcEntry(pid: pid, statFD: keepOpen ? fd : -1, statBytes: bytes, stat: stat, node: node, netns: netns,
                               mountns: mountns, includeMaps: includeMaps)
-        if !keepOpen { Glibc.close(fd) } else if !kernel { entry.fdDirFD = openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        if keepOpen, let live = context.liveRoot {
+        if let a = adopted {
+            (entry.fdDirFD, entry.schedFD, entry.schedBytes, entry.kept) = (a.fdDirFD, a.schedFD, a.schedBytes, a.kept)
+            a.relinquish()
+        } else if !keepOpen { Glibc.close(fd) } else if !kernel { entry.fdDirFD = openat(dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        if keepOpen, adopted == nil, let live = context.liveRoot {
             // The observer's own descriptor table shows these two: what they are is known now.
             for (kept, name) in [(entry.statFD, "stat"), (entry.fdDirFD, "fd")] where kept >= 0 {
                 var st = Glibc.stat()
@@ -1361,6 +1387,8 @@ struct ScanItem {
     let keepOpen: Bool
     /// Whether a process whose main thread has not run may be taken as unchanged.
     var trustRuns = false
+    /// Read anew, taking over this entry's kept descriptors.
+    var adopt: ProcEntry? = nil
 }
 
 /// What one scanning thread keeps to itself during a refresh; merged after.

@@ -1,0 +1,71 @@
+import Foundation
+import Glibc
+import LoopCore
+import Observer
+import StateGraph
+import XCTest
+
+/// The graph must not flicker: over 200 refreshes of a quiet machine — the full rescans every 20
+/// among them — no node of the observer's own process or of a set of quiet children is absent
+/// for exactly one refresh, and at the refreshes around a full rescan their descriptors are the
+/// ones lsof lists.
+final class ObserverFlickerTests: XCTestCase {
+    func testTwoHundredRefreshes_noNodeIsAbsentForExactlyOne_andDescriptorsAgreeWithLsof() throws {
+        var children: [Int32] = []
+        defer { for pid in children { kill(pid, SIGKILL); var s: Int32 = 0; waitpid(pid, &s, 0) } }
+        for _ in 0..<20 {
+            var pid: pid_t = 0
+            let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/usr/bin/sleep"), strdup("600"), nil]
+            defer { argv.forEach { free($0) } }
+            XCTAssertEqual(posix_spawn(&pid, "/usr/bin/sleep", nil, nil, argv, environ), 0)
+            children.append(pid)
+        }
+        let watched = Set(children + [getpid()])
+        func owner(_ id: String) -> Int32? {
+            // process:PID@START, fd:process:PID@START#N
+            let body = id.hasPrefix("fd:process:") ? id.dropFirst("fd:process:".count) : id.hasPrefix("process:") ? id.dropFirst("process:".count) : nil
+            return body.flatMap { Int32($0.prefix { $0 != "@" }) }
+        }
+        var observer = ProcObserver()
+        var history: [Set<String>] = []
+        var lsofChecks = 0
+        for step in 0..<200 {
+            let observation = try observer.observe(at: Instant(nanoseconds: UInt64(step) * 1_000_000))
+            history.append(Set(observation.nodes.map(\.id.rawValue).filter { owner($0).map(watched.contains) ?? false }))
+            if [18, 19, 20, 39, 40, 41].contains(step), FileManager.default.isExecutableFile(atPath: "/usr/bin/lsof") {
+                let graph = Set(observation.nodes.filter { $0.kind == .fileDescriptor }.compactMap { n -> String? in
+                    guard let pid = owner(n.id.rawValue), watched.contains(pid), pid != getpid(), let fd = n["fd"]?.intValue else { return nil }
+                    return "\(pid):\(fd)"
+                })
+                XCTAssertEqual(graph, try lsofDescriptors(children), "step \(step): the children's descriptors")
+                lsofChecks += 1
+            }
+        }
+        XCTAssertEqual(lsofChecks, 6, "lsof is installed by make setup")
+        var flickers: [String] = []
+        for t in 1..<(history.count - 1) {
+            for id in history[t - 1].intersection(history[t + 1]).subtracting(history[t]) { flickers.append("refresh \(t): \(id)") }
+        }
+        XCTAssertEqual(flickers, [], "\(flickers.count) nodes absent for exactly one refresh, first: \(flickers.prefix(5))")
+        XCTAssertGreaterThan(history.last?.count ?? 0, 20 * 4, "the children and their descriptors are seen")
+    }
+
+    /// `PID:FD` of every numbered descriptor lsof lists for `pids`.
+    func lsofDescriptors(_ pids: [Int32]) throws -> Set<String> {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/lsof")
+        process.arguments = ["-n", "-P", "-w", "-F", "pf", "-p", pids.map(String.init).joined(separator: ",")]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        var pid = ""
+        var found: Set<String> = []
+        for line in text.split(separator: "\n") {
+            if line.first == "p" { pid = String(line.dropFirst()) }
+            if line.first == "f", Int(line.dropFirst()) != nil { found.insert("\(pid):\(line.dropFirst())") }
+        }
+        return found
+    }
+}
