@@ -24,6 +24,17 @@ public struct WebDatasetExport {
         var key: String
         var json: [UInt8]
         var png: [UInt8]?
+        /// Which run, trace file and step the sample is: `KEY.source.json`.
+        var source: [UInt8]
+    }
+
+    /// A sample's key names its run (a short hash of the run folder's absolute path, which
+    /// `source.json` spells out), its trace file and its step, so samples of many traces and
+    /// runs stay apart: `run-3f2a9c1e_trace-0001_step-000000042`.
+    public static func key(run: String, trace: String, step: Int) -> String {
+        let tag = SHA256.hex(Array(run.utf8)).prefix(8)
+        let stem = URL(fileURLWithPath: trace).deletingPathExtension().lastPathComponent.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "-" }
+        return "run-\(tag)_\(String(stem))_step-" + String(format: "%09d", step)
     }
 
     /// Export every transition of `traces` (MCAP files from `worldos run`) into `directory`,
@@ -44,10 +55,14 @@ public struct WebDatasetExport {
             let frames = try reader.messages.filter { $0.channel == panel?.id }.map { ($0.logTime, try png(in: $0.data, path: path)) }
             var next = 0
             var frame: [UInt8]?
-            for message in reader.messages where message.channel == transitions.id {
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL
+            let run = absolute.deletingLastPathComponent().path, trace = absolute.lastPathComponent
+            for (n, message) in reader.messages.filter({ $0.channel == transitions.id }).enumerated() {
                 while next < frames.count, frames[next].0 <= message.logTime { frame = frames[next].1; next += 1 }
                 if frame == nil { missing += 1 }
-                samples.append(Sample(key: String(format: "%09d", samples.count), json: message.data, png: frame))
+                let step = Self.step(in: message.data) ?? n
+                let source = try JSONSerialization.data(withJSONObject: ["run": run, "trace": trace, "step": step], options: [.sortedKeys])
+                samples.append(Sample(key: Self.key(run: run, trace: trace, step: step), json: message.data, png: frame, source: Array(source)))
             }
         }
         var shards: [String] = []
@@ -57,6 +72,7 @@ public struct WebDatasetExport {
             for sample in samples[start..<min(start + perShard, samples.count)] {
                 tar.add(sample.key + ".json", sample.json)
                 if let png = sample.png { tar.add(sample.key + ".png", png) }
+                tar.add(sample.key + ".source.json", sample.source)
             }
             guard FileManager.default.createFile(atPath: name, contents: Data(tar.finish())) else {
                 throw Failure(message: "cannot write \(name)")
@@ -64,6 +80,11 @@ public struct WebDatasetExport {
             shards.append(name)
         }
         return Summary(samples: samples.count, shards: shards, framesMissing: missing)
+    }
+
+    /// The `step` of a transition's JSON.
+    static func step(in json: [UInt8]) -> Int? {
+        ((try? JSONSerialization.jsonObject(with: Data(json))) as? [String: Any])?["step"] as? Int
     }
 
     /// The PNG bytes of a `foxglove.CompressedImage` message.

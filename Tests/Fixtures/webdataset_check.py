@@ -13,7 +13,8 @@ def main(paths):
         transition = json.loads(sample["json"])
         png = sample.get("png")
         samples.append({"key": sample["__key__"], "extensions": sorted(k for k in sample if not k.startswith("__")),
-                        "step": transition["step"], "png": png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"})
+                        "step": transition["step"], "png": png is not None and png[:8] == b"\x89PNG\r\n\x1a\n",
+                        "source": json.loads(sample["source.json"]) if "source.json" in sample else None})
     print(json.dumps({"samples": samples}))
 
 

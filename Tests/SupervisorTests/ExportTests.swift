@@ -25,8 +25,20 @@ final class ExportTests: XCTestCase {
         let samples = try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["samples"] as? [[String: Any]])
         let recorded = try Replay.transitions(from: golden)
         XCTAssertEqual(samples.compactMap { $0["step"] as? Int }, recorded.map(\.step))
-        XCTAssertEqual(samples.compactMap { $0["key"] as? String }, (0..<40).map { String(format: "%09d", $0) })
-        XCTAssertTrue(samples.allSatisfy { $0["extensions"] as? [String] == ["json", "png"] && $0["png"] as? Bool == true }, "\(samples.prefix(2))")
+        let run = URL(fileURLWithPath: golden).standardizedFileURL.deletingLastPathComponent().path
+        XCTAssertEqual(samples.compactMap { $0["key"] as? String }, recorded.map { WebDatasetExport.key(run: run, trace: golden, step: $0.step) })
+        XCTAssertTrue(samples.first?["key"].map { "\($0)".hasSuffix("_default-bench_step-000000000") } == true, "\(samples.first ?? [:])")
+        XCTAssertTrue(samples.allSatisfy { $0["extensions"] as? [String] == ["json", "png", "source.json"] && $0["png"] as? Bool == true }, "\(samples.prefix(2))")
+        XCTAssertEqual(samples.compactMap { ($0["source"] as? [String: Any])?["trace"] as? String }.first, "default-bench.mcap")
+        XCTAssertEqual(samples.compactMap { ($0["source"] as? [String: Any])?["run"] as? String }.first, run)
+        // Two traces of two runs: every sample keeps a key of its own.
+        try FileManager.default.createDirectory(atPath: out + "/other-run", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: golden, toPath: out + "/other-run/default-bench.mcap")
+        let both = try WebDatasetExport.export(traces: [golden, out + "/other-run/default-bench.mcap"], to: out + "/both", perShard: 1000)
+        XCTAssertEqual(both.samples, 80)
+        guard let (_, bothData, _) = try PythonFixture.run("webdataset_check.py", both.shards) else { return }
+        let bothSamples = try XCTUnwrap((try JSONSerialization.jsonObject(with: bothData) as? [String: Any])?["samples"] as? [[String: Any]])
+        XCTAssertEqual(Set(bothSamples.compactMap { $0["key"] as? String }).count, 80, "no two samples share a key")
         // The same export twice is the same bytes.
         let again = try WebDatasetExport.export(traces: [golden], to: out + "/again", perShard: 16)
         XCTAssertEqual(try summary.shards.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }, try again.shards.map { try Data(contentsOf: URL(fileURLWithPath: $0)) })
