@@ -52,12 +52,16 @@ build: setup
 # The supervisor on the default bench, until Ctrl-C: the bench bridge firmware simulator on a
 # pseudo-terminal, found through Devices/bench-bridge.yaml. Trace, audit log and panel go to $(OUT).
 # The last run's simulator.pty goes first, so its pty name is never read for this run's.
+# Stopping (Ctrl-C, or SIGTERM from a service manager or `timeout`) stops the supervisor first and
+# waits for it to drive the bench to its safe state; only then is the simulator stopped.
 run: build sim
 	@mkdir -p $(OUT)
 	@rm -f $(OUT)/simulator.pty
-	@setsid Firmware/build/bench-bridge-sim > $(OUT)/simulator.pty & sim=$$!; trap "kill $$sim 2>/dev/null" EXIT; \
+	@setsid Firmware/build/bench-bridge-sim > $(OUT)/simulator.pty & sim=$$!; \
 	  while [ ! -s $(OUT)/simulator.pty ]; do sleep 0.1; done; \
-	  .build/debug/worldos run --out $(OUT) --device $$(head -1 $(OUT)/simulator.pty)
+	  .build/debug/worldos run --out $(OUT) --device $$(head -1 $(OUT)/simulator.pty) & sup=$$!; \
+	  trap 'trap - INT TERM EXIT; kill -TERM $$sup 2>/dev/null; wait $$sup; status=$$?; kill $$sim 2>/dev/null; exit $$status' INT TERM EXIT; \
+	  wait $$sup
 
 # Host tests, then the device tests inside the hardware rig.
 test: setup sim firmware
@@ -69,7 +73,7 @@ test: setup sim firmware
 # RIG_FILTER (such as RigTests.GPIORigTests or RigTests.USBRigTests/testX), with RIG_FIXTURES
 # (comma-separated from display,usb,gadget,gpio; default all).
 RIG_FIXTURES ?= display,usb,gadget,gpio
-rig: setup
+rig: setup sim firmware
 	$(SWIFT) build --build-tests
 	$(MAKE) --no-print-directory rig-only
 

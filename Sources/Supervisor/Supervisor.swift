@@ -140,6 +140,10 @@ public enum Supervisor {
         } else if !options.devices.isEmpty {
             throw SupervisorError(message: "no device profiles at \(options.profiles); pass --profiles DIR")
         }
+        for path in options.devices where !FileManager.default.fileExists(atPath: path) {
+            throw SupervisorError(message: "--device \(path): no such device; give the path of a serial port or pseudo-terminal that exists "
+                                  + "(the simulator prints its own when it starts)")
+        }
         let bench = try Bench.load(file: options.bench)
         // libusb starts a thread of its own; a missing USB subsystem is a note, not a failure.
         var usb: USBContext?
@@ -153,6 +157,7 @@ public enum Supervisor {
         } catch {
             throw SupervisorError(message: "cannot create the output folder \(options.out): \(error.localizedDescription); choose another with --out")
         }
+        try RunFolderLock.acquire(options.out)
         var (events, unavailable) = EventObserver.standard()
         for device in gpioDevices {
             for name in device.profile.edges {

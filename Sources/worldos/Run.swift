@@ -30,8 +30,12 @@ struct Run: ParsableCommand {
         for line in session.launchPrograms() { say("  \(line)") }
         defer {
             for line in session.stopPrograms() { say("worldos: \(line)") }
-            for problem in session.returnToSafeState() { say("worldos: safe state: \(problem)") }
-            if !session.instruments.isEmpty { say("worldos: instruments returned to their safe state") }
+            for instrument in session.instruments {
+                let name = "\(instrument.profile.name):\(instrument.identity.serial) on \(instrument.path)"
+                let problems = instrument.returnToSafeState()
+                say(problems.isEmpty ? "worldos: \(name): safe state reached (\(instrument.profile.safeState.joined(separator: "; ")))"
+                                     : "worldos: \(name): SAFE STATE NOT REACHED: \(problems.joined(separator: "; ")); check the bench")
+            }
         }
         let (done, interrupted) = try Supervisor.run(&session.loop, steps: steps, interval: .milliseconds(intervalMilliseconds),
                                                      wakeOn: session.wakeDescriptors) { report in
