@@ -176,17 +176,21 @@ public struct LiveEstimator: Estimating {
         context["runs"] = .int((context["runs"]?.intValue ?? 0) + 1)
         context["allowed"] = .int((context["allowed"]?.intValue ?? 0) + Int64(allowed))
         context["denied"] = .int((context["denied"]?.intValue ?? 0) + Int64(denied.count))
-        if let first = denied.first, let decision = first.decision {
+        // What the context's latest run was refused, if anything: a refusal of an earlier run is
+        // history (the trace and audit log keep it), and a wait for approval is not a refusal
+        // (the waiting approvals are nodes of their own).
+        let refused = denied.filter { if case .needsApproval? = $0.decision { false } else { true } }
+        if let first = refused.first, let decision = first.decision {
             context["last-denial"] = .string("\(first.call?.description ?? first.step.description): \(decision.reason ?? "") [\(decision.rule)]")
-            if case .needsApproval(let request, _) = decision {
-                context["pending-approval"] = .string(request)
-            }
+        } else {
+            context["last-denial"] = nil
         }
         let failed = outcome.steps.compactMap { s -> String? in
             if case .performed(.failure(let e)) = s.status { return "\(s.step.op.rawValue): \(errnoName(e))" }
             return nil
         }
-        context["last-result"] = .string(failed.isEmpty ? (denied.isEmpty ? "ok" : "denied") : failed.joined(separator: ", "))
+        let result = !failed.isEmpty ? failed.joined(separator: ", ") : !refused.isEmpty ? "denied" : !denied.isEmpty ? "waiting for approval" : "ok"
+        context["last-result"] = .string(result)
         delta.append(.updateNode(context))
         do {
             try graph.apply(delta)

@@ -45,6 +45,8 @@ public struct Approval: Codable, Equatable, Sendable {
     /// How many different people must approve (the device profile's `approvers`), and who has.
     public var required: Int? = nil
     public var approvedBy: [String]? = nil
+    /// The action's risk class, as the guard found it when it asked.
+    public var risk: String? = nil
 
     public init(id: String, binding: ApprovalBinding, digest: String, state: State, requestedAt: Date, expiresAt: Date,
                 decidedBy: String? = nil, usedAt: Date? = nil, required: Int? = nil, approvedBy: [String]? = nil) {
@@ -138,15 +140,16 @@ public final class ApprovalStore: @unchecked Sendable {
     public func pending(now: Date = Date()) -> [Approval] { all().filter { $0.state == .pending && $0.expiresAt > now } }
 
     /// The open request for this binding, or a new one.
-    public func request(_ binding: ApprovalBinding, approvers: Int = 1, now: Date = Date()) throws -> Approval {
+    public func request(_ binding: ApprovalBinding, approvers: Int = 1, risk: String? = nil, now: Date = Date()) throws -> Approval {
         collectAnswers(now: now)
         lock.lock()
         defer { lock.unlock() }
         if let open = requested.values.first(where: { $0.digest == binding.digest && $0.state == .pending && $0.expiresAt > now }) { return open }
         let id = String(format: "%016llx", UInt64.random(in: .min ... .max))
-        let approval = Approval(id: id, binding: binding, digest: binding.digest, state: .pending, requestedAt: now,
+        var approval = Approval(id: id, binding: binding, digest: binding.digest, state: .pending, requestedAt: now,
                                 expiresAt: now.addingTimeInterval(lifetime), decidedBy: nil, usedAt: nil,
                                 required: approvers > 1 ? approvers : nil)
+        approval.risk = risk
         try save(approval)
         requested[id] = approval
         return approval

@@ -250,7 +250,7 @@ public struct PolicyGuard: Guarding {
             if let used = try approvals.consume(binding) {
                 return .allow(rule: "approval \(used.id) by \(used.decidedBy ?? "?")")
             }
-            let request = try approvals.request(binding, approvers: approvers(device))
+            let request = try approvals.request(binding, approvers: approvers(device), risk: risk)
             let people = request.required.map { ", and needs \($0) different people to approve it" + (request.approvedBy.map { " (\($0.count) so far)" } ?? "") } ?? ""
             return .needsApproval(request: request.id, reason: "\(action) on \(target.id) (\(target.path)) is \(risk)\(people)")
         } catch let forged as ApprovalForged {

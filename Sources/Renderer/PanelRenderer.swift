@@ -86,7 +86,7 @@ public struct PanelRenderer: Rendering {
             let denied = context["denied"]?.intValue ?? 0
             let last = context["last-task"]?.stringValue ?? "-"
             let result = context["last-result"]?.stringValue ?? "not run yet"
-            let color = result == "ok" ? Color.ok : (result == "not run yet" ? Color.dim : Color.denied)
+            let color = result == "ok" ? Color.ok : result == "not run yet" ? Color.dim : result == "waiting for approval" ? Color.own : Color.denied
             row("\(name)  prio \(priority)  runs \(runs)  allowed \(allowed)  denied \(denied)  last \(last): \(result)",
                 y: y, color: color, role: "context", node: context.id)
             y += line
@@ -94,8 +94,22 @@ public struct PanelRenderer: Rendering {
                 row("  REFUSED \(denial)", y: y, color: Color.denied, role: "denial", node: context.id)
                 y += line
             }
-            if let request = context["pending-approval"]?.stringValue {
-                row("  WAITING FOR APPROVAL \(request): worldos approve \(request)", y: y, color: Color.own, role: "approval", node: context.id)
+        }
+
+        // What waits for a person now, as the approval store has it: used, rejected or expired
+        // requests are gone from the graph, and so from here.
+        let waiting = projected.filter { $0.kind == .approval }
+        if !waiting.isEmpty {
+            section("WAITING FOR APPROVAL (\(waiting.count))")
+            for request in waiting {
+                let id = request.id.rawValue.dropFirst("approval:".count)
+                let what = ["action", "params"].compactMap { request[$0]?.stringValue }.filter { !$0.isEmpty }.joined(separator: " ")
+                let on = ["device", "path"].compactMap { request[$0]?.stringValue }.joined(separator: " ")
+                let people = request["approvals"]?.stringValue.map { ", \($0) approvals" } ?? ""
+                row("\(id)  \(what) on \(on)  \(request["risk"]?.stringValue ?? "")  asked by \(request["context"]?.stringValue ?? "?")"
+                    + "  until \(request["until"]?.stringValue ?? "?")\(people)", y: y, color: Color.own, role: "approval", node: request.id)
+                y += line
+                row("  worldos approve \(id)", y: y, color: Color.own, role: "approval-command", node: request.id)
                 y += line
             }
         }

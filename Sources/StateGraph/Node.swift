@@ -23,6 +23,8 @@ public enum NodeKind: String, Codable, CaseIterable, Sendable, Comparable {
     case surface
     case widget
     case pendingEvent = "pending-event"
+    /// An irreversible action waiting for a person's approval (what `worldos approvals` lists).
+    case approval
 
     public static func < (a: NodeKind, b: NodeKind) -> Bool { a.rawValue < b.rawValue }
 }

@@ -213,7 +213,8 @@ public enum Supervisor {
         events.sources.append(exits)
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
-            observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb), events]),
+            observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb),
+                                          ApprovalObserver(directory: options.approvalsPath), events]),
             estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(),
             proposer: RequestingProposer(bench: bench, inbox: ActionInbox(out: options.out), offering: attached.offering),

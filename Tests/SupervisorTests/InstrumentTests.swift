@@ -211,7 +211,11 @@ final class InstrumentTests: XCTestCase {
         guard case .needsApproval(let request, _)? = first[1].steps[0].decision else { return XCTFail("\(first[1].steps[0])") }
         XCTAssertEqual(first[1].steps[0].status, .denied, "not run while it waits")
         XCTAssertEqual(try bench.scpi.query("RELAY? 0"), "0", "released, and not energised")
-        XCTAssertEqual(session.loop.memory[.context("bench-operator")]?["pending-approval"], .string(request))
+        try session.loop.step()   // observed at the next step, like everything the action caused
+        let waiting = try XCTUnwrap(session.loop.memory[NodeID("approval:\(request)")], "the waiting approval is a node of the graph")
+        XCTAssertEqual(waiting["action"], .string("relay.energise"))
+        XCTAssertEqual(waiting["context"], .string("bench-operator"))
+        XCTAssertEqual(waiting["risk"], .string("irreversible-physical"))
 
         // A person approves it from the CLI, against the supervisor's run folder.
         let approve = try runWorldOS(["approve", request, "--out", directory + "/out", "--by", "tester"])
