@@ -18,7 +18,7 @@ PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial mcap==1.6.0 webdataset==0.2.100
 
 TESTS_BUNDLE := .build/debug/WorldOSPackageTests.xctest
 
-.PHONY: setup build run test rig rig-only bench sim firmware clean
+.PHONY: setup build run test rig rig-only bench fuzz sim firmware clean
 
 # Installs whatever of APT_PACKAGES is missing when run as root; otherwise prints the one
 # apt-get line to run and stops.
@@ -91,6 +91,18 @@ bench: setup sim
 	.build/release/worldos-bench
 	Tests/Rig/rig --fixtures gpio -- .build/release/worldos-bench gpio
 
+# Every parser under libFuzzer + AddressSanitizer for FUZZ_SECONDS each (Tests/Fuzz/run): the
+# Swift targets in their own build folder (the sanitizers instrument everything they link; the
+# program calls libFuzzer's driver when built with WORLDOS_FUZZING), the firmware's command parser
+# with clang.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	$(SWIFT) build -c release --scratch-path .build-fuzz --product worldos-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DWORLDOS_FUZZING
+	clang -fsanitize=fuzzer,address -O1 -g -std=c11 -IFirmware/src -IFirmware/host -o .build-fuzz/firmware-fuzz \
+	  Tests/Fuzz/firmware.c Firmware/src/bridge.c Firmware/host/hal_host.c
+	Tests/Fuzz/run $(FUZZ_SECONDS)
+
 clean:
-	rm -rf .build .worldos $(VENV)
+	rm -rf .build .build-fuzz .worldos $(VENV)
 	$(MAKE) --no-print-directory -C Firmware clean

@@ -90,6 +90,11 @@ let package = Package(
         .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim", "Sandbox", "DataEngine", "MCAP", "Renderer", "Supervisor"],
                          path: "Benchmarks/worldos-bench"),
 
+        // Fuzz targets for every parser (`make fuzz`; their corpora replay in `make test`).
+        .target(name: "FuzzTargets", dependencies: ["DataEngine", "Devices", "Guard", "HostAdapter", "Journal", "LoopCore", "MCAP", "Supervisor"],
+                path: "Tests/Fuzz/Targets"),
+        .executableTarget(name: "worldos-fuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Main"),
+
         // What the sandbox tests run under the filter (raw system calls, racing threads).
         .executableTarget(name: "sandbox-probe", dependencies: ["CSeccomp"], path: "Tests/SandboxProbe"),
 
@@ -104,6 +109,7 @@ let package = Package(
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
+            "FuzzTargets",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

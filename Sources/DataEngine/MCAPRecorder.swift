@@ -111,7 +111,7 @@ public protocol JSONRecording: AnyObject, Recording {
 extension JSONRecording {
     /// Recording alone: encode the transition and apply this recorder's redaction.
     public func record(_ transition: Transition) throws {
-        try record(transition, json: redaction.apply(toJSON: AppendOnlyFile.encoder().encode(transition)))
+        try record(transition, json: redaction.apply(toJSON: AppendOnlyFile.encoder().encode(redaction.scrubbingReads(transition))))
     }
 }
 
@@ -121,15 +121,16 @@ public struct RecorderSet: Recording {
     public init(_ members: [any Recording]) { self.members = members }
 
     public mutating func record(_ transition: Transition) throws {
-        var json: Data?
+        var encoded: [(readsOf: [[[UInt8]]], json: Data)] = []
         var redacted: [(rules: Redaction, json: Data)] = []
         for i in members.indices {
             guard let recorder = members[i] as? any JSONRecording else {
                 try members[i].record(transition)
                 continue
             }
-            let plain = try json ?? encoder.encode(transition)
-            json = plain
+            let rules = recorder.redaction
+            let plain = try encoded.first(where: { $0.readsOf == rules.readsOf })?.json ?? encoder.encode(rules.scrubbingReads(transition))
+            if !encoded.contains(where: { $0.readsOf == rules.readsOf }) { encoded.append((rules.readsOf, plain)) }
             if let done = redacted.first(where: { $0.rules == recorder.redaction }) {
                 try recorder.record(transition, json: done.json)
             } else {

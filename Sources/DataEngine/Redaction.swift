@@ -2,6 +2,7 @@ import CPNG
 import Config
 import Digest
 import Foundation
+import LoopCore
 
 /// Redaction rules (Policies/redaction.yaml), applied to every transition before anything of it
 /// is written — the JSON-lines trace and the MCAP files alike:
@@ -14,6 +15,9 @@ import Foundation
 ///   string (a node id such as `file:/home/ann/x`, an argument, a description), is replaced by
 ///   its hash.
 /// - `frame-regions: [{x, y, width, height}, …]`: painted black in every recorded panel frame.
+/// - `reads-of: [pattern, …]`: the bytes a read, pread, recvfrom or mmap returned from a
+///   descriptor opened (in the same task) on a file matching a pattern are dropped: a
+///   credential a policy lets a context read is used, not recorded.
 public struct Redaction: Sendable, Equatable {
     public enum Action: String, Sendable { case drop, hash }
     public struct Region: Sendable, Equatable { public var x, y, width, height: Int }
@@ -21,10 +25,11 @@ public struct Redaction: Sendable, Equatable {
     public var fields: [String: Action] = [:]
     public var paths: [[[UInt8]]] = []
     public var frameRegions: [Region] = []
+    public var readsOf: [[[UInt8]]] = []
     /// Secret per run folder, so a hash cannot be reversed by hashing guesses.
     public var salt: [UInt8] = []
 
-    public var isEmpty: Bool { fields.isEmpty && paths.isEmpty && frameRegions.isEmpty }
+    public var isEmpty: Bool { fields.isEmpty && paths.isEmpty && frameRegions.isEmpty && readsOf.isEmpty }
 
     public init() {}
 
@@ -38,7 +43,7 @@ public struct Redaction: Sendable, Equatable {
 
     static func parse(_ root: ConfigNode) throws(ConfigError) -> Redaction {
         var r = Redaction()
-        for (key, value) in try root.mapping(allowed: ["version", "fields", "paths", "frame-regions"], required: ["version"]) {
+        for (key, value) in try root.mapping(allowed: ["version", "fields", "paths", "frame-regions", "reads-of"], required: ["version"]) {
             switch key {
             case "version": _ = try value.int(in: 1...1)
             case "fields":
@@ -47,14 +52,14 @@ public struct Redaction: Sendable, Equatable {
                     guard let a = Action(rawValue: text) else { throw action.error("unknown action \"\(text)\"", hint: "use drop or hash") }
                     r.fields[name] = a
                 }
-            case "paths":
+            case "paths", "reads-of":
                 for pattern in try value.sequence() {
                     let text = try pattern.string()
                     let segments = text.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
                     guard text.hasPrefix("/"), !segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
                         throw pattern.error("path pattern \"\(text)\" must be absolute and normalized", hint: "such as /home/**")
                     }
-                    r.paths.append(segments.map { Array($0.utf8) })
+                    if key == "paths" { r.paths.append(segments.map { Array($0.utf8) }) } else { r.readsOf.append(segments.map { Array($0.utf8) }) }
                 }
             default:
                 for entry in try value.sequence() {
@@ -67,6 +72,35 @@ public struct Redaction: Sendable, Equatable {
             }
         }
         return r
+    }
+
+    /// The transition with the bytes read from `reads-of` files dropped (see the type's doc).
+    /// Within one task: a descriptor opened in an earlier quantum is not followed.
+    public func scrubbingReads(_ transition: Transition) -> Transition {
+        guard !readsOf.isEmpty, var outcome = transition.outcome else { return transition }
+        var secret: Set<Int64> = []
+        var changed = false
+        for i in outcome.steps.indices {
+            let step = outcome.steps[i]
+            guard let call = step.call, case .performed(let result) = step.status else { continue }
+            switch call.op {
+            case .open, .openat:
+                guard let fd = result.value, let path = call.path else { continue }
+                let segments = path.split(separator: "/").map { Array($0.utf8) }
+                if readsOf.contains(where: { pathGlobMatches($0, segments) }) { secret.insert(fd) } else { secret.remove(fd) }
+            case .read, .pread, .recvfrom, .mmap:
+                guard let fd = call.fd, secret.contains(fd), case .value(let v, let data?, let fields) = result else { continue }
+                outcome.steps[i].status = .performed(.value(v, data: nil, fields: fields.merging(["redacted-bytes": Int64(data.count)]) { a, _ in a }))
+                changed = true
+            case .close:
+                if let fd = call.fd { secret.remove(fd) }
+            default: continue
+            }
+        }
+        guard changed else { return transition }
+        var scrubbed = transition
+        scrubbed.outcome = outcome
+        return scrubbed
     }
 
     /// The salt kept in the run folder (made on first use, mode 0600).

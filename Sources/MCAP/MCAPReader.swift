@@ -126,7 +126,7 @@ public struct MCAPReader {
     static func chunk(_ content: ArraySlice<UInt8>, at offset: UInt64, length: UInt64) throws(Malformed) -> FoundChunk? {
         var r = RecordReader(content)
         guard let start = try? r.u64(), let end = try? r.u64(), let size = try? r.u64(), let crc = try? r.u32(),
-              let compression = try? r.string(), let stored = try? r.u64(), let records = try? r.take(Int(stored)) else { return nil }
+              let compression = try? r.string(), let stored = try? r.u64(), let records = try? r.take(stored) else { return nil }
         let plain: [UInt8]
         switch compression {
         case "": plain = Array(records)
@@ -142,7 +142,7 @@ public struct MCAPReader {
         var messages: [Message] = []
         var inner = RecordReader(plain[...])
         while inner.rest.count >= 9 {
-            guard let op = try? inner.take(1).first, let len = try? inner.u64(), let body = try? inner.take(Int(len)) else { return nil }
+            guard let op = try? inner.take(1).first, let len = try? inner.u64(), let body = try? inner.take(len) else { return nil }
             guard op == Opcode.message.rawValue else { continue }
             var m = RecordReader(body)
             guard let channel = try? m.u16(), let sequence = try? m.u32(), let log = try? m.u64(), let publish = try? m.u64() else { return nil }

@@ -49,9 +49,14 @@ struct RecordReader {
     struct Short: Error {}
 
     mutating func take(_ n: Int) throws(Short) -> ArraySlice<UInt8> {
-        guard n >= 0, at + n <= bytes.endIndex else { throw Short() }
+        guard n >= 0, n <= bytes.endIndex - at else { throw Short() }
         defer { at += n }
         return bytes[at..<at + n]
+    }
+    /// A length read from the file: any 64-bit value, longer than what is left is short.
+    mutating func take(_ n: UInt64) throws(Short) -> ArraySlice<UInt8> {
+        guard n <= UInt64(bytes.endIndex - at) else { throw Short() }
+        return try take(Int(n))
     }
     mutating func uint(_ width: Int) throws(Short) -> UInt64 {
         let b = try take(width)

@@ -76,7 +76,7 @@ final class RedactionTests: XCTestCase {
         XCTAssertEqual(message("paths:\n  - /home/../etc\n"), "r.yaml:3:5: paths[0]: path pattern \"/home/../etc\" must be absolute and normalized (such as /home/**)")
         XCTAssertEqual(message("frame-regions:\n  - { x: 1, y: 2, width: 3 }\n"), "r.yaml:3:5: frame-regions[0]: missing required key \"height\"")
         XCTAssertEqual(message("frame-regions:\n  - { x: -1, y: 2, width: 3, height: 4 }\n"), "r.yaml:3:10: frame-regions[0].x: -1 is out of range (use 0...100000)")
-        XCTAssertEqual(message("colors: []\n"), "r.yaml:2:1: document: unknown key \"colors\" (expected one of: version, fields, paths, frame-regions)")
+        XCTAssertEqual(message("colors: []\n"), "r.yaml:2:1: document: unknown key \"colors\" (expected one of: version, fields, paths, frame-regions, reads-of)")
         XCTAssertEqual(message("fields: {}\n"), "accepted")
     }
 

@@ -93,3 +93,43 @@ final class GuardRouteTests: XCTestCase {
         XCTAssertEqual(try session.instruments[0].scpi.query("RELAY? 0"), "0", "the relay was never energised")
     }
 }
+
+extension GuardRouteTests {
+    /// A policy may let a context read a credential; the shipped kind of redaction rule keeps
+    /// its bytes out of every record (the JSON-lines trace and the MCAP file), its length kept.
+    func testBytesReadFromACredentialPath_areUsed_butNeverRecorded() throws {
+        try "key-material-7f3a\n".write(toFile: directory + "/id_ed25519", atomically: false, encoding: .utf8)
+        var o = try options(bench: """
+        version: 1
+        contexts:
+          keys:
+            interval-ms: 0
+            tasks:
+              read-key:
+                - open: { path: \(directory!)/id_ed25519 }
+                - read: { fd: $0, count: 64 }
+                - close: { fd: $0 }
+        """, policy: """
+        version: 1
+        contexts:
+          keys:
+            allow:
+              - op: open
+                path: \(directory!)/id_ed25519
+                mode: read
+              - op: [read, close]
+        """)
+        try write("version: 1\nreads-of:\n  - \(directory!)/id_*\n", to: directory + "/redaction.yaml")
+        o.redaction = directory + "/redaction.yaml"
+        var session = try Supervisor.start(o, clock: ManualClock())
+        let report = try session.loop.step()
+        XCTAssertEqual(report.outcome?.steps[1].result?.data.map { String(decoding: $0, as: UTF8.self) }, "key-material-7f3a\n", "the loop had the bytes")
+        try session.loop.recorder.finish()
+        let trace = try String(contentsOfFile: o.tracePath, encoding: .utf8)
+        XCTAssertFalse(trace.contains("key-material") || trace.contains(Data("key-material".utf8).base64EncodedString().prefix(12)), "not in the trace")
+        XCTAssertTrue(trace.contains("\"redacted-bytes\":18"), "its length is")
+        let recorded = try Replay.transitions(from: o.out + "/trace-0001.mcap")
+        XCTAssertEqual(recorded.first?.outcome?.steps[1].result?.fields["redacted-bytes"], 18, "the MCAP file's transition, decompressed")
+        XCTAssertNil(recorded.first?.outcome?.steps[1].result?.data)
+    }
+}

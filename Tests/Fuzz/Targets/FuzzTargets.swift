@@ -1,0 +1,72 @@
+import DataEngine
+import Devices
+import Foundation
+import Guard
+import HostAdapter
+import Journal
+import LoopCore
+import MCAP
+import Supervisor
+
+/// The parsers people and machines feed the supervisor, as fuzz targets: each takes any bytes
+/// and must return (an error is fine) without crashing, hanging or reading out of bounds.
+/// `make fuzz` runs each under libFuzzer with AddressSanitizer (Tests/Fuzz/run); the committed
+/// corpora (Tests/Fuzz/corpus/TARGET) are also replayed by `make test` (FuzzCorpusTests).
+public enum FuzzTargets {
+    public static let names = ["policy", "profile", "bench", "redaction-rules", "scpi", "mcap", "mcap-repair",
+                               "trace-json", "approval-json", "audit-log", "redactor"]
+
+    /// A scratch file for the targets that read files, in memory when /dev/shm is there.
+    static let scratch: String = {
+        let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+        return base + "/worldos-fuzz-\(getpid())"
+    }()
+
+    /// The shipped redaction rules, which the redactor target applies.
+    static let shipped: Redaction = {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../Policies/redaction.yaml").standardized.path
+        var rules = (try? Redaction.load(file: file)) ?? Redaction()
+        rules.salt = Array(repeating: 7, count: 32)
+        return rules
+    }()
+
+    static func file(_ bytes: [UInt8]) -> String {
+        let path = scratch
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        return path
+    }
+
+    /// Feed one input to one target. Unknown names are a programming error of the caller.
+    public static func run(_ name: String, _ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        switch name {
+        case "policy": _ = try? Policy.parse(text, file: "fuzz.yaml")
+        case "profile": _ = try? DeviceProfile.parse(text, file: "fuzz.yaml")
+        case "bench": _ = try? Bench.parse(text, file: "fuzz.yaml")
+        case "redaction-rules": _ = try? Redaction.parse(text, file: "fuzz.yaml")
+        case "scpi":
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false) { _ = try? SCPIError(parsing: String(line)) }
+        case "mcap":
+            guard let reader = try? MCAPReader(path: file(bytes)) else { return }
+            _ = reader.messages.count
+            _ = reader.channels.count
+        case "mcap-repair":
+            let path = file(bytes)
+            if (try? MCAPWriter.repair(path: path)) != nil { _ = try? MCAPReader(path: path) }
+        case "trace-json":
+            _ = try? JSONDecoder().decode(Transition.self, from: Data(bytes))
+            _ = try? TraceWriter.read(path: file(bytes))
+        case "approval-json":
+            _ = try? JSONRecordFile.read(Approval.self, from: file(bytes))
+        case "audit-log":
+            let path = file(bytes)
+            _ = AuditLog.verify(path: path)
+            _ = AuditLog.records(path: path)
+            _ = AuditLog.unfinishedApprovedActions(path: path)
+        case "redactor":
+            _ = shipped.apply(toJSON: Data(bytes))
+        default:
+            fatalError("no fuzz target \(name); the targets are \(names.joined(separator: ", "))")
+        }
+    }
+}
