@@ -57,10 +57,11 @@ build: setup
 run: build sim
 	@mkdir -p $(OUT)
 	@rm -f $(OUT)/simulator.pty
-	@setsid Firmware/build/bench-bridge-sim > $(OUT)/simulator.pty & sim=$$!; \
+	@setsid Firmware/build/bench-bridge-sim > $(OUT)/simulator.pty & sim=$$!; sup=; \
+	  trap 'trap - INT TERM EXIT; status=1; if [ -n "$$sup" ]; then kill -TERM $$sup 2>/dev/null; wait $$sup; status=$$?; fi; \
+	        kill $$sim 2>/dev/null; exit $$status' INT TERM EXIT; \
 	  while [ ! -s $(OUT)/simulator.pty ]; do sleep 0.1; done; \
 	  .build/debug/worldos run --out $(OUT) --device $$(head -1 $(OUT)/simulator.pty) & sup=$$!; \
-	  trap 'trap - INT TERM EXIT; kill -TERM $$sup 2>/dev/null; wait $$sup; status=$$?; kill $$sim 2>/dev/null; exit $$status' INT TERM EXIT; \
 	  wait $$sup
 
 # Host tests, then the device tests inside the hardware rig.

@@ -87,6 +87,9 @@ public struct DeviceProfile: Sendable, Equatable {
     public var actions: [String: Action]
     /// USB profiles: whether the supervisor may detach a kernel driver to claim an interface.
     public var detachKernelDriver: Bool = false
+    /// Whether a context may open the device's node itself (a raw channel) instead of going
+    /// only through the profile's actions; such an open carries the profile's highest risk class.
+    public var rawChannel: Bool = false
     /// How many different people must approve an irreversible action on this device (the
     /// two-person rule is 2).
     public var approvers: Int = 1

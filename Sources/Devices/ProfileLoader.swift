@@ -17,7 +17,7 @@ extension DeviceProfile {
         var sawMatch = false
         var detachNode: ConfigNode?, edgesNode: ConfigNode?
         for (key, value) in try root.mapping(allowed: ["version", "name", "kind", "description", "match", "connection", "safe-state", "readings", "actions",
-                                                       "detach-kernel-driver", "edges", "approvers"],
+                                                       "detach-kernel-driver", "raw-channel", "edges", "approvers"],
                                              required: ["version", "name", "kind", "match"]) {
             switch key {
             case "version": _ = try value.int(in: 1...1)
@@ -44,6 +44,8 @@ extension DeviceProfile {
             case "detach-kernel-driver":
                 profile.detachKernelDriver = try value.bool()
                 detachNode = value
+            case "raw-channel":
+                profile.rawChannel = try value.bool()
             case "edges":
                 profile.edges = try value.strings()
                 edgesNode = value

@@ -27,7 +27,7 @@ public struct PolicyGuard: Guarding {
     /// The device a device profile has matched and the supervisor holds, by device number (the
     /// `rdev` of its node): `bench-bridge:SIM-0001 (profile bench-bridge)`. A raw open of any node
     /// of it is denied (`device-owned`): the profile's actions are its only door.
-    public let owner: @Sendable (_ deviceNumber: UInt64) -> String?
+    public let owner: @Sendable (_ deviceNumber: UInt64) -> DeviceOwner?
     /// For a raw device step (`gpio-set`, `usb-transfer`, `usb-control`) on hardware a profile
     /// declares: that device's identity, where it is, and the profile's highest risk class. Such
     /// a step carries that class: irreversible means an approval bound to the step.
@@ -61,7 +61,7 @@ public struct PolicyGuard: Guarding {
                 identity: @escaping @Sendable (String) -> (id: String, path: String)? = { _ in nil },
                 approvals: ApprovalStore? = nil, approvers: @escaping @Sendable (String) -> Int = { _ in 1 },
                 protectedPaths: [String] = [], fault: FaultLatch? = nil,
-                owner: @escaping @Sendable (UInt64) -> String? = { _ in nil },
+                owner: @escaping @Sendable (UInt64) -> DeviceOwner? = { _ in nil },
                 stepRisk: @escaping @Sendable (ResolvedCall) -> (device: String, path: String, risk: String)? = { _ in nil }) {
         self.policy = policy
         self.audit = audit
@@ -115,6 +115,7 @@ public struct PolicyGuard: Guarding {
         }
         if let doubt = doubt(about: call) { return .refuseUncertain(reason: doubt) }
         var segments: [[UInt8]]?
+        var rawChannel: DeviceOwner?
         if let path = call.path {
             guard let parts = normalizedSegments(path) else {
                 return .deny(rule: "path-normalization", reason: "path \"\(path)\" is not absolute and normalized")
@@ -138,7 +139,10 @@ public struct PolicyGuard: Guarding {
                 }
             }
             if let number = call.deviceNumber, let holder = owner(number) {
-                return .deny(rule: "device-owned", reason: "\(path) is a node of \(holder); the supervisor holds it and only the profile's actions reach it")
+                guard holder.rawChannel else {
+                    return .deny(rule: "device-owned", reason: "\(path) is a node of \(holder.description); the supervisor holds it and only the profile's actions reach it")
+                }
+                rawChannel = holder
             }
         }
         if let reason = held.refusal(for: call, context: context) {
@@ -152,6 +156,9 @@ public struct PolicyGuard: Guarding {
             if Self.needsApproval(level) { risky = (device, action, level, nil) }
         } else if Self.isPhysical(call.op), let declared = stepRisk(call), Self.needsApproval(declared.risk) {
             risky = (declared.device, call.op.rawValue, declared.risk, (declared.device, declared.path))
+        } else if let raw = rawChannel, Self.needsApproval(raw.risk) {
+            // A raw channel the profile declares: as risky as the most risky of its actions.
+            risky = (raw.device, "raw-\(call.op.rawValue)", raw.risk, (raw.device, raw.path))
         }
         let facts = Policy.CallFacts(deviceIdentity: call.op == .act ? call.args["device"]?.string.flatMap { identity($0)?.id } : nil,
                                      localTime: rules.timed ? Self.localTime(wallClock()) : (weekday: 0, minute: 0))
@@ -296,4 +303,23 @@ struct FileObjectKey: Hashable, Sendable {
     var inode: UInt64
     init(_ object: FileObject) { (device, inode) = (object.device, object.inode) }
     init(_ identity: (device: UInt64, inode: UInt64)) { (device, inode) = identity }
+}
+
+/// The attached device a device node belongs to, as its profile declares it.
+public struct DeviceOwner: Sendable, CustomStringConvertible {
+    /// `profile:serial` (or `profile:gpiochipN`).
+    public var device: String
+    public var path: String
+    public var profile: String
+    /// The profile declares a raw channel (`raw-channel: true`): opening the node is allowed by
+    /// the policy's rules, and carries ``risk``.
+    public var rawChannel: Bool
+    /// The profile's highest risk class.
+    public var risk: String
+
+    public init(device: String, path: String, profile: String, rawChannel: Bool, risk: String) {
+        (self.device, self.path, self.profile, self.rawChannel, self.risk) = (device, path, profile, rawChannel, risk)
+    }
+
+    public var description: String { "\(device) (profile \(profile), on \(path))" }
 }

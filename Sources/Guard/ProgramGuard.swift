@@ -17,7 +17,7 @@ public final class ProgramGuard: @unchecked Sendable {
     public var policy: Policy { rules.policy }
 
     public init(policy: Policy, audit: AuditLog, mode: Mode, protectedPaths: [String], fault: FaultLatch? = nil,
-                owner: @escaping @Sendable (UInt64) -> String? = { _ in nil }) {
+                owner: @escaping @Sendable (UInt64) -> DeviceOwner? = { _ in nil }) {
         rules = PolicyGuard(policy: policy, audit: audit, mode: mode, protectedPaths: protectedPaths, fault: fault, owner: owner)
     }
 

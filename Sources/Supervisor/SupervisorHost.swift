@@ -111,13 +111,13 @@ public final class SupervisorHost: Effecting {
     /// Which attached device a device node opens, by its device number: the instruments' ports
     /// and the GPIO chips the profiles matched. Found once, at start (a device that appears later
     /// is matched by a later start).
-    public static func owner(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (UInt64) -> String? {
-        var owned: [UInt64: String] = [:]
-        for i in instruments {
-            if let number = FileObject.at(i.path)?.deviceNumber { owned[number] = "\(i.profile.name):\(i.identity.serial) (profile \(i.profile.name), on \(i.path))" }
-        }
-        for g in gpio {
-            if let number = FileObject.at(g.chip.path)?.deviceNumber { owned[number] = "\(g.profile.name):\(g.chip.name) (profile \(g.profile.name), \(g.chip.path))" }
+    public static func owner(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (UInt64) -> DeviceOwner? {
+        var owned: [UInt64: DeviceOwner] = [:]
+        let entries = instruments.map { ("\($0.profile.name):\($0.identity.serial)", $0.path, $0.profile) }
+            + gpio.map { ("\($0.profile.name):\($0.chip.name)", $0.chip.path, $0.profile) }
+        for (id, path, profile) in entries {
+            guard let number = FileObject.at(path)?.deviceNumber else { continue }
+            owned[number] = DeviceOwner(device: id, path: path, profile: profile.name, rawChannel: profile.rawChannel, risk: profile.highestRisk.rawValue)
         }
         let table = owned
         return { table[$0] }

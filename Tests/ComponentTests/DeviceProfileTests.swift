@@ -37,7 +37,7 @@ final class DeviceProfileTests: XCTestCase {
 
     func testMalformedProfiles_areRejectedWithFileLineAndAHint() {
         XCTAssertEqual(error(head + "colour: blue\n"),
-                       "d.yaml:7:1: colour: unknown key \"colour\" (expected one of: version, name, kind, description, match, connection, safe-state, readings, actions, detach-kernel-driver, edges, approvers)".replacingOccurrences(of: "colour: unknown", with: "document: unknown"))
+                       "d.yaml:7:1: colour: unknown key \"colour\" (expected one of: version, name, kind, description, match, connection, safe-state, readings, actions, detach-kernel-driver, raw-channel, edges, approvers)".replacingOccurrences(of: "colour: unknown", with: "document: unknown"))
         XCTAssertEqual(error("version: 1\nname: x\nkind: toaster\nmatch:\n  usb: { vid: \"0403\", pid: \"6001\" }\n"),
                        "d.yaml:3:7: kind: unknown kind \"toaster\" (use one of: instrument, serial-adapter, relay-board, power-supply, gpio-header)")
         XCTAssertEqual(error("version: 1\nname: x\nkind: instrument\nmatch:\n  usb: { vid: \"403\", pid: \"6001\" }\n"),

@@ -52,9 +52,9 @@ final class ObjectRedTeamTests: XCTestCase {
     }
 
     /// Open `path` (as `openat` from `dir` when given) and read it, as context `reader`.
-    func attempt(_ path: String, dir: Int32? = nil, owner: @escaping @Sendable (UInt64) -> String? = { _ in nil }) throws -> (StepOutcome, read: StepOutcome) {
+    func attempt(_ path: String, dir: Int32? = nil, owner: @escaping @Sendable (UInt64) -> DeviceOwner? = { _ in nil }) throws -> (StepOutcome, read: StepOutcome) {
         var guardian: any Guarding = PolicyGuard(policy: try policy(), audit: try AuditLog(path: run + "/audit.jsonl"), mode: .real,
-                                                 protectedPaths: [run], owner: owner)
+                                                 approvals: try ApprovalStore(directory: run + "/approvals"), protectedPaths: [run], owner: owner)
         var host: any Effecting = LinuxHost()
         var executor = TraceExecutor(names: LinuxNames())
         let open = dir.map { MicroStep(.openat, ["dir": .int(Int64($0)), "path": .string(path)]) } ?? MicroStep(.open, ["path": .string(path)])
@@ -66,7 +66,7 @@ final class ObjectRedTeamTests: XCTestCase {
         return (outcome.steps[0], outcome.steps[1])
     }
 
-    func assertDenied(_ path: String, dir: Int32? = nil, rule: String, because: String, owner: @escaping @Sendable (UInt64) -> String? = { _ in nil },
+    func assertDenied(_ path: String, dir: Int32? = nil, rule: String, because: String, owner: @escaping @Sendable (UInt64) -> DeviceOwner? = { _ in nil },
                       file: StaticString = #filePath, line: UInt = #line) throws {
         let (open, read) = try attempt(path, dir: dir, owner: owner)
         XCTAssertEqual(open.status, .denied, "\(path) must be denied, was \(open.status)", file: file, line: line)
@@ -130,11 +130,26 @@ final class ObjectRedTeamTests: XCTestCase {
         defer { close(master); close(slave) }
         let name = try PathResolver.readLink("/proc/self/fd/\(slave)", missing: ENOENT)
         let number = try XCTUnwrap(FileObject.at(name)?.deviceNumber)
-        let owner: @Sendable (UInt64) -> String? = { $0 == number ? "bench-bridge:SIM-1 (profile bench-bridge)" : nil }
+        let owner: @Sendable (UInt64) -> DeviceOwner? = {
+            $0 == number ? DeviceOwner(device: "bench-bridge:SIM-1", path: name, profile: "bench-bridge", rawChannel: false, risk: "irreversible-physical") : nil
+        }
         try FileManager.default.createSymbolicLink(atPath: root + "/port", withDestinationPath: name)
         for route in [name, root + "/port", "/proc/self/fd/\(slave)"] {
             try assertDenied(route, rule: "device-owned", because: "bench-bridge:SIM-1", owner: owner)
         }
+        // A profile that declares a raw channel: the open is the policy's to allow, and carries
+        // the profile's highest risk class, so an irreversible one waits for an approval.
+        let raw: @Sendable (UInt64) -> DeviceOwner? = {
+            $0 == number ? DeviceOwner(device: "bench-bridge:SIM-1", path: name, profile: "bench-bridge", rawChannel: true, risk: "irreversible-physical") : nil
+        }
+        let (open, _) = try attempt(root + "/port", owner: raw)
+        guard case .needsApproval(_, let reason)? = open.decision else { return XCTFail("a raw channel must ask: \(open.status)") }
+        XCTAssertTrue(reason.contains("raw-open on bench-bridge:SIM-1") && reason.contains("irreversible-physical"), reason)
+        let reversible: @Sendable (UInt64) -> DeviceOwner? = {
+            $0 == number ? DeviceOwner(device: "bench-bridge:SIM-1", path: name, profile: "bench-bridge", rawChannel: true, risk: "reversible") : nil
+        }
+        XCTAssertEqual(write(master, "x\n", 2), 2, "something to read, so the allowed read returns")
+        XCTAssertEqual(try attempt(name, owner: reversible).0.decision?.isAllowed, true, "a reversible profile's raw channel is the policy's alone")
     }
 
     func testAnAllowedFileThroughASymlink_isOpenedByItsCanonicalName() throws {
