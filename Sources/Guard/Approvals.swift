@@ -139,6 +139,13 @@ public final class ApprovalStore: @unchecked Sendable {
 
     public func pending(now: Date = Date()) -> [Approval] { all().filter { $0.state == .pending && $0.expiresAt > now } }
 
+    /// The requests this store made that still wait, as it knows them (not as files say).
+    public func waiting(now: Date = Date()) -> [Approval] {
+        lock.lock()
+        defer { lock.unlock() }
+        return requested.values.filter { $0.state == .pending && $0.expiresAt > now }.sorted { $0.requestedAt < $1.requestedAt }
+    }
+
     /// The open request for this binding, or a new one.
     public func request(_ binding: ApprovalBinding, approvers: Int = 1, risk: String? = nil, now: Date = Date()) throws -> Approval {
         collectAnswers(now: now)

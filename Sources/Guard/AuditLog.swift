@@ -195,6 +195,17 @@ public final class AuditLog: @unchecked Sendable {
     public func append(_ record: AuditRecord, sync: Bool = true) throws -> AuditRecord {
         lock.lock()
         defer { lock.unlock() }
+        let r = try chain(record, sync: sync)
+        if sync, seal != nil {
+            keepHead()
+            sinceCheckpoint += 1
+            if sinceCheckpoint >= AuditSeal.checkpointEvery { try checkpoint() }
+        }
+        return r
+    }
+
+    /// Give the record its place in the chain and write it (called with the lock held).
+    private func chain(_ record: AuditRecord, sync: Bool) throws -> AuditRecord {
         var r = record
         r.seq = nextSeq
         r.prev = lastHash
@@ -205,11 +216,6 @@ public final class AuditLog: @unchecked Sendable {
         }
         lastHash = r.hash!
         nextSeq += 1
-        if sync, seal != nil {
-            keepHead()
-            sinceCheckpoint += 1
-            if sinceCheckpoint >= AuditSeal.checkpointEvery { try checkpoint() }
-        }
         return r
     }
 
@@ -224,18 +230,13 @@ public final class AuditLog: @unchecked Sendable {
     private func checkpoint() throws {
         guard let seal else { return }
         sinceCheckpoint = 0
-        var r = AuditRecord(time: 0, policy: "", event: "checkpoint", mode: "", context: "supervisor", call: "sign(seq \(nextSeq - 1))",
-                            reason: seal.sign(seq: nextSeq - 1, hash: lastHash), result: seal.fingerprint)
-        r.seq = nextSeq
-        r.prev = lastHash
-        r.hash = r.computedHash()
-        do { try file.append(Data(r.json()), sync: true) } catch {
-            throw AuditError(path: path, message: error.message)
-        }
-        lastHash = r.hash!
-        nextSeq += 1
+        _ = try chain(AuditRecord(time: 0, policy: "", event: "checkpoint", mode: "", context: "supervisor", call: "sign(seq \(nextSeq - 1))",
+                                  reason: seal.sign(seq: nextSeq - 1, hash: lastHash), result: seal.fingerprint), sync: true)
         keepHead()
     }
+
+    /// SHA-256 in hex, for the seal (whose file cannot name the project's `SHA256` beside Crypto's).
+    static func hex(_ bytes: [UInt8]) -> String { SHA256.hex(bytes) }
 
     /// Approved actions whose decision (the write-ahead intent) is on disk but whose outcome is
     /// not: the supervisor stopped between the two. Their approvals were used before they ran,

@@ -85,10 +85,8 @@ public final class AuditSeal: @unchecked Sendable {
 
     /// The key's short name, written into each checkpoint.
     public var fingerprint: String { Self.fingerprint(publicKey) }
-    static func fingerprint(_ key: Curve25519.Signing.PublicKey) -> String { "ed25519:" + String(hex(key.rawRepresentation).prefix(16)) }
-
-    static func hex<D: DataProtocol>(_ bytes: D) -> String {
-        Crypto.SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    static func fingerprint(_ key: Curve25519.Signing.PublicKey) -> String {
+        "ed25519:" + String(AuditLog.hex(Array(key.rawRepresentation)).prefix(16))
     }
 
     // MARK: heads
@@ -96,7 +94,7 @@ public final class AuditSeal: @unchecked Sendable {
     /// Where a log's head is kept: named by the log's absolute path.
     public static func headPath(for log: String, in directory: String) -> String {
         let absolute = URL(fileURLWithPath: log).standardizedFileURL.resolvingSymlinksInPath().path
-        return directory + "/heads/" + String(hex(Array(absolute.utf8)).prefix(24)) + ".head"
+        return directory + "/heads/" + String(AuditLog.hex(Array(absolute.utf8)).prefix(24)) + ".head"
     }
 
     public struct Head: Equatable, Sendable {

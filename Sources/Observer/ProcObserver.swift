@@ -906,11 +906,15 @@ final class ProcEntry {
     static func read(pid: Int32, procFD: Int32, keepOpen: Bool, includeMaps: Bool, adopting: ProcEntry? = nil,
                      context: inout ScanContext) -> ProcEntry? {
         var adopted = adopting
+        // What the adopted stat descriptor reads now: this read's stat, unless the pid names
+        // another process since (then nothing is adopted).
+        var checked: [UInt8]?
         if let a = adopted {
-            let same = keepOpen && a.statFD >= 0 && preadAll(a.statFD, shortReadEnds: true).flatMap(ProcStat.init(parsing:))?.startTime == a.stat.startTime
-            if !same {
+            checked = keepOpen && a.statFD >= 0 ? preadAll(a.statFD, shortReadEnds: true) : nil
+            if checked.flatMap(ProcStat.init(parsing:))?.startTime != a.stat.startTime {
                 a.close()
                 adopted = nil
+                checked = nil
             }
         }
         // The process's directory, opened once: every file below is looked up from it, and its
@@ -923,7 +927,7 @@ final class ProcEntry {
         defer { Glibc.close(dir) }
         let fd = adopted?.statFD ?? openat(dir, "stat", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        guard let bytes = preadAll(fd, shortReadEnds: true), let stat = ProcStat(parsing: bytes) else {
+        guard let bytes = checked ?? preadAll(fd, shortReadEnds: true), let stat = ProcStat(parsing: bytes) else {
             if let adopted { adopted.close() } else { Glibc.close(fd) }
             return nil
         }

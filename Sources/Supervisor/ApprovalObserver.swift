@@ -5,17 +5,18 @@ import StateGraph
 
 /// The approvals waiting for a person, as nodes of the graph's UI partition (one `approval` node
 /// each: action, parameters, device identity and path, risk class, the context that asked, until
-/// when): read from the run folder's approval store every step, so the panel shows what waits
-/// now — a request used, rejected, expired or abandoned is gone from the next observation.
+/// when): the supervisor's own approval store asked every step (its memory, not the request
+/// files, which anyone could write), so the panel shows what waits now — a request used,
+/// rejected or expired is gone from the next observation.
 public struct ApprovalObserver: Observing {
-    public let directory: String
-    public init(directory: String) { self.directory = directory }
+    public let store: ApprovalStore
+    public init(store: ApprovalStore) { self.store = store }
 
     public func observe(at now: Instant) throws -> Observation {
         let wall = Date()
         let clock = ISO8601DateFormatter()
         clock.formatOptions = [.withTime, .withColonSeparatorInTime, .withTimeZone]
-        let nodes = ApprovalStore.read(directory: directory).filter { $0.state == .pending && $0.expiresAt > wall }.map { a in
+        let nodes = store.waiting(now: wall).map { a in
             var attributes: Attributes = [
                 "action": .string(a.binding.action), "device": .string(a.binding.device), "path": .string(a.binding.path),
                 "params": .string(a.binding.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")),

@@ -210,17 +210,18 @@ public enum Supervisor {
         let protected = URL(fileURLWithPath: options.out).standardizedFileURL.resolvingSymlinksInPath().path
         let programGuard = ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault, owner: owner)
         let exits = ProgramExits(judge: programGuard)
+        let approvals = try ApprovalStore(directory: options.approvalsPath, audit: audit, policyHash: policy.contentHash)
         events.sources.append(exits)
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb),
-                                          ApprovalObserver(directory: options.approvalsPath), events]),
+                                          ApprovalObserver(store: approvals), events]),
             estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(),
             proposer: RequestingProposer(bench: bench, inbox: ActionInbox(out: options.out), offering: attached.offering),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices),
                                      identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
-                                     approvals: try ApprovalStore(directory: options.approvalsPath, audit: audit, policyHash: policy.contentHash),
+                                     approvals: approvals,
                                      approvers: SupervisorHost.approvers(instruments: instruments, gpio: gpioDevices),
                                      protectedPaths: [protected], fault: fault, owner: owner,
                                      stepRisk: SupervisorHost.stepRisk(gpio: gpioDevices, usb: usb, catalog: catalog)),

@@ -3,6 +3,7 @@ import Glibc
 import LoopCore
 import Observer
 import StateGraph
+import WorldOSTesting
 import XCTest
 
 /// The graph must not flicker: over 200 refreshes of a quiet machine — the full rescans every 20
@@ -32,12 +33,12 @@ final class ObserverFlickerTests: XCTestCase {
         for step in 0..<200 {
             let observation = try observer.observe(at: Instant(nanoseconds: UInt64(step) * 1_000_000))
             history.append(Set(observation.nodes.map(\.id.rawValue).filter { owner($0).map(watched.contains) ?? false }))
-            if [18, 19, 20, 39, 40, 41].contains(step), FileManager.default.isExecutableFile(atPath: "/usr/bin/lsof") {
+            if [18, 19, 20, 39, 40, 41].contains(step), FileManager.default.isExecutableFile(atPath: Lsof.path) {
                 let graph = Set(observation.nodes.filter { $0.kind == .fileDescriptor }.compactMap { n -> String? in
                     guard let pid = owner(n.id.rawValue), watched.contains(pid), pid != getpid(), let fd = n["fd"]?.intValue else { return nil }
                     return "\(pid):\(fd)"
                 })
-                XCTAssertEqual(graph, try lsofDescriptors(children), "step \(step): the children's descriptors")
+                XCTAssertEqual(graph, Set(try Lsof.descriptors(of: children).map { "\($0.pid):\($0.fd)" }), "step \(step): the children's descriptors")
                 lsofChecks += 1
             }
         }
@@ -48,24 +49,5 @@ final class ObserverFlickerTests: XCTestCase {
         }
         XCTAssertEqual(flickers, [], "\(flickers.count) nodes absent for exactly one refresh, first: \(flickers.prefix(5))")
         XCTAssertGreaterThan(history.last?.count ?? 0, 20 * 4, "the children and their descriptors are seen")
-    }
-
-    /// `PID:FD` of every numbered descriptor lsof lists for `pids`.
-    func lsofDescriptors(_ pids: [Int32]) throws -> Set<String> {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/lsof")
-        process.arguments = ["-n", "-P", "-w", "-F", "pf", "-p", pids.map(String.init).joined(separator: ",")]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        var pid = ""
-        var found: Set<String> = []
-        for line in text.split(separator: "\n") {
-            if line.first == "p" { pid = String(line.dropFirst()) }
-            if line.first == "f", Int(line.dropFirst()) != nil { found.insert("\(pid):\(line.dropFirst())") }
-        }
-        return found
     }
 }

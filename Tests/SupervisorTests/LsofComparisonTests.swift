@@ -6,36 +6,6 @@ import XCTest
 /// `worldos graph` against lsof on a controlled load: every descriptor lsof lists for the
 /// children is in the graph, owned by the right process, referring to the same object.
 final class LsofComparisonTests: XCTestCase {
-    struct Entry: Hashable { var pid: Int32; var fd: Int64; var kind: String; var inode: String }
-
-    /// lsof -F: `p` starts a process, `f` a file; `t` type, `i` inode.
-    func lsof(_ pids: [Int32]) throws -> Set<Entry> {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/lsof")
-        process.arguments = ["-n", "-P", "-w", "-F", "pfti", "-p", pids.map(String.init).joined(separator: ",")]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        var entries: Set<Entry> = []
-        var pid: Int32 = 0
-        var current: Entry?
-        func flush() { if let c = current { entries.insert(c) }; current = nil }
-        for line in text.split(separator: "\n") {
-            let value = String(line.dropFirst())
-            switch line.first {
-            case "p": flush(); pid = Int32(value) ?? 0
-            case "f": flush(); if let fd = Int64(value) { current = Entry(pid: pid, fd: fd, kind: "", inode: "") }
-            case "t": current?.kind = value
-            case "i": current?.inode = value
-            default: break
-            }
-        }
-        flush()
-        return entries
-    }
-
     func testGraph_showsEveryDescriptorAndSocketLsofShows_forAControlledLoad() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/lsof") else {
             throw XCTSkip("LSOF MISSING — SKIPPED: install lsof (make setup does) to compare against it")
@@ -58,19 +28,19 @@ final class LsofComparisonTests: XCTestCase {
             children.append(c)
         }
         let pids = children.map(\.pid)
-        let expected = try lsof(pids)
+        let expected = try Lsof.descriptors(of: pids)
         XCTAssertGreaterThan(expected.count, 30, "lsof saw the load")
 
         let result = try runWorldOS(["graph", "--json"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let graph = try Graph(snapshot: GraphSnapshot.decode(Data(result.stdout.utf8)))
-        var seen: Set<Entry> = []
+        var seen: Set<Lsof.Entry> = []
         for pid in pids {
             let process = try XCTUnwrap(graph.nodes(ofKind: .process).first { $0["pid"] == .int(Int64(pid)) }, "process \(pid) is in the graph")
             for fdID in graph.owned(by: process.id) {
                 guard let fd = graph[fdID], let number = fd["fd"]?.intValue else { continue }
                 let object = graph.edges(from: fdID).first { $0.kind == .opened }.flatMap { graph[$0.to] }
-                seen.insert(Entry(pid: pid, fd: number, kind: "", inode: object?["ino"].map { "\($0)" } ?? ""))
+                seen.insert(Lsof.Entry(pid: pid, fd: number, kind: "", inode: object?["ino"].map { "\($0)" } ?? ""))
             }
         }
         for e in expected {
