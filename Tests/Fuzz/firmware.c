@@ -1,36 +1,29 @@
-/* The bench bridge firmware's command parser as a libFuzzer target: the input is what arrives on
-   its serial line, split into lines as bridge_poll does (carriage returns dropped, a line longer
-   than BRIDGE_LINE_MAX refused), each handed to bridge_handle_line. Replies go to /dev/null. */
+/* The bench bridge firmware's serial side as a libFuzzer target: the input is what arrives on its
+   line, read by the firmware's own bridge_poll (line assembly, overflow, every command parser)
+   from one end of a socket pair; its replies are drained from the other. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include "bridge.h"
 #include "hal_host.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static int started = 0;
-    if (!started) {
-        hal_host_init(open("/dev/null", O_WRONLY), 1.0);
+    static int host = -1;
+    if (host < 0) {
+        int pair[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) return 0;
+        fcntl(pair[0], F_SETFL, O_NONBLOCK);
+        fcntl(pair[1], F_SETFL, O_NONBLOCK);
+        hal_host_init(pair[0], 1.0);
         bridge_init("FUZZ-0001");
-        started = 1;
+        host = pair[1];
     }
-    char line[BRIDGE_LINE_MAX + 1];
-    size_t length = 0;
-    int overflow = 0;
-    for (size_t i = 0; i < size; i++) {
-        uint8_t byte = data[i];
-        if (byte == '\r') continue;
-        if (byte == '\n') {
-            if (!overflow) { line[length] = 0; bridge_handle_line(line); }
-            length = 0;
-            overflow = 0;
-        } else if (length < BRIDGE_LINE_MAX) {
-            line[length++] = (char)byte;
-        } else {
-            overflow = 1;
-        }
-    }
+    if (size > 0 && write(host, data, size) != (ssize_t)size) return 0;
+    bridge_poll();
+    char replies[4096];
+    while (read(host, replies, sizeof replies) > 0) {}
     bridge_safe_state();
     return 0;
 }
