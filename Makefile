@@ -85,10 +85,13 @@ rig-only:
 	Tests/Rig/rig --timeout 900 --fixtures $(RIG_FIXTURES) -- $(TESTS_BUNDLE) $$classes
 
 # Speed targets, each printed as a ratio against its reference measured in the same process.
+# Release builds as they would be shipped to a controller: the Swift runtime linked in
+# (--static-swift-stdlib), so one file is copied and nothing of the toolchain need be there.
 bench: setup sim
-	$(SWIFT) build -c release --product worldos-bench
-	$(SWIFT) build -c release --product worldos-sandbox
-	$(SWIFT) build -c release --product sandbox-probe
+	$(SWIFT) build -c release --static-swift-stdlib --product worldos-bench
+	$(SWIFT) build -c release --static-swift-stdlib --product worldos
+	$(SWIFT) build -c release --static-swift-stdlib --product worldos-sandbox
+	$(SWIFT) build -c release --static-swift-stdlib --product sandbox-probe
 	.build/release/worldos-bench
 	Tests/Rig/rig --fixtures gpio -- .build/release/worldos-bench gpio
 
@@ -102,7 +105,7 @@ fuzz: setup
 	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DWORLDOS_FUZZING
 	clang -fsanitize=fuzzer,address -O1 -g -std=c11 -IFirmware/src -IFirmware/host -o .build-fuzz/firmware-fuzz \
 	  Tests/Fuzz/firmware.c Firmware/src/bridge.c Firmware/host/hal_host.c
-	Tests/Fuzz/run $(FUZZ_SECONDS)
+	Tests/Fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf .build .build-fuzz .worldos $(VENV)

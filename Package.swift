@@ -47,8 +47,11 @@ let package = Package(
         // only): the path resolver every caller shares, object identity, the exact opener.
         .target(name: "System", dependencies: ["CShim"]),
 
+        // The one JSON encoder for bulk output (snapshots, trace deltas, the API): streamed
+        // bytes, the text JSONEncoder gives with sorted keys. No Foundation.
+        .target(name: "JSONWriter", swiftSettings: optimizedEvenInDebug),
         // The state graph: typed nodes and edges, partitions, deltas, snapshots. No C.
-        .target(name: "StateGraph"),
+        .target(name: "StateGraph", dependencies: ["JSONWriter"]),
         // The loop's protocols, modes, clock, micro-steps and the macro step itself. No C.
         .target(name: "Digest", swiftSettings: optimizedEvenInDebug),
         .target(name: "LoopCore", dependencies: ["StateGraph", "Digest"]),
@@ -75,7 +78,7 @@ let package = Package(
         // MCAP (https://mcap.dev/spec): our own writer, reader and repair; zstd chunks.
         .target(name: "MCAP", dependencies: ["CZstd", "Journal"]),
         // Data engine: the recorder of aligned transitions.
-        .target(name: "DataEngine", dependencies: ["StateGraph", "LoopCore", "Journal", "MCAP", "Config", "CPNG", "Digest"]),
+        .target(name: "DataEngine", dependencies: ["StateGraph", "JSONWriter", "LoopCore", "Journal", "MCAP", "Config", "CPNG", "Digest"]),
         // Assembles the real stages into a supervisor; bench files; the run loop.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
@@ -85,7 +88,7 @@ let package = Package(
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "HostAdapter"]),
 
         .executableTarget(name: "worldos", dependencies: [
-            "Supervisor", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Supervisor", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", "JSONWriter", "Journal", "StateGraph", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim", "Sandbox", "DataEngine", "MCAP", "Renderer", "Supervisor"],
                          path: "Benchmarks/worldos-bench"),
@@ -98,7 +101,7 @@ let package = Package(
         // What the sandbox tests run under the filter (raw system calls, racing threads).
         .executableTarget(name: "sandbox-probe", dependencies: ["CSeccomp"], path: "Tests/SandboxProbe"),
 
-        .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "WorldOSTesting", "LoopCore"]),
+        .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "JSONWriter", "WorldOSTesting", "LoopCore"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
             "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP", "CPNG", "CShim", "System",
@@ -109,7 +112,7 @@ let package = Package(
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
-            "FuzzTargets",
+            "FuzzTargets", "Journal",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

@@ -11,6 +11,8 @@
 //   worldos-bench recording  micro-step records/s into MCAP; bytes per transition, idle and busy panel;
 //                            the loop's slowdown with recording on
 //   worldos-bench sandbox    a supervised program's allow path vs unsandboxed; mediated opens vs strace -f
+//   worldos-bench end-to-end `worldos graph --json` vs lsof -n -P as whole processes; the supervisor's loop
+//                            step on a ~14,000-node host beside a step with no observation change
 import Foundation
 
 func milliseconds(_ body: () throws -> Void) rethrows -> Double {
@@ -28,4 +30,7 @@ if sections.isEmpty || sections.contains("serial") { try serialBenchmark() }
 if sections.isEmpty || sections.contains("guard") { try guardBenchmark() }
 if sections.isEmpty || sections.contains("recording") { try recordingBenchmark(); try recordingOverheadBenchmark() }
 if sections.isEmpty || sections.contains("sandbox") { try sandboxBenchmark() }
+if sections.isEmpty || sections.contains("end-to-end") { try graphCommandBenchmark(); try loopStepBenchmark() }
+if sections.contains("loop-step") { try loopStepBenchmark() }
+if sections.contains("json") { try snapshotJSONBenchmark(benchGraph().snapshot()) }
 if sections.contains("gpio") { try gpioBenchmark() }

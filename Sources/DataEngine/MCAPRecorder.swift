@@ -32,10 +32,19 @@ public final class MCAPRecorder: JSONRecording {
     /// Every file this recorder has begun, oldest first.
     public private(set) var files: [String] = []
 
-    public init(directory: String, limits: Limits = Limits(), redaction: Redaction = Redaction()) {
+    /// The PNG of the frame with a hash, from whoever encodes them (the panel's encoder, on a
+    /// thread of its own): a frame is then recorded one transition later, when it is surely
+    /// encoded, or at `finish`. Without it, the file a transition names is read at once.
+    private let frames: (@Sendable (String) -> [UInt8]?)?
+    /// The frame of the last transition, not recorded yet: its time, sequence and hash.
+    private var pendingFrame: (time: UInt64, sequence: UInt32, hash: String)?
+
+    public init(directory: String, limits: Limits = Limits(), redaction: Redaction = Redaction(),
+                frames: (@Sendable (String) -> [UInt8]?)? = nil) {
         self.directory = directory
         self.limits = limits
         self.redaction = redaction
+        self.frames = frames
     }
 
     public func record(_ transition: Transition, json: Data) throws {
@@ -44,14 +53,17 @@ public final class MCAPRecorder: JSONRecording {
             try w.close()
             writer = nil
         }
+        recordPendingFrame()
         let w = try writer ?? open(at: time)
         sequence &+= 1
         w.write(channel: transitionChannel, sequence: sequence, logTime: time, publishTime: time,
                 data: Array(json))
-        if let png = transition.framePNG, let file = FileManager.default.contents(atPath: png) {
-            let bytes = Data(redaction.apply(toPNG: [UInt8](file)))
-            let image = #"{"data":"\#(bytes.base64EncodedString())","format":"png","frame_id":"panel","timestamp":{"nsec":\#(time % 1_000_000_000),"sec":\#(time / 1_000_000_000)}}"#
-            w.write(channel: panelChannel, sequence: sequence, logTime: time, publishTime: time, data: Array(image.utf8))
+        if let png = transition.framePNG {
+            if frames != nil {
+                pendingFrame = (time, sequence, transition.frameHash)
+            } else if let file = FileManager.default.contents(atPath: png) {
+                recordFrame([UInt8](file), time: time, sequence: sequence)
+            }
         }
         chunkStart = chunkStart ?? time
         if w.pendingBytes >= limits.chunkBytes || time - chunkStart! >= Self.nanoseconds(limits.chunkDuration) {
@@ -60,8 +72,23 @@ public final class MCAPRecorder: JSONRecording {
         }
     }
 
-    /// Write the last chunk and the summary: the file is complete.
+    /// The last transition's frame, from the encoder, into the file that holds its transition.
+    private func recordPendingFrame() {
+        guard let (time, sequence, hash) = pendingFrame else { return }
+        pendingFrame = nil
+        if let bytes = frames?(hash) { recordFrame(bytes, time: time, sequence: sequence) }
+    }
+
+    private func recordFrame(_ png: [UInt8], time: UInt64, sequence: UInt32) {
+        guard let w = writer else { return }
+        let bytes = Data(redaction.apply(toPNG: png))
+        let image = #"{"data":"\#(bytes.base64EncodedString())","format":"png","frame_id":"panel","timestamp":{"nsec":\#(time % 1_000_000_000),"sec":\#(time / 1_000_000_000)}}"#
+        w.write(channel: panelChannel, sequence: sequence, logTime: time, publishTime: time, data: Array(image.utf8))
+    }
+
+    /// Write the last frame, the last chunk and the summary: the file is complete.
     public func finish() throws {
+        recordPendingFrame()
         try writer?.close()
         writer = nil
     }
@@ -100,8 +127,8 @@ public final class MCAPRecorder: JSONRecording {
 }
 
 /// Several recorders fed the same transitions (the JSON-lines trace and the MCAP files).
-/// A recorder of a transition's JSON as `AppendOnlyFile.encoder()` writes it, redacted by its
-/// rules: a ``RecorderSet`` encodes a transition once, and redacts it once per set of rules.
+/// A recorder of a transition's JSON as `AppendOnlyFile.encoder()` writes it (made by
+/// ``TransitionJSON``), redacted by its rules: a ``RecorderSet`` encodes a transition once, and redacts it once per set of rules.
 public protocol JSONRecording: AnyObject, Recording {
     var redaction: Redaction { get }
     /// Record `transition`, whose JSON with this recorder's redaction applied is `json`.
@@ -111,13 +138,12 @@ public protocol JSONRecording: AnyObject, Recording {
 extension JSONRecording {
     /// Recording alone: encode the transition and apply this recorder's redaction.
     public func record(_ transition: Transition) throws {
-        try record(transition, json: redaction.apply(toJSON: AppendOnlyFile.encoder().encode(redaction.scrubbingReads(transition))))
+        try record(transition, json: redaction.apply(toJSON: TransitionJSON.encode(redaction.scrubbingReads(transition))))
     }
 }
 
 public struct RecorderSet: Recording {
     public var members: [any Recording]
-    private let encoder = AppendOnlyFile.encoder()
     public init(_ members: [any Recording]) { self.members = members }
 
     public mutating func record(_ transition: Transition) throws {
@@ -129,7 +155,7 @@ public struct RecorderSet: Recording {
                 continue
             }
             let rules = recorder.redaction
-            let plain = try encoded.first(where: { $0.readsOf == rules.readsOf })?.json ?? encoder.encode(rules.scrubbingReads(transition))
+            let plain = try encoded.first(where: { $0.readsOf == rules.readsOf })?.json ?? TransitionJSON.encode(rules.scrubbingReads(transition))
             if !encoded.contains(where: { $0.readsOf == rules.readsOf }) { encoded.append((rules.readsOf, plain)) }
             if let done = redacted.first(where: { $0.rules == recorder.redaction }) {
                 try recorder.record(transition, json: done.json)

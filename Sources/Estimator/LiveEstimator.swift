@@ -1,3 +1,4 @@
+import Dispatch
 import LoopCore
 import StateGraph
 
@@ -37,8 +38,7 @@ public struct LiveEstimator: Estimating {
         let supervisorOwned = Set(observation.edges.lazy.filter { $0.kind == .owns && $0.from == observation.supervisor }.map(\.to))
         var supervisorFDs = Set<Int64>()
         for var node in observation.nodes {
-            // Processes are on the panel when visible; other kinds keep what their observer said.
-            if node.kind == .process { node.projected = node.observability == .visible }
+            Self.project(&node)
             if supervisorOwned.contains(node.id), let fd = node["fd"]?.intValue { supervisorFDs.insert(fd) }
             guard observed.insert(node.id).inserted else {
                 // The same node twice in one observation: the last one stands.
@@ -99,12 +99,7 @@ public struct LiveEstimator: Estimating {
         for id in observed { settle(id, observedSource: true) }
         for id in bySource.keys where !observed.contains(id) { settle(id, observedSource: false) }
 
-        for (i, event) in observation.events.enumerated() {
-            var attributes: Attributes = ["observed": .bool(true), "source": .string(event.source),
-                                                        "action": .string(event.action), "subject": .string(event.subject),
-                                                        "time": .int(Int64(event.time.nanoseconds))]
-            for (k, v) in event.details { attributes["detail." + k] = .string(v) }
-            let node = Node(id: .pendingEvent("\(prior.step).\(i)"), kind: .pendingEvent, projected: true, attributes: attributes)
+        for node in Self.eventNodes(observation.events, step: prior.step) {
             target.nodes[node.id] = node
             touched.insert(node.id)
         }
@@ -114,6 +109,77 @@ public struct LiveEstimator: Estimating {
         try graph.apply(change)
         return Posterior(step: prior.step, graph: graph, surprise: surprise, observedAt: observation.time, supervisor: observation.supervisor,
                          change: change)
+    }
+
+    /// Processes are on the panel when visible; other kinds keep what their observer said.
+    static func project(_ node: inout Node) {
+        if node.kind == .process { node.projected = node.observability == .visible }
+    }
+
+    /// What ``posterior(from:observation:at:)`` gives for a first observation (a prior of the
+    /// kernel root alone, step 0), as a snapshot, without building a graph: for `worldos graph`,
+    /// which prints one observation and exits. Equal to the posterior's snapshot (tested).
+    public static func firstSnapshot(of observation: Observation) -> GraphSnapshot {
+        var nodes = [Graph.kernelRoot]
+        nodes.reserveCapacity(observation.nodes.count + observation.events.count + 1)
+        for var node in observation.nodes {
+            project(&node)
+            nodes.append(node)
+        }
+        nodes += eventNodes(observation.events, step: 0)
+        // Identity order; of one identity given twice, the last stands (as in the posterior).
+        // The nodes are put in order on one thread while the edges are grouped by source on
+        // another; then each source's few edges follow in the nodes' order, and any from a
+        // source that is no node after them.
+        var ordered: [Node] = []
+        var bySource: [NodeID: [Edge]] = [:]
+        let (observedEdges, given) = (observation.edges, nodes)
+        withUnsafeMutablePointer(to: &ordered) { ordered in
+            withUnsafeMutablePointer(to: &bySource) { bySource in
+                let out = SortedHalves(nodes: ordered, edges: bySource)
+                DispatchQueue.concurrentPerform(iterations: 2) { half in
+                    if half == 0 {
+                        let order = given.indices.sorted { a, b in
+                            let c = given[a].id.compare(given[b].id)
+                            return c != 0 ? c < 0 : a < b
+                        }
+                        out.nodes.pointee.reserveCapacity(given.count)
+                        for (i, index) in order.enumerated() where i + 1 == order.count || given[order[i + 1]].id != given[index].id {
+                            out.nodes.pointee.append(given[index])
+                        }
+                    } else {
+                        out.edges.pointee = Dictionary(grouping: observedEdges, by: \.from)
+                    }
+                }
+            }
+        }
+        var edges: [Edge] = []
+        edges.reserveCapacity(observedEdges.count)
+        func take(_ list: [Edge]) {
+            for edge in list.count > 1 ? list.sorted() : list where edges.last != edge { edges.append(edge) }
+        }
+        for node in ordered {
+            if let list = bySource.removeValue(forKey: node.id) { take(list) }
+        }
+        take(bySource.values.flatMap { $0 })
+        return GraphSnapshot(ordered: ordered, edges: edges)
+    }
+
+    /// Where the two halves of ``firstSnapshot(of:)`` put what they made, each its own.
+    private struct SortedHalves: @unchecked Sendable {
+        let nodes: UnsafeMutablePointer<[Node]>
+        let edges: UnsafeMutablePointer<[NodeID: [Edge]]>
+    }
+
+    /// The events observed at a step, as the nodes the posterior holds for them.
+    static func eventNodes(_ events: [ObservedEvent], step: Int) -> [Node] {
+        events.enumerated().map { i, event in
+            var attributes: Attributes = ["observed": .bool(true), "source": .string(event.source),
+                                          "action": .string(event.action), "subject": .string(event.subject),
+                                          "time": .int(Int64(event.time.nanoseconds))]
+            for (k, v) in event.details { attributes["detail." + k] = .string(v) }
+            return Node(id: .pendingEvent("\(step).\(i)"), kind: .pendingEvent, projected: true, attributes: attributes)
+        }
     }
 
     public func fold(_ outcome: ActionOutcome?, into posterior: Posterior, at now: Instant) -> Graph {

@@ -4,6 +4,12 @@ import StateGraph
 /// it wrote anything: an unchanged frame is not written again.
 public protocol FrameSink {
     mutating func emit(_ frame: Frame) throws -> String?
+    /// Everything emitted is where people can see it: the supervisor is stopping.
+    mutating func finish() throws
+}
+
+extension FrameSink {
+    public mutating func finish() throws {}
 }
 
 /// What one macro step did, stage by stage, for `worldos step` and the run log.
@@ -106,6 +112,15 @@ public struct SupervisorLoop {
         self.host = host
         self.predictor = predictor
         self.recorder = recorder
+    }
+
+    /// Complete what the frame sink and the recorder are writing: the supervisor is stopping.
+    /// Both are completed; the first failure is thrown.
+    public mutating func finish() throws {
+        var failure: (any Error)?
+        do { try frameSink.finish() } catch { failure = error }
+        do { try recorder.finish() } catch { failure = failure ?? error }
+        if let failure { throw failure }
     }
 
     /// Run one macro step. Throws only when the trace cannot be written; a failed observation

@@ -131,16 +131,18 @@ public struct Frame: Sendable {
     public let semantics: [Semantic]
     /// The step of the posterior this frame was drawn from.
     public let step: Int
-    /// SHA-256 of the pixels as little-endian bytes, computed once: equal frames, equal hashes.
+    /// The frame's identity, computed once: SHA-256 of what drew it (its renderer's draw list,
+    /// where there is one — equal draw lists draw equal pixels, and a few kilobytes are hashed
+    /// instead of megabytes each step), else of the pixels as little-endian bytes.
     public let hash: String
 
-    public init(width: Int, height: Int, pixels: [UInt32], semantics: [Semantic], step: Int) {
+    public init(width: Int, height: Int, pixels: [UInt32], semantics: [Semantic], step: Int, drawList: [UInt8]? = nil) {
         self.width = width
         self.height = height
         self.pixels = pixels
         self.semantics = semantics
         self.step = step
-        hash = pixels.withUnsafeBytes { SHA256.hex(UnsafeRawBufferPointer($0).bindMemory(to: UInt8.self)) }
+        hash = drawList.map { SHA256.hex($0) } ?? pixels.withUnsafeBytes { SHA256.hex(UnsafeRawBufferPointer($0).bindMemory(to: UInt8.self)) }
     }
 }
 

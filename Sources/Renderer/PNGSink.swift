@@ -1,25 +1,42 @@
 import CPNG
+import Dispatch
 import Foundation
+import Glibc
 import LoopCore
 
-/// Writes a frame as a PNG file (libpng's simplified API), replacing the file atomically, and
-/// only when the frame changed since the last one written.
+/// Writes a frame as a PNG file, replacing the file atomically, and only when the frame
+/// changed since the last one written. The encoding (libpng's simplified API) is done on the
+/// encoder's own thread, never the loop's: `emit` hands the frame over and returns; a frame
+/// that could not be written is reported by the next `emit` or by `finish`.
 public struct PNGSink: FrameSink {
     public let path: String
+    /// Where the encodings are made; the MCAP recorder takes each frame's bytes from it.
+    public let encoder: PNGEncoder
     private var lastHash: String?
 
-    public init(path: String) { self.path = path }
+    public init(path: String, encoder: PNGEncoder = PNGEncoder()) {
+        self.path = path
+        self.encoder = encoder
+    }
 
     public mutating func emit(_ frame: Frame) throws -> String? {
-        let hash = frame.hash
-        guard hash != lastHash else { return nil }
-        try PNGSink.write(frame, to: path)
-        lastHash = hash
+        try encoder.failure()
+        guard frame.hash != lastHash else { return nil }
+        encoder.encode(frame, to: path)
+        lastHash = frame.hash
         return path
     }
 
+    /// Every frame handed over is written.
+    public mutating func finish() throws { try encoder.drain() }
+
     /// Encode XRGB8888 pixels as an 8-bit RGB PNG at `path` (written beside it, then renamed).
     public static func write(_ frame: Frame, to path: String) throws {
+        try replace(path, with: encode(frame, path: path))
+    }
+
+    /// The PNG of a frame. `path` only names the file in an error.
+    public static func encode(_ frame: Frame, path: String) throws -> [UInt8] {
         let rgb = [UInt8](unsafeUninitializedCapacity: frame.pixels.count * 3) { out, count in
             frame.pixels.withUnsafeBufferPointer { px in
                 for i in 0..<px.count {
@@ -36,14 +53,86 @@ public struct PNGSink: FrameSink {
         image.width = UInt32(frame.width)
         image.height = UInt32(frame.height)
         image.format = UInt32(PNG_FORMAT_RGB)
-        let temporary = path + ".tmp"
-        let ok = rgb.withUnsafeBytes { png_image_write_to_file(&image, temporary, 0, $0.baseAddress, Int32(frame.width * 3), nil) }
-        guard ok != 0 else {
+        func failed() -> PNGError {
             let message = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             png_image_free(&image)
-            throw PNGError(path: path, message: message)
+            return PNGError(path: path, message: message)
+        }
+        // Room for the image stored uncompressed, which it never exceeds by much.
+        var size = rgb.count + rgb.count / 8 + 4096
+        var out = [UInt8](repeating: 0, count: size)
+        let ok = rgb.withUnsafeBytes { px in
+            out.withUnsafeMutableBytes { png_image_write_to_memory(&image, $0.baseAddress, &size, 0, px.baseAddress, Int32(frame.width * 3), nil) }
+        }
+        guard ok != 0 else { throw failed() }
+        out.removeSubrange(size...)
+        return out
+    }
+
+    static func replace(_ path: String, with bytes: [UInt8]) throws {
+        let temporary = path + ".tmp"
+        do { try Data(bytes).write(to: URL(fileURLWithPath: temporary)) } catch {
+            throw PNGError(path: path, message: "cannot write \(temporary): \(error.localizedDescription)")
         }
         guard rename(temporary, path) == 0 else { throw PNGError(path: path, message: "cannot rename \(temporary) into place") }
+    }
+}
+
+/// Encodes frames to PNG on a thread of its own, in the order they were handed over, and keeps
+/// the last few encodings until someone asks for them by the frame's hash (the MCAP recorder,
+/// which records each frame beside its transition).
+public final class PNGEncoder: @unchecked Sendable {
+    /// `bytes` is set before `done` is left and read only after it is waited for.
+    private final class Job: @unchecked Sendable {
+        let done = DispatchGroup()
+        var bytes: [UInt8]?
+    }
+    private let queue = DispatchQueue(label: "worldos.panel-png")
+    private let lock = NSLock()
+    private var jobs: [(hash: String, job: Job)] = []
+    private var firstFailure: PNGError?
+    /// Encodings kept for the asking; older ones are let go.
+    private let keep = 8
+
+    public init() {}
+
+    /// Encode `frame` and write it to `path`, on the encoder's thread.
+    public func encode(_ frame: Frame, to path: String) {
+        let job = Job()
+        job.done.enter()
+        lock.withLock {
+            jobs.append((frame.hash, job))
+            if jobs.count > keep { jobs.removeFirst(jobs.count - keep) }
+        }
+        queue.async { [self] in
+            defer { job.done.leave() }
+            do {
+                let bytes = try PNGSink.encode(frame, path: path)
+                try PNGSink.replace(path, with: bytes)
+                job.bytes = bytes
+            } catch let error as PNGError {
+                lock.withLock { firstFailure = firstFailure ?? error }
+            } catch {}
+        }
+    }
+
+    /// The PNG of the frame with `hash` among the last few handed over, once it is encoded (nil if
+    /// it was never handed over, was let go, or could not be encoded).
+    public func png(hash: String) -> [UInt8]? {
+        guard let job = lock.withLock({ jobs.last(where: { $0.hash == hash })?.job }) else { return nil }
+        job.done.wait()
+        return job.bytes
+    }
+
+    /// Wait for every frame handed over; throw the first that could not be written.
+    public func drain() throws {
+        queue.sync {}
+        try failure()
+    }
+
+    /// The first frame that could not be written, once (thrown), so a failing disk is said.
+    func failure() throws {
+        if let error = lock.withLock({ () -> PNGError? in defer { firstFailure = nil }; return firstFailure }) { throw error }
     }
 }
 

@@ -174,7 +174,7 @@ public struct PanelRenderer: Rendering {
         if shown.count < processes.count {
             row("... and \(processes.count - shown.count) more", y: y, color: Color.dim, role: "more")
         }
-        return Frame(width: width, height: height, pixels: canvas.pixels, semantics: semantics, step: posterior.step)
+        return Frame(width: width, height: height, pixels: canvas.pixels, semantics: semantics, step: posterior.step, drawList: canvas.drawList)
     }
 
     private func format2(_ d: Double) -> String {

@@ -41,9 +41,11 @@ public struct Graph: Sendable, Equatable {
 
     /// A graph holding only the kernel root node.
     public init() {
-        let root = Node(id: .kernel, kind: .kernel, partition: .kernel, observability: .background)
-        nodes[.kernel] = root
+        nodes[.kernel] = Graph.kernelRoot
     }
+
+    /// The node every graph starts from.
+    public static let kernelRoot = Node(id: .kernel, kind: .kernel, partition: .kernel, observability: .background)
 
     public var nodeCount: Int { nodes.count }
     public subscript(id: NodeID) -> Node? { nodes[id] }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The kinds of node the graph holds, as listed in the design map.
 public enum NodeKind: String, Codable, CaseIterable, Sendable, Comparable {
     case kernel
@@ -50,7 +52,25 @@ public struct NodeID: Hashable, Comparable, Codable, Sendable, CustomStringConve
     public let rawValue: String
     public init(_ rawValue: String) { self.rawValue = rawValue }
     public var description: String { rawValue }
-    public static func < (a: NodeID, b: NodeID) -> Bool { a.rawValue < b.rawValue }
+    /// Identity order: the ids' UTF-8 bytes, compared as unsigned bytes (for ids in NFC, which
+    /// the kernel's names nearly always are, the order of `String`'s `<` too, at memcmp's cost).
+    public static func < (a: NodeID, b: NodeID) -> Bool { a.compare(b) < 0 }
+
+    /// Negative, zero or positive as `self` comes before, is, or comes after `other`.
+    @inlinable
+    public func compare(_ other: NodeID) -> Int {
+        let fast = rawValue.utf8.withContiguousStorageIfAvailable { x in
+            other.rawValue.utf8.withContiguousStorageIfAvailable { y in
+                let n = min(x.count, y.count)
+                let c = n == 0 ? 0 : Int(memcmp(x.baseAddress!, y.baseAddress!, n))
+                return c != 0 ? c : x.count - y.count
+            }
+        }
+        if let fast = fast ?? nil { return fast }
+        // A bridged or otherwise non-contiguous string: byte by byte.
+        for (x, y) in zip(rawValue.utf8, other.rawValue.utf8) where x != y { return Int(x) - Int(y) }
+        return rawValue.utf8.count - other.rawValue.utf8.count
+    }
 
     public init(from decoder: any Decoder) throws {
         rawValue = try decoder.singleValueContainer().decode(String.self)
@@ -256,7 +276,7 @@ public enum AttributeValue: Hashable, Codable, Sendable, CustomStringConvertible
 public struct Attributes: Hashable, Codable, Sendable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     public typealias Element = (key: String, value: AttributeValue)
     /// Unlabelled, as a literal gives them: taken without a copy.
-    private var pairs: [(String, AttributeValue)]
+    private(set) var pairs: [(String, AttributeValue)]
 
     public init() { pairs = [] }
 
@@ -409,6 +429,9 @@ public struct Edge: Hashable, Comparable, Codable, Sendable, CustomStringConvert
     }
     public var description: String { "\(from) -\(kind.rawValue)-> \(to)" }
     public static func < (a: Edge, b: Edge) -> Bool {
-        (a.from, a.kind, a.to) < (b.from, b.kind, b.to)
+        let from = a.from.compare(b.from)
+        if from != 0 { return from < 0 }
+        if a.kind != b.kind { return a.kind < b.kind }
+        return a.to.compare(b.to) < 0
     }
 }

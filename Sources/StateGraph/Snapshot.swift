@@ -1,4 +1,5 @@
 import Foundation
+import JSONWriter
 
 /// A graph frozen as plain data, in identity order, for JSON and for diffing.
 public struct GraphSnapshot: Codable, Equatable, Sendable {
@@ -10,11 +11,18 @@ public struct GraphSnapshot: Codable, Equatable, Sendable {
         self.edges = edges.sorted()
     }
 
-    /// JSON with sorted keys, so equal snapshots give byte-equal files.
-    public func jsonData(pretty: Bool = true) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self)
+    /// Nodes and edges already in identity order (not checked).
+    public init(ordered nodes: [Node], edges: [Edge]) {
+        self.nodes = nodes
+        self.edges = edges
+    }
+
+    /// JSON with sorted keys, so equal snapshots give byte-equal files; `lines`: a node or edge
+    /// a line (see ``write(json:lines:)``).
+    public func jsonData(lines: Bool = true) -> Data {
+        var json = JSONWriter(reserving: 128 * (nodes.count + edges.count) + 64)
+        write(json: &json, lines: lines)
+        return Data(json.bytes)
     }
 
     public static func decode(_ data: Data) throws -> GraphSnapshot {

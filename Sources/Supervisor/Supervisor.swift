@@ -212,12 +212,13 @@ public enum Supervisor {
         let exits = ProgramExits(judge: programGuard)
         let approvals = try ApprovalStore(directory: options.approvalsPath, audit: audit, policyHash: policy.contentHash)
         events.sources.append(exits)
+        let panel = PNGSink(path: options.panelPath)
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb),
                                           ApprovalObserver(store: approvals), events]),
             estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
-            frameSink: PNGSink(path: options.panelPath), scheduler: PriorityScheduler(),
+            frameSink: panel, scheduler: PriorityScheduler(),
             proposer: RequestingProposer(bench: bench, inbox: ActionInbox(out: options.out), offering: attached.offering),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices),
                                      identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
@@ -226,7 +227,8 @@ public enum Supervisor {
                                      protectedPaths: [protected], fault: fault, owner: owner,
                                      stepRisk: SupervisorHost.stepRisk(gpio: gpioDevices, usb: usb, catalog: catalog)),
             executor: TraceExecutor(names: options.mode == .latent ? nil : LinuxNames()), host: host,
-            predictor: TrivialPredictor(), recorder: RecorderSet([trace, MCAPRecorder(directory: options.out, redaction: redaction)]))
+            predictor: TrivialPredictor(), recorder: RecorderSet([trace, MCAPRecorder(directory: options.out, redaction: redaction,
+                                                                                     frames: { [encoder = panel.encoder] in encoder.png(hash: $0) })]))
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
                        programContexts: bench.contexts.filter { $0.program != nil },
                        programGuard: programGuard, exits: exits)
@@ -240,8 +242,8 @@ public enum Supervisor {
         let signals = try SignalWatch(signals: [SIGINT, SIGTERM])
         defer {
             (loop.host as? SupervisorHost)?.closeAll()
-            do { try loop.recorder.finish() } catch {
-                FileHandle.standardError.write(Data("warning: the trace could not be completed: \(error); `worldos trace repair` completes what was written\n".utf8))
+            do { try loop.finish() } catch {
+                FileHandle.standardError.write(Data("warning: the trace or the panel could not be completed: \(error); `worldos trace repair` completes what was written\n".utf8))
             }
         }
         var done = 0
@@ -267,11 +269,21 @@ public enum Supervisor {
 
     /// One observation of this machine, as a graph.
     public static func observeNow() throws -> (Graph, supervisor: NodeID?) {
-        var observer = CompositeObserver([ProcObserver(), TelemetryObserver()])
-        let observation = try observer.observe(at: SystemClock().now())
+        let observation = try observeOnce()
         let prior = Prior(step: 0, graph: Graph())
         let posterior = try LiveEstimator().posterior(from: prior, observation: observation, at: observation.time)
         return (posterior.graph, observation.supervisor)
+    }
+
+    /// One observation of this machine as the snapshot of the graph ``observeNow()`` gives,
+    /// made without building the graph (what `worldos graph --json` prints).
+    public static func observedSnapshot() throws -> GraphSnapshot {
+        LiveEstimator.firstSnapshot(of: try observeOnce())
+    }
+
+    private static func observeOnce() throws -> Observation {
+        var observer = CompositeObserver([ProcObserver(), TelemetryObserver()])
+        return try observer.observe(at: SystemClock().now())
     }
 
     /// The graph as an indented tree: processes under their parents, descriptors under their

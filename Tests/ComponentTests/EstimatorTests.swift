@@ -1,5 +1,6 @@
 import Estimator
 import LoopCore
+import Observer
 import StateGraph
 import XCTest
 
@@ -213,5 +214,24 @@ final class EstimatorTests: XCTestCase {
             XCTAssertEqual(posterior.change, expectedDelta, "round \(round)")
             XCTAssertEqual(posterior.graph.invariantViolations(), [], "round \(round)")
         }
+    }
+
+    /// `worldos graph --json` prints the snapshot of a first posterior without building the
+    /// graph: equal to the posterior's, on this machine's real observation and on one with an
+    /// identity given twice and events.
+    func testFirstSnapshot_isTheFirstPosteriorsSnapshot() throws {
+        var observer = CompositeObserver([ProcObserver(), TelemetryObserver()])
+        let real = try observer.observe(at: now)
+        XCTAssertGreaterThan(real.nodes.count, 20)
+        var made = observation([process(1, 1), process(2, 2), process(1, 1, state: "R")],
+                               [Edge(process(1, 1).id, .parentOf, process(2, 2).id)])
+        made.events = [ObservedEvent(source: "gpio", action: "edge", subject: "line 3", time: now, details: ["value": "1"])]
+        for o in [real, made] {
+            let posterior = try estimator.posterior(from: estimator.prior(from: Graph(), step: 0, at: now), observation: o, at: now)
+            let first = LiveEstimator.firstSnapshot(of: o)
+            XCTAssertEqual(first, posterior.graph.snapshot())
+            XCTAssertEqual(first.jsonData(), posterior.graph.snapshot().jsonData(), "byte for byte")
+        }
+        XCTAssertEqual(LiveEstimator.firstSnapshot(of: made).nodes.first { $0.id == process(1, 1).id }?["state"], .string("R"), "the last one stands")
     }
 }

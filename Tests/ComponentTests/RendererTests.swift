@@ -64,11 +64,36 @@ final class RendererTests: XCTestCase {
         var sink = PNGSink(path: path)
         let frame = r.render(try posterior(), at: Instant(nanoseconds: 0))
         XCTAssertEqual(try sink.emit(frame), path)
+        try sink.finish()
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         XCTAssertEqual(Array(bytes.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
         XCTAssertEqual(Array(bytes[16..<24]), [0, 0, 1, 64, 0, 0, 0, 200], "IHDR says 320×200")
+        XCTAssertEqual(sink.encoder.png(hash: frame.hash), bytes, "the encoder hands the recorder the bytes it wrote")
         XCTAssertNil(try sink.emit(frame), "an unchanged frame is not written again")
         XCTAssertThrowsError(try PNGSink.write(frame, to: "/nonexistent-dir/panel.png"))
+        // Written on the encoder's thread: a frame that could not be written is said by the
+        // next emit, or by finish.
+        var broken = PNGSink(path: "/nonexistent-dir/panel.png")
+        XCTAssertNotNil(try broken.emit(frame))
+        XCTAssertThrowsError(try broken.finish()) { XCTAssertTrue("\($0)".contains("/nonexistent-dir/panel.png"), "\($0)") }
+        XCTAssertNil(broken.encoder.png(hash: frame.hash))
+    }
+
+    /// A frame is known by what drew it: equal draw lists, equal hashes (and equal pixels);
+    /// one more character drawn, another hash.
+    func testFrameHash_isTheDrawListsHash() throws {
+        var a = Canvas(width: 64, height: 32, background: 0), b = Canvas(width: 64, height: 32, background: 0)
+        a.text("ok", x: 1, y: 1, color: 0xffffff)
+        b.text("ok", x: 1, y: 1, color: 0xffffff)
+        let fa = Frame(width: 64, height: 32, pixels: a.pixels, semantics: [], step: 0, drawList: a.drawList)
+        let fb = Frame(width: 64, height: 32, pixels: b.pixels, semantics: [], step: 1, drawList: b.drawList)
+        XCTAssertEqual(fa.hash, fb.hash)
+        XCTAssertEqual(fa.pixels, fb.pixels)
+        b.text("!", x: 20, y: 1, color: 0xffffff)
+        XCTAssertNotEqual(Frame(width: 64, height: 32, pixels: b.pixels, semantics: [], step: 1, drawList: b.drawList).hash, fa.hash)
+        var c = Canvas(width: 64, height: 32, background: 0)
+        c.text("ok", x: 1, y: 1, color: 0xff0000)
+        XCTAssertNotEqual(c.drawList, a.drawList, "the colour is part of what was drawn")
     }
 }
 
