@@ -112,7 +112,7 @@ let package = Package(
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
-            "FuzzTargets", "Journal",
+            "FuzzTargets", "Journal", "Renderer",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

@@ -8,7 +8,8 @@ import StateGraph
 ///   are already folded into memory);
 /// - posterior: the observed scope of the kernel partition is replaced by the observation, the
 ///   context partitions are kept, and each context descriptor is checked against the
-///   supervisor's real descriptor table; what differs from the prior is the surprise;
+///   supervisor's real descriptor table; what differs from the prior is the surprise (see
+///   `Integration`: from the whole observation, or from what it changed since the last);
 /// - fold: an open that stays open adds a descriptor to the context (and to the supervisor's
 ///   process), a close removes it, and the context node remembers what it last did.
 public struct LiveEstimator: Estimating {
@@ -18,98 +19,18 @@ public struct LiveEstimator: Estimating {
         Prior(step: step, graph: memory)
     }
 
-    public func posterior(from prior: Prior, observation: Observation?, at now: Instant) throws -> Posterior {
+    public func posterior(from prior: consuming Prior, observation: Observation?, at now: Instant) throws -> Posterior {
         guard let observation else {
-            return Posterior(step: prior.step, graph: prior.graph, surprise: nil, observedAt: nil)
+            return Posterior(step: prior.step, graph: prior.graph, surprise: nil, observedAt: nil, change: GraphDelta())
         }
-        let before = prior.graph
-        let inScope = { (n: Node) in n.partition == .kernel && observation.scope.contains(n.kind) }
-
-        // The posterior is the prior's indexes, edited: the observed scope of the kernel
-        // partition is replaced by the observation (its nodes, and every edge between two of
-        // them); context descriptors the supervisor does not hold, and the events observed at
-        // the last step (recorded with it), go. Only what differs is written, and the delta is
-        // found by looking only there: a step costs what changed, plus one look at each
-        // observed node and edge.
-        var target = before.draft
-        var touched = Set<NodeID>()
-        var surprise = Surprise()
-        var observed = Set<NodeID>(minimumCapacity: observation.nodes.count)
-        let supervisorOwned = Set(observation.edges.lazy.filter { $0.kind == .owns && $0.from == observation.supervisor }.map(\.to))
-        var supervisorFDs = Set<Int64>()
-        for var node in observation.nodes {
-            Self.project(&node)
-            if supervisorOwned.contains(node.id), let fd = node["fd"]?.intValue { supervisorFDs.insert(fd) }
-            guard observed.insert(node.id).inserted else {
-                // The same node twice in one observation: the last one stands.
-                target.nodes[node.id] = node
-                touched.insert(node.id)
-                continue
-            }
-            if let predicted = before[node.id] {
-                if inScope(predicted) {
-                    if predicted.attributes != node.attributes || predicted.observability != node.observability { surprise.changed += 1 }
-                } else {
-                    surprise.unexpected += 1
-                }
-                if predicted == node { continue }
-                // Replaced by a node of another kind: what pointed at it is put back.
-                if predicted.kind != node.kind || predicted.partition != node.partition { touched.formUnion(before.edges(to: node.id).map(\.from)) }
-            } else {
-                surprise.unexpected += 1
-            }
-            target.nodes[node.id] = node
-            touched.insert(node.id)
+        if let change = observation.change, let basis = prior.basis, basis.integrated == change.since {
+            return try Integration.changed(consume prior, observation, change, basis)
         }
-        // Context descriptors stand only if the supervisor really holds that descriptor.
-        let staleContextFDs = Set(before.contextPartitions.flatMap(before.members(of:)).filter { n in
-            guard n.kind == .fileDescriptor, let fd = n["fd"]?.intValue else { return false }
-            return !supervisorFDs.contains(fd)
-        }.map(\.id))
-        let earlierEvent = { (n: Node) in n.partition == .kernel && n.kind == .pendingEvent && n["observed"] == .bool(true) }
-        for id in before.nodes.keys where !observed.contains(id) {
-            guard let node = before[id] else { continue }
-            let unseen = inScope(node)
-            guard unseen || staleContextFDs.contains(id) || earlierEvent(node) else { continue }
-            if unseen { surprise.missing += 1 }
-            target.nodes[id] = nil
-            target.outgoing[id] = nil
-            touched.insert(id)
-            for edge in before.edges(to: id) where target.outgoing[edge.from] != nil {
-                target.remove(edge)
-                touched.insert(edge.from)
-            }
-        }
-        surprise.missing += staleContextFDs.count
-
-        // Edges: each observed node's are the ones to nodes outside the observation it had, and
-        // the observation's from it; a list that holds the same edges is left as it was.
-        var bySource: [NodeID: [Edge]] = [:]
-        for edge in observation.edges { bySource[edge.from, default: []].append(edge) }
-        func settle(_ id: NodeID, observedSource: Bool) {
-            let mine = target.outgoing[id] ?? [], theirs = bySource[id] ?? []
-            // The same list (the usual case) holds the same edges, whatever it points at.
-            guard mine != theirs else { return }
-            let next = observedSource && mine.contains(where: { observed.contains($0.to) })
-                ? mine.filter { !observed.contains($0.to) } + theirs : mine + theirs
-            if next == mine || (mine.count == next.count && Set(mine) == Set(next)) { return }
-            target.outgoing[id] = next
-            touched.insert(id)
-        }
-        for id in observed { settle(id, observedSource: true) }
-        for id in bySource.keys where !observed.contains(id) { settle(id, observedSource: false) }
-
-        for node in Self.eventNodes(observation.events, step: prior.step) {
-            target.nodes[node.id] = node
-            touched.insert(node.id)
-        }
-
-        var graph = before
-        let change = before.draft.diff(to: target, touching: touched)
-        try graph.apply(change)
-        return Posterior(step: prior.step, graph: graph, surprise: surprise, observedAt: observation.time, supervisor: observation.supervisor,
-                         change: change)
+        return try Integration.whole(consume prior, observation)
     }
+
+    /// The posterior is the prior's graph edited in place (see `Integration`).
+    public var ownsPrior: Bool { true }
 
     /// Processes are on the panel when visible; other kinds keep what their observer said.
     static func project(_ node: inout Node) {

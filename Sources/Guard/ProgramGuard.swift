@@ -14,6 +14,7 @@ import LoopCore
 public final class ProgramGuard: @unchecked Sendable {
     private let lock = NSLock()
     private let rules: PolicyGuard
+    private var tally: [String: ProgramActivity] = [:]
     public var policy: Policy { rules.policy }
 
     public init(policy: Policy, audit: AuditLog, mode: Mode, protectedPaths: [String], fault: FaultLatch? = nil,
@@ -25,8 +26,16 @@ public final class ProgramGuard: @unchecked Sendable {
     public func recordExit(context: String, program: String, cause: String, at time: UInt64) throws {
         lock.lock()
         defer { lock.unlock() }
+        tally[context, default: ProgramActivity()].ended = cause
         try rules.audit.append(AuditRecord(time: time, policy: rules.policy.contentHash, event: "program-exit", mode: rules.mode.rawValue,
                                            context: context, call: program, result: cause))
+    }
+
+    /// What each context's program has done so far, as this guard decided it.
+    public func activity() -> [String: ProgramActivity] {
+        lock.lock()
+        defer { lock.unlock() }
+        return tally
     }
 
     /// One decision for one mediated call. `checks` are what the call would do in the policy's
@@ -50,8 +59,32 @@ public final class ProgramGuard: @unchecked Sendable {
                                                reason: decision.reason),
                                    sync: physical && decision.isAllowed)
         } catch {
-            return .deny(rule: "audit", reason: "the audit log cannot be written (\(error)); refusing")
+            decision = .deny(rule: "audit", reason: "the audit log cannot be written (\(error)); refusing")
         }
+        tally[context, default: ProgramActivity()].count(call, decision)
         return decision
+    }
+}
+
+/// A supervised program's mediated calls as its guard decided them: how many, allowed and
+/// refused, the last of each, and how the program ended (nil while it runs).
+public struct ProgramActivity: Sendable, Equatable {
+    public var calls = 0
+    public var allowed = 0
+    public var refused = 0
+    public var lastCall: String?
+    public var lastRefusal: String?
+    public var ended: String?
+    public init() {}
+
+    mutating func count(_ call: String, _ decision: Decision) {
+        calls += 1
+        lastCall = call
+        if decision.isAllowed {
+            allowed += 1
+        } else {
+            refused += 1
+            lastRefusal = "\(call): \(decision.reason ?? "") [\(decision.rule)]"
+        }
     }
 }

@@ -93,6 +93,11 @@ public struct SupervisorLoop {
     public private(set) var stepCount = 0
     /// The last frame's semantics tree, which the next transition records changes against.
     private var lastSemantics: [Frame.Semantic] = []
+    /// The last posterior, the observation it integrated and what the fold changed since: what
+    /// the next prior is made from (see ``PriorBasis``).
+    private var basis: PriorBasis?
+    /// What memory holds while an estimator owns the prior (see ``Estimating/ownsPrior``).
+    private static let placeholder = Graph()
 
     public init(mode: Mode, clock: any WorldClock, initial: Graph, observer: any Observing, estimator: any Estimating,
                 renderer: any Rendering, frameSink: any FrameSink, scheduler: any Scheduling, proposer: any Proposing,
@@ -129,14 +134,32 @@ public struct SupervisorLoop {
     public mutating func step() throws -> StepReport {
         let index = stepCount
         let now = clock.now()
-        let prior = estimator.prior(from: memory, step: index, at: now)
+        // Held as an optional so it can be handed over (moved, not copied) to the estimator.
+        var prior: Prior? = estimator.prior(from: memory, step: index, at: now)
+        if var basis, let predicted = prior!.graph.changed(since: memory) {
+            basis.add(predicted, from: memory)
+            prior!.basis = basis
+        }
+        let priorNodes = prior!.graph.nodeCount
+        // What the estimator predicted would change (memory → prior).
+        let priorDelta = memory.diff(to: prior!.graph)
 
         var observation: Observation?
         var observationError: String?
         if mode != .latent {
             do { observation = try observer.observe(at: now) } catch { observationError = "\(error)" }
         }
-        let posterior = try estimator.posterior(from: prior, observation: observation, at: now)
+        // An estimator that owns the prior makes the posterior by editing the prior's graph in
+        // place: memory lets go of it meanwhile, or the first edit would copy every node.
+        let releasing = estimator.ownsPrior && priorDelta.isEmpty
+        if releasing { memory = Self.placeholder }
+        let posterior: Posterior
+        do {
+            posterior = try estimator.posterior(from: prior.take()!, observation: observation, at: now)
+        } catch let failure as PosteriorFailure {
+            memory = failure.prior
+            throw failure.underlying
+        }
 
         let frame = renderer.render(posterior, at: now)
         let png = try frameSink.emit(frame)
@@ -164,18 +187,20 @@ public struct SupervisorLoop {
         let delta = posterior.graph.diff(to: next)
         // When the prior predicted no change, what the observation changed is what the
         // estimator applied: no second diff of the whole graph.
-        let priorDelta = memory.diff(to: prior.graph)
         let observationDelta = priorDelta.isEmpty ? posterior.change ?? memory.diff(to: posterior.graph) : memory.diff(to: posterior.graph)
         try recorder.record(Transition(
-            step: index, mode: mode, time: now, observedNodes: observation?.nodes.count, racedEntries: observation?.raced,
+            step: index, mode: mode, time: now, observedNodes: observation?.nodeCount, racedEntries: observation?.raced,
             surprise: posterior.surprise, frameHash: frame.hash, framePNG: png, stateDelta: delta,
             context: outcome == nil ? nil : chosen, outcome: outcome, nodeCount: next.nodeCount,
             events: observation?.events ?? [], priorDelta: priorDelta, observationDelta: observationDelta,
             supervisor: posterior.supervisor, picked: chosen,
             semanticsAdded: appeared.isEmpty ? nil : appeared, semanticsRemoved: went.isEmpty ? nil : went))
         memory = next
+        basis = posterior.integrated.flatMap { stamp in
+            next.changed(since: posterior.graph).map { PriorBasis(integrated: stamp, edited: $0, in: posterior.graph) }
+        }
         stepCount += 1
-        return StepReport(step: index, mode: mode, priorNodes: prior.graph.nodeCount, observedNodes: observation?.nodes.count,
+        return StepReport(step: index, mode: mode, priorNodes: priorNodes, observedNodes: observation?.nodeCount,
                           observationError: observationError, events: observation?.events ?? [], surprise: posterior.surprise,
                           posteriorNodes: posterior.graph.nodeCount, frameHash: frame.hash, framePNG: png,
                           context: outcome == nil ? nil : chosen, outcome: outcome, nextNodes: next.nodeCount)

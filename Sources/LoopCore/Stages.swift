@@ -38,8 +38,19 @@ public struct Observation: Sendable {
     /// The node kinds this observation covers completely: in the posterior, the kernel
     /// partition's nodes of these kinds are exactly the observed ones.
     public var scope: Set<NodeKind>
-    public var nodes: [Node]
-    public var edges: [Edge]
+    /// The nodes, as the observers gave them: one list per observer, so a bundle of a large
+    /// list and a few small ones copies none of them. `nodes` joins them.
+    public var nodeParts: [[Node]]
+    public var edgeParts: [[Edge]]
+    public var nodes: [Node] {
+        get { nodeParts.count == 1 ? nodeParts[0] : Array(nodeParts.joined()) }
+        set { nodeParts = [newValue] }
+    }
+    public var edges: [Edge] {
+        get { edgeParts.count == 1 ? edgeParts[0] : Array(edgeParts.joined()) }
+        set { edgeParts = [newValue] }
+    }
+    public var nodeCount: Int { nodeParts.reduce(0) { $0 + $1.count } }
     /// The supervisor's own process, so its contexts' descriptors can be checked against it.
     public var supervisor: NodeID?
     /// Entries that vanished or could not be read mid-observation (a process that exited
@@ -47,16 +58,74 @@ public struct Observation: Sendable {
     public var raced: Int
     /// Asynchronous events that arrived since the last observation, in arrival order.
     public var events: [ObservedEvent]
+    /// Which observation this is, when its observer numbers them (see ``change``).
+    public var stamp: ObservationStamp?
+    /// What differs from the same observer's observation `change.since`, when the observer
+    /// can tell: with it, an estimator that integrated that observation looks only here.
+    public var change: ObservationChange?
 
     public init(time: Instant, scope: Set<NodeKind>, nodes: [Node], edges: [Edge], supervisor: NodeID?, raced: Int = 0,
-                events: [ObservedEvent] = []) {
+                events: [ObservedEvent] = [], stamp: ObservationStamp? = nil, change: ObservationChange? = nil) {
         self.time = time
         self.scope = scope
-        self.nodes = nodes
-        self.edges = edges
+        nodeParts = [nodes]
+        edgeParts = [edges]
         self.supervisor = supervisor
         self.raced = raced
         self.events = events
+        self.stamp = stamp
+        self.change = change
+    }
+}
+
+/// An observation's identity: its observer (a number drawn when the observer was made) and
+/// its place in that observer's sequence.
+public struct ObservationStamp: Hashable, Sendable {
+    public var observer: UInt64
+    public var sequence: UInt64
+    public init(observer: UInt64, sequence: UInt64) {
+        self.observer = observer
+        self.sequence = sequence
+    }
+    /// A new observer's number.
+    public static func newObserver() -> UInt64 { UInt64.random(in: 1...UInt64.max) }
+}
+
+/// What one observation's nodes and edges differ by from an earlier one of the same observer:
+/// nodes that appeared or changed (as they are now; possibly some unchanged among them), nodes
+/// that went, edges that appeared and edges that went. Applied to the earlier observation's
+/// nodes and edges it gives this one's (no identity is both removed and given).
+public struct ObservationChange: Sendable {
+    public var since: ObservationStamp
+    public var nodes: [Node]
+    public var removed: [NodeID]
+    public var addedEdges: [Edge]
+    public var removedEdges: [Edge]
+    public init(since: ObservationStamp, nodes: [Node] = [], removed: [NodeID] = [], addedEdges: [Edge] = [], removedEdges: [Edge] = []) {
+        self.since = since
+        self.nodes = nodes
+        self.removed = removed
+        self.addedEdges = addedEdges
+        self.removedEdges = removedEdges
+    }
+    public var isEmpty: Bool { nodes.isEmpty && removed.isEmpty && addedEdges.isEmpty && removedEdges.isEmpty }
+
+    /// The change between two observations' nodes and edges, found by comparing them whole:
+    /// for an observer of a few hundred nodes that keeps no record of what it changed.
+    public static func between(_ old: (nodes: [Node], edges: [Edge]), _ new: (nodes: [Node], edges: [Edge]), since: ObservationStamp) -> ObservationChange {
+        var before = [NodeID: Node](minimumCapacity: old.nodes.count)
+        for n in old.nodes { before[n.id] = n }
+        var change = ObservationChange(since: since)
+        var seen = Set<NodeID>(minimumCapacity: new.nodes.count)
+        for n in new.nodes {
+            seen.insert(n.id)
+            if before[n.id] != n { change.nodes.append(n) }
+        }
+        change.removed = old.nodes.map(\.id).filter { !seen.contains($0) }
+        let (was, now) = (Set(old.edges), Set(new.edges))
+        change.addedEdges = new.edges.filter { !was.contains($0) }
+        change.removedEdges = old.edges.filter { !now.contains($0) }
+        return change
     }
 }
 
@@ -81,7 +150,60 @@ public struct Surprise: Hashable, Codable, Sendable {
 public struct Prior: Sendable {
     public var step: Int
     public var graph: Graph
-    public init(step: Int, graph: Graph) { self.step = step; self.graph = graph }
+    /// What the prior was made from, when the loop knows: the last posterior, the observation
+    /// it integrated, and what changed since (the fold, the prior's prediction). An estimator
+    /// given an observation's change since that one looks only at those and the change.
+    public var basis: PriorBasis?
+    public init(step: Int, graph: Graph, basis: PriorBasis? = nil) {
+        self.step = step
+        self.graph = graph
+        self.basis = basis
+    }
+}
+
+/// The posterior a prior came from, as far as what has been done to it since: which
+/// identities were edited, and what the posterior held for them.
+public struct PriorBasis: Sendable {
+    /// The observation the posterior integrated: its observed scope is exactly that one's.
+    public var integrated: ObservationStamp
+    /// Identities whose node or outgoing edges changed between the posterior and the prior.
+    public var edited: Set<NodeID>
+    /// The posterior's nodes and outgoing edges of the edited identities (absent: none).
+    public var was: [NodeID: Node]
+    public var wasEdges: [NodeID: [Edge]]
+    public init(integrated: ObservationStamp, edited: Set<NodeID>, in posterior: Graph) {
+        self.integrated = integrated
+        self.edited = edited
+        var was = [NodeID: Node](minimumCapacity: edited.count), wasEdges = [NodeID: [Edge]](minimumCapacity: edited.count)
+        for id in edited {
+            was[id] = posterior[id]
+            let edges = posterior.edges(from: id)
+            if !edges.isEmpty { wasEdges[id] = edges }
+        }
+        self.was = was
+        self.wasEdges = wasEdges
+    }
+
+    /// More identities edited since, as they were then (in the graph they were edited from).
+    public mutating func add(_ more: Set<NodeID>, from graph: Graph) {
+        for id in more where edited.insert(id).inserted {
+            was[id] = graph[id]
+            let edges = graph.edges(from: id)
+            if !edges.isEmpty { wasEdges[id] = edges }
+        }
+    }
+}
+
+/// A posterior that could not be made, and the prior's graph, unchanged, handed back by an
+/// estimator that owned it.
+public struct PosteriorFailure: Error, CustomStringConvertible {
+    public var prior: Graph
+    public var underlying: any Error
+    public init(prior: Graph, underlying: any Error) {
+        self.prior = prior
+        self.underlying = underlying
+    }
+    public var description: String { "\(underlying)" }
 }
 
 /// The corrected state of step `step`: the only thing the renderer, scheduler and guard see.
@@ -96,14 +218,17 @@ public struct Posterior: Sendable {
     /// The delta the estimator applied to the prior's graph, as a diff gives it (nil: the loop
     /// diffs the two graphs itself).
     public var change: GraphDelta?
+    /// The observation this posterior's observed scope now equals, if it was stamped.
+    public var integrated: ObservationStamp?
     public init(step: Int, graph: Graph, surprise: Surprise?, observedAt: Instant?, supervisor: NodeID? = nil,
-                change: GraphDelta? = nil) {
+                change: GraphDelta? = nil, integrated: ObservationStamp? = nil) {
         self.step = step
         self.graph = graph
         self.surprise = surprise
         self.observedAt = observedAt
         self.supervisor = supervisor
         self.change = change
+        self.integrated = integrated
     }
 }
 
@@ -148,6 +273,10 @@ public struct Frame: Sendable {
 
 // MARK: The stages. Each has one real implementation and one test twin.
 
+extension Estimating {
+    public var ownsPrior: Bool { false }
+}
+
 /// Turns the machine into an observation bundle.
 public protocol Observing {
     mutating func observe(at now: Instant) throws -> Observation
@@ -157,7 +286,12 @@ public protocol Observing {
 public protocol Estimating {
     func prior(from memory: Graph, step: Int, at now: Instant) -> Prior
     /// With an observation: correct the prior from it. Without (latent mode): the prior stands.
-    func posterior(from prior: Prior, observation: Observation?, at now: Instant) throws -> Posterior
+    func posterior(from prior: consuming Prior, observation: Observation?, at now: Instant) throws -> Posterior
+    /// Whether the posterior is the prior's graph edited in place, when the caller lets go of
+    /// it (the loop then holds no other copy of its memory while the posterior is made). Such
+    /// an estimator always sets the posterior's `change`, and on failure throws
+    /// ``PosteriorFailure`` with the prior's graph unchanged.
+    var ownsPrior: Bool { get }
     /// The state after this step's action: the posterior with the outcome's effects applied.
     func fold(_ outcome: ActionOutcome?, into posterior: Posterior, at now: Instant) -> Graph
 }

@@ -69,7 +69,8 @@ public struct ProcObserver: Observing {
     /// Refresh; `full` ignores every cache.
     public mutating func refresh(at now: Instant, full: Bool) throws -> Observation {
         let (nodes, edges, supervisor, raced) = try cache.refresh(full: full)
-        return Observation(time: now, scope: Self.scope, nodes: nodes, edges: edges, supervisor: supervisor, raced: raced)
+        return Observation(time: now, scope: Self.scope, nodes: nodes, edges: edges, supervisor: supervisor, raced: raced,
+                           stamp: cache.stamp, change: cache.change)
     }
 }
 
@@ -155,6 +156,20 @@ final class ProcCache {
     /// Cleared the first time the kernel refuses a socket dump: /proc/net from then on.
     private var socketDiagnostics = true
     var stats = RefreshStats()
+    /// The last refresh's identity, and what it changed since the one before: nothing when it
+    /// found no change, what it patched when it patched, nil when it assembled everything anew.
+    let observerID = ObservationStamp.newObserver()
+    private(set) var stamp: ObservationStamp?
+    private(set) var change: ObservationChange?
+    /// Written by a patch as it cuts, replaces and adds parts and objects.
+    private var log: PatchLog?
+
+    /// What a patch did, in order: nodes given (as they are now) or removed, edges added or removed.
+    struct PatchLog {
+        var nodes: [(NodeID, Node?)] = []
+        var addedEdges: [Edge] = []
+        var removedEdges: [Edge] = []
+    }
 
     init(root: String, includeMaps: Bool, fullRescanEvery: Int, scanThreads: Int, denseTables: Bool) {
         self.root = root
@@ -275,13 +290,20 @@ final class ProcCache {
         let socketsChanged = refreshSockets(force: full, processesChanged: changed, dumped: dumped)
         if socketsChanged { changed = true }
         stats.changed = changed
+        let previous = stamp
+        stamp = ObservationStamp(observer: observerID, sequence: UInt64(refreshes))
+        change = previous.map { ObservationChange(since: $0) }
         if changed {
             // A few processes changed, came or went: their parts are patched (see `Layout`).
+            log = change == nil ? nil : PatchLog()
             if full || patches.count > max(8, entries.count / 8) || !patch(patches, socketsChanged: socketsChanged) {
                 assemble()
+                change = nil
             } else {
                 stats.patched = patches.count
+                if let base = change, let log { change = Self.normalized(base, log) }
             }
+            log = nil
         }
         return (lastNodes, lastEdges, entries[getpid()]?.id, stats.raced)
     }
@@ -486,6 +508,7 @@ final class ProcCache {
             var nodes: [Node] = [], edges: [Edge] = []
             let keys = Self.part(of: entry, parent: entries[entry.stat.ppid], nodes: &nodes, edges: &edges)
             let (oldNodes, oldEdges) = (layout.nodes[pid]!, layout.edges[pid]!)
+            logPart(removing: oldNodes, oldEdges, adding: nodes, edges)
             lastNodes.replaceSubrange(oldNodes, with: nodes)
             lastEdges.replaceSubrange(oldEdges, with: edges)
             layout.nodes[pid] = oldNodes.lowerBound..<(oldNodes.lowerBound + nodes.count)
@@ -501,6 +524,7 @@ final class ProcCache {
             var nodes: [Node] = [], edges: [Edge] = []
             let keys = Self.part(of: entry, parent: entries[entry.stat.ppid], nodes: &nodes, edges: &edges)
             let start = lastNodes.count - layout.objects.count
+            logPart(removing: 0..<0, 0..<0, adding: nodes, edges)
             lastNodes.insert(contentsOf: nodes, at: start)
             layout.place(pid, nodes: start..<(start + nodes.count), edges: lastEdges.count..<(lastEdges.count + edges.count))
             lastEdges.append(contentsOf: edges)
@@ -516,6 +540,7 @@ final class ProcCache {
                 if made.socket != kept.socket {
                     layout.objects.replace(at: place, with: made)
                     lastNodes[start + place] = made.node
+                    log?.nodes.append((made.node.id, made.node))
                 }
             }
         }
@@ -525,6 +550,7 @@ final class ProcCache {
     /// Cut a process's part out; the parts after it move back.
     private func cutPart(of pid: Int32) {
         let (nodes, edges) = (layout.nodes[pid]!, layout.edges[pid]!)
+        logPart(removing: nodes, edges, adding: [], [])
         lastNodes.removeSubrange(nodes)
         lastEdges.removeSubrange(edges)
         shiftParts(after: pid, nodes: -nodes.count, edges: -edges.count)
@@ -549,7 +575,35 @@ final class ProcCache {
     /// after the others.
     private func hold(_ keys: [ObjectReference], for pid: Int32, netns: UInt64) {
         layout.keys[pid] = keys.map(\.key)
+        let before = lastNodes.count
         Self.hold(keys, table: sockets[netns], netns: netns, previous: nil, in: &layout.objects, made: &lastNodes)
+        log?.nodes += lastNodes[before...].lazy.map { ($0.id, $0) }
+    }
+
+    /// A part's old nodes and edges (places in the last observation) go, its new ones come.
+    private func logPart(removing nodes: Range<Int>, _ edges: Range<Int>, adding newNodes: [Node], _ newEdges: [Edge]) {
+        guard log != nil else { return }
+        log!.nodes += lastNodes[nodes].lazy.map { ($0.id, nil) }
+        log!.removedEdges += lastEdges[edges]
+        log!.nodes += newNodes.lazy.map { ($0.id, $0) }
+        log!.addedEdges += newEdges
+    }
+
+    /// A patch's log as a change: each node as the last thing done to it left it (a part redone
+    /// is given again; an object made and let go within the patch is removed, which it was not
+    /// in the last observation either), an edge removed and added (or added and removed) is
+    /// neither.
+    private static func normalized(_ change: ObservationChange, _ log: PatchLog) -> ObservationChange {
+        var change = change
+        var last: [NodeID: Node?] = [:]
+        for (id, node) in log.nodes { last[id] = .some(node) }
+        for (id, node) in last {
+            if let node { change.nodes.append(node) } else { change.removed.append(id) }
+        }
+        let added = Set(log.addedEdges), gone = Set(log.removedEdges)
+        change.addedEdges = Array(added.subtracting(gone))
+        change.removedEdges = Array(gone.subtracting(added))
+        return change
     }
 
     /// Hold `references` in `objects`; each object not held before gets its node (the one
@@ -574,6 +628,7 @@ final class ProcCache {
             guard let place = layout.objects.release(key) else { continue }
             // The last object's node moves where the released one's was.
             let start = lastNodes.count - layout.objects.count - 1
+            log?.nodes.append((lastNodes[start + place].id, nil))
             lastNodes.swapAt(start + place, lastNodes.count - 1)
             lastNodes.removeLast()
         }

@@ -78,8 +78,27 @@ public struct PanelRenderer: Rendering {
             y += line
         }
         section("EXECUTION CONTEXTS (\(contexts.count))")
+        let programs = Dictionary(projected.filter { $0.kind == .program }.compactMap { p in p["context"]?.stringValue.map { ($0, p) } },
+                                  uniquingKeysWith: { a, _ in a })
         for context in contexts {
             guard case .context(let name) = context.partition else { continue }
+            if let program = programs[name] {
+                // A program context: what its program did, as its mediator decided it.
+                let calls = program["calls"]?.intValue ?? 0, refused = program["refused"]?.intValue ?? 0
+                let ended = program["ended"]?.stringValue
+                let last = program["last-call"]?.stringValue ?? "none yet"
+                row("\(name)  program  calls \(calls)  allowed \(program["allowed"]?.intValue ?? 0)  refused \(refused)  last \(last)",
+                    y: y, color: ended != nil ? Color.denied : calls == 0 ? Color.dim : Color.ok, role: "context", node: context.id)
+                y += line
+                if let ended {
+                    row("  ENDED \(ended)", y: y, color: Color.denied, role: "program-exit", node: program.id)
+                    y += line
+                } else if let refusal = program["last-refusal"]?.stringValue {
+                    row("  REFUSED \(refusal)", y: y, color: Color.denied, role: "denial", node: program.id)
+                    y += line
+                }
+                continue
+            }
             let priority = context["priority"]?.intValue ?? 0
             let runs = context["runs"]?.intValue ?? 0
             let allowed = context["allowed"]?.intValue ?? 0

@@ -31,7 +31,14 @@ public struct Graph: Sendable, Equatable {
     private var incoming: [NodeID: [Edge]] = [:]
     private var owners: [NodeID: NodeID] = [:]
     private var contextMembers: [String: Set<NodeID>] = [:]
+    /// Every node's identity by kind, and the projected ones: what the scheduler and the panel
+    /// ask for each step, found without a look at every node.
+    private var byKind: [NodeKind: Set<NodeID>] = [:]
+    private var projectedIDs: Set<NodeID> = []
     public private(set) var edgeCount = 0
+    /// What the last `apply` changed: the revision it started from, and the identities whose
+    /// node or outgoing edges it changed — so a diff against that revision looks only there.
+    private var lastChange: (from: UInt64, touched: Set<NodeID>)?
     /// Stamped afresh by every change, from a counter no two graphs share: two graphs with the
     /// same stamp are copies of one another, so a diff between them is empty without a look.
     private(set) var revision = Graph.nextRevision()
@@ -41,7 +48,7 @@ public struct Graph: Sendable, Equatable {
 
     /// A graph holding only the kernel root node.
     public init() {
-        nodes[.kernel] = Graph.kernelRoot
+        rawInsert(Graph.kernelRoot)
     }
 
     /// The node every graph starts from.
@@ -63,7 +70,17 @@ public struct Graph: Sendable, Equatable {
 
     /// Nodes of one kind, in identity order.
     public func nodes(ofKind kind: NodeKind) -> [Node] {
-        nodes.values.filter { $0.kind == kind }.sorted { $0.id < $1.id }
+        (byKind[kind] ?? []).compactMap { nodes[$0] }.sorted { $0.id < $1.id }
+    }
+    /// How many nodes of one kind there are.
+    public func count(ofKind kind: NodeKind) -> Int { byKind[kind]?.count ?? 0 }
+
+    /// The identities whose node or outgoing edges changed since `earlier`, when this graph is
+    /// `earlier` with one delta applied (nil otherwise: ask ``diff(to:)``).
+    public func changed(since earlier: Graph) -> Set<NodeID>? {
+        if earlier.revision == revision { return [] }
+        guard let change = lastChange, change.from == earlier.revision else { return nil }
+        return change.touched
     }
     /// Execution contexts, in identity order.
     public var contexts: [Node] { nodes(ofKind: .executionContext) }
@@ -71,7 +88,7 @@ public struct Graph: Sendable, Equatable {
     public var pendingEvents: [Node] { nodes(ofKind: .pendingEvent) }
     /// The UI-projected subset: what the surface currently shows, in identity order.
     public var uiProjection: [Node] {
-        nodes.values.filter(\.projected).sorted { $0.id < $1.id }
+        projectedIDs.compactMap { nodes[$0] }.sorted { $0.id < $1.id }
     }
     /// The context partitions that have members besides their context node.
     public var contextPartitions: [Partition] { contextMembers.filter { !$0.value.isEmpty }.keys.sorted().map { .context($0) } }
@@ -92,7 +109,18 @@ public struct Graph: Sendable, Equatable {
         undo.reserveCapacity(delta.changes.count)
         do {
             for change in delta.changes { try apply(change, undo: &undo) }
-            if !delta.isEmpty { revision = Graph.nextRevision() }
+            if !delta.isEmpty {
+                var touched = Set<NodeID>(minimumCapacity: undo.count)
+                for step in undo {
+                    switch step {
+                    case .unAdd(let id): touched.insert(id)
+                    case .restore(let node), .reAdd(let node): touched.insert(node.id)
+                    case .unAddEdge(let edge), .reAddEdge(let edge): touched.insert(edge.from)
+                    }
+                }
+                lastChange = (revision, touched)
+                revision = Graph.nextRevision()
+            }
         } catch {
             for step in undo.reversed() { revert(step) }
             throw error
@@ -126,6 +154,9 @@ public struct Graph: Sendable, Equatable {
             }
             try validate(node)
             nodes[node.id] = node
+            if node.projected != old.projected {
+                if node.projected { projectedIDs.insert(node.id) } else { projectedIDs.remove(node.id) }
+            }
             undo.append(.restore(old))
         case .removeNode(let id):
             guard id != .kernel else { throw .removingKernel }
@@ -206,7 +237,9 @@ public struct Graph: Sendable, Equatable {
     private mutating func revert(_ step: Undo) {
         switch step {
         case .unAdd(let id): rawDelete(nodes[id]!)
-        case .restore(let node): nodes[node.id] = node
+        case .restore(let node):
+            nodes[node.id] = node
+            if node.projected { projectedIDs.insert(node.id) } else { projectedIDs.remove(node.id) }
         case .reAdd(let node): rawInsert(node)
         case .unAddEdge(let edge): rawRemove(edge)
         case .reAddEdge(let edge): rawInsert(edge)
@@ -215,6 +248,8 @@ public struct Graph: Sendable, Equatable {
 
     private mutating func rawInsert(_ node: Node) {
         nodes[node.id] = node
+        byKind[node.kind, default: []].insert(node.id)
+        if node.projected { projectedIDs.insert(node.id) }
         if case .context(let name) = node.partition, node.kind != .executionContext {
             contextMembers[name, default: []].insert(node.id)
         }
@@ -222,6 +257,8 @@ public struct Graph: Sendable, Equatable {
 
     private mutating func rawDelete(_ node: Node) {
         nodes[node.id] = nil
+        byKind[node.kind]?.remove(node.id)
+        projectedIDs.remove(node.id)
         outgoing[node.id] = nil
         incoming[node.id] = nil
         if case .context(let name) = node.partition {
@@ -298,6 +335,10 @@ public struct Graph: Sendable, Equatable {
             }
         }
         if members != contextMembers.filter({ !$0.value.isEmpty }) { problems.append("partition index disagrees with nodes") }
+        if Dictionary(grouping: nodes.values, by: \.kind).mapValues({ Set($0.map(\.id)) }) != byKind.filter({ !$0.value.isEmpty }) {
+            problems.append("kind index disagrees with nodes")
+        }
+        if Set(nodes.values.filter(\.projected).map(\.id)) != projectedIDs { problems.append("projection index disagrees with nodes") }
         return problems
     }
 }

@@ -27,6 +27,9 @@ public enum NodeKind: String, Codable, CaseIterable, Sendable, Comparable {
     case pendingEvent = "pending-event"
     /// An irreversible action waiting for a person's approval (what `worldos approvals` lists).
     case approval
+    /// A program context's supervised program as its mediator saw it: calls decided, allowed
+    /// and refused, the last of each, how it ended.
+    case program
 
     public static func < (a: NodeKind, b: NodeKind) -> Bool { a.rawValue < b.rawValue }
 }

@@ -63,19 +63,33 @@ public struct GraphDraft: Sendable {
     /// endpoint go first (so a surviving child is not taken with its removed owner), then only
     /// the topmost removed nodes, then additions, updates and new edges — each group in
     /// identity order, so equal inputs give equal deltas.
-    public func diff(to other: GraphDraft) -> GraphDelta { delta(to: other, touching: nil) }
+    public func diff(to other: GraphDraft) -> GraphDelta {
+        var ids = Set(nodes.keys)
+        ids.formUnion(other.nodes.keys)
+        ids.formUnion(outgoing.keys)
+        ids.formUnion(other.outgoing.keys)
+        return GraphDraft.delta(from: self, to: other, touching: ids)
+    }
 
     /// The same delta, found by looking only at `ids`: their nodes, and the edge lists of which
     /// they are the source. For an editor that knows everything it changed is among them — a
     /// node it replaced with one of another kind brings the sources of the edges into it.
-    public func diff(to other: GraphDraft, touching ids: Set<NodeID>) -> GraphDelta { delta(to: other, touching: ids) }
+    public func diff(to other: GraphDraft, touching ids: Set<NodeID>) -> GraphDelta { GraphDraft.delta(from: self, to: other, touching: ids) }
 
-    private func delta(to other: GraphDraft, touching ids: Set<NodeID>?) -> GraphDelta {
+    /// The delta between any two versions read by identity, looking only at `ids`.
+    static func delta<A: GraphIndexes, B: GraphIndexes>(from mine: A, to other: B, touching ids: Set<NodeID>) -> GraphDelta {
         // A node whose kind or partition changed is removed and added again.
         var removed = Set<NodeID>()
         var added: [Node] = [], updated: [Node] = []
-        func compare(_ id: NodeID, _ node: Node) {
-            guard let before = nodes[id] else { return added.append(node) }
+        for id in ids {
+            guard let node = other.node(id) else {
+                if mine.node(id) != nil { removed.insert(id) }
+                continue
+            }
+            guard let before = mine.node(id) else {
+                added.append(node)
+                continue
+            }
             if before.kind != node.kind || before.partition != node.partition {
                 removed.insert(id)
                 added.append(node)
@@ -83,60 +97,39 @@ public struct GraphDraft: Sendable {
                 updated.append(node)
             }
         }
-        if let ids {
-            for id in ids {
-                if let node = other.nodes[id] { compare(id, node) } else if nodes.index(forKey: id) != nil { removed.insert(id) }
-            }
-        } else {
-            // One look at each side: what is gone (by key alone), then what is new, changed, or replaced.
-            for id in nodes.keys where other.nodes.index(forKey: id) == nil { removed.insert(id) }
-            for (id, node) in other.nodes { compare(id, node) }
-        }
         var vanished: [Edge] = [], appeared: [Edge] = []
-        func lose(_ mine: [Edge], _ theirs: [Edge]) {
-            guard !mine.isEmpty, mine != theirs else { return }
-            let kept = Set(theirs)
-            for edge in mine where !kept.contains(edge) && !(removed.contains(edge.from) && removed.contains(edge.to)) {
-                vanished.append(edge)
+        for id in ids {
+            let (theirs, had) = (other.edgeList(from: id), mine.edgeList(from: id))
+            if !had.isEmpty, had != theirs {
+                let kept = Set(theirs)
+                for edge in had where !kept.contains(edge) && !(removed.contains(edge.from) && removed.contains(edge.to)) { vanished.append(edge) }
             }
-        }
-        // Edges of a removed node are taken with it, so the ones that stay are added again.
-        func gain(_ from: NodeID, _ theirs: [Edge], _ mine: [Edge]) {
-            guard !theirs.isEmpty else { return }
-            let fromRemoved = removed.contains(from)
-            if mine == theirs {
+            // Edges of a removed node are taken with it, so the ones that stay are added again.
+            guard !theirs.isEmpty else { continue }
+            let fromRemoved = removed.contains(id)
+            if had == theirs {
                 if !removed.isEmpty {
                     for edge in theirs where fromRemoved || removed.contains(edge.to) { appeared.append(edge) }
                 }
-                return
+                continue
             }
-            let had = Set(mine)
-            for edge in theirs where !had.contains(edge) || fromRemoved || removed.contains(edge.to) { appeared.append(edge) }
-        }
-        if let ids {
-            for id in ids {
-                let mine = outgoing[id] ?? [], theirs = other.outgoing[id] ?? []
-                lose(mine, theirs)
-                gain(id, theirs, mine)
-            }
-        } else {
-            for (from, mine) in outgoing { lose(mine, other.outgoing[from] ?? []) }
-            for (from, theirs) in other.outgoing { gain(from, theirs, outgoing[from] ?? []) }
+            let before = Set(had)
+            for edge in theirs where !before.contains(edge) || fromRemoved || removed.contains(edge.to) { appeared.append(edge) }
         }
 
         var delta = GraphDelta()
         for edge in vanished.sorted() { delta.append(.removeEdge(edge)) }
         var ownedByRemoved: Set<NodeID> = []
         for id in removed {
-            for edge in outgoing[id] ?? [] where edge.kind == .owns && removed.contains(edge.to) { ownedByRemoved.insert(edge.to) }
+            for edge in mine.edgeList(from: id) where edge.kind == .owns && removed.contains(edge.to) { ownedByRemoved.insert(edge.to) }
         }
         // A removed context takes its partition with it, owned or not.
         let removedContexts = Set(removed.compactMap { id -> String? in
-            guard let n = nodes[id], n.kind == .executionContext, case .context(let name) = n.partition else { return nil }
+            guard let n = mine.node(id), n.kind == .executionContext, case .context(let name) = n.partition else { return nil }
             return name
         })
         for id in removed.sorted() where !ownedByRemoved.contains(id) {
-            if let n = nodes[id], n.kind != .executionContext, case .context(let name) = n.partition, removedContexts.contains(name) { continue }
+            if let n = mine.node(id), n.kind != .executionContext, case .context(let name) = n.partition, removedContexts.contains(name) { continue }
             delta.append(.removeNode(id))
         }
         // Contexts before their members, owners before what they own.
@@ -144,6 +137,62 @@ public struct GraphDraft: Sendable {
         for node in updated.sorted(by: { $0.id < $1.id }) { delta.append(.updateNode(node)) }
         for edge in appeared.sorted() { delta.append(.addEdge(edge)) }
         return delta
+    }
+}
+
+/// A graph read by identity: what a delta between two versions looks at.
+public protocol GraphIndexes {
+    func node(_ id: NodeID) -> Node?
+    /// The edges from `id` (none: empty).
+    func edgeList(from id: NodeID) -> [Edge]
+}
+
+extension GraphDraft: GraphIndexes {
+    public func node(_ id: NodeID) -> Node? { nodes[id] }
+    public func edgeList(from id: NodeID) -> [Edge] { outgoing[id] ?? [] }
+}
+
+extension Graph: GraphIndexes {
+    public func node(_ id: NodeID) -> Node? { self[id] }
+    public func edgeList(from id: NodeID) -> [Edge] { edges(from: id) }
+}
+
+/// Edits to a graph kept beside it, not in it: nodes set or removed, edge lists replaced, read
+/// over the graph by ``node(_:in:)`` and ``edges(from:in:)``; ``delta(from:touching:)`` is the
+/// delta that makes the graph so. Unlike a ``GraphDraft`` nothing of the graph is copied, so the
+/// graph, held once, is changed in place when the delta is applied.
+public struct GraphEdits: Sendable {
+    /// nil: removed.
+    public private(set) var nodes: [NodeID: Node?] = [:]
+    public private(set) var outgoing: [NodeID: [Edge]] = [:]
+
+    public init() {}
+
+    public func node(_ id: NodeID, in graph: Graph) -> Node? {
+        if let edited = nodes[id] { return edited }
+        return graph[id]
+    }
+    public func edges(from id: NodeID, in graph: Graph) -> [Edge] { outgoing[id] ?? graph.edges(from: id) }
+
+    public mutating func set(_ node: Node) { nodes[node.id] = .some(node) }
+    /// The node goes, and its edges with it.
+    public mutating func remove(_ id: NodeID) {
+        nodes[id] = .some(nil)
+        outgoing[id] = []
+    }
+    public mutating func setEdges(_ edges: [Edge], from id: NodeID) { outgoing[id] = edges }
+
+    /// The delta from `graph` to `graph` as edited, looking only at `touched` (which holds
+    /// every identity edited, and the sources of edges into a node replaced by one of another kind).
+    public func delta(from graph: Graph, touching touched: Set<NodeID>) -> GraphDelta {
+        GraphDraft.delta(from: graph, to: View(graph: graph, edits: self), touching: touched)
+    }
+
+    private struct View: GraphIndexes {
+        let graph: Graph
+        let edits: GraphEdits
+        func node(_ id: NodeID) -> Node? { edits.node(id, in: graph) }
+        func edgeList(from id: NodeID) -> [Edge] { edits.edges(from: id, in: graph) }
     }
 }
 
@@ -156,7 +205,8 @@ func contextsFirst(_ a: Node, _ b: Node) -> Bool {
 extension Graph {
     /// The delta that turns this graph into `other`, without sorting either.
     public func diff(to other: Graph) -> GraphDelta {
-        revision == other.revision ? GraphDelta() : draft.diff(to: other.draft)
+        if let touched = other.changed(since: self) { return touched.isEmpty ? GraphDelta() : draft.diff(to: other.draft, touching: touched) }
+        return draft.diff(to: other.draft)
     }
 
     public func snapshot() -> GraphSnapshot {

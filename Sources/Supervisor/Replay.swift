@@ -171,7 +171,7 @@ struct ReplayEstimator: Estimating {
         return live.prior(from: memory, step: step, at: now)
     }
 
-    func posterior(from prior: Prior, observation: Observation?, at now: Instant) throws -> Posterior {
+    func posterior(from prior: consuming Prior, observation: Observation?, at now: Instant) throws -> Posterior {
         var graph = script.memory
         let recorded = script.current
         if let delta = recorded.observationDelta { try graph.apply(delta) }

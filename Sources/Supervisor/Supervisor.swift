@@ -216,7 +216,9 @@ public enum Supervisor {
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb),
-                                          ApprovalObserver(store: approvals), events]),
+                                          ApprovalObserver(store: approvals),
+                                          ProgramObserver(programs: programGuard, contexts: bench.contexts.filter { $0.program != nil }.map(\.name)),
+                                          events]),
             estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: panel, scheduler: PriorityScheduler(),
             proposer: RequestingProposer(bench: bench, inbox: ActionInbox(out: options.out), offering: attached.offering),

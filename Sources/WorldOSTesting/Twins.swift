@@ -41,7 +41,7 @@ public struct LoggingEstimator<Inner: Estimating>: Estimating {
         log.append("prior")
         return inner.prior(from: memory, step: step, at: now)
     }
-    public func posterior(from prior: Prior, observation: Observation?, at now: Instant) throws -> Posterior {
+    public func posterior(from prior: consuming Prior, observation: Observation?, at now: Instant) throws -> Posterior {
         let p = try inner.posterior(from: prior, observation: observation, at: now)
         log.append("posterior:\(p.step):\(p.graph.nodeCount)")
         return p

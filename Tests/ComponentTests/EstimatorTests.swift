@@ -234,4 +234,35 @@ final class EstimatorTests: XCTestCase {
         }
         XCTAssertEqual(LiveEstimator.firstSnapshot(of: made).nodes.first { $0.id == process(1, 1).id }?["state"], .string("R"), "the last one stands")
     }
+
+    /// From the change: what the fold did since the last posterior is held against the
+    /// observation again — an edge it drew between two observed nodes that the observation does
+    /// not have goes, a node it made that the observation does not show goes — as the whole
+    /// observation would have it.
+    func testPosteriorFromTheChange_undoesWhatTheFoldSupposedAndTheObservationDenies() throws {
+        let observer: UInt64 = 42
+        let (s1, s2) = (ObservationStamp(observer: observer, sequence: 1), ObservationStamp(observer: observer, sequence: 2))
+        var first = observation([process(1, 1), process(2, 2)])
+        first.stamp = s1
+        let posterior = try estimator.posterior(from: estimator.prior(from: Graph(), step: 0, at: now), observation: first, at: now)
+        XCTAssertEqual(posterior.integrated, s1)
+        var next = posterior.graph
+        let made = process(3, 3)
+        try next.apply(GraphDelta([.addEdge(Edge(process(1, 1).id, .parentOf, process(2, 2).id)), .addNode(made),
+                                   .addEdge(Edge(process(1, 1).id, .parentOf, made.id))]))
+        let basis = PriorBasis(integrated: s1, edited: try XCTUnwrap(next.changed(since: posterior.graph)), in: posterior.graph)
+        XCTAssertEqual(basis.edited, [process(1, 1).id, made.id])
+        var second = observation([process(1, 1), process(2, 2)])
+        second.stamp = s2
+        second.change = ObservationChange(since: s1)
+        let prior = Prior(step: 1, graph: next, basis: basis)
+        let fromChange = try estimator.posterior(from: prior, observation: second, at: now)
+        let whole = try estimator.posterior(from: Prior(step: 1, graph: next), observation: second, at: now)
+        XCTAssertEqual(fromChange.graph, whole.graph)
+        XCTAssertEqual(fromChange.surprise, whole.surprise)
+        XCTAssertEqual(fromChange.change, whole.change)
+        XCTAssertFalse(fromChange.graph.contains(Edge(process(1, 1).id, .parentOf, process(2, 2).id)))
+        XCTAssertFalse(fromChange.graph.contains(made.id))
+        XCTAssertEqual(fromChange.surprise, Surprise(missing: 1, unexpected: 0, changed: 0))
+    }
 }

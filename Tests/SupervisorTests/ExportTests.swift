@@ -15,15 +15,17 @@ final class ExportTests: XCTestCase {
         let out = try temporaryDirectory("export")
         defer { try? FileManager.default.removeItem(atPath: out) }
         let summary = try WebDatasetExport.export(traces: [golden], to: out, perShard: 16)
-        XCTAssertEqual(summary.samples, 40)
-        XCTAssertEqual(summary.shards.map { URL(fileURLWithPath: $0).lastPathComponent }, ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"])
+        let recorded = try Replay.transitions(from: golden)
+        XCTAssertEqual(recorded.count, 60)
+        XCTAssertEqual(summary.samples, recorded.count)
+        XCTAssertEqual(summary.shards.map { URL(fileURLWithPath: $0).lastPathComponent }, (0..<4).map { String(format: "shard-%06d.tar", $0) },
+                       "16 to a shard")
         XCTAssertEqual(summary.framesMissing, 0)
         guard let (status, data, errors) = try PythonFixture.run("webdataset_check.py", summary.shards) else {
             throw XCTSkip("WEBDATASET VENV MISSING — SKIPPED LOUDLY: `make setup` installs webdataset into .venv-tests")
         }
         XCTAssertEqual(status, 0, errors)
         let samples = try XCTUnwrap((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["samples"] as? [[String: Any]])
-        let recorded = try Replay.transitions(from: golden)
         XCTAssertEqual(samples.compactMap { $0["step"] as? Int }, recorded.map(\.step))
         let run = URL(fileURLWithPath: golden).standardizedFileURL.deletingLastPathComponent().path
         XCTAssertEqual(samples.compactMap { $0["key"] as? String }, recorded.map { WebDatasetExport.key(run: run, trace: golden, step: $0.step) })
@@ -35,10 +37,10 @@ final class ExportTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: out + "/other-run", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: golden, toPath: out + "/other-run/default-bench.mcap")
         let both = try WebDatasetExport.export(traces: [golden, out + "/other-run/default-bench.mcap"], to: out + "/both", perShard: 1000)
-        XCTAssertEqual(both.samples, 80)
+        XCTAssertEqual(both.samples, 2 * recorded.count)
         guard let (_, bothData, _) = try PythonFixture.run("webdataset_check.py", both.shards) else { return }
         let bothSamples = try XCTUnwrap((try JSONSerialization.jsonObject(with: bothData) as? [String: Any])?["samples"] as? [[String: Any]])
-        XCTAssertEqual(Set(bothSamples.compactMap { $0["key"] as? String }).count, 80, "no two samples share a key")
+        XCTAssertEqual(Set(bothSamples.compactMap { $0["key"] as? String }).count, 2 * recorded.count, "no two samples share a key")
         // The same export twice is the same bytes.
         let again = try WebDatasetExport.export(traces: [golden], to: out + "/again", perShard: 16)
         XCTAssertEqual(try summary.shards.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }, try again.shards.map { try Data(contentsOf: URL(fileURLWithPath: $0)) })

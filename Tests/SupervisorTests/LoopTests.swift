@@ -84,7 +84,7 @@ final class LoopTests: XCTestCase {
         struct Broken: Error {}
         struct FailingEstimator: Estimating {
             func prior(from memory: Graph, step: Int, at now: Instant) -> Prior { Prior(step: step, graph: memory) }
-            func posterior(from prior: Prior, observation: Observation?, at now: Instant) throws -> Posterior { throw Broken() }
+            func posterior(from prior: consuming Prior, observation: Observation?, at now: Instant) throws -> Posterior { throw Broken() }
             func fold(_ outcome: ActionOutcome?, into posterior: Posterior, at now: Instant) -> Graph { posterior.graph }
         }
         let log = StageLog()

@@ -6,7 +6,7 @@ import Supervisor
 import XCTest
 
 /// `worldos replay` against the checked-in golden trace of the default bench (recorded by
-/// Golden/record-golden-trace: 40 steps with the simulator, one approval), and against traces
+/// Golden/record-golden-trace: 60 steps with the simulator, one approval), and against traces
 /// changed on purpose, which it must catch.
 final class ReplayTests: XCTestCase {
     let golden = repositoryRoot.appendingPathComponent("Tests/SupervisorTests/Golden/traces/default-bench.mcap").path
@@ -21,7 +21,7 @@ final class ReplayTests: XCTestCase {
 
     func testTheGoldenTrace_replaysExactly_andHoldsWhatItShould() throws {
         let recorded = try Replay.transitions(from: golden)
-        XCTAssertEqual(recorded.count, 40)
+        XCTAssertEqual(recorded.count, 60)
         let report = try Replay.run(recorded, options: options())
         XCTAssertEqual(report.mismatches, [], "regenerate with Tests/SupervisorTests/Golden/record-golden-trace only if the change is intended")
         let decisions = recorded.flatMap { $0.outcome?.steps.compactMap(\.decision) ?? [] }
@@ -31,7 +31,7 @@ final class ReplayTests: XCTestCase {
         // The CLI says the same.
         let cli = try runWorldOS(["replay", golden])
         XCTAssertEqual(cli.status, 0, cli.stdout + cli.stderr)
-        XCTAssertTrue(cli.stdout.hasPrefix("replayed 40 steps"), cli.stdout)
+        XCTAssertTrue(cli.stdout.hasPrefix("replayed 60 steps"), cli.stdout)
     }
 
     func testAChangedPolicy_showsAsTheDecisionsItChanges() throws {

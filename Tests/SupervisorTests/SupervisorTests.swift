@@ -3,6 +3,7 @@ import Foundation
 import Guard
 import HostAdapter
 import LoopCore
+import Renderer
 import StateGraph
 import Supervisor
 import WorldOSTesting
@@ -216,9 +217,52 @@ final class ProgramContextTests: XCTestCase {
         XCTAssertEqual(calls.first, "execve(/usr/bin/dash)", "the program's own start is the first decision")
         XCTAssertTrue(calls.contains("execve(/usr/bin/cat)"), "\(calls)")
         XCTAssertTrue(calls.contains { $0.contains("→ /proc/loadavg, read)") }, "\(calls)")
+        // Its activity is in the graph and on the panel, not "not run yet".
+        try session.loop.step()
+        func panel() -> [Frame.Semantic] {
+            PanelRenderer(mode: .real).render(Posterior(step: session.loop.stepCount, graph: session.loop.memory, surprise: nil, observedAt: nil),
+                                              at: Instant(nanoseconds: 0)).semantics
+        }
+        let program = try XCTUnwrap(session.loop.memory[ProgramObserver.node("sampler")])
+        XCTAssertGreaterThanOrEqual(program["calls"]?.intValue ?? 0, Int64(calls.count))
+        XCTAssertEqual(program["refused"], .int(0))
+        let row = try XCTUnwrap(panel().first { $0.role == "context" && $0.label.hasPrefix("sampler") }).label
+        XCTAssertTrue(row.contains("program  calls ") && !row.contains("not run yet"), row)
         session.stopPrograms()
         XCTAssertEqual(kill(pid, 0), -1, "the program is gone after the session stops it")
         XCTAssertEqual(try AuditLog.verify(path: options.auditPath).get() > calls.count, true)
+        try session.loop.step()
+        XCTAssertNotNil(session.loop.memory[ProgramObserver.node("sampler")]?["ended"])
+        XCTAssertTrue(panel().contains { $0.role == "program-exit" && $0.label.contains("ENDED") }, "\(panel().map(\.label))")
+    }
+
+    /// A program's refused calls are counted and the last is on the panel.
+    func testAProgramsRefusals_areCounted_andTheLastIsShown() throws {
+        guard getuid() == 0 else { throw XCTSkip("FAIL LOUDLY: needs root for the seccomp filter and a user of its own") }
+        let directory = try temporaryDirectory("prober")
+        try write("version: 1\ncontexts:\n  prober:\n    program: [/bin/sh, -c, \"cat /etc/shadow; sleep 30\"]\n", to: directory + "/bench.yaml")
+        try write("version: 1\ncontexts:\n  prober:\n    allow:\n      - op: spawn\n        path: [/usr/bin/dash, /usr/bin/cat, /usr/bin/sleep]\n"
+                  + "      - op: open\n        path: [/usr/**, /etc/ld.so.cache]\n", to: directory + "/policy.yaml")
+        var options = SupervisorOptions()
+        options.bench = directory + "/bench.yaml"
+        options.policy = directory + "/policy.yaml"
+        options.out = directory + "/out"
+        var session = try Supervisor.start(options, clock: ManualClock())
+        XCTAssertEqual(session.launchPrograms().count, 1)
+        defer { session.stopPrograms() }
+        let deadline = Date().addingTimeInterval(10)
+        var program: Node?
+        while Date() < deadline {
+            try session.loop.step()
+            program = session.loop.memory[ProgramObserver.node("prober")]
+            if program?["last-refusal"]?.stringValue?.contains("/etc/shadow") == true { break }
+            usleep(50_000)
+        }
+        XCTAssertGreaterThan(program?["refused"]?.intValue ?? 0, 0, "\(String(describing: program))")
+        XCTAssertTrue(program?["last-refusal"]?.stringValue?.contains("/etc/shadow") == true, "\(String(describing: program))")
+        let panel = PanelRenderer(mode: .real).render(Posterior(step: 0, graph: session.loop.memory, surprise: nil, observedAt: nil),
+                                                      at: Instant(nanoseconds: 0)).semantics
+        XCTAssertTrue(panel.contains { $0.role == "denial" && $0.label.contains("REFUSED") && $0.label.contains("/etc/shadow") }, "\(panel.map(\.label))")
     }
 }
 
