@@ -122,6 +122,9 @@ public struct MCAPReader {
         if !sawHeader { throw Malformed(path: path, offset: UInt64(magic.count), message: "no header record") }
     }
 
+    /// The largest uncompressed chunk read (256 MiB).
+    static let largestChunk: UInt64 = 1 << 28
+
     /// A chunk's messages, or nil if its CRC does not match what it holds.
     static func chunk(_ content: ArraySlice<UInt8>, at offset: UInt64, length: UInt64) throws(Malformed) -> FoundChunk? {
         var r = RecordReader(content)
@@ -131,7 +134,12 @@ public struct MCAPReader {
         switch compression {
         case "": plain = Array(records)
         case "zstd":
-            guard size < 1 << 31 else { return nil }
+            // The room is made before anything is decompressed, so the size a chunk claims is
+            // believed only if its zstd frame says the same, and up to a bound no chunk this
+            // project writes comes near (they are cut at a megabyte and one message): a few
+            // bytes claiming gigabytes are a damaged chunk, not an allocation.
+            guard size <= Self.largestChunk,
+                  records.withUnsafeBytes({ ZSTD_getFrameContentSize($0.baseAddress, $0.count) }) == size else { return nil }
             var out = [UInt8](repeating: 0, count: Int(size))
             let n = out.withUnsafeMutableBytes { o in records.withUnsafeBytes { i in ZSTD_decompress(o.baseAddress, o.count, i.baseAddress, i.count) } }
             guard ZSTD_isError(n) == 0, n == Int(size) else { return nil }

@@ -110,6 +110,25 @@ final class MCAPTests: XCTestCase {
         XCTAssertEqual((json["messages"] as? [[String: Any]])?.count, 20)
     }
 
+    /// A chunk of a few bytes claiming a gigabyte once it is decompressed (found by the fuzzer:
+    /// the reader made the room first): damaged, read without the gigabyte.
+    func testAChunkClaimingAGigabyte_isDamaged_notAnAllocation() throws {
+        func u64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+        func u32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+        func string(_ s: String) -> [UInt8] { u32(UInt32(s.utf8.count)) + Array(s.utf8) }
+        func record(_ op: UInt8, _ body: [UInt8]) -> [UInt8] { [op] + u64(UInt64(body.count)) + body }
+        let magic: [UInt8] = [0x89, 0x4D, 0x43, 0x41, 0x50, 0x30, 0x0D, 0x0A]
+        let records: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD, 0x20, 0x05, 0x29, 0x00, 0x00, 0x68, 0x65, 0x6C, 0x6C, 0x6F]  // "hello", zstd
+        let chunk = u64(0) + u64(1) + u64(1 << 30) + u32(0) + string("zstd") + u64(UInt64(records.count)) + records
+        let path = dir + "/bomb.mcap"
+        try Data(magic + record(0x01, string("worldos") + string("test")) + record(0x06, chunk)).write(to: URL(fileURLWithPath: path))
+        func peak() -> Int { var u = rusage(); getrusage(RUSAGE_SELF.rawValue, &u); return u.ru_maxrss }  // KiB
+        let before = peak()
+        let reader = try MCAPReader(path: path)
+        XCTAssertTrue(reader.messages.isEmpty)
+        XCTAssertLessThan(peak() - before, 256 * 1024, "no gigabyte was made room for")
+    }
+
     func testMalformedFiles_areRefusedNamingTheFileAndByte() throws {
         let path = dir + "/bad.mcap"
         try Data("not an mcap file at all".utf8).write(to: URL(fileURLWithPath: path))

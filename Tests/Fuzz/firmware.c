@@ -20,9 +20,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         bridge_init("FUZZ-0001");
         host = pair[1];
     }
-    if (size > 0 && write(host, data, size) != (ssize_t)size) return 0;
-    bridge_poll();
+    /* The line is fed in pieces and the replies drained after each, as a host reads a serial
+       line: fed whole, the replies to thousands of one-byte commands (each a write, each
+       charged a kilobyte or so by the socket) would fill the socket, and the firmware waits,
+       as it does on a real line, for a reader that never comes. */
     char replies[4096];
+    for (size_t at = 0; at < size; at += 32) {
+        size_t piece = size - at < 32 ? size - at : 32;
+        if (write(host, data + at, piece) != (ssize_t)piece) return 0;
+        bridge_poll();
+        while (read(host, replies, sizeof replies) > 0) {}
+    }
+    bridge_poll();
     while (read(host, replies, sizeof replies) > 0) {}
     bridge_safe_state();
     return 0;
