@@ -100,6 +100,7 @@ bench: setup sim
 # program calls libFuzzer's driver when built with WORLDOS_FUZZING), the firmware's command parser
 # with clang.
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
 fuzz: setup
 	$(SWIFT) build -c release --scratch-path .build-fuzz --product worldos-fuzz \
 	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DWORLDOS_FUZZING
