@@ -57,6 +57,12 @@ struct Integration {
         }
     }
 
+    /// A node the prior had that the observation does not: a surprise, and gone.
+    mutating func miss(_ id: NodeID) {
+        surprise.missing += 1
+        remove(id)
+    }
+
     mutating func drop(_ edge: Edge) {
         edits.setEdges(edits.edges(from: edge.from, in: before).filter { $0 != edge }, from: edge.from)
         touched.insert(edge.from)
@@ -81,8 +87,7 @@ struct Integration {
         for partition in before.contextPartitions {
             for n in before.members(of: partition) where n.kind == .fileDescriptor {
                 guard let fd = n["fd"]?.intValue, !supervisorFDs.contains(fd), edits.node(n.id, in: before) != nil else { continue }
-                remove(n.id)
-                surprise.missing += 1
+                miss(n.id)
             }
         }
         for event in before.nodes(ofKind: .pendingEvent) where event.partition == .kernel && event["observed"] == .bool(true) {
@@ -121,8 +126,7 @@ struct Integration {
         }
         for id in it.before.nodes.keys where !observed.contains(id) {
             guard let node = it.before[id], it.inScope(node) else { continue }
-            it.surprise.missing += 1
-            it.remove(id)
+            it.miss(id)
         }
         var bySource: [NodeID: [Edge]] = [:]
         for edge in observation.edgeParts.joined() { bySource[edge.from, default: []].append(edge) }
@@ -155,15 +159,13 @@ struct Integration {
         for node in given.values { it.observe(node) }
         for id in gone where given[id] == nil {
             guard let node = it.before[id], it.inScope(node) else { continue }
-            it.surprise.missing += 1
-            it.remove(id)
+            it.miss(id)
         }
         // What the fold made or changed is held against the observation again.
         let edited = basis.edited.subtracting(given.keys).subtracting(gone)
         for id in edited {
             if let node = observedNow(id) { it.observe(node) } else if let node = it.before[id], it.inScope(node) {
-                it.surprise.missing += 1
-                it.remove(id)
+                it.miss(id)
             }
         }
         for edge in change.removedEdges where it.edits.edges(from: edge.from, in: it.before).contains(edge) { it.drop(edge) }

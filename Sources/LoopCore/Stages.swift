@@ -173,15 +173,10 @@ public struct PriorBasis: Sendable {
     public var wasEdges: [NodeID: [Edge]]
     public init(integrated: ObservationStamp, edited: Set<NodeID>, in posterior: Graph) {
         self.integrated = integrated
-        self.edited = edited
-        var was = [NodeID: Node](minimumCapacity: edited.count), wasEdges = [NodeID: [Edge]](minimumCapacity: edited.count)
-        for id in edited {
-            was[id] = posterior[id]
-            let edges = posterior.edges(from: id)
-            if !edges.isEmpty { wasEdges[id] = edges }
-        }
-        self.was = was
-        self.wasEdges = wasEdges
+        self.edited = []
+        was = [:]
+        wasEdges = [:]
+        add(edited, from: posterior)
     }
 
     /// More identities edited since, as they were then (in the graph they were edited from).
