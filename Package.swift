@@ -43,8 +43,9 @@ let package = Package(
         // What Swift cannot import (variadic C functions, ioctl request macros, SCMP_* macros).
         .target(name: "CShim", path: "Sources/C/CShim"),
 
-        // The system calls the project makes on names and objects, wrapped once (Glibc + CShim
-        // only): the path resolver every caller shares, object identity, the exact opener.
+        // The system calls the project makes, wrapped once (Glibc + CShim only): errno triaged
+        // (EINTR retried here and nowhere else), whole writes, procfs reads, the path resolver
+        // every caller shares, object identity, the exact opener.
         .target(name: "System", dependencies: ["CShim"]),
 
         // The one JSON encoder for bulk output (snapshots, trace deltas, the API): streamed
@@ -56,45 +57,48 @@ let package = Package(
         .target(name: "Digest", swiftSettings: optimizedEvenInDebug),
         .target(name: "LoopCore", dependencies: ["StateGraph", "Digest"]),
         // Append-only JSON-lines files (trace, audit log): whole-line writes, fsync, torn tails.
-        .target(name: "Journal"),
+        .target(name: "Journal", dependencies: ["System"]),
         // Strict YAML configuration (policies, benches): unknown keys rejected, file:line errors.
         .target(name: "Config", dependencies: [.product(name: "Yams", package: "Yams")]),
         // Device profiles (Devices/*.yaml): what hardware is and what may be done to it.
         .target(name: "Devices", dependencies: ["Config"]),
         // Components, one target each.
-        .target(name: "Observer", dependencies: ["StateGraph", "LoopCore", "CShim"]),
+        .target(name: "Observer", dependencies: ["StateGraph", "LoopCore", "CShim", "System"]),
         .target(name: "Estimator", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Scheduler", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Executor", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Guard", dependencies: ["StateGraph", "LoopCore", "Config", "Journal", "System", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Renderer", dependencies: ["StateGraph", "LoopCore", "CPNG"], swiftSettings: optimizedEvenInDebug),
+        // What the supervisor needs from devices (a USB bus, a GPIO bank; their values and
+        // errors), C-free: the host adapter's real devices and the test twins both conform.
+        .target(name: "DevicePorts", dependencies: ["System"]),
         .target(name: "HostAdapter", dependencies: [
-            "LoopCore", "CShim", "CLibUSB", "CGPIOD", "CSerialPort", "CDRM", "CSeccomp", "System",
+            "LoopCore", "DevicePorts", "CShim", "CLibUSB", "CGPIOD", "CSerialPort", "CDRM", "CSeccomp", "System",
         ]),
         // Supervised programs: the seccomp filter, its helper process, and the mediator that
         // answers the calls the filter sends to the supervisor.
         .target(name: "Sandbox", dependencies: ["Guard", "LoopCore", "CSeccomp", "CShim", "System", "Observer"]),
         .executableTarget(name: "worldos-sandbox", dependencies: ["Sandbox", "CShim"]),
         // MCAP (https://mcap.dev/spec): our own writer, reader and repair; zstd chunks.
-        .target(name: "MCAP", dependencies: ["CZstd", "Journal"]),
+        .target(name: "MCAP", dependencies: ["CZstd", "Journal", "System"]),
         // Data engine: the recorder of aligned transitions.
         .target(name: "DataEngine", dependencies: ["StateGraph", "JSONWriter", "LoopCore", "Journal", "MCAP", "Config", "CPNG", "Digest"]),
         // Assembles the real stages into a supervisor; bench files; the run loop.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Config", "Devices", "Journal", "Sandbox", "MCAP", "System",
+            "Renderer", "HostAdapter", "DevicePorts", "DataEngine", "Config", "Devices", "Journal", "Sandbox", "MCAP", "System",
         ]),
         // Test twins: manual clock and fakes of every stage, siblings of the real ones.
-        .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "HostAdapter"]),
+        .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "DevicePorts"]),
 
         .executableTarget(name: "worldos", dependencies: [
-            "Supervisor", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", "JSONWriter", "Journal", "StateGraph", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Supervisor", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", "JSONWriter", "Journal", "StateGraph", "System", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "Guard", "CShim", "Sandbox", "DataEngine", "MCAP", "Renderer", "Supervisor"],
+        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "MCAP", "Renderer", "Supervisor"],
                          path: "Benchmarks/worldos-bench"),
 
         // Fuzz targets for every parser (`make fuzz`; their corpora replay in `make test`).
-        .target(name: "FuzzTargets", dependencies: ["DataEngine", "Devices", "Guard", "HostAdapter", "Journal", "LoopCore", "MCAP", "Supervisor"],
+        .target(name: "FuzzTargets", dependencies: ["DataEngine", "Devices", "Guard", "HostAdapter", "DevicePorts", "Journal", "LoopCore", "MCAP", "Supervisor"],
                 path: "Tests/Fuzz/Targets"),
         .executableTarget(name: "worldos-fuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Main"),
 
@@ -104,14 +108,14 @@ let package = Package(
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "JSONWriter", "WorldOSTesting", "LoopCore"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP", "CPNG", "CShim", "System",
+            "Renderer", "HostAdapter", "DevicePorts", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP", "CPNG", "CShim", "CLibUSB", "System",
         ]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.
-        .testTarget(name: "RigTests", dependencies: ["HostAdapter", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),
+        .testTarget(name: "RigTests", dependencies: ["HostAdapter", "DevicePorts", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
-            "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
+            "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DevicePorts", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
             "FuzzTargets", "Journal", "Renderer",
         ], exclude: ["Golden"]),
     ],

@@ -1,3 +1,4 @@
+import DevicePorts
 import Foundation
 import Glibc
 import Guard

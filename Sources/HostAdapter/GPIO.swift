@@ -1,47 +1,10 @@
 import CGPIOD
+import DevicePorts
 import Glibc
 
 /// GPIO through libgpiod 1.6 (the v1 API Debian 12 ships): chips and their lines, and line
 /// requests that hold a line until released.
-public enum GPIO {
-    public enum Direction: String, Sendable { case input, output }
-    public enum Bias: String, Sendable { case asIs = "as-is", disabled, pullUp = "pull-up", pullDown = "pull-down" }
-
-    public struct Line: Equatable, Sendable {
-        public var offset: Int
-        public var name: String?
-        public var consumer: String?
-        public var direction: Direction
-        public var activeLow: Bool
-        public var bias: Bias
-        public var used: Bool
-        public init(offset: Int, name: String?, consumer: String? = nil, direction: Direction = .input, activeLow: Bool = false,
-                    bias: Bias = .asIs, used: Bool = false) {
-            self.offset = offset
-            self.name = name
-            self.consumer = consumer
-            self.direction = direction
-            self.activeLow = activeLow
-            self.bias = bias
-            self.used = used
-        }
-    }
-
-    public struct Chip: Equatable, Sendable {
-        /// Kernel name, such as `gpiochip0`.
-        public var name: String
-        /// The label the driver gave it (for gpio-sim, the bank's label).
-        public var label: String
-        public var path: String
-        public var lines: [Line]
-        public init(name: String, label: String, path: String, lines: [Line]) {
-            self.name = name
-            self.label = label
-            self.path = path
-            self.lines = lines
-        }
-    }
-
+extension GPIO {
     /// Every GPIO chip under /dev, with its lines. A chip that cannot be opened is left out.
     public static func chips(in directory: String = "/dev") -> [Chip] {
         guard let dir = opendir(directory) else { return [] }
@@ -83,25 +46,13 @@ public enum GPIO {
 /// to its declared safe value before it is released, so dropping the request never leaves an
 /// actuator energised.
 public final class GPIOLineRequest {
-    public enum Kind: Sendable {
-        case input
-        case output(initial: Int32, safe: Int32)
-        /// An input reporting rising and falling edges on ``descriptor``.
-        case edges
-    }
-
-    /// One edge on a line, timestamped by the kernel (CLOCK_MONOTONIC for libgpiod 1.6).
-    public struct Edge: Equatable, Sendable {
-        public var rising: Bool
-        public var nanoseconds: UInt64
-    }
     public let chipPath: String
     public let offset: Int
-    public let kind: Kind
+    public let kind: GPIO.RequestKind
     private let chip: OpaquePointer
     private let line: OpaquePointer
 
-    public init(chip path: String, offset: Int, kind: Kind, consumer: String = "worldos") throws(DeviceError) {
+    public init(chip path: String, offset: Int, kind: GPIO.RequestKind, consumer: String = "worldos") throws(DeviceError) {
         chipPath = path
         self.offset = offset
         self.kind = kind
@@ -151,8 +102,8 @@ public final class GPIOLineRequest {
     }
 
     /// The edges waiting now, without blocking.
-    public func readEdges() throws(DeviceError) -> [Edge] {
-        var edges: [Edge] = []
+    public func readEdges() throws(DeviceError) -> [GPIO.Edge] {
+        var edges: [GPIO.Edge] = []
         let fd = descriptor
         guard fd >= 0 else { return [] }
         while true {
@@ -162,7 +113,7 @@ public final class GPIOLineRequest {
             guard gpiod_line_event_read(line, &event) == 0 else {
                 throw DeviceError(device: "\(chipPath) line \(offset)", errno: errno, action: "read an edge event")
             }
-            edges.append(Edge(rising: event.event_type == Int32(GPIOD_LINE_EVENT_RISING_EDGE),
+            edges.append(GPIO.Edge(rising: event.event_type == Int32(GPIOD_LINE_EVENT_RISING_EDGE),
                               nanoseconds: UInt64(event.ts.tv_sec) * 1_000_000_000 + UInt64(event.ts.tv_nsec)))
         }
     }

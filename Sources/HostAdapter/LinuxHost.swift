@@ -1,4 +1,5 @@
 import CShim
+import DevicePorts
 import Glibc
 import LoopCore
 import System
@@ -33,7 +34,7 @@ public struct LinuxHost: Effecting {
             guard let f = fd(), let count = int("count"), count >= 0, count <= MicroOp.maximumReadCount else { return .failure(errno: EINVAL) }
             var buffer = [UInt8](repeating: 0, count: Int(count))
             let n = buffer.withUnsafeMutableBytes { p in
-                Syscall.retrying { call.op == .read ? Glibc.read(f, p.baseAddress, p.count) : recv(f, p.baseAddress, p.count, Int32(MSG_DONTWAIT)) }
+                traced { call.op == .read ? Glibc.read(f, p.baseAddress, p.count) : recv(f, p.baseAddress, p.count, Int32(MSG_DONTWAIT)) }
             }
             guard let got = n.value else { return n }
             return .value(got, data: Array(buffer.prefix(Int(got))))
@@ -42,24 +43,24 @@ public struct LinuxHost: Effecting {
                 return .failure(errno: EINVAL)
             }
             var buffer = [UInt8](repeating: 0, count: Int(count))
-            let n = buffer.withUnsafeMutableBytes { p in Syscall.retrying { Glibc.pread(f, p.baseAddress, p.count, off_t(offset)) } }
+            let n = buffer.withUnsafeMutableBytes { p in traced { Glibc.pread(f, p.baseAddress, p.count, off_t(offset)) } }
             guard let got = n.value else { return n }
             return .value(got, data: Array(buffer.prefix(Int(got))))
         case .write, .pwrite, .sendto:
             guard let f = fd(), let data = string("data") else { return .failure(errno: EINVAL) }
             let bytes = Array(data.utf8)
             switch call.op {
-            case .write: return bytes.withUnsafeBytes { p in Syscall.retrying { Glibc.write(f, p.baseAddress, p.count) } }
+            case .write: return bytes.withUnsafeBytes { p in traced { Glibc.write(f, p.baseAddress, p.count) } }
             case .pwrite:
                 guard let offset = int("offset") else { return .failure(errno: EINVAL) }
-                return bytes.withUnsafeBytes { p in Syscall.retrying { Glibc.pwrite(f, p.baseAddress, p.count, off_t(offset)) } }
+                return bytes.withUnsafeBytes { p in traced { Glibc.pwrite(f, p.baseAddress, p.count, off_t(offset)) } }
             default:
                 guard let address = string("address") else {
-                    return bytes.withUnsafeBytes { p in Syscall.retrying { send(f, p.baseAddress, p.count, Int32(MSG_NOSIGNAL)) } }
+                    return bytes.withUnsafeBytes { p in traced { send(f, p.baseAddress, p.count, Int32(MSG_NOSIGNAL)) } }
                 }
                 guard let target = SocketAddress(address) else { return .failure(errno: EINVAL) }
                 return bytes.withUnsafeBytes { p in
-                    target.withSockaddr { sa, len in Syscall.retrying { Glibc.sendto(f, p.baseAddress, p.count, Int32(MSG_NOSIGNAL), sa, len) } }
+                    target.withSockaddr { sa, len in traced { Glibc.sendto(f, p.baseAddress, p.count, Int32(MSG_NOSIGNAL), sa, len) } }
                 }
             }
         case .close:
@@ -71,7 +72,7 @@ public struct LinuxHost: Effecting {
         case .lseek:
             let whences: [String: Int32] = ["set": SEEK_SET, "cur": SEEK_CUR, "end": SEEK_END]
             guard let f = fd(), let offset = int("offset"), let whence = whences[string("whence") ?? "set"] else { return .failure(errno: EINVAL) }
-            return Syscall.retrying { Glibc.lseek(f, off_t(offset), whence) }
+            return traced { Glibc.lseek(f, off_t(offset), whence) }
         case .fstat:
             guard let f = fd() else { return .failure(errno: EINVAL) }
             var st = stat()
@@ -84,11 +85,11 @@ public struct LinuxHost: Effecting {
             switch string("request") {
             case "FIONREAD":
                 var count: Int32 = 0
-                let r = Syscall.retrying { Int(worldos_ioctl_fionread(f, &count)) }
+                let r = traced { Int(worldos_ioctl_fionread(f, &count)) }
                 return r.value == nil ? r : .value(Int64(count))
             case "FIONBIO":
                 var on = Int32(int("value") ?? 1)
-                return Syscall.retrying { Int(worldos_ioctl_fionbio(f, &on)) }
+                return traced { Int(worldos_ioctl_fionbio(f, &on)) }
             default: return .failure(errno: EINVAL)
             }
         case .poll:
@@ -100,7 +101,7 @@ public struct LinuxHost: Effecting {
             }
             var p = pollfd(fd: f, events: events, revents: 0)
             let timeout = Int32(clamping: int("timeout-ms") ?? 0)
-            let r = Syscall.retrying { Glibc.poll(&p, 1, timeout) }
+            let r = traced { Glibc.poll(&p, 1, timeout) }
             guard let n = r.value else { return r }
             return .value(n, fields: ["in": p.revents & Int16(POLLIN) != 0 ? 1 : 0, "out": p.revents & Int16(POLLOUT) != 0 ? 1 : 0,
                                       "hup": p.revents & Int16(POLLHUP) != 0 ? 1 : 0])
@@ -127,20 +128,20 @@ public struct LinuxHost: Effecting {
             let domains: [String: Int32] = ["inet": AF_INET, "inet6": AF_INET6, "unix": AF_UNIX]
             let types: [String: Int32] = ["stream": Int32(SOCK_STREAM.rawValue), "dgram": Int32(SOCK_DGRAM.rawValue)]
             guard let d = domains[string("domain") ?? ""], let t = types[string("type") ?? ""] else { return .failure(errno: EINVAL) }
-            return opened(Syscall.retrying { Glibc.socket(d, t | Int32(SOCK_CLOEXEC.rawValue), 0) })
+            return opened(traced { Glibc.socket(d, t | Int32(SOCK_CLOEXEC.rawValue), 0) })
         case .bind, .connect:
             guard let f = fd(), let address = string("address").flatMap(SocketAddress.init) else { return .failure(errno: EINVAL) }
             let r = address.withSockaddr { sa, len in
-                Syscall.retrying { call.op == .bind ? Glibc.bind(f, sa, len) : Glibc.connect(f, sa, len) }
+                traced { call.op == .bind ? Glibc.bind(f, sa, len) : Glibc.connect(f, sa, len) }
             }
             guard r.value != nil else { return r }
             return .value(0, fields: SocketAddress.localPort(of: f).map { ["port": Int64($0)] } ?? [:])
         case .listen:
             guard let f = fd() else { return .failure(errno: EINVAL) }
-            return Syscall.retrying { Glibc.listen(f, Int32(clamping: int("backlog") ?? 16)) }
+            return traced { Glibc.listen(f, Int32(clamping: int("backlog") ?? 16)) }
         case .accept:
             guard let f = fd() else { return .failure(errno: EINVAL) }
-            return opened(Syscall.retrying { worldos_accept_cloexec(f) })
+            return opened(traced { worldos_accept_cloexec(f) })
         case .spawn:
             guard let path = string("path") else { return .failure(errno: EINVAL) }
             let arguments = [path] + (string("args") ?? "").split(separator: " ").map(String.init)
@@ -161,7 +162,7 @@ public struct LinuxHost: Effecting {
         case .waitpid:
             guard let pid = int("pid").flatMap(Int32.init(exactly:)) else { return .failure(errno: EINVAL) }
             var status: Int32 = 0
-            let r = Syscall.retrying { Glibc.waitpid(pid, &status, (int("nohang") ?? 0) != 0 ? WNOHANG : 0) }
+            let r = traced { Glibc.waitpid(pid, &status, (int("nohang") ?? 0) != 0 ? WNOHANG : 0) }
             guard let reaped = r.value else { return r }
             guard reaped != 0 else { return .value(0) }
             let fields: [String: Int64] = status & 0x7F == 0 ? ["exit-code": Int64((status >> 8) & 0xFF)] : ["signal": Int64(status & 0x7F)]
@@ -173,9 +174,9 @@ public struct LinuxHost: Effecting {
             return Glibc.kill(pid, signal) == 0 ? .value(0) : .failure(errno: errno)
         case .timer:
             guard let after = int("after-ms"), after > 0 else { return .failure(errno: EINVAL) }
-            return opened(Syscall.retrying { worldos_timerfd(after, int("interval-ms") ?? 0) })
+            return opened(traced { worldos_timerfd(after, int("interval-ms") ?? 0) })
         case .inotify:
-            return opened(Syscall.retrying { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) })
+            return opened(traced { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) })
         case .act, .gpioSet, .gpioGet, .usbTransfer, .usbControl:
             // Device steps need the devices the supervisor holds: its effector handles them.
             return .failure(errno: ENODEV)
@@ -186,7 +187,7 @@ public struct LinuxHost: Effecting {
             let handle = LinuxHost.openExactly(call, path: path, flags: worldos_o_path())
             guard let held = handle.value.flatMap(Int32.init(exactly:)) else { return handle }
             defer { Glibc.close(held) }
-            return Syscall.retrying { inotify_add_watch(f, "/proc/self/fd/\(held)", mask) }
+            return traced { inotify_add_watch(f, "/proc/self/fd/\(held)", mask) }
         }
     }
 
@@ -302,15 +303,12 @@ struct SocketAddress {
     }
 }
 
-/// errno triage, in one place: retry EINTR; everything else is a value for the trace.
-enum Syscall {
-    static func retrying<T: BinaryInteger>(_ call: () -> T) -> CallResult {
-        while true {
-            let r = call()
-            if r >= 0 { return .value(Int64(r)) }
-            if errno == EINTR { continue }
-            return .failure(errno: errno)
-        }
+/// A call's outcome as the trace holds it: System's retrying call (EINTR retried there, once),
+/// its value or errno.
+func traced<T: FixedWidthInteger & SignedInteger>(_ call: () -> T) -> CallResult {
+    switch Syscall.retrying(call) {
+    case .success(let r): .value(Int64(r))
+    case .failure(let e): .failure(errno: e.code)
     }
 }
 

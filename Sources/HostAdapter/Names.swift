@@ -1,3 +1,4 @@
+import DevicePorts
 import Glibc
 import LoopCore
 import System

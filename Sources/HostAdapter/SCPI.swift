@@ -1,3 +1,4 @@
+import DevicePorts
 import Glibc
 
 /// An instrument that speaks SCPI over a serial port: commands are written with a terminator;

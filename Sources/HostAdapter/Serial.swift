@@ -1,5 +1,7 @@
 import CSerialPort
+import DevicePorts
 import Glibc
+import System
 
 /// A serial port's settings. Plain data; ``SerialPort`` applies them.
 public struct SerialSettings: Equatable, Sendable {
@@ -144,20 +146,12 @@ public final class SerialPort {
 
     /// Write every byte (waiting for the port to drain when it is full).
     public func write(_ bytes: [UInt8]) throws(DeviceError) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN {
-                    var p = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&p, 1, 1000)
-                    continue
-                }
-                throw DeviceError(device: path, errno: errno, action: "write")
-            }
-            offset += n
+        let fd = descriptor
+        let failed = Syscall.writeAll(fd, bytes) {
+            var p = [pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)]
+            _ = Syscall.poll(&p, milliseconds: 1000)
         }
+        if let failed { throw DeviceError(device: path, errno: failed.code, action: "write") }
     }
 
     public func write(_ text: String) throws(DeviceError) { try write(Array(text.utf8)) }
@@ -180,14 +174,17 @@ public final class SerialPort {
             clock_gettime(CLOCK_MONOTONIC, &now)
             let left = end - (Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000)
             guard left > 0 else { throw SerialTimeout(device: path, received: pending, timeoutMilliseconds: timeoutMilliseconds) }
-            var p = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&p, 1, Int32(clamping: left))
-            if ready < 0 && errno != EINTR { throw DeviceError(device: path, errno: errno, action: "wait for data") }
-            guard ready > 0 else { continue }
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                throw DeviceError(device: path, errno: errno, action: "read")
+            var p = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
+            switch Syscall.poll(&p, milliseconds: Int32(clamping: left)) {
+            case .failure(let e): throw DeviceError(device: path, errno: e.code, action: "wait for data")
+            case .success(0): continue
+            case .success: break
+            }
+            let n: Int
+            switch buffer.withUnsafeMutableBytes({ b in Syscall.retrying { Glibc.read(descriptor, b.baseAddress, b.count) } }) {
+            case .success(let got): n = got
+            case .failure(let e) where e.wouldBlock: continue
+            case .failure(let e): throw DeviceError(device: path, errno: e.code, action: "read")
             }
             if n == 0 { throw DeviceError(device: path, message: "the other end hung up", hint: "is the device still attached?") }
             pending += buffer.prefix(n)

@@ -1,4 +1,5 @@
 import CLibUSB
+import DevicePorts
 import Glibc
 
 /// USB through libusb-1.0. ``USBContext`` owns a libusb context (libusb_init/libusb_exit); note
@@ -53,92 +54,20 @@ public final class USBContext {
     }
 }
 
-/// A USB device as its descriptors describe it.
-public struct USBDevice: Equatable, Sendable {
-    public struct Endpoint: Equatable, Sendable {
-        public enum Kind: String, Sendable { case control, isochronous, bulk, interrupt }
-        /// Read from the descriptor (a UDC may renumber endpoints; never assume an address).
-        public var address: UInt8
-        public var kind: Kind
-        public var maxPacketSize: Int
-        public var isIn: Bool { address & 0x80 != 0 }
-        public init(address: UInt8, kind: Kind, maxPacketSize: Int) {
-            self.address = address
-            self.kind = kind
-            self.maxPacketSize = maxPacketSize
-        }
-    }
-    public struct Interface: Equatable, Sendable {
-        public var number: Int
-        public var alternate: Int
-        public var interfaceClass: UInt8
-        public var subclass: UInt8
-        public var interfaceProtocol: UInt8
-        public var endpoints: [Endpoint]
-        public init(number: Int, alternate: Int = 0, interfaceClass: UInt8, subclass: UInt8 = 0, interfaceProtocol: UInt8 = 0, endpoints: [Endpoint]) {
-            self.number = number
-            self.alternate = alternate
-            self.interfaceClass = interfaceClass
-            self.subclass = subclass
-            self.interfaceProtocol = interfaceProtocol
-            self.endpoints = endpoints
-        }
-    }
-    public struct Configuration: Equatable, Sendable {
-        public var value: Int
-        public var interfaces: [Interface]
-        public init(value: Int, interfaces: [Interface]) {
-            self.value = value
-            self.interfaces = interfaces
-        }
-    }
-
-    public var bus: Int
-    /// The port chain from the root hub, as in sysfs: `3-1.2` is bus 3, port 1, then port 2.
-    public var busPath: String
-    public var address: Int
-    public var vendorID: UInt16
-    public var productID: UInt16
-    public var deviceClass: UInt8
-    public var manufacturer: String?
-    public var product: String?
-    public var serial: String?
-    public var configurations: [Configuration]
-
-    /// A device described by hand (for fakes and recorded buses).
-    public init(bus: Int, busPath: String, address: Int, vendorID: UInt16, productID: UInt16, deviceClass: UInt8 = 0,
-                manufacturer: String? = nil, product: String? = nil, serial: String? = nil, configurations: [Configuration] = []) {
-        self.bus = bus
-        self.busPath = busPath
-        self.address = address
-        self.vendorID = vendorID
-        self.productID = productID
-        self.deviceClass = deviceClass
-        self.manufacturer = manufacturer
-        self.product = product
-        self.serial = serial
-        self.configurations = configurations
-    }
-
-    public var vidpid: String { String(format4(vendorID)) + ":" + String(format4(productID)) }
-
+extension USBDevice {
     init?(device: OpaquePointer) {
         var descriptor = libusb_device_descriptor()
         guard libusb_get_device_descriptor(device, &descriptor) == 0 else { return nil }
-        bus = Int(libusb_get_bus_number(device))
-        busPath = USBDevice.busPath(of: device)
-        address = Int(libusb_get_device_address(device))
-        vendorID = descriptor.idVendor
-        productID = descriptor.idProduct
-        deviceClass = descriptor.bDeviceClass
-        configurations = (0..<descriptor.bNumConfigurations).compactMap { USBDevice.configuration(device, index: $0) }
+        var strings: [String?] = [nil, nil, nil]
         var handle: OpaquePointer?
         if libusb_open(device, &handle) == 0, let handle {
             defer { libusb_close(handle) }
-            manufacturer = USBDevice.string(handle, descriptor.iManufacturer)
-            product = USBDevice.string(handle, descriptor.iProduct)
-            serial = USBDevice.string(handle, descriptor.iSerialNumber)
+            strings = [descriptor.iManufacturer, descriptor.iProduct, descriptor.iSerialNumber].map { USBDevice.string(handle, $0) }
         }
+        self.init(bus: Int(libusb_get_bus_number(device)), busPath: USBDevice.busPath(of: device),
+                  address: Int(libusb_get_device_address(device)), vendorID: descriptor.idVendor, productID: descriptor.idProduct,
+                  deviceClass: descriptor.bDeviceClass, manufacturer: strings[0], product: strings[1], serial: strings[2],
+                  configurations: (0..<descriptor.bNumConfigurations).compactMap { USBDevice.configuration(device, index: $0) })
     }
 
     static func busPath(of device: OpaquePointer) -> String {
@@ -182,11 +111,6 @@ public struct USBDevice: Equatable, Sendable {
         }
         return Configuration(value: Int(config.pointee.bConfigurationValue), interfaces: interfaces)
     }
-}
-
-private func format4(_ v: UInt16) -> String {
-    let s = String(v, radix: 16)
-    return String(repeating: "0", count: max(0, 4 - s.count)) + s
 }
 
 /// An open USB device (libusb_open/libusb_close). Claimed interfaces are released, and kernel
@@ -262,37 +186,4 @@ public final class USBDeviceHandle {
         guard r == 0 else { throw USBError(code: r, device: busPath, action: "transfer on endpoint 0x\(String(endpoint, radix: 16))") }
         return endpoint & 0x80 != 0 ? Array(buffer.prefix(Int(transferred))) : []
     }
-}
-
-/// A libusb failure: the libusb error code, its name, the device and what we tried.
-public struct USBError: Error, CustomStringConvertible, Equatable, Sendable {
-    public var code: Int32
-    public var device: String
-    public var action: String
-
-    public init(code: Int32, device: String, action: String) {
-        self.code = code
-        self.device = device
-        self.action = action
-    }
-
-    /// The errno a micro-step reports for this failure.
-    public var errno: Int32 {
-        switch code {
-        case LIBUSB_ERROR_NO_DEVICE.rawValue: ENODEV
-        case LIBUSB_ERROR_TIMEOUT.rawValue: ETIMEDOUT
-        case LIBUSB_ERROR_BUSY.rawValue: EBUSY
-        case LIBUSB_ERROR_ACCESS.rawValue: EACCES
-        case LIBUSB_ERROR_NOT_FOUND.rawValue: ENOENT
-        case LIBUSB_ERROR_PIPE.rawValue: EPIPE
-        case LIBUSB_ERROR_INVALID_PARAM.rawValue: EINVAL
-        default: EIO
-        }
-    }
-
-    /// LIBUSB_ERROR_NO_DEVICE: the device went away. A device-gone transition for the graph.
-    public var isDeviceGone: Bool { code == LIBUSB_ERROR_NO_DEVICE.rawValue }
-    public var isTimeout: Bool { code == LIBUSB_ERROR_TIMEOUT.rawValue }
-    public var name: String { String(cString: libusb_error_name(code)) }
-    public var description: String { "\(device): cannot \(action): \(name)" }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import System
 
 /// An append-only file of JSON lines: the trace and the audit log are both one.
 ///
@@ -66,14 +67,10 @@ public final class AppendOnlyFile {
     }
 
     private static func readFully(_ fd: Int32, into buffer: inout [UInt8], count: Int, at offset: Int, path: String) throws(JournalError) {
-        var got = 0
-        while got < count {
-            let r = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, count - got, off_t(offset + got)) }
-            if r < 0 && errno == EINTR { continue }
-            guard r > 0 else {
-                throw JournalError(path: path, message: "cannot read: \(r < 0 ? String(cString: strerror(errno)) : "the file shrank while opening")")
-            }
-            got += r
+        switch buffer.withUnsafeMutableBytes({ Syscall.preadFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<count]), at: offset) }) {
+        case .failure(let e): throw JournalError(path: path, message: "cannot read: \(e)")
+        case .success(let got) where got < count: throw JournalError(path: path, message: "cannot read: the file shrank while opening")
+        case .success: break
         }
     }
 
@@ -83,8 +80,8 @@ public final class AppendOnlyFile {
     public func append(_ line: Data, sync: Bool) throws(JournalError) {
         var bytes = [UInt8](line)
         bytes.append(UInt8(ascii: "\n"))
-        if let failed = writeAll(fd, bytes) {
-            throw JournalError(path: path, message: "write failed: \(String(cString: strerror(failed)))")
+        if let failed = Syscall.writeAll(fd, bytes) {
+            throw JournalError(path: path, message: "write failed: \(failed)")
         }
         if sync && fsync(fd) != 0 {
             throw JournalError(path: path, message: "fsync failed: \(String(cString: strerror(errno)))")
@@ -107,19 +104,4 @@ public struct JournalError: Error, CustomStringConvertible, Equatable {
         self.message = message
     }
     public var description: String { "\(path): \(message)" }
-}
-
-/// Write every byte to a blocking descriptor, again after an interrupted or short write.
-/// nil when all were written, else the errno that stopped it.
-public func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            return errno
-        }
-        offset += n
-    }
-    return nil
 }

@@ -1,6 +1,7 @@
 import CZstd
 import Glibc
 import Journal
+import System
 
 /// Writes an MCAP file: schemas and channels as they are added, messages gathered into chunks
 /// (zstd-compressed, CRC-checked) each followed by its message indexes, and on close the
@@ -214,8 +215,8 @@ public final class MCAPWriter {
     }
 
     private func emit(_ bytes: [UInt8]) throws(Failure) {
-        if let failed = writeAll(fd, bytes) {
-            throw Failure(path: path, message: "write failed: \(String(cString: strerror(failed)))")
+        if let failed = Syscall.writeAll(fd, bytes) {
+            throw Failure(path: path, message: "write failed: \(failed)")
         }
         position += UInt64(bytes.count)
     }

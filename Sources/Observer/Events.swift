@@ -2,6 +2,7 @@ import CShim
 import Glibc
 import LoopCore
 import StateGraph
+import System
 
 /// A source of asynchronous events with a descriptor the loop can poll. `drain` reads whatever
 /// is pending without blocking.
@@ -49,10 +50,11 @@ public struct EventSourceError: Error, CustomStringConvertible {
 func drainDatagrams(_ fd: Int32, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool {
     withUnsafeTemporaryAllocation(byteCount: 16384, alignment: 8) { buffer in
         while true {
-            let n = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK }
-            body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            switch Syscall.retrying({ recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT)) }) {
+            case .success(0): return false
+            case .success(let n): body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            case .failure(let e): return !e.wouldBlock
+            }
         }
     }
 }
@@ -135,9 +137,7 @@ public final class DeviceNodeWatch: EventSource {
         var events: [ObservedEvent] = []
         withUnsafeTemporaryAllocation(byteCount: 8192, alignment: 8) { buffer in
             while true {
-                let n = read(descriptor, buffer.baseAddress, buffer.count)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return }
+                guard case .success(let n) = Syscall.retrying({ read(descriptor, buffer.baseAddress, buffer.count) }), n > 0 else { return }
                 for e in InotifyRecord.parse(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) {
                     events.append(ObservedEvent(source: "device-node", action: e.action, subject: "\(directory)/\(e.name)", time: now))
                 }
@@ -175,52 +175,125 @@ public struct InotifyRecord: Equatable, Sendable {
 
 // MARK: Process events
 
-/// A socket on the kernel's process-events connector, listening (needs CAP_NET_ADMIN).
-func openProcessConnector() throws(EventSourceError) -> Int32 {
-    let fd = worldos_netlink_open(11 /* NETLINK_CONNECTOR */, 1 /* CN_IDX_PROC */)
-    guard fd >= 0 else { throw EventSourceError(source: "process events (netlink connector)", errno: errno) }
-    guard worldos_proc_connector_listen(fd) == 0 else {
-        let e = errno
-        close(fd)
-        throw EventSourceError(source: "process events (needs root)", errno: e)
+/// The kernel's process-events connector (NETLINK_CONNECTOR, CN_IDX_PROC; needs CAP_NET_ADMIN),
+/// read in one place for both who listen: the event source below and the process observer's
+/// "what may have changed" (``ProcessNews``).
+final class ProcessConnector {
+    enum Event: Equatable {
+        /// A new process (not a thread) forked from `parent`.
+        case fork(child: Int32, parent: Int32)
+        /// The process's program is another now.
+        case exec(Int32)
+        /// A process (not a thread) ended, with its wait status.
+        case exit(Int32, status: Int32)
+        /// Events were lost (the receive buffer overflowed, or one could not be read): nothing
+        /// is known of what they said.
+        case lost
     }
-    return fd
+
+    let descriptor: Int32
+
+    /// With `receiveBuffer`, the socket's receive buffer is set to that many bytes.
+    init(receiveBuffer: Int32? = nil) throws(EventSourceError) {
+        let fd = worldos_netlink_open(11 /* NETLINK_CONNECTOR */, 1 /* CN_IDX_PROC */)
+        guard fd >= 0 else { throw EventSourceError(source: "process events (netlink connector)", errno: errno) }
+        guard worldos_proc_connector_listen(fd) == 0 else {
+            let e = errno
+            close(fd)
+            throw EventSourceError(source: "process events (needs root)", errno: e)
+        }
+        if var size = receiveBuffer,
+           setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            let e = errno
+            close(fd)
+            throw EventSourceError(source: "process events (receive buffer)", errno: e)
+        }
+        descriptor = fd
+    }
+
+    deinit { close(descriptor) }
+
+    /// Every event waiting, in order, without blocking. Threads' forks and exits are not
+    /// processes' and are left out.
+    func drain(_ body: (Event) -> Void) {
+        let overflowed = drainDatagrams(descriptor) { datagram in
+            var e = worldos_proc_event()
+            switch worldos_proc_event_parse(datagram.bindMemory(to: UInt8.self).baseAddress, datagram.count, &e) {
+            case 1:
+                switch e.what {
+                case UInt32(WORLDOS_PROC_EVENT_FORK) where e.pid == e.tgid: body(.fork(child: e.tgid, parent: e.parent_tgid))
+                case UInt32(WORLDOS_PROC_EVENT_EXEC): body(.exec(e.tgid))
+                case UInt32(WORLDOS_PROC_EVENT_EXIT) where e.pid == e.tgid: body(.exit(e.tgid, status: e.exit_code))
+                default: break
+                }
+            case 0: break
+            default: body(.lost)
+            }
+        }
+        if overflowed { body(.lost) }
+    }
 }
 
 /// Process fork, exec and exit events for every process, from the kernel's process-events
 /// connector (needs CAP_NET_ADMIN). Exits carry the wait status.
 public final class ProcessEventMonitor: EventSource {
-    public let descriptor: Int32
+    private let connector: ProcessConnector
+    public var descriptor: Int32 { connector.descriptor }
 
     public init() throws {
-        descriptor = try openProcessConnector()
+        connector = try ProcessConnector()
     }
-    deinit { close(descriptor) }
 
     public func drain(at now: Instant) -> [ObservedEvent] {
         var events: [ObservedEvent] = []
-        drainDatagrams(descriptor) { bytes in
-            var e = worldos_proc_event()
-            guard worldos_proc_event_parse(bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count, &e) == 1 else { return }
-            // Threads are not processes: keep thread-group leaders only.
-            guard e.pid == e.tgid else { return }
-            switch e.what {
-            case UInt32(WORLDOS_PROC_EVENT_FORK):
-                events.append(ObservedEvent(source: "process", action: "fork", subject: String(e.tgid), time: now,
-                                            details: ["parent": String(e.parent_tgid)]))
-            case UInt32(WORLDOS_PROC_EVENT_EXEC):
-                events.append(ObservedEvent(source: "process", action: "exec", subject: String(e.tgid), time: now))
-            case UInt32(WORLDOS_PROC_EVENT_EXIT):
-                let status = e.exit_code
+        connector.drain { event in
+            switch event {
+            case .fork(let child, let parent):
+                events.append(ObservedEvent(source: "process", action: "fork", subject: String(child), time: now,
+                                            details: ["parent": String(parent)]))
+            case .exec(let pid):
+                events.append(ObservedEvent(source: "process", action: "exec", subject: String(pid), time: now))
+            case .exit(let pid, let status):
                 let how = status & 0x7F == 0 ? "exit-code" : "signal"
                 let value = status & 0x7F == 0 ? (status >> 8) & 0xFF : status & 0x7F
-                events.append(ObservedEvent(source: "process", action: "exit", subject: String(e.tgid), time: now,
+                events.append(ObservedEvent(source: "process", action: "exit", subject: String(pid), time: now,
                                             details: [how: String(value)]))
-            default:
+            case .lost:
                 break
             }
         }
         return events
+    }
+}
+
+/// What the process-events connector said since the last look, as the process observer needs
+/// it: whether a new process (not a thread) may have started — a fork, or events lost — and
+/// which processes exec'd (their command line is another now) or exited. Its receive buffer is
+/// kept small, so on a machine that forks all the time it overflows and the look costs a few
+/// reads rather than one per event; an overflow counts as a start (execs lost with it wait for
+/// a full refresh).
+struct ProcessNews {
+    var started = false
+    var execed = Set<Int32>()
+    /// Processes (not threads) that exited.
+    var exited = Set<Int32>()
+    /// Some events were lost: nothing is known of what they said.
+    var lost = false
+
+    /// Everything `connector` has waiting.
+    static func read(_ connector: ProcessConnector) -> ProcessNews {
+        var news = ProcessNews()
+        connector.drain { event in
+            switch event {
+            case .fork: news.started = true
+            case .exec(let pid): news.execed.insert(pid)
+            case .exit(let pid, _): news.exited.insert(pid)
+            case .lost:
+                news.started = true
+                news.lost = true
+            }
+        }
+        return news
     }
 }
 
@@ -273,12 +346,8 @@ public final class SignalWatch: EventSource {
             + descriptors.filter { $0 >= 0 }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         let (s, atto) = duration.components
         let ms = Int32(clamping: s * 1000 + atto / 1_000_000_000_000_000)
-        while true {
-            let n = poll(&fds, nfds_t(fds.count), ms)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return .timeout }
-            return fds[0].revents != 0 ? .signal : .event
-        }
+        guard case .success(let n) = Syscall.poll(&fds, milliseconds: ms), n > 0 else { return .timeout }
+        return fds[0].revents != 0 ? .signal : .event
     }
 
     public func drain(at now: Instant) -> [ObservedEvent] {

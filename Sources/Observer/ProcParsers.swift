@@ -262,3 +262,33 @@ extension String {
         return String(s)
     }
 }
+
+/// `0::/user.slice/x` (cgroup v2) or the first hierarchy's path.
+func parseCgroup(_ bytes: [UInt8]) -> String {
+    let lines = bytes.split(separator: UInt8(ascii: "\n"))
+    guard let line = lines.first(where: { $0.starts(with: "0::".utf8) }) ?? lines.first else { return "" }
+    return line.split(separator: UInt8(ascii: ":"), maxSplits: 2).last.map { String(decoding: $0, as: UTF8.self) } ?? ""
+}
+
+/// /proc/PID/cmdline's NUL-separated arguments joined by single spaces (empty ones dropped).
+func joinArguments(_ bytes: [UInt8]) -> String {
+    var joined: [UInt8] = []
+    joined.reserveCapacity(bytes.count)
+    var gap = false
+    for byte in bytes {
+        if byte == 0 {
+            gap = !joined.isEmpty
+        } else {
+            if gap { joined.append(0x20) }
+            gap = false
+            joined.append(byte)
+        }
+    }
+    return String(decoding: joined, as: UTF8.self)
+}
+
+/// `net:[4026531840]` → 4026531840.
+func namespaceInode(_ link: String) -> UInt64? {
+    guard let open = link.firstIndex(of: "["), let close = link.lastIndex(of: "]") else { return nil }
+    return UInt64(link[link.index(after: open)..<close])
+}

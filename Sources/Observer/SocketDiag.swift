@@ -1,4 +1,5 @@
 import Glibc
+import System
 
 /// The kernel's socket diagnostics (NETLINK_SOCK_DIAG, what `ss` reads): every TCP, UDP and
 /// unix socket of the caller's network namespace as binary records in a few netlink reads,
@@ -59,9 +60,8 @@ public enum SocketDiag {
             let message = request(query, sequence: UInt32(sequence + 1))
             guard message.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == message.count else { return nil }
             while true {
-                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { return nil }
+                guard case .success(let n) = buffer.withUnsafeMutableBytes({ b in Syscall.retrying { recv(fd, b.baseAddress, b.count, 0) } }),
+                      n > 0 else { return nil }
                 let part = parse(buffer[0..<n], query: query)
                 // A refusal, or anything misread, and the caller reads /proc/net: no socket is
                 // silently left out.

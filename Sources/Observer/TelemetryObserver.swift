@@ -1,6 +1,7 @@
 import Glibc
 import LoopCore
 import StateGraph
+import System
 
 /// Telemetry as sensor nodes: hwmon (temperatures, fans, voltages, currents, power), thermal
 /// zones, power supplies, CPU frequency, pressure stall information, meminfo and loadavg —

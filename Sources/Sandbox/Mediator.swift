@@ -53,18 +53,18 @@ public final class Mediator: @unchecked Sendable {
         // Opens and the rest are done with the program's filesystem identity, so the kernel's
         // own permission checks still apply to what the program asked for.
         let identityTaken = identity.map { worldos_thread_fs_identity($0.uid, $0.gid) == 0 } ?? true
-        var poller = pollfd(fd: notify, events: Int16(POLLIN), revents: 0)
+        var pollers = [pollfd(fd: notify, events: Int16(POLLIN), revents: 0)]
         while true {
-            poller.revents = 0
-            if poll(&poller, 1, -1) < 0 {
-                if errno == EINTR { continue }
-                return
-            }
+            pollers[0].revents = 0
+            guard case .success = Syscall.poll(&pollers, milliseconds: -1) else { return }
+            let poller = pollers[0]
             if poller.revents & Int16(POLLIN) != 0 {
                 var call = worldos_notification()
-                if worldos_notif_receive(notify, &call) < 0 {
-                    if errno == EINTR || errno == ENOENT { continue }
-                    return
+                switch Syscall.retrying({ worldos_notif_receive(notify, &call) }) {
+                case .success: break
+                // The program's call was gone (its thread killed) before it was read.
+                case .failure(let e) where e.code == ENOENT: continue
+                case .failure: return
                 }
                 if identityTaken { handle(call) } else {
                     refuse(call, name(call), errno: EPERM, reason: "the mediator could not take the program's user identity")

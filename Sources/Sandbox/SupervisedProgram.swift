@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Guard
 import LoopCore
+import System
 
 /// A real program run as an execution context: started through `worldos-sandbox` (which loads
 /// the seccomp filter before the program's first instruction), its sensitive calls answered by
@@ -103,8 +104,8 @@ public final class SupervisedProgram: @unchecked Sendable {
     /// under the filter has gone (children the program left behind keep it answering).
     public func wait() -> Int32 {
         if let status { return status }
-        var s: Int32 = 0
-        while waitpid(pid, &s, 0) < 0 && errno == EINTR {}
+        // Failing here means no such child: it was reaped already, its status lost (0).
+        let s = (try? Syscall.wait(pid).get())?.status ?? 0
         status = s
         return s
     }
@@ -112,12 +113,9 @@ public final class SupervisedProgram: @unchecked Sendable {
     /// The program's wait status if it has ended (reaping it), nil while it runs. Never blocks.
     public func reap() -> Int32? {
         if let status { return status }
-        var s: Int32 = 0
-        var r: pid_t
-        repeat { r = waitpid(pid, &s, WNOHANG) } while r < 0 && errno == EINTR
-        guard r == pid else { return nil }
-        status = s
-        return s
+        guard case .success(let r) = Syscall.wait(pid, options: WNOHANG), r.pid == pid else { return nil }
+        status = r.status
+        return r.status
     }
 
     /// How a wait status came about, for a person: an exit code, a signal, or the filter's kill.

@@ -1,3 +1,4 @@
+import DevicePorts
 import HostAdapter
 import LoopCore
 import StateGraph

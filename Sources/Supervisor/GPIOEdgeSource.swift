@@ -1,3 +1,4 @@
+import DevicePorts
 import Glibc
 import HostAdapter
 import LoopCore

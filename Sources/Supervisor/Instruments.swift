@@ -1,4 +1,5 @@
 import Config
+import DevicePorts
 import Devices
 import Foundation
 import Guard

@@ -1,5 +1,6 @@
 import Config
 import DataEngine
+import DevicePorts
 import Devices
 import Estimator
 import Executor

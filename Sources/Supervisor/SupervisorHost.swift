@@ -1,7 +1,8 @@
 import Config
+import DevicePorts
 import Devices
-import Guard
 import Glibc
+import Guard
 import HostAdapter
 import LoopCore
 import System

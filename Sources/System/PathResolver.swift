@@ -115,9 +115,3 @@ public struct PathResolver {
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
-
-/// A system call's errno, carried as an error.
-public struct Errno: Error, Equatable, Sendable {
-    public var code: Int32
-    public init(_ code: Int32) { self.code = code }
-}

@@ -1,5 +1,5 @@
 import Glibc
-import HostAdapter
+import DevicePorts
 
 /// A USB bus in memory: devices can be plugged and unplugged, interfaces can have a kernel
 /// driver bound, and every claim and transfer is logged. The sibling of USBContext for fast
@@ -77,7 +77,7 @@ public final class FakeGPIOBank: GPIOBank {
         return [c]
     }
 
-    public func request(chip path: String, offset: Int, kind: GPIOLineRequest.Kind) throws(DeviceError) -> any GPIOLineAccess {
+    public func request(chip path: String, offset: Int, kind: GPIO.RequestKind) throws(DeviceError) -> any GPIOLineAccess {
         guard path == chip.path, chip.lines.indices.contains(offset) else { throw DeviceError(device: path, errno: ENOENT, action: "get the line") }
         guard !held.contains(offset) else { throw DeviceError(device: path, errno: EBUSY, action: "request the line") }
         held.insert(offset)
@@ -89,8 +89,8 @@ public final class FakeGPIOBank: GPIOBank {
     final class Line: GPIOLineAccess {
         let bank: FakeGPIOBank
         let offset: Int
-        let kind: GPIOLineRequest.Kind
-        init(bank: FakeGPIOBank, offset: Int, kind: GPIOLineRequest.Kind) { self.bank = bank; self.offset = offset; self.kind = kind }
+        let kind: GPIO.RequestKind
+        init(bank: FakeGPIOBank, offset: Int, kind: GPIO.RequestKind) { self.bank = bank; self.offset = offset; self.kind = kind }
         deinit {
             if case .output(_, let safe) = kind { bank.levels[offset] = safe }
             bank.held.remove(offset)
@@ -99,6 +99,6 @@ public final class FakeGPIOBank: GPIOBank {
         func set(_ value: Int32) throws(DeviceError) { bank.levels[offset] = value }
         func get() throws(DeviceError) -> Int32 { bank.levels[offset] ?? 0 }
         var descriptor: Int32 { -1 }
-        func readEdges() throws(DeviceError) -> [GPIOLineRequest.Edge] { [] }
+        func readEdges() throws(DeviceError) -> [GPIO.Edge] { [] }
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Journal
 import StateGraph
 import Supervisor
+import System
 
 struct GraphCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +18,7 @@ struct GraphCommand: ParsableCommand {
         if json {
             // Streamed to standard output as it is written, in 64 KiB pieces.
             func put(_ bytes: [UInt8]) throws {
-                if let failed = writeAll(STDOUT_FILENO, bytes) { throw CLIFailure("cannot write the graph: \(String(cString: strerror(failed)))") }
+                if let failed = Syscall.writeAll(STDOUT_FILENO, bytes) { throw CLIFailure("cannot write the graph: \(failed)") }
             }
             try Supervisor.observedSnapshot().write(lines: true, sink: put)
             try put([UInt8(ascii: "\n")])

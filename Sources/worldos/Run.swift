@@ -1,7 +1,8 @@
 import ArgumentParser
+import DevicePorts
 import Foundation
-import LoopCore
 import HostAdapter
+import LoopCore
 import Supervisor
 
 struct Run: ParsableCommand {

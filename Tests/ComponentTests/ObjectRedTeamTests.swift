@@ -1,3 +1,4 @@
+import DevicePorts
 import Executor
 import Foundation
 import Glibc

@@ -1,4 +1,5 @@
 import CShim
+import DevicePorts
 import Foundation
 import Glibc
 import HostAdapter

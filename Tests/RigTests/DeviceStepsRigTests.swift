@@ -1,3 +1,4 @@
+import DevicePorts
 import Devices
 import Foundation
 import Glibc

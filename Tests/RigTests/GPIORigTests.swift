@@ -1,4 +1,5 @@
 import Glibc
+import DevicePorts
 import HostAdapter
 import XCTest
 
@@ -78,7 +79,7 @@ extension GPIORigTests {
         _ = try request.readEdges()   // whatever the line did before this test
         // One change at a time, each awaited on the descriptor: the test asks what the kernel
         // reports for a rise and then a fall, not how fast a pull can be toggled.
-        func nextEdge() throws -> [GPIOLineRequest.Edge] {
+        func nextEdge() throws -> [GPIO.Edge] {
             var p = pollfd(fd: request.descriptor, events: Int16(POLLIN), revents: 0)
             XCTAssertEqual(poll(&p, 1, 2000), 1, "the descriptor becomes readable")
             return try request.readEdges()

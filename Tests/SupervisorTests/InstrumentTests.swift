@@ -1,7 +1,8 @@
+import DevicePorts
 import Devices
 import Foundation
-import Guard
 import Glibc
+import Guard
 import HostAdapter
 import LoopCore
 import StateGraph

@@ -1,3 +1,4 @@
+import DevicePorts
 import Estimator
 import Executor
 import Foundation

@@ -1,4 +1,5 @@
 import DataEngine
+import DevicePorts
 import Foundation
 import Guard
 import HostAdapter

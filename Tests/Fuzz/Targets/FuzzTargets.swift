@@ -1,4 +1,5 @@
 import DataEngine
+import DevicePorts
 import Devices
 import Foundation
 import Guard

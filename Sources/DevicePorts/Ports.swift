@@ -17,32 +17,15 @@ public protocol USBDeviceAccess: AnyObject {
 
 public protocol GPIOBank {
     func chips() -> [GPIO.Chip]
-    func request(chip path: String, offset: Int, kind: GPIOLineRequest.Kind) throws(DeviceError) -> any GPIOLineAccess
+    func request(chip path: String, offset: Int, kind: GPIO.RequestKind) throws(DeviceError) -> any GPIOLineAccess
 }
 
 public protocol GPIOLineAccess: AnyObject {
-    var kind: GPIOLineRequest.Kind { get }
+    var kind: GPIO.RequestKind { get }
     func set(_ value: Int32) throws(DeviceError)
     func get() throws(DeviceError) -> Int32
     var descriptor: Int32 { get }
-    func readEdges() throws(DeviceError) -> [GPIOLineRequest.Edge]
-}
-
-extension USBContext: USBBus {
-    public func open(busPath: String) throws(USBError) -> any USBDeviceAccess { try openHandle(busPath: busPath) }
-}
-
-extension USBDeviceHandle: USBDeviceAccess {}
-extension GPIOLineRequest: GPIOLineAccess {}
-
-/// The GPIO chips under /dev, through libgpiod.
-public struct LinuxGPIO: GPIOBank {
-    public let directory: String
-    public init(directory: String = "/dev") { self.directory = directory }
-    public func chips() -> [GPIO.Chip] { GPIO.chips(in: directory) }
-    public func request(chip path: String, offset: Int, kind: GPIOLineRequest.Kind) throws(DeviceError) -> any GPIOLineAccess {
-        try GPIOLineRequest(chip: path, offset: offset, kind: kind)
-    }
+    func readEdges() throws(DeviceError) -> [GPIO.Edge]
 }
 
 extension USBDeviceAccess {
