@@ -1,5 +1,6 @@
 import DataEngine
 import Foundation
+import Journal
 import LoopCore
 import MCAP
 import Renderer
@@ -55,7 +56,7 @@ func recordingBenchmark() throws {
     for busy in [false, true] {
         let out = dir + (busy ? "/busy" : "/idle")
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let recorder = MCAPRecorder(directory: out)
+        let recorder = MCAPRecorder(folder: RunFolder(out))
         for step in 0..<200 {
             if busy {
                 // A clock and a counter change, as on a live panel.

@@ -19,7 +19,8 @@ public final class MCAPRecorder: JSONRecording {
         public init() {}
     }
 
-    public let directory: String
+    /// Where its files go: the run folder's `trace-NNNN.mcap`, numbered on from the last there.
+    public let folder: RunFolder
     public let limits: Limits
     /// Applied to each transition and frame before it is written.
     public let redaction: Redaction
@@ -39,9 +40,9 @@ public final class MCAPRecorder: JSONRecording {
     /// The frame of the last transition, not recorded yet: its time, sequence and hash.
     private var pendingFrame: (time: UInt64, sequence: UInt32, hash: String)?
 
-    public init(directory: String, limits: Limits = Limits(), redaction: Redaction = Redaction(),
+    public init(folder: RunFolder, limits: Limits = Limits(), redaction: Redaction = Redaction(),
                 frames: (@Sendable (String) -> [UInt8]?)? = nil) {
-        self.directory = directory
+        self.folder = folder
         self.limits = limits
         self.redaction = redaction
         self.frames = frames
@@ -94,12 +95,7 @@ public final class MCAPRecorder: JSONRecording {
     }
 
     private func open(at time: UInt64) throws -> MCAPWriter {
-        let existing = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        let next = existing.compactMap { name -> Int? in
-            guard name.hasPrefix("trace-"), name.hasSuffix(".mcap") else { return nil }
-            return Int(name.dropFirst(6).dropLast(5))
-        }.max().map { $0 + 1 } ?? 1
-        let path = directory + "/" + String(format: "trace-%04d.mcap", next)
+        let path = folder.nextMCAPTrace()
         let w = try MCAPWriter(path: path, profile: "worldos")
         let transitionSchema = try w.addSchema(name: "worldos.Transition", encoding: "jsonschema", data: Array(Self.transitionSchema.utf8))
         transitionChannel = try w.addChannel(topic: "/worldos/transition", messageEncoding: "json", schema: transitionSchema)

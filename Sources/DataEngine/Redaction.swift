@@ -2,6 +2,7 @@ import CPNG
 import Config
 import Digest
 import Foundation
+import Journal
 import LoopCore
 
 /// Redaction rules (Policies/redaction.yaml), applied to every transition before anything of it
@@ -104,8 +105,8 @@ public struct Redaction: Sendable, Equatable {
     }
 
     /// The salt kept in the run folder (made on first use, mode 0600).
-    public static func salt(in directory: String) throws -> [UInt8] {
-        let path = directory + "/redaction.salt"
+    public static func salt(in folder: RunFolder) throws -> [UInt8] {
+        let path = folder.redactionSalt
         if let data = FileManager.default.contents(atPath: path), data.count == 32 { return [UInt8](data) }
         var bytes = [UInt8](repeating: 0, count: 32)
         var g = SystemRandomNumberGenerator()

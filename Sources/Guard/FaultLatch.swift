@@ -22,8 +22,8 @@ public final class FaultLatch {
     /// Run once when a fault is latched: whatever holds actuators makes them safe.
     public var onLatch: [() -> Void] = []
 
-    public init(out: String, audit: AuditLog?, policyHash: String = "") {
-        path = out + "/fault.json"
+    public init(folder: RunFolder, audit: AuditLog?, policyHash: String = "") {
+        path = folder.fault
         self.audit = audit
         self.policyHash = policyHash
         current = Self.load(path)
@@ -59,11 +59,11 @@ public final class FaultLatch {
         return fault
     }
 
-    /// Mark the fault in `out` acknowledged by a person (`worldos ack`).
-    public static func acknowledge(out: String, by person: String) throws -> Fault {
-        let path = out + "/fault.json"
-        guard var fault = load(path) else { throw FaultLatchError("no fault is latched in \(out); nothing to acknowledge") }
-        guard fault.acknowledgedBy == nil else { throw FaultLatchError("the fault in \(out) is already acknowledged by \(fault.acknowledgedBy!); the supervisor clears it on its next step") }
+    /// Mark the fault in `folder` acknowledged by a person (`worldos ack`).
+    public static func acknowledge(folder: RunFolder, by person: String) throws -> Fault {
+        let path = folder.fault
+        guard var fault = load(path) else { throw FaultLatchError("no fault is latched in \(folder); nothing to acknowledge") }
+        guard fault.acknowledgedBy == nil else { throw FaultLatchError("the fault in \(folder) is already acknowledged by \(fault.acknowledgedBy!); the supervisor clears it on its next step") }
         fault.acknowledgedBy = person
         try save(fault, path)
         return fault

@@ -34,7 +34,7 @@ public struct ActionReply: Codable, Equatable, Sendable {
 /// request nobody waits for any more never runs.
 public final class ActionInbox: @unchecked Sendable {
     public let directory: String
-    public init(out: String) { directory = out + "/requests" }
+    public init(directory: String) { self.directory = directory }
 
     /// Leave a request for the supervisor (`worldos act`).
     public func submit(_ request: ActionRequest) throws {

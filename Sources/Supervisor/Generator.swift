@@ -21,7 +21,7 @@ public struct Generator {
         public var steps = 14
         public var out = ".worldos/dataset"
         public var simulator = "Firmware/build/bench-bridge-sim"
-        public var profiles = "Devices"
+        public var profiles = SupervisorOptions.defaults.profiles
         public init() {}
     }
 
@@ -208,8 +208,8 @@ public struct Generator {
         var approved = false
         _ = try Supervisor.run(&session.loop, steps: options.steps, interval: .milliseconds(20)) { report in
             // As `worldos approve` would: an answer the supervisor takes and records at its next ask.
-            if !approved, let request = ApprovalStore.read(directory: settings.approvalsPath).first(where: { $0.state == .pending }) {
-                _ = try? ApprovalStore.answer(request.id, approve: true, label: "generator", directory: settings.approvalsPath)
+            if !approved, let request = ApprovalStore.read(directory: settings.folder.approvals).first(where: { $0.state == .pending }) {
+                _ = try? ApprovalStore.answer(request.id, approve: true, label: "generator", directory: settings.folder.approvals)
                 approved = true
             }
             if let unplug = task.unplugAfter, report.step == unplug, simulator.isRunning {
@@ -220,8 +220,8 @@ public struct Generator {
     }
 
     private func summarise(_ task: Task, root: String, into summary: inout Summary) throws {
-        let run = root + String(format: "/task-%04d/run", task.index)
-        let transitions = try TraceWriter.read(path: run + "/trace.jsonl")
+        let run = RunFolder(root + String(format: "/task-%04d/run", task.index))
+        let transitions = try TraceWriter.read(path: run.trace)
         summary.tasks += 1
         summary.transitions += transitions.count
         summary.faults[task.fault.rawValue, default: 0] += 1
@@ -237,7 +237,7 @@ public struct Generator {
             }
         }
         // The program context's calls, mediated under seccomp, are in the audit log.
-        let audit = (try? String(contentsOfFile: run + "/audit.jsonl", encoding: .utf8)) ?? ""
+        let audit = (try? String(contentsOfFile: run.audit, encoding: .utf8)) ?? ""
         for line in audit.split(separator: "\n") {
             guard let record = try? JSONDecoder().decode(AuditRecord.self, from: Data(line.utf8)), record.context == "program",
                   let verdict = record.decision else { continue }

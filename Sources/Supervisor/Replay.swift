@@ -4,6 +4,7 @@ import Estimator
 import Executor
 import Foundation
 import Guard
+import Journal
 import LoopCore
 import MCAP
 import Renderer
@@ -72,10 +73,10 @@ public enum Replay {
 
         let script = ReplayScript(recorded)
         let devices = GraphDevices(catalog: catalog)
-        let policyGuard = PolicyGuard(policy: policy, audit: try AuditLog(path: scratch + "/audit.jsonl"), mode: first.mode,
+        let policyGuard = PolicyGuard(policy: policy, audit: try AuditLog(path: RunFolder(scratch).audit), mode: first.mode,
                                       risk: { device, action in devices.find(device).flatMap { $0.profile.actions[action]?.risk.rawValue } },
                                       identity: { device in devices.find(device).map { ($0.id, $0.path) } },
-                                      approvals: try ApprovalStore(directory: scratch + "/approvals"),
+                                      approvals: try ApprovalStore(directory: RunFolder(scratch).approvals),
                                       approvers: { device in devices.find(device)?.profile.approvers ?? 1 })
         var loop = SupervisorLoop(
             mode: first.mode, clock: script, initial: try Supervisor.initialGraph(bench: bench, policy: policy),

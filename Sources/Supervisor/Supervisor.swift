@@ -7,6 +7,7 @@ import Executor
 import Foundation
 import Guard
 import HostAdapter
+import Journal
 import LoopCore
 import Observer
 import Renderer
@@ -31,11 +32,11 @@ public struct SupervisorOptions: Sendable {
     /// (outside the run folder; see ``AuditSeal``).
     public var keys: String = AuditSeal.defaultDirectory
     public init() {}
+    /// What a supervisor started without options uses (the CLI's defaults too).
+    public static let defaults = SupervisorOptions()
 
-    public var tracePath: String { "\(out)/trace.jsonl" }
-    public var approvalsPath: String { "\(out)/approvals" }
-    public var auditPath: String { "\(out)/audit.jsonl" }
-    public var panelPath: String { "\(out)/panel.png" }
+    /// The run folder `out` names, and its layout.
+    public var folder: RunFolder { RunFolder(out) }
 }
 
 /// A supervisor that could not start: which file or setting, and what to do.
@@ -158,7 +159,7 @@ public enum Supervisor {
         } catch {
             throw SupervisorError(message: "cannot create the output folder \(options.out): \(error.localizedDescription); choose another with --out")
         }
-        try RunFolderLock.acquire(options.out)
+        try options.folder.lock()
         var (events, unavailable) = EventObserver.standard()
         for device in gpioDevices {
             for name in device.profile.edges {
@@ -168,10 +169,10 @@ public enum Supervisor {
         for reason in unavailable {
             FileHandle.standardError.write(Data("note: event source unavailable, continuing without it: \(reason)\n".utf8))
         }
-        let audit = try AuditLog(path: options.auditPath, seal: try AuditSeal(directory: options.keys))
+        let audit = try AuditLog(path: options.folder.audit, seal: try AuditSeal(directory: options.keys))
         // An approved action that started before a crash is never repeated (its approval was
         // used): it is reported, once, for a person to check, and recorded as such.
-        for intent in AuditLog.unfinishedApprovedActions(path: options.auditPath) {
+        for intent in AuditLog.unfinishedApprovedActions(path: options.folder.audit) {
             notes.append("OUTCOME UNKNOWN: \(intent.call) for \(intent.context), \(intent.rule ?? ""), started (audit seq \(intent.seq)) "
                          + "but the supervisor stopped before its outcome was recorded; check the device")
             try audit.append(AuditRecord(time: clock.now().nanoseconds, policy: policy.contentHash, event: "outcome-unknown", mode: options.mode.rawValue, context: intent.context,
@@ -179,15 +180,15 @@ public enum Supervisor {
         }
         // Every policy the supervisor runs under is kept and its loading audited; a change from
         // the last one is a note naming both, for `worldos policy diff`.
-        let previous = AuditLog.loadedPolicies(path: options.auditPath).last
+        let previous = AuditLog.loadedPolicies(path: options.folder.audit).last
         if previous != policy.contentHash {
-            try PolicyHistory(directory: options.out + "/policies").keep(policy)
+            try PolicyHistory(directory: options.folder.policies).keep(policy)
             let change = previous.map { "policy changed from \($0.prefix(12)) to \(policy.contentHash.prefix(12)); see worldos policy diff \($0.prefix(12)) \(policy.contentHash.prefix(12))" }
             if let change { notes.append("\(options.policy): \(change)") }
             try audit.append(AuditRecord(time: clock.now().nanoseconds, policy: policy.contentHash, event: "policy", mode: options.mode.rawValue, context: "supervisor",
                                          call: "load(\(options.policy))", reason: change ?? "first policy of this run folder"))
         }
-        let fault = FaultLatch(out: options.out, audit: audit, policyHash: policy.contentHash)
+        let fault = FaultLatch(folder: options.folder, audit: audit, policyHash: policy.contentHash)
         if let latched = fault.current {
             notes.append("HALTED by a fault latched \(latched.since): \(latched.reason); nothing physical runs until a person "
                          + "checks the bench and runs worldos ack --out \(options.out)")
@@ -195,12 +196,12 @@ public enum Supervisor {
         var redaction = Redaction()
         if FileManager.default.fileExists(atPath: options.redaction) {
             redaction = try Redaction.load(file: options.redaction)
-            redaction.salt = try Redaction.salt(in: options.out)
+            redaction.salt = try Redaction.salt(in: options.folder)
         } else {
             notes.append("no redaction rules at \(options.redaction): transitions are recorded as they are")
         }
-        let trace = try TraceWriter(path: options.tracePath, redaction: redaction)
-        for (path, torn) in [(options.auditPath, audit.tornTailBytes), (options.tracePath, trace.tornTailBytes)] where torn > 0 {
+        let trace = try TraceWriter(path: options.folder.trace, redaction: redaction)
+        for (path, torn) in [(options.folder.audit, audit.tornTailBytes), (options.folder.trace, trace.tornTailBytes)] where torn > 0 {
             FileHandle.standardError.write(Data("note: \(path): cut \(torn) bytes of a torn last record (a crash mid-write); every complete record is kept\n".utf8))
         }
         let host = SupervisorHost(instruments: instruments, gpioDevices: gpioDevices, usb: usb, catalog: catalog)
@@ -208,12 +209,12 @@ public enum Supervisor {
         let attached = AttachedDevices(instruments: instruments, gpio: gpioDevices)
         let owner = SupervisorHost.owner(instruments: instruments, gpio: gpioDevices)
         // The run folder (audit log, approvals, trace): no context, loop or program, touches it.
-        let protected = URL(fileURLWithPath: options.out).standardizedFileURL.resolvingSymlinksInPath().path
+        let protected = options.folder.resolved
         let programGuard = ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault, owner: owner)
         let exits = ProgramExits(judge: programGuard)
-        let approvals = try ApprovalStore(directory: options.approvalsPath, audit: audit, policyHash: policy.contentHash)
+        let approvals = try ApprovalStore(directory: options.folder.approvals, audit: audit, policyHash: policy.contentHash)
         events.sources.append(exits)
-        let panel = PNGSink(path: options.panelPath)
+        let panel = PNGSink(path: options.folder.panel)
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb),
@@ -222,7 +223,7 @@ public enum Supervisor {
                                           events]),
             estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
             frameSink: panel, scheduler: PriorityScheduler(),
-            proposer: RequestingProposer(bench: bench, inbox: ActionInbox(out: options.out), offering: attached.offering),
+            proposer: RequestingProposer(bench: bench, inbox: ActionInbox(directory: options.folder.requests), offering: attached.offering),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: SupervisorHost.risk(instruments: instruments, gpio: gpioDevices),
                                      identity: SupervisorHost.identity(instruments: instruments, gpio: gpioDevices),
                                      approvals: approvals,
@@ -230,7 +231,7 @@ public enum Supervisor {
                                      protectedPaths: [protected], fault: fault, owner: owner,
                                      stepRisk: SupervisorHost.stepRisk(gpio: gpioDevices, usb: usb, catalog: catalog)),
             executor: TraceExecutor(names: options.mode == .latent ? nil : LinuxNames()), host: host,
-            predictor: TrivialPredictor(), recorder: RecorderSet([trace, MCAPRecorder(directory: options.out, redaction: redaction,
+            predictor: TrivialPredictor(), recorder: RecorderSet([trace, MCAPRecorder(folder: options.folder, redaction: redaction,
                                                                                      frames: { [encoder = panel.encoder] in encoder.png(hash: $0) })]))
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
                        programContexts: bench.contexts.filter { $0.program != nil },

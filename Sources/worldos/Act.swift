@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Journal
 import Supervisor
 
 struct Act: ParsableCommand {
@@ -17,7 +18,7 @@ struct Act: ParsableCommand {
     @Option(help: "The execution context to act as; its policy applies.") var context: String
     @Option(help: "The device profile to act on (default: the one attached device that offers the action).") var device: String?
     @Option(help: "Seconds to wait for the supervisor.") var timeout: Double = 30
-    @OptionGroup var folder: RunFolder
+    @OptionGroup var folder: RunFolderOption
 
     func validate() throws {
         guard name.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }), !name.isEmpty else {
@@ -37,7 +38,7 @@ struct Act: ParsableCommand {
             let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
             guard params.updateValue(kv[1], forKey: kv[0]) == nil else { throw ValidationError("parameter \(kv[0]) is given twice") }
         }
-        let inbox = ActionInbox(out: folder.out)
+        let inbox = ActionInbox(directory: folder.run.requests)
         let id = String(format: "%016llx", UInt64.random(in: .min ... .max))
         try inbox.submit(ActionRequest(id: id, context: context, device: device, action: name, params: params, requestedBy: userName()))
         var deadline = Date().addingTimeInterval(timeout), taken = false

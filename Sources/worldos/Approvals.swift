@@ -1,19 +1,22 @@
 import ArgumentParser
 import Foundation
 import Guard
+import Journal
+import Supervisor
 
 /// Where a running supervisor keeps its records: the same --out it was started with.
-struct RunFolder: ParsableArguments {
+struct RunFolderOption: ParsableArguments {
     @Option(help: "The run folder of the supervisor (its --out).")
-    var out: String = ".worldos/run"
+    var out: String = SupervisorOptions.defaults.out
 
-    var approvals: String { out + "/approvals" }
+    /// The folder and its layout.
+    var run: RunFolder { RunFolder(out) }
 
     func requireApprovals() throws -> String {
-        guard FileManager.default.fileExists(atPath: approvals) else {
+        guard FileManager.default.fileExists(atPath: run.approvals) else {
             throw CLIFailure("no approvals in \(out); is a supervisor running with --out \(out)?")
         }
-        return approvals
+        return run.approvals
     }
 }
 
@@ -22,7 +25,7 @@ func userName() -> String { Approver.ofThisProcess().name }
 
 struct Approvals: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the irreversible actions waiting for an approval.")
-    @OptionGroup var folder: RunFolder
+    @OptionGroup var folder: RunFolderOption
 
     func run() throws {
         let now = Date()
@@ -40,7 +43,7 @@ struct Approve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Approve one waiting action, once, exactly as requested.")
     @Argument(help: "The request id (worldos approvals lists them).") var id: String
     @Option(help: "A label recorded with your approval; you are counted as the user running this command.") var by: String?
-    @OptionGroup var folder: RunFolder
+    @OptionGroup var folder: RunFolderOption
 
     func run() throws {
         try answer(id, approve: true, label: by, folder: folder)
@@ -51,7 +54,7 @@ struct Reject: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Reject one waiting action.")
     @Argument(help: "The request id.") var id: String
     @Option(help: "A label recorded with your rejection; you are counted as the user running this command.") var by: String?
-    @OptionGroup var folder: RunFolder
+    @OptionGroup var folder: RunFolderOption
 
     func run() throws {
         try answer(id, approve: false, label: by, folder: folder)
@@ -59,7 +62,7 @@ struct Reject: ParsableCommand {
 }
 
 /// Leave the answer for the running supervisor, which records it (as this user) in its audit log.
-func answer(_ id: String, approve: Bool, label: String?, folder: RunFolder) throws {
+func answer(_ id: String, approve: Bool, label: String?, folder: RunFolderOption) throws {
     do {
         let a = try ApprovalStore.answer(id, approve: approve, label: label, directory: try folder.requireApprovals())
         let me = Approver.ofThisProcess(label: label)
@@ -79,16 +82,16 @@ struct Audit: ParsableCommand {
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Check the audit log's hash chain; name the first broken record.")
-        @OptionGroup var folder: RunFolder
+        @OptionGroup var folder: RunFolderOption
         @Option(help: "The folder of the supervisor's signing key and the logs' heads (default: $WORLDOS_KEYS, else /var/lib/worldos for root, ~/.local/state/worldos for others).")
         var keys: String?
 
         func run() throws {
             let keys = keys ?? AuditSeal.defaultDirectory
-            switch AuditLog.verify(path: folder.out + "/audit.jsonl", keys: keys) {
+            switch AuditLog.verify(path: folder.run.audit, keys: keys) {
             case .success(let v):
                 let head = v.head.map { "reaches its head (seq \($0))" } ?? "no head kept for it in \(keys)"
-                print("audit log \(folder.out)/audit.jsonl: \(v.records) records, chain intact, \(v.checkpoints) signed checkpoints verify, \(head)")
+                print("audit log \(folder.run.audit): \(v.records) records, chain intact, \(v.checkpoints) signed checkpoints verify, \(head)")
             case .failure(let e): throw CLIFailure(e.description)
             }
         }
@@ -99,11 +102,11 @@ struct Ack: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Acknowledge a latched fault, after checking the bench, so physical actions may run again.")
     @Option(help: "Who acknowledges (recorded; default: your user name).") var by: String?
-    @OptionGroup var folder: RunFolder
+    @OptionGroup var folder: RunFolderOption
 
     func run() throws {
         do {
-            let fault = try FaultLatch.acknowledge(out: folder.out, by: by ?? userName())
+            let fault = try FaultLatch.acknowledge(folder: folder.run, by: by ?? userName())
             print("acknowledged: \(fault.reason) (latched \(fault.since)); the supervisor records it and resumes on its next step")
         } catch let e as FaultLatchError { throw CLIFailure(e.description) }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DataEngine
 import Foundation
+import Journal
 
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,7 +15,7 @@ struct ExportCommand: ParsableCommand {
     @Argument(help: "MCAP traces to export.") var traces: [String] = []
     @Option(help: "The folder to write the shards into.") var to: String
     @Option(name: .customLong("per-shard"), help: "Samples per shard.") var perShard: Int = 1000
-    @OptionGroup var folder: RunFolder
+    @OptionGroup var folder: RunFolderOption
 
     func run() throws {
         let inputs = traces.isEmpty ? try folder.traces(toDo: "export") : traces

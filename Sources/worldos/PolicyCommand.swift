@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Guard
+import Journal
 
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "policy", abstract: "Inspect guard policies.", subcommands: [Diff.self])
@@ -15,17 +16,17 @@ struct PolicyCommand: ParsableCommand {
             """)
         @Argument(help: "The older policy: a file or a hash.") var old: String?
         @Argument(help: "The newer policy: a file or a hash.") var new: String?
-        @OptionGroup var folder: RunFolder
+        @OptionGroup var folder: RunFolderOption
 
         func run() throws {
-            let history = PolicyHistory(directory: folder.out + "/policies")
+            let history = PolicyHistory(directory: folder.run.policies)
             let (before, after): (Policy, Policy)
             do {
                 switch (old, new) {
                 case let (old?, new?): (before, after) = (try load(old, history), try load(new, history))
                 case (_?, nil): throw ValidationError("give both policies, or neither to compare the last two this run folder ran under")
                 default:
-                    let hashes = AuditLog.loadedPolicies(path: folder.out + "/audit.jsonl")
+                    let hashes = AuditLog.loadedPolicies(path: folder.run.audit)
                     guard hashes.count >= 2 else {
                         throw ValidationError("the audit log in \(folder.out) records \(hashes.count) polic\(hashes.count == 1 ? "y" : "ies"); nothing to compare")
                     }

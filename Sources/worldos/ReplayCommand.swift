@@ -13,9 +13,9 @@ struct ReplayCommand: ParsableCommand {
         """)
 
     @Argument(help: "A trace: trace-NNNN.mcap or trace.jsonl.") var trace: String
-    @Option(help: "The bench the recording ran.") var bench: String = "Devices/benches/default.yaml"
-    @Option(help: "The guard policy it ran under.") var policy: String = "Policies/default.yaml"
-    @Option(help: "Device profiles.") var profiles: String = "Devices"
+    @Option(help: "The bench the recording ran.") var bench: String = SupervisorOptions.defaults.bench
+    @Option(help: "The guard policy it ran under.") var policy: String = SupervisorOptions.defaults.policy
+    @Option(help: "Device profiles.") var profiles: String = SupervisorOptions.defaults.profiles
 
     func run() throws {
         var options = SupervisorOptions()

@@ -1,5 +1,4 @@
 import ArgumentParser
-import DevicePorts
 import Foundation
 import HostAdapter
 import LoopCore
@@ -27,7 +26,7 @@ struct Run: ParsableCommand {
             say("  instrument: \(instrument.profile.name) \(instrument.identity.model) \(instrument.identity.serial) on \(instrument.path)")
         }
         for note in session.notes { say("  note: \(note)") }
-        say("  writing \(settings.tracePath), \(settings.auditPath), \(settings.panelPath)")
+        say("  writing \(settings.folder.trace), \(settings.folder.audit), \(settings.folder.panel)")
         for line in session.launchPrograms() { say("  \(line)") }
         defer {
             for line in session.stopPrograms() { say("worldos: \(line)") }
@@ -42,7 +41,7 @@ struct Run: ParsableCommand {
                                                      wakeOn: session.wakeDescriptors) { report in
             say(summary(report, out: settings.out))
         }
-        say("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.tracePath), audit \(settings.auditPath)")
+        say("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.folder.trace), audit \(settings.folder.audit)")
     }
 }
 

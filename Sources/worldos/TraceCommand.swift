@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Journal
 import MCAP
 
 struct TraceCommand: ParsableCommand {
@@ -15,7 +16,7 @@ struct TraceCommand: ParsableCommand {
             trace-*.mcap in the run folder.
             """)
         @Argument(help: "MCAP files to repair.") var files: [String] = []
-        @OptionGroup var folder: RunFolder
+        @OptionGroup var folder: RunFolderOption
 
         func run() throws {
             let targets = files.isEmpty ? try folder.traces(toDo: "repair") : files
@@ -38,11 +39,10 @@ struct TraceCommand: ParsableCommand {
     }
 }
 
-extension RunFolder {
+extension RunFolderOption {
     /// The run folder's MCAP traces, oldest first; none is an error naming what to do instead.
     func traces(toDo what: String) throws -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
-        let found = names.filter { $0.hasPrefix("trace-") && $0.hasSuffix(".mcap") }.sorted().map { out + "/" + $0 }
+        let found = run.mcapTraces()
         if found.isEmpty { throw ValidationError("no trace-*.mcap in \(out); name the traces to \(what)") }
         return found
     }

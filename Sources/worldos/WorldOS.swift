@@ -1,5 +1,6 @@
 import ArgumentParser
 import LoopCore
+import Supervisor
 
 @main
 struct WorldOS: ParsableCommand {
@@ -16,22 +17,22 @@ struct WorldOS: ParsableCommand {
 /// Options shared by the commands that run the loop.
 struct LoopOptions: ParsableArguments {
     @Option(help: "Folder for the trace, the audit log and the panel PNG.")
-    var out: String = ".worldos/run"
+    var out: String = SupervisorOptions.defaults.out
 
     @Option(help: "The bench: execution contexts and their tasks.")
-    var bench: String = "Devices/benches/default.yaml"
+    var bench: String = SupervisorOptions.defaults.bench
 
     @Option(help: "The guard policy.")
-    var policy: String = "Policies/default.yaml"
+    var policy: String = SupervisorOptions.defaults.policy
 
     @Option(help: "Redaction rules applied to every transition before it is recorded (none if the file is absent).")
-    var redaction: String = "Policies/redaction.yaml"
+    var redaction: String = SupervisorOptions.defaults.redaction
 
     @Option(help: "real; filtered: also predict every return and report the gap; latent: dream, no host calls.")
     var mode: Mode = .real
 
     @Option(help: "Device profiles: what hardware is and what may be done to it.")
-    var profiles: String = "Devices"
+    var profiles: String = SupervisorOptions.defaults.profiles
 
     @Option(name: .customLong("device"), help: "A serial port to try besides the ones found (such as a simulator's pty); repeatable.")
     var devices: [String] = []

@@ -112,7 +112,7 @@ final class GuardTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: out) }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let audit = try AuditLog(path: out + "/audit.jsonl")
-        let latch = FaultLatch(out: out, audit: audit)
+        let latch = FaultLatch(folder: RunFolder(out), audit: audit)
         let text = Self.policyText + "\n      - op: act\n        action: [relay.*]\n"
         let g = PolicyGuard(policy: try Policy.parse(text, file: "test.yaml"), audit: audit, mode: .real,
                             risk: { _, _ in "reversible" }, fault: latch)
@@ -123,12 +123,12 @@ final class GuardTests: XCTestCase {
         XCTAssertEqual(g.evaluate(release, context: "reader", held: []).rule, "latched-fault")
         XCTAssertTrue(g.evaluate(open("/etc/hostname"), context: "reader", held: []).isAllowed, "observing goes on while halted")
         XCTAssertNil(try latch.refresh(at: Instant(nanoseconds: 3)), "not acknowledged: still latched")
-        XCTAssertEqual(FaultLatch(out: out, audit: nil).current?.reason, "lost bench SIM-1", "a restart finds it latched")
-        XCTAssertEqual(try FaultLatch.acknowledge(out: out, by: "alice").reason, "lost bench SIM-1")
+        XCTAssertEqual(FaultLatch(folder: RunFolder(out), audit: nil).current?.reason, "lost bench SIM-1", "a restart finds it latched")
+        XCTAssertEqual(try FaultLatch.acknowledge(folder: RunFolder(out), by: "alice").reason, "lost bench SIM-1")
         XCTAssertEqual(g.evaluate(release, context: "reader", held: []).rule, "latched-fault", "until the supervisor takes the acknowledgement in")
         XCTAssertEqual(try latch.refresh(at: Instant(nanoseconds: 4))?.acknowledgedBy, "alice")
         XCTAssertTrue(g.evaluate(release, context: "reader", held: []).isAllowed)
-        XCTAssertThrowsError(try FaultLatch.acknowledge(out: out, by: "alice")) { XCTAssertEqual("\($0)", "no fault is latched in \(out); nothing to acknowledge") }
+        XCTAssertThrowsError(try FaultLatch.acknowledge(folder: RunFolder(out), by: "alice")) { XCTAssertEqual("\($0)", "no fault is latched in \(out); nothing to acknowledge") }
         let events = try String(contentsOfFile: out + "/audit.jsonl", encoding: .utf8).split(separator: "\n").map { $0.contains("\"event\":\"fault\"") ? "fault" : $0.contains("fault-acknowledged") ? "ack" : "other" }
         XCTAssertEqual(events, ["fault", "ack"])
     }

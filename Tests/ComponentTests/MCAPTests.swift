@@ -1,5 +1,6 @@
-import Foundation
 import DataEngine
+import Foundation
+import Journal
 import LoopCore
 import MCAP
 import StateGraph
@@ -153,7 +154,7 @@ final class MCAPTests: XCTestCase {
         var limits = MCAPRecorder.Limits()
         limits.chunkDuration = .seconds(1)
         limits.fileDuration = .seconds(5)
-        let byTime = MCAPRecorder(directory: dir, limits: limits)
+        let byTime = MCAPRecorder(folder: RunFolder(dir), limits: limits)
         for step in 0..<12 { try byTime.record(transition(step, seconds: Double(step) * 0.5)) }
         try byTime.finish()
         // 12 steps 0.5 s apart: files for 0-4.5 s and 5-5.5 s; a chunk closes once it spans 1 s.
@@ -167,7 +168,7 @@ final class MCAPTests: XCTestCase {
 
         limits = MCAPRecorder.Limits()
         limits.fileBytes = 1
-        let bySize = MCAPRecorder(directory: dir + "/size", limits: limits)
+        let bySize = MCAPRecorder(folder: RunFolder(dir + "/size"), limits: limits)
         try FileManager.default.createDirectory(atPath: dir + "/size", withIntermediateDirectories: true)
         for step in 0..<3 { try bySize.record(transition(step, seconds: Double(step))) }
         try bySize.finish()
@@ -189,11 +190,11 @@ final class MCAPTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir + "/set", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/alone", withIntermediateDirectories: true)
         let setTrace = try TraceWriter(path: dir + "/set/trace.jsonl", redaction: redaction)
-        let setMCAP = MCAPRecorder(directory: dir + "/set", redaction: redaction)
+        let setMCAP = MCAPRecorder(folder: RunFolder(dir + "/set"), redaction: redaction)
         let unredacted = try TraceWriter(path: dir + "/set/plain.jsonl")
         var set = RecorderSet([setTrace, unredacted, setMCAP])
         let aloneTrace = try TraceWriter(path: dir + "/alone/trace.jsonl", redaction: redaction)
-        let aloneMCAP = MCAPRecorder(directory: dir + "/alone", redaction: redaction)
+        let aloneMCAP = MCAPRecorder(folder: RunFolder(dir + "/alone"), redaction: redaction)
         for t in transitions {
             try set.record(t)
             try aloneTrace.record(t)

@@ -60,7 +60,7 @@ final class RedTeamTests: XCTestCase {
                                    guard device == "bench-bridge", let serial else { return nil }
                                    return ("bench-bridge:\(serial)", "/dev/ttyUSB0")
                                },
-                               approvals: takesApprovals ? store : nil, approvers: { [approvers] _ in approvers }, protectedPaths: [run], fault: FaultLatch(out: run, audit: nil))
+                               approvals: takesApprovals ? store : nil, approvers: { [approvers] _ in approvers }, protectedPaths: [run], fault: FaultLatch(folder: RunFolder(run), audit: nil))
         }
         /// Ask for the call, and have a person approve the request it raises.
         func approve(_ call: ResolvedCall, in context: String) throws -> String {
@@ -89,7 +89,7 @@ final class RedTeamTests: XCTestCase {
         ResolvedCall(.act, ["device": .string(device), "action": .string(action), "params": .string(params)])
     }
     static func call(_ op: MicroOp, _ args: [String: Value]) -> ResolvedCall { ResolvedCall(op, args) }
-    static let latch: @Sendable (Harness) throws -> Void = { h in try FaultLatch(out: h.run, audit: nil).latch("lost bench-bridge SIM-1", at: Instant(nanoseconds: 0)) }
+    static let latch: @Sendable (Harness) throws -> Void = { h in try FaultLatch(folder: RunFolder(h.run), audit: nil).latch("lost bench-bridge SIM-1", at: Instant(nanoseconds: 0)) }
 
     static let corpus: [Attempt] = [
         // Out of capability: what the context's policy does not grant.

@@ -3,6 +3,7 @@ import Devices
 import Glibc
 import Guard
 import HostAdapter
+import Journal
 import LoopCore
 import StateGraph
 import Supervisor
@@ -51,7 +52,7 @@ final class DeviceStepTests: XCTestCase {
         let out = NSTemporaryDirectory() + "worldos-gpio-fault-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let fault = FaultLatch(out: out, audit: nil)
+        let fault = FaultLatch(folder: RunFolder(out), audit: nil)
         host.makeSafe(on: fault)
         XCTAssertEqual(call(host, .gpioSet, ["chip": .string("bank"), "line": .string("relay"), "value": .int(1)]), .value(1))
         XCTAssertEqual(bank.levels[0], 1)

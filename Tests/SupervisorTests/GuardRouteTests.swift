@@ -57,7 +57,7 @@ final class GuardRouteTests: XCTestCase {
         XCTAssertTrue(open.decision?.reason?.contains("credentials are never read") == true)
         let shadow = try String(contentsOfFile: "/etc/shadow", encoding: .utf8)
         let firstLine = String(shadow.prefix { $0 != "\n" })
-        let trace = try String(contentsOfFile: o.tracePath, encoding: .utf8)
+        let trace = try String(contentsOfFile: o.folder.trace, encoding: .utf8)
         XCTAssertFalse(trace.contains(firstLine), "the shadow file's bytes never reach the trace")
     }
 
@@ -125,7 +125,7 @@ extension GuardRouteTests {
         let report = try session.loop.step()
         XCTAssertEqual(report.outcome?.steps[1].result?.data.map { String(decoding: $0, as: UTF8.self) }, "key-material-7f3a\n", "the loop had the bytes")
         try session.loop.recorder.finish()
-        let trace = try String(contentsOfFile: o.tracePath, encoding: .utf8)
+        let trace = try String(contentsOfFile: o.folder.trace, encoding: .utf8)
         XCTAssertFalse(trace.contains("key-material") || trace.contains(Data("key-material".utf8).base64EncodedString().prefix(12)), "not in the trace")
         XCTAssertTrue(trace.contains("\"redacted-bytes\":18"), "its length is")
         let recorded = try Replay.transitions(from: o.out + "/trace-0001.mcap")

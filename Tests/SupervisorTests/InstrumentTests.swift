@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 import Guard
 import HostAdapter
+import Journal
 import LoopCore
 import StateGraph
 import Supervisor
@@ -178,7 +179,7 @@ final class InstrumentTests: XCTestCase {
 
     func testAMalformedRequest_isAnsweredWithItsFile_andTheBenchGoesOn() throws {
         let out = directory + "/out"
-        let inbox = ActionInbox(out: out)
+        let inbox = ActionInbox(directory: RunFolder(out).requests)
         try inbox.submit(ActionRequest(id: "00000000000000aa", context: "bench-operator", device: nil, action: "relay.release", params: [:], requestedBy: "t"))
         try Data("{\"id\": 12".utf8).write(to: URL(fileURLWithPath: inbox.directory + "/00000000000000bb.json"))
         let bench = try Bench.load(file: options(devices: []).bench)

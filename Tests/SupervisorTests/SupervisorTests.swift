@@ -61,7 +61,7 @@ final class SupervisorTests: XCTestCase {
         for _ in 0..<3 { try loop.step() }
         XCTAssertFalse(FileManager.default.fileExists(atPath: target), "a dream created a real file")
         XCTAssertEqual((loop.host as? SupervisorHost)?.linux.open, [])
-        let transitions = try TraceWriter.read(path: options.tracePath)
+        let transitions = try TraceWriter.read(path: options.folder.trace)
         XCTAssertEqual(transitions.map(\.mode), [.latent, .latent, .latent])
         XCTAssertEqual(transitions.map(\.observedNodes), [nil, nil, nil])
     }
@@ -87,9 +87,9 @@ final class SupervisorTests: XCTestCase {
         XCTAssertEqual(shadow.steps[0].status, .denied)
         XCTAssertFalse(host.calls.contains { $0.path == "/etc/shadow" })
         XCTAssertTrue(host.calls.contains { $0.path == "/etc/hostname" })
-        let audit = try String(contentsOfFile: options.auditPath, encoding: .utf8)
+        let audit = try String(contentsOfFile: options.folder.audit, encoding: .utf8)
         XCTAssertTrue(audit.contains(#""call":"open(path: \"/etc/shadow\")","context":"maintenance","decision":"deny""#))
-        XCTAssertGreaterThan(try AuditLog.verify(path: options.auditPath).get(), 10)
+        XCTAssertGreaterThan(try AuditLog.verify(path: options.folder.audit).get(), 10)
         // The refusal is on the panel's state after the run that was refused.
         XCTAssertEqual(denialShown?.hasPrefix("open(path: \"/etc/shadow\")"), true)
     }
@@ -103,21 +103,21 @@ final class SupervisorTests: XCTestCase {
         XCTAssertEqual(done, 3)
         XCTAssertFalse(interrupted)
         XCTAssertEqual(seen, 3)
-        let transitions = try TraceWriter.read(path: options.tracePath)
+        let transitions = try TraceWriter.read(path: options.folder.trace)
         XCTAssertEqual(transitions.map(\.step), [0, 1, 2])
         XCTAssertEqual(transitions[0].outcome?.steps.first?.result, .value(transitions[0].outcome!.steps.first!.result!.value!))
         XCTAssertGreaterThan(transitions[0].observedNodes ?? 0, 1)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: options.panelPath))
-        XCTAssertNoThrow(try AuditLog.verify(path: options.auditPath).get())
-        let records = try String(contentsOfFile: options.auditPath, encoding: .utf8).split(separator: "\n")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: options.folder.panel))
+        XCTAssertNoThrow(try AuditLog.verify(path: options.folder.audit).get())
+        let records = try String(contentsOfFile: options.folder.audit, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(records.filter { $0.contains("\"decision\":\"allow\"") }.count, records.filter { $0.contains("\"event\":\"outcome\"") }.count,
                        "each allowed call has its decision and its outcome")
         XCTAssertEqual(records.filter { $0.contains("\"event\":\"policy\"") }.count, 1, "the policy it ran under is recorded once")
         // A second run appends to the same records and the chain still verifies.
         var again = try Supervisor.make(options)
         _ = try Supervisor.run(&again, steps: 1, interval: .zero) { _ in }
-        XCTAssertEqual(try TraceWriter.read(path: options.tracePath).count, 4)
-        XCTAssertNoThrow(try AuditLog.verify(path: options.auditPath).get())
+        XCTAssertEqual(try TraceWriter.read(path: options.folder.trace).count, 4)
+        XCTAssertNoThrow(try AuditLog.verify(path: options.folder.audit).get())
     }
 
     func testMissingOrBrokenConfiguration_failsWithTheFileAndLine() throws {
@@ -211,7 +211,7 @@ final class ProgramContextTests: XCTestCase {
         var calls: [String] = []
         while Date() < deadline && !calls.contains("execve(/usr/bin/cat)") {
             usleep(50_000)
-            let text = (try? String(contentsOfFile: options.auditPath, encoding: .utf8)) ?? ""
+            let text = (try? String(contentsOfFile: options.folder.audit, encoding: .utf8)) ?? ""
             calls = text.split(separator: "\n").compactMap { try? JSONDecoder().decode(AuditRecord.self, from: Data($0.utf8)) }
                 .filter { $0.context == "sampler" && $0.decision == "allow" }.map(\.call)
         }
@@ -231,7 +231,7 @@ final class ProgramContextTests: XCTestCase {
         XCTAssertTrue(row.contains("program  calls ") && !row.contains("not run yet"), row)
         session.stopPrograms()
         XCTAssertEqual(kill(pid, 0), -1, "the program is gone after the session stops it")
-        XCTAssertEqual(try AuditLog.verify(path: options.auditPath).get() > calls.count, true)
+        XCTAssertEqual(try AuditLog.verify(path: options.folder.audit).get() > calls.count, true)
         try session.loop.step()
         XCTAssertNotNil(session.loop.memory[ProgramObserver.node("sampler")]?["ended"])
         XCTAssertTrue(panel().contains { $0.role == "program-exit" && $0.label.contains("ENDED") }, "\(panel().map(\.label))")
@@ -278,13 +278,13 @@ final class TraceRecoveryTests: XCTestCase {
         var loop = try Supervisor.make(options, clock: ManualClock())
         try loop.step()
         try loop.step()
-        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: options.tracePath))
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: options.folder.trace))
         handle.seekToEndOfFile()
         handle.write(Data(#"{"step":2,"mo"#.utf8))
         handle.closeFile()
-        XCTAssertThrowsError(try TraceWriter.read(path: options.tracePath)) { XCTAssertTrue("\($0)".contains("line 3 is not a transition"), "\($0)") }
-        let reopened = try TraceWriter(path: options.tracePath)
+        XCTAssertThrowsError(try TraceWriter.read(path: options.folder.trace)) { XCTAssertTrue("\($0)".contains("line 3 is not a transition"), "\($0)") }
+        let reopened = try TraceWriter(path: options.folder.trace)
         XCTAssertEqual(reopened.tornTailBytes, 13)
-        XCTAssertEqual(try TraceWriter.read(path: options.tracePath).map(\.step), [0, 1])
+        XCTAssertEqual(try TraceWriter.read(path: options.folder.trace).map(\.step), [0, 1])
     }
 }
