@@ -68,7 +68,9 @@ let package = Package(
         .target(name: "Scheduler", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Executor", dependencies: ["StateGraph", "LoopCore"]),
         .target(name: "Guard", dependencies: ["StateGraph", "LoopCore", "Config", "Journal", "System", .product(name: "Crypto", package: "swift-crypto")]),
-        .target(name: "Renderer", dependencies: ["StateGraph", "LoopCore", "CPNG"], swiftSettings: optimizedEvenInDebug),
+        // PNG encode and decode, once (libpng's simplified API): the panel's frames, redacted copies.
+        .target(name: "PNGCodec", dependencies: ["CPNG"]),
+        .target(name: "Renderer", dependencies: ["StateGraph", "LoopCore", "PNGCodec"], swiftSettings: optimizedEvenInDebug),
         // What the supervisor needs from devices (a USB bus, a GPIO bank; their values and
         // errors), C-free: the host adapter's real devices and the test twins both conform.
         .target(name: "DevicePorts", dependencies: ["System"]),
@@ -82,23 +84,38 @@ let package = Package(
         // MCAP (https://mcap.dev/spec): our own writer, reader and repair; zstd chunks.
         .target(name: "MCAP", dependencies: ["CZstd", "Journal", "System"]),
         // Data engine: the recorder of aligned transitions.
-        .target(name: "DataEngine", dependencies: ["StateGraph", "JSONWriter", "LoopCore", "Journal", "MCAP", "Config", "CPNG", "Digest"]),
-        // Assembles the real stages into a supervisor; bench files; the run loop.
+        .target(name: "DataEngine", dependencies: ["StateGraph", "JSONWriter", "LoopCore", "Journal", "MCAP", "Config", "PNGCodec", "Digest"]),
+        // The devices attached to this machine as their profiles claim them: found (serial
+        // instruments by *IDN?, GPIO chips by label and line names), observed (their readings,
+        // USB, GPIO edges), and the host a bench acts on, which routes device steps to them.
+        .target(name: "Attached", dependencies: [
+            "StateGraph", "LoopCore", "Observer", "Guard", "HostAdapter", "DevicePorts", "Config", "Devices", "System",
+        ]),
+        // Bench files (contexts, their tasks and programs) and the proposers that offer their
+        // tasks and the actions people request.
+        .target(name: "Benches", dependencies: ["StateGraph", "LoopCore", "Config", "Journal"]),
+        // Assembles the real stages into a supervisor and runs its loop. Nothing else lives here.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DevicePorts", "DataEngine", "Config", "Devices", "Journal", "Sandbox", "MCAP", "System",
+            "Renderer", "HostAdapter", "DataEngine", "Devices", "Journal", "Sandbox", "Attached", "Benches",
+        ]),
+        // Above the assembler: a recorded trace replayed through the real guard and stages, and
+        // generated traces (tasks planned over the benches, run on the supervisor).
+        .target(name: "Traces", dependencies: [
+            "StateGraph", "LoopCore", "Estimator", "Scheduler", "Executor", "Guard", "Renderer", "DataEngine", "Devices",
+            "Journal", "MCAP", "Attached", "Benches", "Supervisor",
         ]),
         // Test twins: manual clock and fakes of every stage, siblings of the real ones.
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "DevicePorts"]),
 
         .executableTarget(name: "worldos", dependencies: [
-            "Supervisor", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", "JSONWriter", "Journal", "StateGraph", "System", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Supervisor", "Traces", "Benches", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", "JSONWriter", "Journal", "StateGraph", "System", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "Journal", "MCAP", "Renderer", "Supervisor"],
                          path: "Benchmarks/worldos-bench"),
 
         // Fuzz targets for every parser (`make fuzz`; their corpora replay in `make test`).
-        .target(name: "FuzzTargets", dependencies: ["DataEngine", "Devices", "Guard", "HostAdapter", "DevicePorts", "Journal", "LoopCore", "MCAP", "Supervisor"],
+        .target(name: "FuzzTargets", dependencies: ["DataEngine", "Devices", "Guard", "HostAdapter", "DevicePorts", "Journal", "LoopCore", "MCAP", "Supervisor", "Benches"],
                 path: "Tests/Fuzz/Targets"),
         .executableTarget(name: "worldos-fuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Main"),
 
@@ -108,15 +125,15 @@ let package = Package(
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "JSONWriter", "WorldOSTesting", "LoopCore"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DevicePorts", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP", "CPNG", "CShim", "CLibUSB", "System",
+            "Renderer", "HostAdapter", "DevicePorts", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP", "CPNG", "PNGCodec", "CShim", "CLibUSB", "System",
         ]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.
-        .testTarget(name: "RigTests", dependencies: ["HostAdapter", "DevicePorts", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),
+        .testTarget(name: "RigTests", dependencies: ["Attached", "HostAdapter", "DevicePorts", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DevicePorts", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
-            "FuzzTargets", "Journal", "Renderer",
+            "FuzzTargets", "Journal", "Renderer", "Attached", "Benches", "Traces",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,9 +1,9 @@
-import CPNG
 import Config
 import Digest
 import Foundation
 import Journal
 import LoopCore
+import PNGCodec
 
 /// Redaction rules (Policies/redaction.yaml), applied to every transition before anything of it
 /// is written — the JSON-lines trace and the MCAP files alike:
@@ -148,30 +148,22 @@ public struct Redaction: Sendable, Equatable {
         return out
     }
 
-    /// A PNG with the frame regions painted black (the PNG itself when there are none).
+    /// A PNG with the frame regions painted black (the PNG itself when there are none; nothing
+    /// when it cannot be read: a frame that cannot be redacted is not recorded).
     public func apply(toPNG png: [UInt8]) -> [UInt8] {
         guard !frameRegions.isEmpty else { return png }
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        guard png.withUnsafeBytes({ png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }) != 0 else { return [] }
-        image.format = UInt32(PNG_FORMAT_RGB)
-        let width = Int(image.width), height = Int(image.height)
-        var pixels = [UInt8](repeating: 0, count: width * height * 3)
-        guard pixels.withUnsafeMutableBytes({ png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }) != 0 else { return [] }
+        guard var image = try? PNG.decode(png) else { return [] }
+        let (width, height) = (image.width, image.height)
         for r in frameRegions {
             for y in max(0, r.y)..<min(height, r.y + r.height) where r.x < width {
                 let row = y * width * 3
-                for x in max(0, r.x)..<min(width, r.x + r.width) { pixels[row + 3 * x] = 0; pixels[row + 3 * x + 1] = 0; pixels[row + 3 * x + 2] = 0 }
+                for x in max(0, r.x)..<min(width, r.x + r.width) {
+                    image.pixels[row + 3 * x] = 0
+                    image.pixels[row + 3 * x + 1] = 0
+                    image.pixels[row + 3 * x + 2] = 0
+                }
             }
         }
-        var out = image
-        out.opaque = nil
-        var size = 0
-        // With no memory given, libpng reports the size it needs.
-        guard pixels.withUnsafeBytes({ png_image_write_to_memory(&out, nil, &size, 0, $0.baseAddress, 0, nil) }) != 0 else { return [] }
-        var bytes = [UInt8](repeating: 0, count: size)
-        var written = size
-        let ok = bytes.withUnsafeMutableBytes { b in pixels.withUnsafeBytes { p in png_image_write_to_memory(&out, b.baseAddress, &written, 0, p.baseAddress, 0, nil) } }
-        return ok != 0 ? Array(bytes[0..<written]) : []
+        return (try? PNG.encode(image)) ?? []
     }
 }

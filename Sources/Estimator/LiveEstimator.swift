@@ -218,7 +218,7 @@ public struct LiveEstimator: Estimating {
                 case .mmap:
                     mapped.insert(v)
                 case .munmap:
-                    if let m = call.args["map"]?.int, mapped.remove(m) == nil { unmapped.insert(m) }
+                    if let m = call.int(.map), mapped.remove(m) == nil { unmapped.insert(m) }
                 default: break
                 }
             }
@@ -227,7 +227,7 @@ public struct LiveEstimator: Estimating {
         static func target(_ call: ResolvedCall) -> String {
             switch call.op {
             case .open, .openat: call.path ?? "?"
-            case .socket: "socket \(call.args["domain"]?.string ?? "?") \(call.args["type"]?.string ?? "?")"
+            case .socket: "socket \(call.string(.domain) ?? "?") \(call.string(.`type`) ?? "?")"
             case .accept: "socket (accepted)"
             case .pipe: "pipe (read end)"
             case .timer: "anon_inode:[timerfd]"
@@ -256,18 +256,18 @@ public struct TrivialPredictor: Effecting {
             let r = descriptor()
             return .value(r, fields: ["write-fd": descriptor()])
         case .read, .pread, .recvfrom:
-            let count = max(0, min(call.args["count"]?.int ?? 0, 64))
+            let count = max(0, min(call.int(.count) ?? 0, 64))
             return .value(count, data: [UInt8](repeating: 0, count: Int(count)))
         case .write, .pwrite, .sendto:
-            return .value(Int64(call.args["data"]?.string?.utf8.count ?? 0))
+            return .value(Int64(call.string(.data)?.utf8.count ?? 0))
         case .spawn:
             defer { nextPID += 1 }
             return .value(nextPID)
         case .waitpid:
-            return .value(call.args["pid"]?.int ?? 0, fields: ["exit-code": 0])
+            return .value(call.int(.pid) ?? 0, fields: ["exit-code": 0])
         case .mmap:
             defer { nextMap += 1 }
-            return .value(nextMap, fields: ["length": call.args["length"]?.int ?? 0])
+            return .value(nextMap, fields: ["length": call.int(.length) ?? 0])
         case .fstat:
             return .value(0, fields: ["size": 0])
         case .poll:
@@ -277,7 +277,7 @@ public struct TrivialPredictor: Effecting {
         case .close, .lseek, .ioctl, .munmap, .bind, .listen, .connect, .kill, .act, .gpioSet, .gpioGet, .usbControl:
             return .value(0)
         case .usbTransfer:
-            return .value(call.args["length"]?.int ?? Int64(call.args["data"]?.string?.count ?? 0) / 2)
+            return .value(call.int(.length) ?? Int64(call.string(.data)?.count ?? 0) / 2)
         }
     }
 }

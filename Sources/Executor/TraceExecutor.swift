@@ -52,12 +52,12 @@ public struct TraceExecutor: Executing {
     func resolve(_ step: MicroStep, index: Int, earlier: [StepOutcome]) -> Result<ResolvedCall, ResolutionError> {
         var args: [String: Value] = [:]
         let parameters = step.op.parameters
-        for name in step.args.keys.sorted() where !parameters.contains(where: { $0.name == name }) {
+        for name in step.args.keys.sorted() where !parameters.contains(where: { $0.name.rawValue == name }) {
             return .failure(.invalid("\(step.op.rawValue) takes no argument \"\(name)\""))
         }
         for parameter in parameters {
-            guard let argument = step.args[parameter.name] else {
-                if parameter.required { return .failure(.invalid("\(step.op.rawValue) needs argument \"\(parameter.name)\"")) }
+            guard let argument = step[parameter.name] else {
+                if parameter.required { return .failure(.invalid("\(step.op.rawValue) needs argument \"\(parameter.name.rawValue)\"")) }
                 continue
             }
             let value: Value
@@ -79,8 +79,8 @@ public struct TraceExecutor: Executing {
                 }
             }
             switch (parameter.type, value) {
-            case (.int, .int), (.string, .string): args[parameter.name] = value
-            default: return .failure(.invalid("\(step.op.rawValue) argument \"\(parameter.name)\" must be \(parameter.type.rawValue)"))
+            case (.int, .int), (.string, .string): args[parameter.name.rawValue] = value
+            default: return .failure(.invalid("\(step.op.rawValue) argument \"\(parameter.name.rawValue)\" must be \(parameter.type.rawValue)"))
             }
         }
         return .success(ResolvedCall(step.op, args))

@@ -41,9 +41,9 @@ public struct Policy: Sendable {
             if let paths {
                 guard let segments, paths.contains(where: { $0.matches(segments: segments) }) else { return false }
             }
-            if let modes, call.op == .open || call.op == .openat, !modes.contains(call.args["mode"]?.string ?? "read") { return false }
+            if let modes, call.op == .open || call.op == .openat, !modes.contains(call.string(.mode) ?? "read") { return false }
             if let actions {
-                guard call.op == .act, let name = call.args["action"]?.string, actions.contains(where: { globMatches($0, name) }) else { return false }
+                guard call.op == .act, let name = call.string(.action), actions.contains(where: { globMatches($0, name) }) else { return false }
             }
             return true
         }

@@ -131,7 +131,7 @@ public struct PolicyGuard: Guarding {
                 }
                 if let (n, denied) = deniedObjects[context]?[object], denied != path, let literal = normalizedSegments(denied) {
                     var spelled = call
-                    spelled.args["path"] = .string(denied)
+                    spelled[.path] = .string(denied)
                     let rule = rules.rules[n]
                     if rule.matches(spelled, segments: literal, facts: Policy.CallFacts(deviceIdentity: nil, localTime: Self.localTime(wallClock()))) {
                         return .deny(rule: rule.location, reason: "\(path) is \(denied) under another name: " + (rule.reason ?? "denied by policy"))
@@ -149,7 +149,7 @@ public struct PolicyGuard: Guarding {
             return .deny(rule: "capability", reason: reason)
         }
         var risky: (device: String, action: String, risk: String, target: (id: String, path: String)?)?
-        if call.op == .act, let device = call.args["device"]?.string, let action = call.args["action"]?.string {
+        if call.op == .act, let device = call.string(.device), let action = call.string(.action) {
             guard let level = risk(device, action) else {
                 return .refuseUncertain(reason: "no attached device \(device) offers \(action); the guard does not guess")
             }
@@ -160,7 +160,7 @@ public struct PolicyGuard: Guarding {
             // A raw channel the profile declares: as risky as the most risky of its actions.
             risky = (raw.device, "raw-\(call.op.rawValue)", raw.risk, (raw.device, raw.path))
         }
-        let facts = Policy.CallFacts(deviceIdentity: call.op == .act ? call.args["device"]?.string.flatMap { identity($0)?.id } : nil,
+        let facts = Policy.CallFacts(deviceIdentity: call.op == .act ? call.string(.device).flatMap { identity($0)?.id } : nil,
                                      localTime: rules.timed ? Self.localTime(wallClock()) : (weekday: 0, minute: 0))
         guard let n = rules.firstMatch(call, segments: segments, facts: facts) else {
             return .deny(rule: "default-deny", reason: "no rule of context \(context) allows \(call.op.rawValue)" + (call.path.map { " of \($0)" } ?? "")

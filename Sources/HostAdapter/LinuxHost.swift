@@ -19,19 +19,18 @@ public struct LinuxHost: Effecting {
     public init() {}
 
     public mutating func perform(_ call: ResolvedCall) -> CallResult {
-        let a = call.args
-        func fd(_ name: String = "fd") -> Int32? { a[name]?.int.flatMap(Int32.init(exactly:)) }
-        func int(_ name: String) -> Int64? { a[name]?.int }
-        func string(_ name: String) -> String? { a[name]?.string }
+        func fd(_ parameter: Parameter = .fd) -> Int32? { call.int(parameter).flatMap(Int32.init(exactly:)) }
+        func int(_ parameter: Parameter) -> Int64? { call.int(parameter) }
+        func string(_ parameter: Parameter) -> String? { call.string(parameter) }
         switch call.op {
         case .open, .openat:
             // The name is the one the guard decided on (canonical, see LinuxNames): opened with
             // every link refused, and checked to be the object it named.
-            guard let path = string("path"), let flags = LinuxHost.openFlags(string("mode") ?? "read") else { return .failure(errno: EINVAL) }
-            let dir: Int32 = call.op == .openat ? (fd("dir") ?? -1) : AT_FDCWD
+            guard let path = string(.path), let flags = LinuxHost.openFlags(string(.mode) ?? "read") else { return .failure(errno: EINVAL) }
+            let dir: Int32 = call.op == .openat ? (fd(.dir) ?? -1) : AT_FDCWD
             return opened(LinuxHost.openExactly(call, path: path, relativeTo: dir, flags: flags | O_NOCTTY))
         case .read, .recvfrom:
-            guard let f = fd(), let count = int("count"), count >= 0, count <= MicroOp.maximumReadCount else { return .failure(errno: EINVAL) }
+            guard let f = fd(), let count = int(.count), count >= 0, count <= MicroOp.maximumReadCount else { return .failure(errno: EINVAL) }
             var buffer = [UInt8](repeating: 0, count: Int(count))
             let n = buffer.withUnsafeMutableBytes { p in
                 traced { call.op == .read ? Glibc.read(f, p.baseAddress, p.count) : recv(f, p.baseAddress, p.count, Int32(MSG_DONTWAIT)) }
@@ -39,7 +38,7 @@ public struct LinuxHost: Effecting {
             guard let got = n.value else { return n }
             return .value(got, data: Array(buffer.prefix(Int(got))))
         case .pread:
-            guard let f = fd(), let count = int("count"), let offset = int("offset"), count >= 0, count <= MicroOp.maximumReadCount else {
+            guard let f = fd(), let count = int(.count), let offset = int(.offset), count >= 0, count <= MicroOp.maximumReadCount else {
                 return .failure(errno: EINVAL)
             }
             var buffer = [UInt8](repeating: 0, count: Int(count))
@@ -47,15 +46,15 @@ public struct LinuxHost: Effecting {
             guard let got = n.value else { return n }
             return .value(got, data: Array(buffer.prefix(Int(got))))
         case .write, .pwrite, .sendto:
-            guard let f = fd(), let data = string("data") else { return .failure(errno: EINVAL) }
+            guard let f = fd(), let data = string(.data) else { return .failure(errno: EINVAL) }
             let bytes = Array(data.utf8)
             switch call.op {
             case .write: return bytes.withUnsafeBytes { p in traced { Glibc.write(f, p.baseAddress, p.count) } }
             case .pwrite:
-                guard let offset = int("offset") else { return .failure(errno: EINVAL) }
+                guard let offset = int(.offset) else { return .failure(errno: EINVAL) }
                 return bytes.withUnsafeBytes { p in traced { Glibc.pwrite(f, p.baseAddress, p.count, off_t(offset)) } }
             default:
-                guard let address = string("address") else {
+                guard let address = string(.address) else {
                     return bytes.withUnsafeBytes { p in traced { send(f, p.baseAddress, p.count, Int32(MSG_NOSIGNAL)) } }
                 }
                 guard let target = SocketAddress(address) else { return .failure(errno: EINVAL) }
@@ -71,7 +70,7 @@ public struct LinuxHost: Effecting {
             return result == 0 ? .value(0) : .failure(errno: errno)
         case .lseek:
             let whences: [String: Int32] = ["set": SEEK_SET, "cur": SEEK_CUR, "end": SEEK_END]
-            guard let f = fd(), let offset = int("offset"), let whence = whences[string("whence") ?? "set"] else { return .failure(errno: EINVAL) }
+            guard let f = fd(), let offset = int(.offset), let whence = whences[string(.whence) ?? "set"] else { return .failure(errno: EINVAL) }
             return traced { Glibc.lseek(f, off_t(offset), whence) }
         case .fstat:
             guard let f = fd() else { return .failure(errno: EINVAL) }
@@ -82,32 +81,32 @@ public struct LinuxHost: Effecting {
                                       "nlink": Int64(st.st_nlink)])
         case .ioctl:
             guard let f = fd() else { return .failure(errno: EINVAL) }
-            switch string("request") {
+            switch string(.request) {
             case "FIONREAD":
                 var count: Int32 = 0
                 let r = traced { Int(worldos_ioctl_fionread(f, &count)) }
                 return r.value == nil ? r : .value(Int64(count))
             case "FIONBIO":
-                var on = Int32(int("value") ?? 1)
+                var on = Int32(int(.value) ?? 1)
                 return traced { Int(worldos_ioctl_fionbio(f, &on)) }
             default: return .failure(errno: EINVAL)
             }
         case .poll:
             guard let f = fd() else { return .failure(errno: EINVAL) }
-            let events: Int16 = switch string("events") ?? "in" {
+            let events: Int16 = switch string(.events) ?? "in" {
             case "in": Int16(POLLIN)
             case "out": Int16(POLLOUT)
             default: Int16(POLLIN | POLLOUT)
             }
             var p = pollfd(fd: f, events: events, revents: 0)
-            let timeout = Int32(clamping: int("timeout-ms") ?? 0)
+            let timeout = Int32(clamping: int(.timeoutMs) ?? 0)
             let r = traced { Glibc.poll(&p, 1, timeout) }
             guard let n = r.value else { return r }
             return .value(n, fields: ["in": p.revents & Int16(POLLIN) != 0 ? 1 : 0, "out": p.revents & Int16(POLLOUT) != 0 ? 1 : 0,
                                       "hup": p.revents & Int16(POLLHUP) != 0 ? 1 : 0])
         case .mmap:
-            guard let f = fd(), let length = int("length"), length > 0, length <= MicroOp.maximumReadCount else { return .failure(errno: EINVAL) }
-            guard let base = Glibc.mmap(nil, Int(length), PROT_READ, MAP_SHARED, f, off_t(int("offset") ?? 0)), base != MAP_FAILED else {
+            guard let f = fd(), let length = int(.length), length > 0, length <= MicroOp.maximumReadCount else { return .failure(errno: EINVAL) }
+            guard let base = Glibc.mmap(nil, Int(length), PROT_READ, MAP_SHARED, f, off_t(int(.offset) ?? 0)), base != MAP_FAILED else {
                 return .failure(errno: errno)
             }
             let id = nextMapping
@@ -116,7 +115,7 @@ public struct LinuxHost: Effecting {
             let shown = min(Int(length), 64)
             return .value(id, data: Array(UnsafeRawBufferPointer(start: base, count: shown)), fields: ["length": length])
         case .munmap:
-            guard let id = int("map"), let m = mappings.removeValue(forKey: id) else { return .failure(errno: EINVAL) }
+            guard let id = int(.map), let m = mappings.removeValue(forKey: id) else { return .failure(errno: EINVAL) }
             return Glibc.munmap(m.base, m.length) == 0 ? .value(0) : .failure(errno: errno)
         case .pipe:
             var ends: [Int32] = [0, 0]
@@ -127,10 +126,10 @@ public struct LinuxHost: Effecting {
         case .socket:
             let domains: [String: Int32] = ["inet": AF_INET, "inet6": AF_INET6, "unix": AF_UNIX]
             let types: [String: Int32] = ["stream": Int32(SOCK_STREAM.rawValue), "dgram": Int32(SOCK_DGRAM.rawValue)]
-            guard let d = domains[string("domain") ?? ""], let t = types[string("type") ?? ""] else { return .failure(errno: EINVAL) }
+            guard let d = domains[string(.domain) ?? ""], let t = types[string(.`type`) ?? ""] else { return .failure(errno: EINVAL) }
             return opened(traced { Glibc.socket(d, t | Int32(SOCK_CLOEXEC.rawValue), 0) })
         case .bind, .connect:
-            guard let f = fd(), let address = string("address").flatMap(SocketAddress.init) else { return .failure(errno: EINVAL) }
+            guard let f = fd(), let address = string(.address).flatMap(SocketAddress.init) else { return .failure(errno: EINVAL) }
             let r = address.withSockaddr { sa, len in
                 traced { call.op == .bind ? Glibc.bind(f, sa, len) : Glibc.connect(f, sa, len) }
             }
@@ -138,13 +137,13 @@ public struct LinuxHost: Effecting {
             return .value(0, fields: SocketAddress.localPort(of: f).map { ["port": Int64($0)] } ?? [:])
         case .listen:
             guard let f = fd() else { return .failure(errno: EINVAL) }
-            return traced { Glibc.listen(f, Int32(clamping: int("backlog") ?? 16)) }
+            return traced { Glibc.listen(f, Int32(clamping: int(.backlog) ?? 16)) }
         case .accept:
             guard let f = fd() else { return .failure(errno: EINVAL) }
             return opened(traced { worldos_accept_cloexec(f) })
         case .spawn:
-            guard let path = string("path") else { return .failure(errno: EINVAL) }
-            let arguments = [path] + (string("args") ?? "").split(separator: " ").map(String.init)
+            guard let path = string(.path) else { return .failure(errno: EINVAL) }
+            let arguments = [path] + (string(.args) ?? "").split(separator: " ").map(String.init)
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
@@ -160,28 +159,28 @@ public struct LinuxHost: Effecting {
             let start = readStartTime(pid)
             return .value(Int64(pid), fields: start.map { ["start": Int64($0)] } ?? [:])
         case .waitpid:
-            guard let pid = int("pid").flatMap(Int32.init(exactly:)) else { return .failure(errno: EINVAL) }
+            guard let pid = int(.pid).flatMap(Int32.init(exactly:)) else { return .failure(errno: EINVAL) }
             var status: Int32 = 0
-            let r = traced { Glibc.waitpid(pid, &status, (int("nohang") ?? 0) != 0 ? WNOHANG : 0) }
+            let r = traced { Glibc.waitpid(pid, &status, (int(.nohang) ?? 0) != 0 ? WNOHANG : 0) }
             guard let reaped = r.value else { return r }
             guard reaped != 0 else { return .value(0) }
             let fields: [String: Int64] = status & 0x7F == 0 ? ["exit-code": Int64((status >> 8) & 0xFF)] : ["signal": Int64(status & 0x7F)]
             return .value(reaped, fields: fields)
         case .kill:
-            guard let pid = int("pid").flatMap(Int32.init(exactly:)), pid > 0, let signal = LinuxHost.signalNumber(string("signal") ?? "TERM") else {
+            guard let pid = int(.pid).flatMap(Int32.init(exactly:)), pid > 0, let signal = LinuxHost.signalNumber(string(.signal) ?? "TERM") else {
                 return .failure(errno: EINVAL)
             }
             return Glibc.kill(pid, signal) == 0 ? .value(0) : .failure(errno: errno)
         case .timer:
-            guard let after = int("after-ms"), after > 0 else { return .failure(errno: EINVAL) }
-            return opened(traced { worldos_timerfd(after, int("interval-ms") ?? 0) })
+            guard let after = int(.afterMs), after > 0 else { return .failure(errno: EINVAL) }
+            return opened(traced { worldos_timerfd(after, int(.intervalMs) ?? 0) })
         case .inotify:
             return opened(traced { inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK)) })
         case .act, .gpioSet, .gpioGet, .usbTransfer, .usbControl:
             // Device steps need the devices the supervisor holds: its effector handles them.
             return .failure(errno: ENODEV)
         case .watch:
-            guard let f = fd(), let path = string("path") else { return .failure(errno: EINVAL) }
+            guard let f = fd(), let path = string(.path) else { return .failure(errno: EINVAL) }
             let mask = UInt32(IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO)
             // The watch goes on the object opened (its descriptor's magic link leads nowhere else).
             let handle = LinuxHost.openExactly(call, path: path, flags: worldos_o_path())

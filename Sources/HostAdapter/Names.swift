@@ -14,12 +14,12 @@ public struct LinuxNames: NameResolving {
     public init() {}
 
     public func resolve(_ call: ResolvedCall) -> ResolvedCall {
-        guard let argument = call.nameArgument, var name = call.args[argument]?.string else { return call }
-        if argument == "address" { name = String(name.dropFirst("unix:".count)) }
+        guard let argument = call.nameArgument, var name = call.string(argument) else { return call }
+        if argument == .address { name = String(name.dropFirst("unix:".count)) }
         // A socket being bound, a watch's last name: the last component is what is made or
         // watched, and a bind never follows a link there.
         let followLast = call.op != .bind
-        let dirfd: Int32 = call.op == .openat ? (call.args["dir"]?.int.flatMap(Int32.init(exactly:)) ?? -1) : AT_FDCWD
+        let dirfd: Int32 = call.op == .openat ? (call.int(.dir).flatMap(Int32.init(exactly:)) ?? -1) : AT_FDCWD
         guard let resolved = try? PathResolver.forSupervisor().resolve(name, dirfd: dirfd, followLast: followLast) else { return call }
         return call.named(resolved.path, object: resolved.object?.description, deviceNumber: resolved.object?.deviceNumber)
     }

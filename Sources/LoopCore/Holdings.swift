@@ -23,7 +23,7 @@ public struct Holdings: Hashable, Sendable {
         case .spawn: processes.insert(v)
         case .waitpid: if v > 0 { processes.remove(v) }
         case .mmap: mappings.insert(v)
-        case .munmap: if let m = call.args["map"]?.int { mappings.remove(m) }
+        case .munmap: if let m = call.int(.map) { mappings.remove(m) }
         default: break
         }
     }
@@ -33,10 +33,10 @@ public struct Holdings: Hashable, Sendable {
         if let fd = call.descriptor, !descriptors.contains(fd) {
             return "descriptor \(fd) is not held by context \(context)"
         }
-        if call.op == .waitpid || call.op == .kill, let pid = call.args["pid"]?.int, !processes.contains(pid) {
+        if call.op == .waitpid || call.op == .kill, let pid = call.int(.pid), !processes.contains(pid) {
             return "process \(pid) is not a child of context \(context)"
         }
-        if call.op == .munmap, let m = call.args["map"]?.int, !mappings.contains(m) {
+        if call.op == .munmap, let m = call.int(.map), !mappings.contains(m) {
             return "mapping \(m) is not held by context \(context)"
         }
         return nil

@@ -49,45 +49,45 @@ public enum MicroOp: String, Codable, CaseIterable, Sendable {
 
     /// The arguments each operation takes, and their types. Checked when a bench is loaded and
     /// again when a step's references are resolved.
-    public var parameters: [(name: String, type: ParameterType, required: Bool)] {
+    public var parameters: [(name: Parameter, type: ParameterType, required: Bool)] {
         switch self {
-        case .open: [("path", .string, true), ("mode", .string, false)]
-        case .openat: [("dir", .int, true), ("path", .string, true), ("mode", .string, false)]
-        case .read, .recvfrom: [("fd", .int, true), ("count", .int, true)]
-        case .write: [("fd", .int, true), ("data", .string, true)]
-        case .pread: [("fd", .int, true), ("count", .int, true), ("offset", .int, true)]
-        case .pwrite: [("fd", .int, true), ("data", .string, true), ("offset", .int, true)]
-        case .close, .fstat, .accept: [("fd", .int, true)]
-        case .lseek: [("fd", .int, true), ("offset", .int, true), ("whence", .string, false)]
-        case .ioctl: [("fd", .int, true), ("request", .string, true), ("value", .int, false)]
-        case .poll: [("fd", .int, true), ("events", .string, false), ("timeout-ms", .int, false)]
-        case .mmap: [("fd", .int, true), ("length", .int, true), ("offset", .int, false)]
-        case .munmap: [("map", .int, true)]
+        case .open: [(.path, .string, true), (.mode, .string, false)]
+        case .openat: [(.dir, .int, true), (.path, .string, true), (.mode, .string, false)]
+        case .read, .recvfrom: [(.fd, .int, true), (.count, .int, true)]
+        case .write: [(.fd, .int, true), (.data, .string, true)]
+        case .pread: [(.fd, .int, true), (.count, .int, true), (.offset, .int, true)]
+        case .pwrite: [(.fd, .int, true), (.data, .string, true), (.offset, .int, true)]
+        case .close, .fstat, .accept: [(.fd, .int, true)]
+        case .lseek: [(.fd, .int, true), (.offset, .int, true), (.whence, .string, false)]
+        case .ioctl: [(.fd, .int, true), (.request, .string, true), (.value, .int, false)]
+        case .poll: [(.fd, .int, true), (.events, .string, false), (.timeoutMs, .int, false)]
+        case .mmap: [(.fd, .int, true), (.length, .int, true), (.offset, .int, false)]
+        case .munmap: [(.map, .int, true)]
         case .pipe, .inotify: []
-        case .socket: [("domain", .string, true), ("type", .string, true)]
-        case .bind, .connect: [("fd", .int, true), ("address", .string, true)]
-        case .listen: [("fd", .int, true), ("backlog", .int, false)]
-        case .sendto: [("fd", .int, true), ("data", .string, true), ("address", .string, false)]
-        case .spawn: [("path", .string, true), ("args", .string, false)]
-        case .waitpid: [("pid", .int, true), ("nohang", .int, false)]
-        case .kill: [("pid", .int, true), ("signal", .string, false)]
-        case .timer: [("after-ms", .int, true), ("interval-ms", .int, false)]
-        case .watch: [("fd", .int, true), ("path", .string, true)]
-        case .act: [("device", .string, true), ("action", .string, true), ("params", .string, false)]
-        case .gpioSet: [("chip", .string, true), ("line", .string, true), ("value", .int, true)]
-        case .gpioGet: [("chip", .string, true), ("line", .string, true)]
-        case .usbTransfer: [("device", .string, true), ("endpoint", .int, true), ("data", .string, false), ("length", .int, false), ("timeout-ms", .int, false)]
-        case .usbControl: [("device", .string, true), ("request-type", .int, true), ("request", .int, true), ("value", .int, false),
-                           ("index", .int, false), ("data", .string, false), ("length", .int, false), ("timeout-ms", .int, false)]
+        case .socket: [(.domain, .string, true), (.`type`, .string, true)]
+        case .bind, .connect: [(.fd, .int, true), (.address, .string, true)]
+        case .listen: [(.fd, .int, true), (.backlog, .int, false)]
+        case .sendto: [(.fd, .int, true), (.data, .string, true), (.address, .string, false)]
+        case .spawn: [(.path, .string, true), (.args, .string, false)]
+        case .waitpid: [(.pid, .int, true), (.nohang, .int, false)]
+        case .kill: [(.pid, .int, true), (.signal, .string, false)]
+        case .timer: [(.afterMs, .int, true), (.intervalMs, .int, false)]
+        case .watch: [(.fd, .int, true), (.path, .string, true)]
+        case .act: [(.device, .string, true), (.action, .string, true), (.params, .string, false)]
+        case .gpioSet: [(.chip, .string, true), (.line, .string, true), (.value, .int, true)]
+        case .gpioGet: [(.chip, .string, true), (.line, .string, true)]
+        case .usbTransfer: [(.device, .string, true), (.endpoint, .int, true), (.data, .string, false), (.length, .int, false), (.timeoutMs, .int, false)]
+        case .usbControl: [(.device, .string, true), (.requestType, .int, true), (.request, .int, true), (.value, .int, false),
+                           (.index, .int, false), (.data, .string, false), (.length, .int, false), (.timeoutMs, .int, false)]
         }
     }
 
     /// The parameter that names a descriptor this step uses, if any (`dir` for openat).
-    public var descriptorParameter: String? {
+    public var descriptorParameter: Parameter? {
         switch self {
-        case .openat: "dir"
+        case .openat: .dir
         case .open, .munmap, .pipe, .socket, .spawn, .waitpid, .kill, .timer, .inotify, .act, .gpioSet, .gpioGet, .usbTransfer, .usbControl: nil
-        default: "fd"
+        default: .fd
         }
     }
 
@@ -98,6 +98,47 @@ public enum MicroOp: String, Codable, CaseIterable, Sendable {
     public static let openModes: Set<String> = ["read", "write", "append", "create", "readwrite"]
     public static let ioctlRequests: Set<String> = ["FIONREAD", "FIONBIO"]
     public static let maximumReadCount: Int64 = 1 << 20
+}
+
+/// A micro-step's parameter, its name written once: the raw value is how bench files, the trace
+/// and the audit log spell it. The last three are what the name resolver adds to a resolved call
+/// (the name as written, the object's identity, a device node's device number).
+public enum Parameter: String, CaseIterable, Sendable {
+    case action
+    case address
+    case afterMs = "after-ms"
+    case args
+    case backlog
+    case chip
+    case count
+    case data
+    case device
+    case dir
+    case domain
+    case endpoint
+    case events
+    case fd
+    case index
+    case intervalMs = "interval-ms"
+    case length
+    case line
+    case map
+    case mode
+    case nohang
+    case offset
+    case params
+    case path
+    case pid
+    case request
+    case requestType = "request-type"
+    case signal
+    case timeoutMs = "timeout-ms"
+    case `type`
+    case value
+    case whence
+    case asWritten = "as-written"
+    case object
+    case deviceNumber = "rdev"
 }
 
 public enum ParameterType: String, Sendable { case int, string }
@@ -146,15 +187,29 @@ public enum Argument: Hashable, Codable, Sendable, CustomStringConvertible {
     }
 }
 
-/// One proposed micro-step.
-public struct MicroStep: Hashable, Codable, Sendable, CustomStringConvertible {
+/// One call of an operation with its arguments, as proposed (``MicroStep``: an argument may be
+/// an earlier step's return) or as resolved (``ResolvedCall``: every argument a value, which the
+/// guard decides on and the host performs). Arguments are read by ``Parameter``.
+public struct Call<Arg: Hashable & Codable & Sendable & CustomStringConvertible>: Hashable, Codable, Sendable, CustomStringConvertible {
     public var op: MicroOp
-    public var args: [String: Argument]
-    public init(_ op: MicroOp, _ args: [String: Argument]) { self.op = op; self.args = args }
+    public var args: [String: Arg]
+    public init(_ op: MicroOp, _ args: [String: Arg]) { self.op = op; self.args = args }
+
+    public subscript(_ parameter: Parameter) -> Arg? {
+        get { args[parameter.rawValue] }
+        set { args[parameter.rawValue] = newValue }
+    }
+
+    /// The call as a person reads it (run log, panel, audit): its arguments, with the name as
+    /// resolved and as written, but not the object identity the trace carries beside them.
     public var description: String {
-        "\(op.rawValue)(" + args.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"
+        "\(op.rawValue)(" + args.filter { $0.key != Parameter.object.rawValue && $0.key != Parameter.deviceNumber.rawValue }
+            .sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"
     }
 }
+
+/// One proposed micro-step.
+public typealias MicroStep = Call<Argument>
 
 /// A resolved argument: what the host adapter receives.
 public enum Value: Hashable, Codable, Sendable, CustomStringConvertible {
@@ -183,64 +238,56 @@ public enum Value: Hashable, Codable, Sendable, CustomStringConvertible {
 
 /// A micro-step with every reference replaced by the value it named. This is what the guard
 /// decides on and what the host adapter performs.
-public struct ResolvedCall: Hashable, Codable, Sendable, CustomStringConvertible {
-    public var op: MicroOp
-    public var args: [String: Value]
-    public init(_ op: MicroOp, _ args: [String: Value]) { self.op = op; self.args = args }
-    /// The call as a person reads it (run log, panel, audit): its arguments, with the name as
-    /// resolved and as written, but not the object identity the trace carries beside them.
-    public var description: String {
-        "\(op.rawValue)(" + args.filter { $0.key != Self.objectArgument && $0.key != Self.deviceNumberArgument }
-            .sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"
-    }
-    public var fd: Int64? { args["fd"]?.int }
-    public var path: String? { args["path"]?.string }
+public typealias ResolvedCall = Call<Value>
+
+extension Call where Arg == Value {
+    public func int(_ parameter: Parameter) -> Int64? { self[parameter]?.int }
+    public func string(_ parameter: Parameter) -> String? { self[parameter]?.string }
+
+    public var fd: Int64? { int(.fd) }
+    public var path: String? { string(.path) }
     /// An `act` call's `params` ("relay=0, hold-ms=50"): the key=value parts, trimmed, and
     /// whether every comma-separated part was one.
     public var actionParameters: (pairs: [String: String], wellFormed: Bool) {
         var pairs: [String: String] = [:], wellFormed = true
-        for part in (args["params"]?.string ?? "").split(separator: ",") {
+        for part in (string(.params) ?? "").split(separator: ",") {
             let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             if kv.count == 2 { pairs[kv[0]] = kv[1] } else { wellFormed = false }
         }
         return (pairs, wellFormed)
     }
     /// The descriptor this call uses (`fd`, or `dir` for openat), if any.
-    public var descriptor: Int64? { op.descriptorParameter.flatMap { args[$0]?.int } }
+    public var descriptor: Int64? { op.descriptorParameter.flatMap { int($0) } }
 
     /// The argument that names a file-system object, if this operation takes one: `path`, or
     /// for a unix socket `address` (`unix:/run/x.sock`).
-    public var nameArgument: String? {
+    public var nameArgument: Parameter? {
         switch op {
-        case .open, .openat, .spawn, .watch: "path"
-        case .bind, .connect: args["address"]?.string?.hasPrefix("unix:") == true ? "address" : nil
+        case .open, .openat, .spawn, .watch: .path
+        case .bind, .connect: string(.address)?.hasPrefix("unix:") == true ? .address : nil
         default: nil
         }
     }
 
     /// The name as the proposal wrote it, when the host's resolver gave the call another (the
     /// canonical one it then decides on and opens).
-    public var asWritten: String? { args[Self.asWrittenArgument]?.string }
+    public var asWritten: String? { string(.asWritten) }
     /// `DEV:INODE` of the object the name reaches, when it exists (see ``named(_:object:deviceNumber:)``).
-    public var object: String? { args[Self.objectArgument]?.string }
+    public var object: String? { string(.object) }
     /// For a device node: the device number it opens.
-    public var deviceNumber: UInt64? { args[Self.deviceNumberArgument]?.int.map { UInt64(bitPattern: $0) } }
-
-    public static let asWrittenArgument = "as-written"
-    public static let objectArgument = "object"
-    public static let deviceNumberArgument = "rdev"
+    public var deviceNumber: UInt64? { int(.deviceNumber).map { UInt64(bitPattern: $0) } }
 
     /// This call with its name replaced by the canonical one (no symlink, `..` or magic link in
     /// it), and the identity of the object found there. The guard decides on that name and
     /// object; the host opens that name with links refused and checks it found that object.
     public func named(_ canonical: String, object: String?, deviceNumber: UInt64?) -> ResolvedCall {
-        guard let argument = nameArgument, let written = args[argument]?.string else { return self }
+        guard let argument = nameArgument, let written = string(argument) else { return self }
         var call = self
-        let spelled = argument == "address" ? "unix:" + canonical : canonical
-        if spelled != written { call.args[Self.asWrittenArgument] = .string(written) }
-        call.args[argument] = .string(spelled)
-        if let object { call.args[Self.objectArgument] = .string(object) }
-        if let deviceNumber { call.args[Self.deviceNumberArgument] = .int(Int64(bitPattern: deviceNumber)) }
+        let spelled = argument == .address ? "unix:" + canonical : canonical
+        if spelled != written { call[.asWritten] = .string(written) }
+        call[argument] = .string(spelled)
+        if let object { call[.object] = .string(object) }
+        if let deviceNumber { call[.deviceNumber] = .int(Int64(bitPattern: deviceNumber)) }
         return call
     }
 }

@@ -1,8 +1,8 @@
-import CPNG
 import Dispatch
 import Foundation
 import Glibc
 import LoopCore
+import PNGCodec
 
 /// Writes a frame as a PNG file, replacing the file atomically, and only when the frame
 /// changed since the last one written. The encoding (libpng's simplified API) is done on the
@@ -48,25 +48,9 @@ public struct PNGSink: FrameSink {
             }
             count = frame.pixels.count * 3
         }
-        var image = png_image()
-        image.version = UInt32(PNG_IMAGE_VERSION)
-        image.width = UInt32(frame.width)
-        image.height = UInt32(frame.height)
-        image.format = UInt32(PNG_FORMAT_RGB)
-        func failed() -> PNGError {
-            let message = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            png_image_free(&image)
-            return PNGError(path: path, message: message)
+        do { return try PNG.encode(PNG.RGB(width: frame.width, height: frame.height, pixels: rgb)) } catch {
+            throw PNGError(path: path, message: error.message)
         }
-        // Room for the image stored uncompressed, which it never exceeds by much.
-        var size = rgb.count + rgb.count / 8 + 4096
-        var out = [UInt8](repeating: 0, count: size)
-        let ok = rgb.withUnsafeBytes { px in
-            out.withUnsafeMutableBytes { png_image_write_to_memory(&image, $0.baseAddress, &size, 0, px.baseAddress, Int32(frame.width * 3), nil) }
-        }
-        guard ok != 0 else { throw failed() }
-        out.removeSubrange(size...)
-        return out
     }
 
     static func replace(_ path: String, with bytes: [UInt8]) throws {

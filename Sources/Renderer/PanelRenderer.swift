@@ -44,11 +44,6 @@ public struct PanelRenderer: Rendering {
             semantics.append(.init(role: role, label: clipped, node: node, x: x, y: y, width: clipped.count * char, height: line))
         }
 
-        func section(_ title: String) {
-            y += line / 2
-            row(title, y: y, color: Color.section, role: "section")
-            y += line
-        }
         func value(_ sensor: Node) -> String {
             let number: String = switch sensor["value"] {
             case .double(let d)?: d.rounded() == d && abs(d) < 1e15 ? String(Int64(d)) : format2(d)
@@ -70,12 +65,19 @@ public struct PanelRenderer: Rendering {
             y: 5, color: Color.text, role: "header")
 
         var y = line + 16 - line / 2
+        /// A row at the current line, and the next line.
+        func emit(_ text: String, color: UInt32, role: String, node: NodeID? = nil) {
+            row(text, y: y, color: color, role: role, node: node)
+            y += line
+        }
+        func section(_ title: String) {
+            y += line / 2
+            emit(title, color: Color.section, role: "section")
+        }
         if let fault = projected.lazy.compactMap({ $0["fault"]?.stringValue }).first {
             y += line / 2
-            row("HALTED (latched fault): \(fault)", y: y, color: Color.denied, role: "fault")
-            y += line
-            row("  nothing physical runs until a person checks the bench and runs worldos ack", y: y, color: Color.denied, role: "fault")
-            y += line
+            emit("HALTED (latched fault): \(fault)", color: Color.denied, role: "fault")
+            emit("  nothing physical runs until a person checks the bench and runs worldos ack", color: Color.denied, role: "fault")
         }
         section("EXECUTION CONTEXTS (\(contexts.count))")
         let programs = Dictionary(projected.filter { $0.kind == .program }.compactMap { p in p["context"]?.stringValue.map { ($0, p) } },
@@ -87,15 +89,12 @@ public struct PanelRenderer: Rendering {
                 let calls = program["calls"]?.intValue ?? 0, refused = program["refused"]?.intValue ?? 0
                 let ended = program["ended"]?.stringValue
                 let last = program["last-call"]?.stringValue ?? "none yet"
-                row("\(name)  program  calls \(calls)  allowed \(program["allowed"]?.intValue ?? 0)  refused \(refused)  last \(last)",
-                    y: y, color: ended != nil ? Color.denied : calls == 0 ? Color.dim : Color.ok, role: "context", node: context.id)
-                y += line
+                emit("\(name)  program  calls \(calls)  allowed \(program["allowed"]?.intValue ?? 0)  refused \(refused)  last \(last)",
+                     color: ended != nil ? Color.denied : calls == 0 ? Color.dim : Color.ok, role: "context", node: context.id)
                 if let ended {
-                    row("  ENDED \(ended)", y: y, color: Color.denied, role: "program-exit", node: program.id)
-                    y += line
+                    emit("  ENDED \(ended)", color: Color.denied, role: "program-exit", node: program.id)
                 } else if let refusal = program["last-refusal"]?.stringValue {
-                    row("  REFUSED \(refusal)", y: y, color: Color.denied, role: "denial", node: program.id)
-                    y += line
+                    emit("  REFUSED \(refusal)", color: Color.denied, role: "denial", node: program.id)
                 }
                 continue
             }
@@ -106,12 +105,10 @@ public struct PanelRenderer: Rendering {
             let last = context["last-task"]?.stringValue ?? "-"
             let result = context["last-result"]?.stringValue ?? "not run yet"
             let color = result == "ok" ? Color.ok : result == "not run yet" ? Color.dim : result == "waiting for approval" ? Color.own : Color.denied
-            row("\(name)  prio \(priority)  runs \(runs)  allowed \(allowed)  denied \(denied)  last \(last): \(result)",
-                y: y, color: color, role: "context", node: context.id)
-            y += line
+            emit("\(name)  prio \(priority)  runs \(runs)  allowed \(allowed)  denied \(denied)  last \(last): \(result)",
+                 color: color, role: "context", node: context.id)
             if let denial = context["last-denial"]?.stringValue {
-                row("  REFUSED \(denial)", y: y, color: Color.denied, role: "denial", node: context.id)
-                y += line
+                emit("  REFUSED \(denial)", color: Color.denied, role: "denial", node: context.id)
             }
         }
 
@@ -125,11 +122,9 @@ public struct PanelRenderer: Rendering {
                 let what = ["action", "params"].compactMap { request[$0]?.stringValue }.filter { !$0.isEmpty }.joined(separator: " ")
                 let on = ["device", "path"].compactMap { request[$0]?.stringValue }.joined(separator: " ")
                 let people = request["approvals"]?.stringValue.map { ", \($0) approvals" } ?? ""
-                row("\(id)  \(what) on \(on)  \(request["risk"]?.stringValue ?? "")  asked by \(request["context"]?.stringValue ?? "?")"
-                    + "  until \(request["until"]?.stringValue ?? "?")\(people)", y: y, color: Color.own, role: "approval", node: request.id)
-                y += line
-                row("  worldos approve \(id)", y: y, color: Color.own, role: "approval-command", node: request.id)
-                y += line
+                emit("\(id)  \(what) on \(on)  \(request["risk"]?.stringValue ?? "")  asked by \(request["context"]?.stringValue ?? "?")"
+                    + "  until \(request["until"]?.stringValue ?? "?")\(people)", color: Color.own, role: "approval", node: request.id)
+                emit("  worldos approve \(id)", color: Color.own, role: "approval-command", node: request.id)
             }
         }
 
@@ -139,13 +134,11 @@ public struct PanelRenderer: Rendering {
             for instrument in instruments {
                 let status = instrument["status"]?.stringValue ?? "?"
                 let title = ["profile", "model", "serial", "path"].compactMap { instrument[$0]?.stringValue }.joined(separator: "  ")
-                row("\(title)  \(status)", y: y, color: status == "ok" ? Color.ok : Color.denied, role: "instrument", node: instrument.id)
-                y += line
+                emit("\(title)  \(status)", color: status == "ok" ? Color.ok : Color.denied, role: "instrument", node: instrument.id)
                 let readings = posterior.graph.owned(by: instrument.id).compactMap { posterior.graph[$0] }.filter { $0.kind == .sensor }
                 let cells = readings.map { "\($0["reading"]?.stringValue ?? "?") \(value($0))" }
                 for i in stride(from: 0, to: cells.count, by: 3) {
-                    row("  " + cells[i..<min(i + 3, cells.count)].map { $0.padding(to: 30) }.joined(), y: y, color: Color.text, role: "reading", node: instrument.id)
-                    y += line
+                    emit("  " + cells[i..<min(i + 3, cells.count)].map { $0.padding(to: 30) }.joined(), color: Color.text, role: "reading", node: instrument.id)
                 }
             }
         }
@@ -161,8 +154,7 @@ public struct PanelRenderer: Rendering {
             let cells = chosen.map { "\($0.id.rawValue.dropFirst("sensor:".count)) \(value($0))" }
             for i in stride(from: 0, to: cells.count, by: 2) {
                 let left = cells[i].padding(to: 44), right = i + 1 < cells.count ? cells[i + 1] : ""
-                row(left + right, y: y, color: Color.text, role: "telemetry", node: chosen[chosen.index(chosen.startIndex, offsetBy: i)].id)
-                y += line
+                emit(left + right, color: Color.text, role: "telemetry", node: chosen[chosen.index(chosen.startIndex, offsetBy: i)].id)
             }
         }
 
@@ -171,8 +163,7 @@ public struct PanelRenderer: Rendering {
             section("EVENTS THIS STEP (\(events.count))")
             for event in events.prefix(4) {
                 let text = ["source", "action", "subject"].compactMap { event[$0]?.stringValue }.joined(separator: " ")
-                row(text, y: y, color: Color.dim, role: "event", node: event.id)
-                y += line
+                emit(text, color: Color.dim, role: "event", node: event.id)
             }
         }
 
@@ -187,8 +178,7 @@ public struct PanelRenderer: Rendering {
             let comm = process["comm"]?.stringValue ?? "?"
             let own = process.id == posterior.supervisor
             let text = "\(pad(pid, 7))  \(state)  \(pad(fds, 5))  \(comm)" + (own ? "   <- this supervisor" : "")
-            row(text, y: y, color: own ? Color.own : Color.text, role: "process", node: process.id)
-            y += line
+            emit(text, color: own ? Color.own : Color.text, role: "process", node: process.id)
         }
         if shown.count < processes.count {
             row("... and \(processes.count - shown.count) more", y: y, color: Color.dim, role: "more")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Benches
 import Foundation
 import Journal
 import Supervisor

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Supervisor
+import Traces
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

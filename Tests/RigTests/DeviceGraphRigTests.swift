@@ -1,3 +1,4 @@
+import Attached
 import DevicePorts
 import HostAdapter
 import LoopCore

@@ -1,3 +1,4 @@
+import Attached
 import DevicePorts
 import Devices
 import Foundation
@@ -33,14 +34,14 @@ final class DeviceStepsRigTests: XCTestCase {
         return try DeviceCatalog(profiles: profiles)
     }
 
-    func call(_ host: SupervisorHost, _ op: MicroOp, _ args: [String: Value]) -> CallResult { host.perform(ResolvedCall(op, args)) }
+    func call(_ host: BenchHost, _ op: MicroOp, _ args: [String: Value]) -> CallResult { host.perform(ResolvedCall(op, args)) }
 
     func testGPIOSteps_andActionsOnAGPIOProfile() throws {
         try Rig.require(.gpio)
         let catalog = try catalog()
         let devices = AttachedGPIODevice.discover(catalog)
         XCTAssertEqual(devices.map(\.profile.name), ["rig-gpio"])
-        let host = SupervisorHost(instruments: [], gpioDevices: devices)
+        let host = BenchHost(instruments: [], gpioDevices: devices)
         XCTAssertEqual(call(host, .gpioSet, ["chip": .string("worldos-rig"), "line": .string("relay"), "value": .int(1)]), .value(1))
         XCTAssertEqual(try Rig.simulatedValue(0), 1)
         XCTAssertEqual(call(host, .gpioGet, ["chip": .string("worldos-rig"), "line": .string("relay")]), .value(1))
@@ -50,7 +51,7 @@ final class DeviceStepsRigTests: XCTestCase {
         XCTAssertEqual(call(host, .gpioSet, ["chip": .string("worldos-rig"), "line": .string("relay"), "value": .int(7)]), .failure(errno: EINVAL))
         try Rig.setPull(4, up: true)
         XCTAssertEqual(call(host, .gpioGet, ["chip": .string("worldos-rig"), "line": .string("button-start")]), .value(1))
-        XCTAssertEqual(SupervisorHost.risk(instruments: [], gpio: devices)("rig-gpio", "relay.energise"), "irreversible-physical")
+        XCTAssertEqual(BenchHost.risk(instruments: [], gpio: devices)("rig-gpio", "relay.energise"), "irreversible-physical")
         host.closeAll()
         XCTAssertFalse(try XCTUnwrap(GPIO.chips().first { $0.label == "worldos-rig" }).lines[0].used, "released")
     }
@@ -74,7 +75,7 @@ final class DeviceStepsRigTests: XCTestCase {
         try Rig.require(.gadget)
         let usb = try USBContext()
         let gadget = try XCTUnwrap(try usb.devices().first { $0.vidpid == "1d6b:0104" })
-        let host = SupervisorHost(instruments: [], usb: usb, catalog: try catalog())
+        let host = BenchHost(instruments: [], usb: usb, catalog: try catalog())
         // GET_DESCRIPTOR(DEVICE): 18 bytes, idVendor at offset 8.
         let descriptor = call(host, .usbControl, ["device": .string(gadget.busPath), "request-type": .int(0x80), "request": .int(6),
                                                   "value": .int(0x0100), "length": .int(18)])
@@ -96,10 +97,10 @@ final class DeviceStepsRigTests: XCTestCase {
         let ftdi = try XCTUnwrap(try usb.devices().first { $0.vidpid == "0403:6001" && $0.serial != "BENCH-SIM" })
         let inEndpoint = try XCTUnwrap(ftdi.configurations.first?.interfaces.first?.endpoints.first(where: \.isIn))
         let args: [String: Value] = ["device": .string(ftdi.busPath), "endpoint": .int(Int64(inEndpoint.address)), "length": .int(64), "timeout-ms": .int(500)]
-        let refusing = SupervisorHost(instruments: [], usb: usb, catalog: try catalog())
+        let refusing = BenchHost(instruments: [], usb: usb, catalog: try catalog())
         XCTAssertEqual(call(refusing, .usbTransfer, args), .failure(errno: EBUSY), "ftdi_sio holds it and no profile allows detaching")
         refusing.closeAll()
-        let allowing = SupervisorHost(instruments: [], usb: usb, catalog: try catalog("""
+        let allowing = BenchHost(instruments: [], usb: usb, catalog: try catalog("""
         version: 1
         name: rig-ftdi
         kind: serial-adapter

@@ -1,3 +1,4 @@
+import Attached
 import DevicePorts
 import Devices
 import Glibc
@@ -27,12 +28,12 @@ final class DeviceStepTests: XCTestCase {
         ])
     }
 
-    func call(_ host: SupervisorHost, _ op: MicroOp, _ args: [String: Value]) -> CallResult { host.perform(ResolvedCall(op, args)) }
+    func call(_ host: BenchHost, _ op: MicroOp, _ args: [String: Value]) -> CallResult { host.perform(ResolvedCall(op, args)) }
 
     func testGPIOSet_holdsTheLine_andReleaseReturnsItToSafe() throws {
         let bank = FakeGPIOBank(label: "bank", lines: ["relay", "button"])
         let devices = AttachedGPIODevice.discover(try catalog(detach: false), chips: bank.chips())
-        let host = SupervisorHost(instruments: [], gpioDevices: devices, gpio: bank)
+        let host = BenchHost(instruments: [], gpioDevices: devices, gpio: bank)
         XCTAssertEqual(call(host, .gpioSet, ["chip": .string("bank"), "line": .string("relay"), "value": .int(1)]), .value(1))
         XCTAssertEqual(call(host, .gpioSet, ["chip": .string("bank"), "line": .string("0"), "value": .int(1)]), .value(1), "by offset, same held line")
         XCTAssertEqual(bank.log, ["request 0"], "requested once, kept")
@@ -48,7 +49,7 @@ final class DeviceStepTests: XCTestCase {
 
     func testALatchedFault_drivesHeldGPIOLinesSafe_andReleasesThem() throws {
         let bank = FakeGPIOBank(label: "bank", lines: ["relay", "button"])
-        let host = SupervisorHost(instruments: [], gpioDevices: AttachedGPIODevice.discover(try catalog(detach: false), chips: bank.chips()), gpio: bank)
+        let host = BenchHost(instruments: [], gpioDevices: AttachedGPIODevice.discover(try catalog(detach: false), chips: bank.chips()), gpio: bank)
         let out = NSTemporaryDirectory() + "worldos-gpio-fault-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: out) }
@@ -65,9 +66,9 @@ final class DeviceStepTests: XCTestCase {
         let bus = FakeUSBBus([gadget])
         bus.kernelDrivers = ["3-1#2"]
         bus.answers["3-1/130"] = [1, 2, 3]
-        let refusing = SupervisorHost(instruments: [], usb: bus, catalog: try catalog(detach: false))
+        let refusing = BenchHost(instruments: [], usb: bus, catalog: try catalog(detach: false))
         XCTAssertEqual(call(refusing, .usbTransfer, ["device": .string("3-1"), "endpoint": .int(0x82), "length": .int(8)]), .failure(errno: EBUSY))
-        let allowing = SupervisorHost(instruments: [], usb: bus, catalog: try catalog(detach: true))
+        let allowing = BenchHost(instruments: [], usb: bus, catalog: try catalog(detach: true))
         XCTAssertEqual(call(allowing, .usbTransfer, ["device": .string("3-1"), "endpoint": .int(0x82), "length": .int(8)]),
                        .value(3, data: [1, 2, 3]))
         XCTAssertEqual(call(allowing, .usbTransfer, ["device": .string("3-1"), "endpoint": .int(0x01), "data": .string("abcd")]), .value(2))
@@ -100,7 +101,7 @@ final class RawDeviceStepRiskTests: XCTestCase {
         let policy = try Policy.parse("version: 1\ncontexts:\n  op:\n    allow:\n      - op: [gpio-set, usb-transfer, usb-control]\n", file: "p.yaml")
         return PolicyGuard(policy: policy, audit: try AuditLog(path: out + "/audit.jsonl"), mode: .real,
                            approvals: try ApprovalStore(directory: out + "/approvals"), protectedPaths: [out],
-                           stepRisk: SupervisorHost.stepRisk(gpio: gpio, usb: usb, catalog: catalog))
+                           stepRisk: BenchHost.stepRisk(gpio: gpio, usb: usb, catalog: catalog))
     }
 
     func testGPIOSet_onALineOfAnIrreversibleProfile_needsAnApproval_boundToLineAndValue() throws {

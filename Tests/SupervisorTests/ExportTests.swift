@@ -3,6 +3,7 @@ import Foundation
 import LoopCore
 import MCAP
 import Supervisor
+import Traces
 import WorldOSTesting
 import XCTest
 

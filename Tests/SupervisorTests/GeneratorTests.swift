@@ -2,6 +2,7 @@ import DataEngine
 import Foundation
 import LoopCore
 import Supervisor
+import Traces
 import XCTest
 
 /// `worldos generate`: seeded tasks in sandboxes, with faults, making a dataset with failures.

@@ -3,6 +3,7 @@ import Glibc
 import LoopCore
 import StateGraph
 import Supervisor
+import Traces
 import WorldOSTesting
 import XCTest
 

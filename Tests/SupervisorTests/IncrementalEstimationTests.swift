@@ -1,6 +1,7 @@
+import Attached
 import Estimator
-import Glibc
 import Foundation
+import Glibc
 import LoopCore
 import StateGraph
 import Supervisor
@@ -85,7 +86,7 @@ final class IncrementalEstimationTests: XCTestCase {
             held.forEach { close($0) }
             children.forEach { $0.terminate() }
             try? loop.finish()
-            (loop.host as? SupervisorHost)?.closeAll()
+            (loop.host as? BenchHost)?.closeAll()
         }
         for step in 0..<steps {
             // This process opens a descriptor, or closes one; now and then a process starts,
@@ -99,7 +100,7 @@ final class IncrementalEstimationTests: XCTestCase {
                 children.append(p)
             }
             try loop.step()
-            if closingBehindItsBack, step % 3 == 2, let fd = (loop.host as? SupervisorHost)?.linux.open.max() {
+            if closingBehindItsBack, step % 3 == 2, let fd = (loop.host as? BenchHost)?.linux.open.max() {
                 close(fd)
                 closed += 1
             }

@@ -1,3 +1,4 @@
+import Benches
 import DevicePorts
 import Devices
 import Foundation

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import LoopCore
 import Supervisor
+import Traces
 import WorldOSTesting
 import XCTest
 

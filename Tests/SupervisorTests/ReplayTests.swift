@@ -3,6 +3,7 @@ import Foundation
 import LoopCore
 import MCAP
 import Supervisor
+import Traces
 import XCTest
 
 /// `worldos replay` against the checked-in golden trace of the default bench (recorded by

@@ -1,3 +1,5 @@
+import Attached
+import Benches
 import DataEngine
 import DevicePorts
 import Foundation
@@ -57,10 +59,10 @@ final class SupervisorTests: XCTestCase {
         var options = try creatingBench(target: target)
         options.mode = .latent
         var loop = try Supervisor.make(options, clock: ManualClock())
-        XCTAssertTrue(loop.host is SupervisorHost, "the real host adapter is in place")
+        XCTAssertTrue(loop.host is BenchHost, "the real host adapter is in place")
         for _ in 0..<3 { try loop.step() }
         XCTAssertFalse(FileManager.default.fileExists(atPath: target), "a dream created a real file")
-        XCTAssertEqual((loop.host as? SupervisorHost)?.linux.open, [])
+        XCTAssertEqual((loop.host as? BenchHost)?.linux.open, [])
         let transitions = try TraceWriter.read(path: options.folder.trace)
         XCTAssertEqual(transitions.map(\.mode), [.latent, .latent, .latent])
         XCTAssertEqual(transitions.map(\.observedNodes), [nil, nil, nil])

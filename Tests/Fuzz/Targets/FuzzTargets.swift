@@ -1,3 +1,4 @@
+import Benches
 import DataEngine
 import DevicePorts
 import Devices

@@ -83,9 +83,9 @@ public struct Bench: Sendable {
             }
             let parameters = op.parameters
             var args: [String: Argument] = [:]
-            for (name, value) in try argsNode.mapping(allowed: parameters.map(\.name), required: parameters.filter(\.required).map(\.name)) {
+            for (name, value) in try argsNode.mapping(allowed: parameters.map(\.name.rawValue), required: parameters.filter(\.required).map(\.name.rawValue)) {
                 let text = try value.string()
-                let type = parameters.first { $0.name == name }!.type
+                let type = parameters.first { $0.name.rawValue == name }!.type
                 if text.hasPrefix("$") {
                     guard let (n, field) = Argument.reference(text) else {
                         throw value.error("\"\(text)\" is not a step reference", hint: "write $N for the return of step N (0-based), or $N.field for one of its fields")
@@ -97,7 +97,7 @@ public struct Bench: Sendable {
                     args[name] = .result(of: n, field: field)
                 } else if type == .int {
                     guard value.isInteger, let v = Int64(text) else { throw value.error("\(name) must be a whole number, not \"\(text)\"") }
-                    if op == .read, name == "count", !(0...MicroOp.maximumReadCount).contains(v) {
+                    if op == .read, name == Parameter.count.rawValue, !(0...MicroOp.maximumReadCount).contains(v) {
                         throw value.error("count \(v) is out of range", hint: "use 0...\(MicroOp.maximumReadCount)")
                     }
                     args[name] = .int(v)

@@ -1,3 +1,5 @@
+import Attached
+import Benches
 import DataEngine
 import Devices
 import Estimator
@@ -10,6 +12,7 @@ import MCAP
 import Renderer
 import Scheduler
 import StateGraph
+import Supervisor
 
 /// `worldos replay`: the real core — estimator fold, renderer, scheduler, guard, executor — run
 /// against a recorded trace instead of the machine. What came from outside the core is served
@@ -136,9 +139,9 @@ final class ReplayScript: WorldClock, Observing, Proposing, Effecting, NameResol
     /// there: resolving it again would read this machine's files.
     func resolve(_ call: ResolvedCall) -> ResolvedCall {
         guard let argument = call.nameArgument, let next = pendingDecisions.first?.call, next.op == call.op,
-              (next.asWritten ?? next.args[argument]?.string) == call.args[argument]?.string else { return call }
+              (next.asWritten ?? next.string(argument)) == call.string(argument) else { return call }
         var served = call
-        for key in [argument, ResolvedCall.asWrittenArgument, ResolvedCall.objectArgument, ResolvedCall.deviceNumberArgument] { served.args[key] = next.args[key] }
+        for parameter in [argument, .asWritten, .object, .deviceNumber] { served[parameter] = next[parameter] }
         return served
     }
 

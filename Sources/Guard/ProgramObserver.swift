@@ -1,4 +1,3 @@
-import Guard
 import LoopCore
 import StateGraph
 

@@ -130,7 +130,7 @@ public struct RequestingProposer: Proposing {
     }
 
     /// Answer requests: the outcome of one this step ran, and any for a context the bench lacks.
-    mutating func settle(_ report: StepReport) {
+    public mutating func settle(_ report: StepReport) {
         if let outcome = report.outcome, outcome.proposal.task.hasPrefix("request "),
            let id = outcome.proposal.task.split(separator: " ").last.map(String.init), running.removeValue(forKey: id) != nil,
            let step = outcome.steps.first, let decision = step.decision {

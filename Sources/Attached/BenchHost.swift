@@ -7,62 +7,11 @@ import HostAdapter
 import LoopCore
 import System
 
-/// A GPIO device recognised by its profile: a chip whose label and line names match.
-public final class AttachedGPIODevice {
-    public let profile: DeviceProfile
-    public let chip: GPIO.Chip
-    init(profile: DeviceProfile, chip: GPIO.Chip) {
-        self.profile = profile
-        self.chip = chip
-    }
-    /// Find the GPIO devices the catalog's GPIO profiles describe.
-    public static func discover(_ catalog: DeviceCatalog, chips: [GPIO.Chip] = LinuxGPIO().chips()) -> [AttachedGPIODevice] {
-        catalog.profiles.compactMap { profile in
-            guard case .gpio(let label, let lines) = profile.match,
-                  let chip = chips.first(where: { c in c.label == label && lines.allSatisfy { name in c.lines.contains { $0.name == name } } }) else { return nil }
-            return AttachedGPIODevice(profile: profile, chip: chip)
-        }
-    }
-}
-
-/// Every attached device with a profile, as a device argument names it: its identity
-/// (`profile:serial`, or `profile:gpiochipN` for GPIO), or just the profile when only one
-/// device of that profile is attached.
-public struct AttachedDevices: Sendable {
-    public struct Entry: Sendable {
-        public let id: String
-        public let path: String
-        public let profile: DeviceProfile
-    }
-    public let entries: [Entry]
-
-    public init(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) {
-        entries = instruments.map { Entry(id: "\($0.profile.name):\($0.identity.serial)", path: $0.path, profile: $0.profile) }
-            + gpio.map { Entry(id: "\($0.profile.name):\($0.chip.name)", path: $0.chip.path, profile: $0.profile) }
-    }
-
-    /// Devices known otherwise than by being attached now (a replay reads them from the graph).
-    public init(entries: [Entry]) { self.entries = entries }
-
-    public func find(_ device: String) -> Entry? {
-        if let exact = entries.first(where: { $0.id == device }) { return exact }
-        let byProfile = entries.filter { $0.profile.name == device }
-        return byProfile.count == 1 ? byProfile[0] : nil
-    }
-
-    /// The profiles of the attached devices that offer an action, each named once.
-    public func offering(_ action: String) -> [String] {
-        var names: [String] = []
-        for entry in entries where entry.profile.actions[action] != nil && !names.contains(entry.profile.name) { names.append(entry.profile.name) }
-        return names
-    }
-}
-
-/// The supervisor's effector: device steps go to the devices it holds — named actions (`act`)
+/// The host a bench acts on: device steps go to the devices it holds — named actions (`act`)
 /// to instruments and GPIO devices, filled from their profiles' templates; `gpio-set`/`gpio-get`
 /// to held GPIO lines; `usb-transfer`/`usb-control` to opened USB devices, whose kernel driver is
 /// detached only when a profile allows it. Every other micro-step is a Linux syscall.
-public final class SupervisorHost: Effecting {
+public final class BenchHost: Effecting {
     public private(set) var linux = LinuxHost()
     public let instruments: [AttachedInstrument]
     public let gpioDevices: [AttachedGPIODevice]
@@ -136,10 +85,10 @@ public final class SupervisorHost: Effecting {
         return { call in
             switch call.op {
             case .gpioSet:
-                guard let chip = call.args["chip"]?.string, let c = chips.first(where: { $0.label == chip || $0.name == chip }) else { return nil }
+                guard let chip = call.string(.chip), let c = chips.first(where: { $0.label == chip || $0.name == chip }) else { return nil }
                 return (c.id, c.path, c.risk)
             case .usbTransfer, .usbControl:
-                guard let path = call.args["device"]?.string, let device = (try? bus.usb?.devices())?.first(where: { $0.busPath == path }) else { return nil }
+                guard let path = call.string(.device), let device = (try? bus.usb?.devices())?.first(where: { $0.busPath == path }) else { return nil }
                 for profile in profiles {
                     guard case .usb(let matches) = profile.match,
                           matches.contains(where: { $0.vendorID == device.vendorID && $0.productID == device.productID
@@ -162,7 +111,7 @@ public final class SupervisorHost: Effecting {
     }
 
     private func act(_ call: ResolvedCall) -> CallResult {
-        guard let device = call.args["device"]?.string, let action = call.args["action"]?.string else { return .failure(errno: EINVAL) }
+        guard let device = call.string(.device), let action = call.string(.action) else { return .failure(errno: EINVAL) }
         let (pairs, wellFormed) = call.actionParameters
         let params = pairs.compactMapValues(Double.init)
         guard wellFormed, params.count == pairs.count else { return .failure(errno: EINVAL) }
@@ -193,7 +142,7 @@ public final class SupervisorHost: Effecting {
     }
 
     private func gpioStep(_ call: ResolvedCall) -> CallResult {
-        guard let label = call.args["chip"]?.string, let lineName = call.args["line"]?.string else { return .failure(errno: EINVAL) }
+        guard let label = call.string(.chip), let lineName = call.string(.line) else { return .failure(errno: EINVAL) }
         guard let chip = gpio.chips().first(where: { $0.label == label || $0.name == label }),
               let line = chip.lines.first(where: { $0.name == lineName }) ?? Int(lineName).flatMap({ o in chip.lines.first { $0.offset == o } }) else {
             return .failure(errno: ENODEV)
@@ -201,7 +150,7 @@ public final class SupervisorHost: Effecting {
         let key = "\(chip.path)#\(line.offset)"
         do {
             if call.op == .gpioSet {
-                guard let value = call.args["value"]?.int, value == 0 || value == 1 else { return .failure(errno: EINVAL) }
+                guard let value = call.int(.value), value == 0 || value == 1 else { return .failure(errno: EINVAL) }
                 if let held = gpioLines[key], case .output = held.kind {
                     try held.set(Int32(value))
                 } else {
@@ -219,27 +168,27 @@ public final class SupervisorHost: Effecting {
     }
 
     private func usbStep(_ call: ResolvedCall) -> CallResult {
-        guard let usb, let busPath = call.args["device"]?.string else { return .failure(errno: ENODEV) }
-        let timeout = UInt32(clamping: call.args["timeout-ms"]?.int ?? 1000)
+        guard let usb, let busPath = call.string(.device) else { return .failure(errno: ENODEV) }
+        let timeout = UInt32(clamping: call.int(.timeoutMs) ?? 1000)
         var data: [UInt8] = []
-        if let hex = call.args["data"]?.string {
-            guard let bytes = SupervisorHost.hexBytes(hex) else { return .failure(errno: EINVAL) }
+        if let hex = call.string(.data) {
+            guard let bytes = BenchHost.hexBytes(hex) else { return .failure(errno: EINVAL) }
             data = bytes
         }
-        let length = Int(call.args["length"]?.int ?? 0)
+        let length = Int(call.int(.length) ?? 0)
         do {
             guard let device = try usb.devices().first(where: { $0.busPath == busPath }) else { return .failure(errno: ENODEV) }
             let handle = try usbHandles[busPath] ?? usb.openDevice(busPath: busPath)
             usbHandles[busPath] = handle
             if call.op == .usbControl {
-                guard let type = call.args["request-type"]?.int, let request = call.args["request"]?.int else { return .failure(errno: EINVAL) }
+                guard let type = call.int(.requestType), let request = call.int(.request) else { return .failure(errno: EINVAL) }
                 let bytes = try handle.control(requestType: UInt8(truncatingIfNeeded: type), request: UInt8(truncatingIfNeeded: request),
-                                               value: UInt16(truncatingIfNeeded: call.args["value"]?.int ?? 0),
-                                               index: UInt16(truncatingIfNeeded: call.args["index"]?.int ?? 0),
+                                               value: UInt16(truncatingIfNeeded: call.int(.value) ?? 0),
+                                               index: UInt16(truncatingIfNeeded: call.int(.index) ?? 0),
                                                data: data, length: length, timeoutMilliseconds: timeout)
                 return .value(Int64(type & 0x80 != 0 ? bytes.count : data.count), data: bytes)
             }
-            guard let address = call.args["endpoint"]?.int,
+            guard let address = call.int(.endpoint),
                   let (interface, endpoint) = (device.configurations.first?.interfaces ?? []).lazy
                     .compactMap({ i in i.endpoints.first { Int64($0.address) == address }.map { (i, $0) } }).first else {
                 return .failure(errno: EINVAL)

@@ -1,5 +1,4 @@
 import Foundation
-import Guard
 import LoopCore
 import StateGraph
 

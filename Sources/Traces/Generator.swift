@@ -3,6 +3,7 @@ import Foundation
 import Guard
 import Journal
 import LoopCore
+import Supervisor
 
 /// `worldos generate`: many short synthetic tasks, each a real supervisor run in a sandbox of its
 /// own — a temporary folder of files, a generated bench and policy, a program context under the
@@ -231,7 +232,7 @@ public struct Generator {
                 summary.operations[step.step.op.rawValue, default: 0] += 1
                 if let d = step.decision { summary.verdicts[d.verdict, default: 0] += 1 }
                 if case .performed(.failure(let e)) = step.status { summary.errnos[String(cString: strerror(e)), default: 0] += 1 }
-                if step.step.op == .act, let action = step.call?.args["action"]?.string {
+                if step.step.op == .act, let action = step.call?.string(.action) {
                     summary.deviceActions["\(action) \(step.decision?.verdict ?? "?")", default: 0] += 1
                 }
             }

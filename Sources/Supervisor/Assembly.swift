@@ -1,0 +1,64 @@
+import Attached
+import Benches
+import DataEngine
+import Estimator
+import Executor
+import Foundation
+import Guard
+import HostAdapter
+import LoopCore
+import Observer
+import Renderer
+import Sandbox
+import Scheduler
+
+extension Supervisor {
+    /// The loop built from a loaded configuration and the run folder's open records: the real
+    /// stages, one guard for the loop's steps and one for its programs, the device routing.
+    static func assemble(_ configuration: Configuration, _ records: RunRecords, options: SupervisorOptions,
+                         clock: any WorldClock) throws -> Session {
+        let (bench, policy, fault, audit) = (configuration.bench, configuration.policy, records.fault, records.audit)
+        let (instruments, gpio, usb) = (configuration.instruments, configuration.gpioDevices, configuration.usb)
+        var notes = configuration.notes + records.notes
+        var (events, unavailable) = EventObserver.standard()
+        for device in gpio {
+            for name in device.profile.edges {
+                do { events.sources.append(try GPIOEdgeSource(device: device, line: name)) } catch { notes.append("edges of \(name): \(error)") }
+            }
+        }
+        for reason in unavailable {
+            FileHandle.standardError.write(Data("note: event source unavailable, continuing without it: \(reason)\n".utf8))
+        }
+        let host = BenchHost(instruments: instruments, gpioDevices: gpio, usb: usb, catalog: configuration.catalog)
+        host.makeSafe(on: fault)
+        let attached = AttachedDevices(instruments: instruments, gpio: gpio)
+        let owner = BenchHost.owner(instruments: instruments, gpio: gpio)
+        // The run folder (audit log, approvals, trace): no context, loop or program, touches it.
+        let protected = options.folder.resolved
+        let programGuard = ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault, owner: owner)
+        let exits = ProgramExits(judge: programGuard)
+        events.sources.append(exits)
+        let programContexts = bench.contexts.filter { $0.program != nil }
+        let panel = PNGSink(path: options.folder.panel)
+        let loop = SupervisorLoop(
+            mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
+            observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb),
+                                          ApprovalObserver(store: records.approvals),
+                                          ProgramObserver(programs: programGuard, contexts: programContexts.map(\.name)),
+                                          events]),
+            estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
+            frameSink: panel, scheduler: PriorityScheduler(),
+            proposer: RequestingProposer(bench: bench, inbox: ActionInbox(directory: options.folder.requests), offering: attached.offering),
+            policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: BenchHost.risk(instruments: instruments, gpio: gpio),
+                                     identity: BenchHost.identity(instruments: instruments, gpio: gpio),
+                                     approvals: records.approvals,
+                                     approvers: BenchHost.approvers(instruments: instruments, gpio: gpio),
+                                     protectedPaths: [protected], fault: fault, owner: owner,
+                                     stepRisk: BenchHost.stepRisk(gpio: gpio, usb: usb, catalog: configuration.catalog)),
+            executor: TraceExecutor(names: options.mode == .latent ? nil : LinuxNames()), host: host,
+            predictor: TrivialPredictor(), recorder: RecorderSet([records.trace, MCAPRecorder(folder: options.folder, redaction: records.redaction,
+                                                                                             frames: { [encoder = panel.encoder] in encoder.png(hash: $0) })]))
+        return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
+                       programContexts: programContexts, programGuard: programGuard, exits: exits)
+    }
+}
