@@ -34,14 +34,15 @@ public final class MCAPRecorder: JSONRecording {
     public private(set) var files: [String] = []
 
     /// The PNG of the frame with a hash, from whoever encodes them (the panel's encoder, on a
-    /// thread of its own): a frame is then recorded one transition later, when it is surely
-    /// encoded, or at `finish`. Without it, the file a transition names is read at once.
-    private let frames: (@Sendable (String) -> [UInt8]?)?
-    /// The frame of the last transition, not recorded yet: its time, sequence and hash.
-    private var pendingFrame: (time: UInt64, sequence: UInt32, hash: String)?
+    /// thread of its own), waited for or not: a frame is recorded at a later transition, once it
+    /// is encoded (never holding the loop up), or at `finish`, which waits. Without it, the file
+    /// a transition names is read at once.
+    private let frames: (@Sendable (_ hash: String, _ wait: Bool) -> FrameEncoding)?
+    /// Frames of earlier transitions not recorded yet, oldest first: time, sequence and hash.
+    private var pendingFrames: [(time: UInt64, sequence: UInt32, hash: String)] = []
 
     public init(folder: RunFolder, limits: Limits = Limits(), redaction: Redaction = Redaction(),
-                frames: (@Sendable (String) -> [UInt8]?)? = nil) {
+                frames: (@Sendable (_ hash: String, _ wait: Bool) -> FrameEncoding)? = nil) {
         self.folder = folder
         self.limits = limits
         self.redaction = redaction
@@ -50,18 +51,18 @@ public final class MCAPRecorder: JSONRecording {
 
     public func record(_ transition: Transition, json: Data) throws {
         let time = transition.time.nanoseconds
+        recordFrames(waiting: false)
         if let w = writer, w.position >= limits.fileBytes || time - fileStart >= Self.nanoseconds(limits.fileDuration) {
             try w.close()
             writer = nil
         }
-        recordPendingFrame()
         let w = try writer ?? open(at: time)
         sequence &+= 1
         w.write(channel: transitionChannel, sequence: sequence, logTime: time, publishTime: time,
                 data: Array(json))
         if let png = transition.framePNG {
             if frames != nil {
-                pendingFrame = (time, sequence, transition.frameHash)
+                pendingFrames.append((time, sequence, transition.frameHash))
             } else if let file = FileManager.default.contents(atPath: png) {
                 recordFrame([UInt8](file), time: time, sequence: sequence)
             }
@@ -73,11 +74,20 @@ public final class MCAPRecorder: JSONRecording {
         }
     }
 
-    /// The last transition's frame, from the encoder, into the file that holds its transition.
-    private func recordPendingFrame() {
-        guard let (time, sequence, hash) = pendingFrame else { return }
-        pendingFrame = nil
-        if let bytes = frames?(hash) { recordFrame(bytes, time: time, sequence: sequence) }
+    /// The earlier transitions' frames that are encoded, in order, into the file that holds
+    /// their transitions (with `waiting`, all of them); one still encoding and those after it
+    /// wait for the next transition. A frame the encoder skipped or could not encode is not
+    /// recorded; its transition still names its hash.
+    private func recordFrames(waiting: Bool) {
+        guard let frames else { return }
+        while let (time, sequence, hash) = pendingFrames.first {
+            switch frames(hash, waiting) {
+            case .pending: return
+            case .ready(let bytes): recordFrame(bytes, time: time, sequence: sequence)
+            case .unavailable: break
+            }
+            pendingFrames.removeFirst()
+        }
     }
 
     private func recordFrame(_ png: [UInt8], time: UInt64, sequence: UInt32) {
@@ -89,7 +99,7 @@ public final class MCAPRecorder: JSONRecording {
 
     /// Write the last frame, the last chunk and the summary: the file is complete.
     public func finish() throws {
-        recordPendingFrame()
+        recordFrames(waiting: true)
         try writer?.close()
         writer = nil
     }

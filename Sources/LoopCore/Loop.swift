@@ -12,6 +12,16 @@ extension FrameSink {
     public mutating func finish() throws {}
 }
 
+/// Where the encoding of a frame handed to an encoder stands, for a recorder that takes the
+/// encoded bytes beside its transition.
+public enum FrameEncoding: Equatable, Sendable {
+    case ready([UInt8])
+    /// Not encoded yet: ask again later (or wait).
+    case pending
+    /// Never handed over, let go, skipped under overload, or it could not be encoded.
+    case unavailable
+}
+
 /// What one macro step did, stage by stage, for `worldos step` and the run log.
 public struct StepReport: Sendable {
     public var step: Int

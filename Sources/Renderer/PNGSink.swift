@@ -64,12 +64,17 @@ public struct PNGSink: FrameSink {
 
 /// Encodes frames to PNG on a thread of its own, in the order they were handed over, and keeps
 /// the last few encodings until someone asks for them by the frame's hash (the MCAP recorder,
-/// which records each frame beside its transition).
+/// which records each frame beside its transition). When frames come faster than they encode
+/// (a loop stepping back to back), at most `backlog` wait: the oldest waiting one is skipped
+/// (the file on disk is always the newest), so neither memory nor the loop is held up.
 public final class PNGEncoder: @unchecked Sendable {
-    /// `bytes` is set before `done` is left and read only after it is waited for.
+    /// `bytes` is set before `done` is left and read only after it is waited for; `started` and
+    /// `skipped` are read and written under the encoder's lock.
     private final class Job: @unchecked Sendable {
         let done = DispatchGroup()
         var bytes: [UInt8]?
+        var started = false
+        var skipped = false
     }
     private let queue = DispatchQueue(label: "worldos.panel-png")
     private let lock = NSLock()
@@ -77,19 +82,28 @@ public final class PNGEncoder: @unchecked Sendable {
     private var firstFailure: PNGError?
     /// Encodings kept for the asking; older ones are let go.
     private let keep = 8
+    public let backlog: Int
+    /// Frames skipped because `backlog` others were waiting.
+    public private(set) var skipped = 0
 
-    public init() {}
+    public init(backlog: Int = 4) { self.backlog = backlog }
 
     /// Encode `frame` and write it to `path`, on the encoder's thread.
     public func encode(_ frame: Frame, to path: String) {
         let job = Job()
         job.done.enter()
         lock.withLock {
+            let waiting = jobs.filter { !$0.job.started && !$0.job.skipped }
+            if waiting.count >= backlog, let oldest = waiting.first?.job {
+                oldest.skipped = true
+                skipped += 1
+            }
             jobs.append((frame.hash, job))
             if jobs.count > keep { jobs.removeFirst(jobs.count - keep) }
         }
         queue.async { [self] in
             defer { job.done.leave() }
+            guard lock.withLock({ () -> Bool in job.started = !job.skipped; return job.started }) else { return }
             do {
                 let bytes = try PNGSink.encode(frame, path: path)
                 try PNGSink.replace(path, with: bytes)
@@ -100,12 +114,13 @@ public final class PNGEncoder: @unchecked Sendable {
         }
     }
 
-    /// The PNG of the frame with `hash` among the last few handed over, once it is encoded (nil if
-    /// it was never handed over, was let go, or could not be encoded).
-    public func png(hash: String) -> [UInt8]? {
-        guard let job = lock.withLock({ jobs.last(where: { $0.hash == hash })?.job }) else { return nil }
-        job.done.wait()
-        return job.bytes
+    /// The PNG of the frame with `hash` among the last few handed over: ready, still pending
+    /// (with `wait`, waited for), or unavailable (never handed over, let go, skipped, or it could
+    /// not be encoded).
+    public func png(hash: String, wait: Bool) -> FrameEncoding {
+        guard let job = lock.withLock({ jobs.last(where: { $0.hash == hash })?.job }) else { return .unavailable }
+        if wait { job.done.wait() } else if job.done.wait(timeout: .now()) == .timedOut { return .pending }
+        return job.bytes.map(FrameEncoding.ready) ?? .unavailable
     }
 
     /// Wait for every frame handed over; throw the first that could not be written.

@@ -57,7 +57,7 @@ extension Supervisor {
                                      stepRisk: BenchHost.stepRisk(gpio: gpio, usb: usb, catalog: configuration.catalog)),
             executor: TraceExecutor(names: options.mode == .latent ? nil : LinuxNames()), host: host,
             predictor: TrivialPredictor(), recorder: RecorderSet([records.trace, MCAPRecorder(folder: options.folder, redaction: records.redaction,
-                                                                                             frames: { [encoder = panel.encoder] in encoder.png(hash: $0) })]))
+                                                                                             frames: { [encoder = panel.encoder] in encoder.png(hash: $0, wait: $1) })]))
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
                        programContexts: programContexts, programGuard: programGuard, exits: exits)
     }

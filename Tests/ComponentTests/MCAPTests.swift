@@ -42,6 +42,34 @@ final class MCAPTests: XCTestCase {
         return w
     }
 
+    /// CRC-32 eight bytes at a time equals the bit-by-bit definition (polynomial 0xEDB88320,
+    /// reflected, inverted), on the standard check value and on random bytes fed in random pieces.
+    func testCRC32_isTheZlibCRC_atAnyLengthAndSplit() {
+        func reference(_ bytes: [UInt8]) -> UInt32 {
+            var c: UInt32 = 0xFFFF_FFFF
+            for byte in bytes {
+                c ^= UInt32(byte)
+                for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0xEDB8_8320 : c >> 1 }
+            }
+            return ~c
+        }
+        XCTAssertEqual(CRC32.of(Array("123456789".utf8)), 0xCBF4_3926)
+        XCTAssertEqual(CRC32.of([]), 0)
+        var random = SystemRandomNumberGenerator()
+        for length in [1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4099] {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            XCTAssertEqual(CRC32.of(bytes), reference(bytes), "length \(length)")
+            var pieces = CRC32()
+            var at = 0
+            while at < bytes.count {
+                let n = Int.random(in: 1...13, using: &random)
+                pieces.update(Array(bytes[at..<min(at + n, bytes.count)]))
+                at += n
+            }
+            XCTAssertEqual(pieces.value, reference(bytes), "length \(length) in pieces")
+        }
+    }
+
     func testAFile_isReadByThePyPIReader_withEveryChunkCRCChecked() throws {
         let path = dir + "/sample.mcap"
         _ = try writeSample(path)

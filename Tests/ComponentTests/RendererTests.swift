@@ -68,7 +68,7 @@ final class RendererTests: XCTestCase {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         XCTAssertEqual(Array(bytes.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
         XCTAssertEqual(Array(bytes[16..<24]), [0, 0, 1, 64, 0, 0, 0, 200], "IHDR says 320×200")
-        XCTAssertEqual(sink.encoder.png(hash: frame.hash), bytes, "the encoder hands the recorder the bytes it wrote")
+        XCTAssertEqual(sink.encoder.png(hash: frame.hash, wait: false), .ready(bytes), "the encoder hands the recorder the bytes it wrote")
         XCTAssertNil(try sink.emit(frame), "an unchanged frame is not written again")
         XCTAssertThrowsError(try PNGSink.write(frame, to: "/nonexistent-dir/panel.png"))
         // Written on the encoder's thread: a frame that could not be written is said by the
@@ -76,7 +76,31 @@ final class RendererTests: XCTestCase {
         var broken = PNGSink(path: "/nonexistent-dir/panel.png")
         XCTAssertNotNil(try broken.emit(frame))
         XCTAssertThrowsError(try broken.finish()) { XCTAssertTrue("\($0)".contains("/nonexistent-dir/panel.png"), "\($0)") }
-        XCTAssertNil(broken.encoder.png(hash: frame.hash))
+        XCTAssertEqual(broken.encoder.png(hash: frame.hash, wait: true), .unavailable)
+    }
+
+    /// Frames handed over faster than they encode: the loop is never held up (a frame is
+    /// pending, not waited for), at most `backlog` wait — the oldest waiting is skipped — and the
+    /// newest is always encoded and on disk.
+    func testPNGEncoder_underOverload_skipsTheOldestWaiting_andKeepsTheNewest() throws {
+        let path = NSTemporaryDirectory() + "worldos-backlog-\(UUID().uuidString).png"
+        defer { unlink(path) }
+        let encoder = PNGEncoder(backlog: 2)
+        let r = PanelRenderer(width: 1280, height: 800, mode: .real)
+        var p = try posterior()
+        var frames: [Frame] = []
+        for step in 0..<12 {
+            p.step = step
+            frames.append(r.render(p, at: Instant(nanoseconds: 0)))
+        }
+        for frame in frames { encoder.encode(frame, to: path) }
+        XCTAssertEqual(encoder.png(hash: frames.last!.hash, wait: false), .pending, "handing over did not wait for the encoding")
+        guard case .ready(let last) = encoder.png(hash: frames.last!.hash, wait: true) else { return XCTFail("the newest frame is encoded") }
+        XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))), last, "the file is the newest frame")
+        XCTAssertGreaterThanOrEqual(encoder.skipped, 8, "twelve frames, at most one encoding and two waiting at a time")
+        let states = frames.suffix(8).map { encoder.png(hash: $0.hash, wait: true) }
+        XCTAssertTrue(states.contains(.unavailable), "skipped frames are unavailable, not waited for forever")
+        try encoder.drain()
     }
 
     /// A frame is known by what drew it: equal draw lists, equal hashes (and equal pixels);
