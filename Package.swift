@@ -129,11 +129,11 @@ let package = Package(
         ]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.
-        .testTarget(name: "RigTests", dependencies: ["Attached", "HostAdapter", "DevicePorts", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),
+        .testTarget(name: "RigTests", dependencies: ["Attached", "System", "HostAdapter", "DevicePorts", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DevicePorts", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
-            "FuzzTargets", "Journal", "Renderer", "Attached", "Benches", "Traces",
+            "FuzzTargets", "Journal", "Renderer", "Attached", "Benches", "Traces", "System", "CShim",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

@@ -61,8 +61,11 @@ public final class BenchHost: Effecting {
     /// Which attached device a device node opens, by its device number: the instruments' ports
     /// and the GPIO chips the profiles matched. Found once, at start (a device that appears later
     /// is matched by a later start).
-    public static func owner(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice]) -> @Sendable (UInt64) -> DeviceOwner? {
-        var owned: [UInt64: DeviceOwner] = [:]
+    public static func owner(instruments: [AttachedInstrument], gpio: [AttachedGPIODevice], usb: (any USBBus)? = nil,
+                             catalog: DeviceCatalog? = nil, sysfs: String = "/sys") -> @Sendable (UInt64) -> DeviceOwner? {
+        // A claimed USB device's every node (usbfs, its tty…); an instrument found on one of
+        // them is named by its own identity below.
+        var owned = USBOwnership.owners(usb: usb, profiles: catalog?.profiles ?? [], sysfs: sysfs)
         let entries = instruments.map { ("\($0.profile.name):\($0.identity.serial)", $0.path, $0.profile) }
             + gpio.map { ("\($0.profile.name):\($0.chip.name)", $0.chip.path, $0.profile) }
         for (id, path, profile) in entries {
@@ -88,14 +91,9 @@ public final class BenchHost: Effecting {
                 guard let chip = call.string(.chip), let c = chips.first(where: { $0.label == chip || $0.name == chip }) else { return nil }
                 return (c.id, c.path, c.risk)
             case .usbTransfer, .usbControl:
-                guard let path = call.string(.device), let device = (try? bus.usb?.devices())?.first(where: { $0.busPath == path }) else { return nil }
-                for profile in profiles {
-                    guard case .usb(let matches) = profile.match,
-                          matches.contains(where: { $0.vendorID == device.vendorID && $0.productID == device.productID
-                              && ($0.serial.map { globMatches($0, device.serial ?? "") } ?? true) }) else { continue }
-                    return ("\(profile.name):\(device.serial ?? path)", path, profile.highestRisk.rawValue)
-                }
-                return nil
+                guard let path = call.string(.device), let device = (try? bus.usb?.devices())?.first(where: { $0.busPath == path }),
+                      let profile = USBOwnership.profile(for: device, in: profiles) else { return nil }
+                return (USBOwnership.identity(of: device, profile: profile), path, profile.highestRisk.rawValue)
             default: return nil
             }
         }

@@ -32,7 +32,7 @@ extension Supervisor {
         let host = BenchHost(instruments: instruments, gpioDevices: gpio, usb: usb, catalog: configuration.catalog)
         host.makeSafe(on: fault)
         let attached = AttachedDevices(instruments: instruments, gpio: gpio)
-        let owner = BenchHost.owner(instruments: instruments, gpio: gpio)
+        let owner = BenchHost.owner(instruments: instruments, gpio: gpio, usb: usb, catalog: configuration.catalog)
         // The run folder (audit log, approvals, trace): no context, loop or program, touches it.
         let protected = options.folder.resolved
         let programGuard = ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault, owner: owner)

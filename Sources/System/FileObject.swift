@@ -25,6 +25,12 @@ public struct FileObject: Hashable, Sendable, CustomStringConvertible {
                   deviceNumber: type == UInt32(S_IFCHR) || type == UInt32(S_IFBLK) ? UInt64(info.st_rdev) : nil)
     }
 
+    /// The device number of `major:minor`, as glibc's makedev composes it (what `st_rdev` holds).
+    public static func deviceNumber(major: UInt32, minor: UInt32) -> UInt64 {
+        let (major, minor) = (UInt64(major), UInt64(minor))
+        return (major & 0xFFFF_F000) << 32 | (major & 0xFFF) << 8 | (minor & 0xFFFF_FF00) << 12 | (minor & 0xFF)
+    }
+
     /// What `path` names now, following symlinks (nil: nothing there, or not reachable).
     public static func at(_ path: String) -> FileObject? {
         var info = stat()

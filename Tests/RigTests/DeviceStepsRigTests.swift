@@ -6,6 +6,7 @@ import Glibc
 import HostAdapter
 import LoopCore
 import Supervisor
+import System
 import XCTest
 
 /// The supervisor's device steps on real drivers: gpio-set/gpio-get, act on a GPIO profile,
@@ -116,4 +117,36 @@ final class DeviceStepsRigTests: XCTestCase {
                 (try? FileManager.default.contentsOfDirectory(atPath: "/sys/bus/usb/drivers/ftdi_sio"))?.contains { $0.hasPrefix(ftdi.busPath + ":") } == true },
                       "the kernel driver is back after release")
     }
+
+    /// The bench's FTDI (USB serial BENCH-SIM), claimed by a profile, is owned by every route the
+    /// kernel made for it: its usbfs node and the tty ftdi_sio bound (read from the real sysfs);
+    /// the other FTDI, which no profile here claims, is not.
+    func testAClaimedUSBAdapter_isOwnedByItsUSBNode_andItsTTY() throws {
+        try Rig.require(.usb)
+        let usb = try USBContext()
+        let devices = try usb.devices()
+        let bench = try XCTUnwrap(devices.first { $0.serial == "BENCH-SIM" })
+        let other = try XCTUnwrap(devices.first { $0.vidpid == "0403:6001" && $0.serial != "BENCH-SIM" })
+        let catalog = try DeviceCatalog(profiles: [try DeviceProfile.parse("""
+        version: 1
+        name: rig-bench
+        kind: instrument
+        match:
+          usb: { vid: "0403", pid: "6001", serial: "BENCH-*" }
+        actions:
+          relay.energise:
+            risk: irreversible-physical
+            send: ["RELAY 0,ON"]
+            max-on-ms: 1000
+        """, file: "rig-bench.yaml")])
+        let owner = BenchHost.owner(instruments: [], gpio: [], usb: usb, catalog: catalog)
+        let usbfs = String(format: "/dev/bus/usb/%03d/%03d", bench.bus, bench.address)
+        XCTAssertEqual(FileObject.at(usbfs).flatMap { owner($0.deviceNumber!) }?.device, "rig-bench:BENCH-SIM")
+        let ttys = ["/dev/ttyUSB0", "/dev/ttyUSB1"].filter { FileObject.at($0).flatMap { owner($0.deviceNumber!) } != nil }
+        XCTAssertEqual(ttys.count, 1, "exactly the bench's tty is owned, not the other adapter's")
+        XCTAssertEqual(ttys.first.flatMap { FileObject.at($0) }.flatMap { owner($0.deviceNumber!) }?.risk, "irreversible-physical")
+        let otherNode = String(format: "/dev/bus/usb/%03d/%03d", other.bus, other.address)
+        XCTAssertNil(FileObject.at(otherNode).flatMap { owner($0.deviceNumber!) })
+    }
+
 }

@@ -1,4 +1,5 @@
 import Attached
+import CShim
 import DevicePorts
 import Devices
 import Glibc
@@ -8,6 +9,7 @@ import Journal
 import LoopCore
 import StateGraph
 import Supervisor
+import System
 import WorldOSTesting
 import XCTest
 
@@ -128,5 +130,49 @@ final class RawDeviceStepRiskTests: XCTestCase {
         }
         // Hardware no profile declares is the policy's alone.
         XCTAssertTrue(g.evaluate(ResolvedCall(.usbTransfer, ["device": .string("9-9"), "endpoint": .int(1)]), context: "op", held: []).isAllowed)
+    }
+}
+
+/// A USB device a profile claims is owned by every route: its usbfs node and the nodes its
+/// interfaces' drivers made (read from sysfs), whichever the supervisor's guard is asked about.
+final class USBOwnershipTests: XCTestCase {
+    func testEveryNodeOfAClaimedUSBDevice_isOwnedByItsProfile_andAnUnclaimedOneIsNot() throws {
+        let sysfs = try temporaryDirectory("usb-sysfs")
+        defer { try? FileManager.default.removeItem(atPath: sysfs) }
+        // The adapter's tty is a real pty here: its device number is what the guard would see.
+        var master: Int32 = -1, slave: Int32 = -1
+        XCTAssertEqual(openpty(&master, &slave, nil, nil, nil), 0)
+        defer { close(master); close(slave) }
+        let tty = try XCTUnwrap(FileObject.at(try PathResolver.readLink("/proc/self/fd/\(slave)", missing: ENOENT))?.deviceNumber)
+        let ttyText = "\(worldos_device_major(tty)):\(worldos_device_minor(tty))\n"
+        func node(_ path: String, _ dev: String) throws {
+            try FileManager.default.createDirectory(atPath: sysfs + "/devices/" + path, withIntermediateDirectories: true)
+            try dev.write(toFile: sysfs + "/devices/" + path + "/dev", atomically: false, encoding: .utf8)
+        }
+        try node("pci0/usb1/1-2", "189:5\n")
+        try node("pci0/usb1/1-2/1-2:1.0/ttyUSB0/tty/ttyUSB0", ttyText)
+        try node("pci0/usb1/1-3", "189:6\n")
+        try FileManager.default.createDirectory(atPath: sysfs + "/bus/usb/devices", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: sysfs + "/bus/usb/devices/1-2", withDestinationPath: "../../../devices/pci0/usb1/1-2")
+        try FileManager.default.createSymbolicLink(atPath: sysfs + "/bus/usb/devices/1-3", withDestinationPath: "../../../devices/pci0/usb1/1-3")
+        // A link inside the device's folder (as sysfs has: driver, subsystem) is not followed.
+        try FileManager.default.createSymbolicLink(atPath: sysfs + "/devices/pci0/usb1/1-2/subsystem", withDestinationPath: "../1-3")
+        let bus = FakeUSBBus([
+            USBDevice(bus: 1, busPath: "1-2", address: 5, vendorID: 0x0403, productID: 0x6001, serial: "BENCH-7"),
+            USBDevice(bus: 1, busPath: "1-3", address: 6, vendorID: 0x046d, productID: 0xc52b),
+        ])
+        let catalog = try DeviceCatalog.load(directory: repositoryRoot.appendingPathComponent("Devices").path)
+        let owner = BenchHost.owner(instruments: [], gpio: [], usb: bus, catalog: catalog, sysfs: sysfs)
+        let usbfs = FileObject.deviceNumber(major: 189, minor: 5)
+        for number in [usbfs, tty] {
+            XCTAssertEqual(owner(number)?.device, "bench-bridge:BENCH-7", "the bench bridge's profile (BENCH-*) before the generic adapter's")
+            XCTAssertEqual(owner(number)?.path, "/dev/bus/usb/001/005")
+            XCTAssertEqual(owner(number)?.risk, "irreversible-physical")
+        }
+        XCTAssertNil(owner(FileObject.deviceNumber(major: 189, minor: 6)), "no profile claims the other device")
+        XCTAssertEqual(USBOwnership.deviceNumbers(of: "1-2", sysfs: sysfs), [tty, usbfs].sorted())
+        // glibc's makedev, as the kernel's st_rdev holds it.
+        XCTAssertEqual(FileObject.at("/dev/null")?.deviceNumber, FileObject.deviceNumber(major: 1, minor: 3))
+        XCTAssertEqual(FileObject.at("/dev/tty")?.deviceNumber, FileObject.deviceNumber(major: 5, minor: 0))
     }
 }
