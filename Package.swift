@@ -91,13 +91,16 @@ let package = Package(
         .target(name: "Attached", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Guard", "HostAdapter", "DevicePorts", "Config", "Devices", "System",
         ]),
+        // The panel on a screen: the frame sink that scans out over DRM/KMS beside the PNG, the
+        // choice of card, connector and mode, and the display as graph nodes.
+        .target(name: "Surface", dependencies: ["StateGraph", "LoopCore", "DevicePorts", "HostAdapter", "Renderer"]),
         // Bench files (contexts, their tasks and programs) and the proposers that offer their
         // tasks and the actions people request.
         .target(name: "Benches", dependencies: ["StateGraph", "LoopCore", "Config", "Journal"]),
         // Assembles the real stages into a supervisor and runs its loop. Nothing else lives here.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Devices", "Journal", "Sandbox", "Attached", "Benches",
+            "Renderer", "HostAdapter", "DataEngine", "Devices", "Journal", "Sandbox", "Attached", "Benches", "Surface",
         ]),
         // Above the assembler: a recorded trace replayed through the real guard and stages, and
         // generated traces (tasks planned over the benches, run on the supervisor).
@@ -129,11 +132,11 @@ let package = Package(
         ]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.
-        .testTarget(name: "RigTests", dependencies: ["Attached", "System", "HostAdapter", "DevicePorts", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),
+        .testTarget(name: "RigTests", dependencies: ["Attached", "System", "CDRM", "HostAdapter", "DevicePorts", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DevicePorts", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
-            "FuzzTargets", "Journal", "Renderer", "Attached", "Benches", "Traces", "System", "CShim",
+            "FuzzTargets", "Journal", "Renderer", "Attached", "Benches", "Traces", "System", "CShim", "Surface", "PNGCodec",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

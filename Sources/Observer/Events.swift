@@ -342,12 +342,19 @@ public final class SignalWatch: EventSource {
     /// GPIO edges, process exits) to become readable, consuming nothing: the loop then steps at
     /// once instead of at its next tick.
     public func wait(for duration: Duration, orAnyOf descriptors: [Int32]) -> Wake {
+        let (signal, ready) = readiness(within: duration, of: descriptors)
+        return signal ? .signal : ready.isEmpty ? .timeout : .event
+    }
+
+    /// Wait up to `duration` for a signal or for any of `descriptors` to become readable,
+    /// consuming nothing: whether a signal came, and which descriptors are readable.
+    public func readiness(within duration: Duration, of descriptors: [Int32]) -> (signal: Bool, ready: Set<Int32>) {
         var fds = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
             + descriptors.filter { $0 >= 0 }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         let (s, atto) = duration.components
         let ms = Int32(clamping: s * 1000 + atto / 1_000_000_000_000_000)
-        guard case .success(let n) = Syscall.poll(&fds, milliseconds: ms), n > 0 else { return .timeout }
-        return fds[0].revents != 0 ? .signal : .event
+        guard case .success(let n) = Syscall.poll(&fds, milliseconds: max(0, ms)), n > 0 else { return (false, []) }
+        return (fds[0].revents != 0, Set(fds.dropFirst().filter { $0.revents != 0 }.map(\.fd)))
     }
 
     public func drain(at now: Instant) -> [ObservedEvent] {

@@ -11,6 +11,7 @@ import Observer
 import Renderer
 import Sandbox
 import Scheduler
+import Surface
 
 extension Supervisor {
     /// The loop built from a loaded configuration and the run folder's open records: the real
@@ -40,14 +41,21 @@ extension Supervisor {
         events.sources.append(exits)
         let programContexts = bench.contexts.filter { $0.program != nil }
         let panel = PNGSink(path: options.folder.panel)
+        let (display, displayNote) = options.mode == .latent ? (nil, "display: none while dreaming") :
+            DisplayChoice.open(options.display, connector: options.connector, mode: options.displayMode)
+        notes.append(displayNote)
+        // The panel is drawn at the screen's size (or the PNG's default without one).
+        let renderer = display.map { PanelRenderer(width: $0.mode.width, height: $0.mode.height, mode: options.mode) }
+            ?? PanelRenderer(mode: options.mode)
+        let displayObservers: [any Observing] = display.map { [DisplayObserver($0)] } ?? []
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb),
                                           ApprovalObserver(store: records.approvals),
                                           ProgramObserver(programs: programGuard, contexts: programContexts.map(\.name)),
-                                          events]),
-            estimator: LiveEstimator(), renderer: PanelRenderer(mode: options.mode),
-            frameSink: panel, scheduler: PriorityScheduler(),
+                                          events] + displayObservers),
+            estimator: LiveEstimator(), renderer: renderer,
+            frameSink: DisplaySink(png: panel, display: display), scheduler: PriorityScheduler(),
             proposer: RequestingProposer(bench: bench, inbox: ActionInbox(directory: options.folder.requests), offering: attached.offering),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: BenchHost.risk(instruments: instruments, gpio: gpio),
                                      identity: BenchHost.identity(instruments: instruments, gpio: gpio),

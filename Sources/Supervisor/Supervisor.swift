@@ -6,6 +6,7 @@ import Journal
 import LoopCore
 import Observer
 import StateGraph
+import Surface
 
 /// Where the supervisor reads its configuration and writes its records.
 public struct SupervisorOptions: Sendable {
@@ -22,6 +23,12 @@ public struct SupervisorOptions: Sendable {
     /// The folder of the key that signs the audit log's checkpoints and of the logs' heads
     /// (outside the run folder; see ``AuditSeal``).
     public var keys: String = AuditSeal.defaultDirectory
+    /// The screen: `none` (the default for a supervisor made in a program or a test), `auto`
+    /// (the first DRM card with something attached, else none; what `worldos run` uses), or a
+    /// card's path; and, optionally, the connector by name and the mode (`WxH[@Hz]`).
+    public var display: String = "none"
+    public var connector: String?
+    public var displayMode: String?
     public init() {}
     /// What a supervisor started without options uses (the CLI's defaults too).
     public static let defaults = SupervisorOptions()
@@ -94,15 +101,42 @@ public enum Supervisor {
                 loop.proposer = requests
             }
             report(stepped)
+            sayIfTheScreenWasLost(&loop)
             done += 1
             if let steps, done >= steps { break }
             // Sleep until the next tick, a stop signal, or an asynchronous event (which steps now) —
             // but at least 50 ms between steps, so a busy machine's stream of process events
-            // cannot make the loop spin.
+            // cannot make the loop spin. The screen's flip completions are taken as they come,
+            // without stepping.
             let gap = min(interval, .milliseconds(50))
-            if signals.wait(for: gap) { return (done, true) }
-            if signals.wait(for: interval - gap, orAnyOf: descriptors) == .signal { return (done, true) }
+            if pause(&loop, for: gap, signals: signals, wakeOn: []) { return (done, true) }
+            if pause(&loop, for: interval - gap, signals: signals, wakeOn: descriptors) { return (done, true) }
         }
         return (done, false)
+    }
+
+    /// A screen that failed is let go (the run goes on with the PNG): said once, on stderr.
+    private static func sayIfTheScreenWasLost(_ loop: inout SupervisorLoop) {
+        guard var sink = loop.frameSink as? DisplaySink, let lost = sink.takeLost() else { return }
+        loop.frameSink = sink
+        FileHandle.standardError.write(Data("worldos: \(lost)\n".utf8))
+    }
+
+    /// Wait `duration`, or until a stop signal (true) or one of `wakeOn` is readable; servicing
+    /// the display's descriptor whenever it is.
+    private static func pause(_ loop: inout SupervisorLoop, for duration: Duration, signals: SignalWatch, wakeOn: [Int32]) -> Bool {
+        let clock = ContinuousClock()
+        let end = clock.now + duration
+        while true {
+            let screen = (loop.frameSink as? DisplaySink)?.display?.descriptor
+            let (signal, ready) = signals.readiness(within: max(.zero, end - clock.now), of: wakeOn + (screen.map { [$0] } ?? []))
+            if signal { return true }
+            if let screen, ready.contains(screen), var sink = loop.frameSink as? DisplaySink {
+                sink.service()
+                loop.frameSink = sink
+                sayIfTheScreenWasLost(&loop)
+            }
+            if !ready.subtracting(screen.map { [$0] } ?? []).isEmpty || clock.now >= end { return false }
+        }
     }
 }

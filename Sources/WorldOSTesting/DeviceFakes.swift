@@ -102,3 +102,54 @@ public final class FakeGPIOBank: GPIOBank {
         func readEdges() throws(DeviceError) -> [GPIO.Edge] { [] }
     }
 }
+
+/// A screen in memory: what was presented, flips that complete when told to, and a failure on
+/// demand. The sibling of DRMDisplay for fast unit tests; DRMDisplay itself is tested on the
+/// real bochs-drm driver in the rig.
+public final class FakeDisplay: DisplayPort {
+    public var state: DisplayState
+    public let descriptor: Int32 = -1
+    /// Every frame that reached the screen (not superseded while a flip was pending), in order.
+    public private(set) var shown: [[UInt32]] = []
+    public private(set) var restored = false
+    /// The next present fails with this.
+    public var failNext: DeviceError?
+    private var waiting: [UInt32]?
+
+    public init(width: Int = 320, height: Int = 200) {
+        state = DisplayState(device: "/dev/dri/fake", driver: "fake", connector: "Virtual-1", crtc: 31,
+                             mode: DisplayMode(width: width, height: height, refresh: 60, name: "\(width)x\(height)"))
+    }
+
+    public func present(pixels: [UInt32], width: Int, height: Int) throws(DeviceError) {
+        if let failure = failNext { failNext = nil; throw failure }
+        state.presented += 1
+        if state.flipPending {
+            if waiting != nil { state.superseded += 1 }
+            waiting = pixels
+            return
+        }
+        shown.append(pixels)
+        state.flipPending = state.framebuffer != 0
+        state.framebuffer = state.framebuffer == 40 ? 41 : 40
+    }
+
+    /// The vertical blank: the pending flip completes (``service()`` then takes it).
+    public func vblank() { completed = state.flipPending }
+    private var completed = false
+
+    public func service() throws(DeviceError) {
+        guard completed else { return }
+        completed = false
+        state.flipPending = false
+        state.flips += 1
+        if let next = waiting {
+            waiting = nil
+            shown.append(next)
+            state.flipPending = true
+            state.framebuffer = state.framebuffer == 40 ? 41 : 40
+        }
+    }
+
+    public func restore() { restored = true }
+}

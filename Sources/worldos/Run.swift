@@ -16,8 +16,18 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("interval-ms"), help: "Milliseconds between macro steps.")
     var intervalMilliseconds: Int = 500
 
+    @Option(help: "The screen the panel is scanned out to: auto (the first DRM card with a display attached, else none), none, or a card such as /dev/dri/card0. The PNG in the run folder is written either way.")
+    var display: String = "auto"
+
+    @Option(help: "The connector to drive (such as HDMI-A-1; default: the first connected one).")
+    var connector: String?
+
+    @Option(name: .customLong("display-mode"), help: "The display mode as WIDTHxHEIGHT or WIDTHxHEIGHT@HZ (default: the connector's preferred mode).")
+    var displayMode: String?
+
     func run() throws {
-        let settings = supervisorOptions(options)
+        var settings = supervisorOptions(options)
+        (settings.display, settings.connector, settings.displayMode) = (display, connector, displayMode)
         var session = try Supervisor.start(settings)
         say("worldos: supervising this machine in \(settings.mode.rawValue) mode; Ctrl-C stops")
         say("  bench \(settings.bench), policy \(settings.policy)")

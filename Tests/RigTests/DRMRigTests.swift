@@ -1,5 +1,7 @@
+import CDRM
 import DevicePorts
 import Foundation
+import Glibc
 import HostAdapter
 import LoopCore
 import Renderer
@@ -31,7 +33,7 @@ final class DRMRigTests: XCTestCase {
         ]))
         let frame = PanelRenderer(width: display.mode.width, height: display.mode.height, mode: .real)
             .render(Posterior(step: 7, graph: graph, surprise: Surprise(), observedAt: nil), at: Instant(nanoseconds: 0))
-        try display.present(frame)
+        try display.present(pixels: frame.pixels, width: frame.width, height: frame.height)
         // Take the screendump while we still hold the CRTC.
         let name = "scanout-\(UUID().uuidString).ppm"
         try Rig.request("screendump \(name)")
@@ -42,6 +44,124 @@ final class DRMRigTests: XCTestCase {
         for i in 0..<frame.pixels.count where image.pixels[i] != frame.pixels[i] & 0x00FF_FFFF { different += 1 }
         XCTAssertEqual(different, 0, "\(different) of \(frame.pixels.count) pixels differ between what we drew and what QEMU scanned out")
         XCTAssertGreaterThan(Set(frame.pixels).count, 3, "the frame has content, so equality means something")
+    }
+}
+
+/// Double-buffered page flips on bochs-drm: presenting never waits for a vertical blank (the
+/// newest frame waits while a flip is pending), the flip's completion is read from the DRM
+/// descriptor, the CRTC scans out the buffer flipped to last, and the screen is given back as
+/// it was.
+final class DRMFlipRigTests: XCTestCase {
+    override func setUpWithError() throws { try Rig.require(.display) }
+
+    func frames(_ count: Int, width: Int, height: Int) throws -> [Frame] {
+        var graph = Graph()
+        try graph.apply(GraphDelta([.addNode(Node(id: .context("rig"), kind: .executionContext, partition: .context("rig"), projected: true,
+                                                  attributes: ["priority": .int(1)]))]))
+        let renderer = PanelRenderer(width: width, height: height, mode: .real)
+        return (0..<count).map { renderer.render(Posterior(step: $0, graph: graph, surprise: Surprise(), observedAt: nil), at: Instant(nanoseconds: 0)) }
+    }
+
+    /// Until no flip is pending (or 2 s): poll the descriptor, take what completed.
+    func settle(_ display: DRMDisplay) throws {
+        let deadline = Date().addingTimeInterval(2)
+        while display.state.flipPending, Date() < deadline {
+            var p = pollfd(fd: display.descriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, 100)
+            try display.service()
+        }
+    }
+
+    /// What each CRTC of the card scans out now, read with libdrm itself (no master needed).
+    func scanout() throws -> [UInt32: UInt32] {
+        let fd = open("/dev/dri/card0", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw RigError("cannot open /dev/dri/card0") }
+        defer { close(fd) }
+        let resources = try XCTUnwrap(drmModeGetResources(fd))
+        defer { drmModeFreeResources(resources) }
+        var out: [UInt32: UInt32] = [:]
+        for i in 0..<Int(resources.pointee.count_crtcs) {
+            guard let crtc = drmModeGetCrtc(fd, resources.pointee.crtcs[i]) else { continue }
+            out[crtc.pointee.crtc_id] = crtc.pointee.buffer_id
+            drmModeFreeCrtc(crtc)
+        }
+        return out
+    }
+
+    func testPresent_neverWaitsForAFlip_theNewestIsShown_andTheScreenIsGivenBack() throws {
+        let before = try scanout()
+        let display = try DRMDisplay(path: "/dev/dri/card0")
+        let f = try frames(4, width: display.mode.width, height: display.mode.height)
+        for frame in f { try display.present(pixels: frame.pixels, width: frame.width, height: frame.height) }
+        XCTAssertTrue(display.state.flipPending, "the second frame's flip was requested, not waited for")
+        XCTAssertEqual(display.state.superseded, 1, "the third waited and the fourth replaced it")
+        try settle(display)
+        XCTAssertFalse(display.state.flipPending, "the flips completed and were read from the descriptor")
+        XCTAssertEqual(display.state.flips, 2)
+        // The kernel scans out the buffer the last flip went to, and QEMU shows the newest frame.
+        XCTAssertEqual(try scanout()[display.state.crtc], display.state.framebuffer)
+        let name = "flipped-\(UUID().uuidString).ppm"
+        try Rig.request("screendump \(name)")
+        let shown = try PPM(path: "\(Rig.results)/\(name)")
+        var different = 0
+        for i in 0..<f[3].pixels.count where shown.pixels[i] != f[3].pixels[i] & 0x00FF_FFFF { different += 1 }
+        XCTAssertEqual(different, 0, "the newest frame is on screen, pixel for pixel")
+        // Flips for a second, a new frame whenever none is pending: they complete at the
+        // display's pace, the presenting side never blocked.
+        let start = Date()
+        var i = 0
+        while Date().timeIntervalSince(start) < 1 {
+            if !display.state.flipPending {
+                try display.present(pixels: f[i % 4].pixels, width: f[0].width, height: f[0].height)
+                i += 1
+            }
+            var p = pollfd(fd: display.descriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, 50)
+            try display.service()
+        }
+        print("rig: \(display.state.flips) flips in 1 s on \(display.connectorName) \(display.mode)")
+        XCTAssertGreaterThan(display.state.flips, 10)
+        try settle(display)
+        XCTAssertNotEqual(try scanout()[display.state.crtc], before[display.state.crtc], "ours is on screen")
+        display.restore()
+        XCTAssertEqual(try scanout(), before, "the CRTCs scan out what they did before")
+    }
+
+    /// `worldos run --display /dev/dri/card0` scans the panel out and gives the screen back.
+    func testWorldOSRun_drivesTheDisplay_andSaysSo() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let out = NSTemporaryDirectory() + "rig-run-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let before = try scanout()
+        // Spawned directly: Foundation's Process needs a socket pair the guest's kernel lacks.
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let log = out + "/run.log"
+        let argv = [root.appendingPathComponent(".build/debug/worldos").path, "run", "--display", "/dev/dri/card0", "--steps", "3",
+                    "--interval-ms", "100", "--out", out + "/run",
+                    "--bench", root.appendingPathComponent("Devices/benches/default.yaml").path,
+                    "--policy", root.appendingPathComponent("Policies/default.yaml").path,
+                    "--redaction", root.appendingPathComponent("Policies/redaction.yaml").path,
+                    "--profiles", root.appendingPathComponent("Devices").path]
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var pid: pid_t = 0
+        XCTAssertEqual(posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ), 0)
+        var status: Int32 = 0
+        let deadline = Date().addingTimeInterval(120)
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date() > deadline { kill(pid, SIGKILL); waitpid(pid, &status, 0); break }
+            usleep(50_000)
+        }
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("display: /dev/dri/card0 Virtual-1 1280x800"), output)
+        XCTAssertTrue(output.contains("step 2:"), output)
+        XCTAssertEqual(try scanout(), before, "the screen is given back when the run ends")
     }
 }
 

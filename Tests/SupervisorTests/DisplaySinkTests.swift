@@ -1,0 +1,81 @@
+import DevicePorts
+import Foundation
+import Glibc
+import LoopCore
+import PNGCodec
+import Renderer
+import StateGraph
+import Surface
+import WorldOSTesting
+import XCTest
+
+/// The panel's frame sink on a screen (the fake, sibling of DRMDisplay, which the rig tests on
+/// bochs-drm): frames go to the screen without waiting for a flip, the newest waits while one is
+/// pending, a failing screen is let go and said once while the PNG goes on, and the screen is
+/// given back at the end.
+final class DisplaySinkTests: XCTestCase {
+    func frame(_ step: Int, width: Int = 320, height: Int = 200) throws -> Frame {
+        var graph = Graph()
+        try graph.apply(GraphDelta([.addNode(Node(id: .context("c"), kind: .executionContext, partition: .context("c"), projected: true,
+                                                  attributes: ["priority": .int(1)]))]))
+        return PanelRenderer(width: width, height: height, mode: .real)
+            .render(Posterior(step: step, graph: graph, surprise: Surprise(), observedAt: nil), at: Instant(nanoseconds: 0))
+    }
+
+    func testFrames_reachTheScreenWithoutWaiting_theNewestWhileAFlipIsPending() throws {
+        let path = try temporaryDirectory("display-sink") + "/panel.png"
+        let screen = FakeDisplay()
+        var sink = DisplaySink(png: PNGSink(path: path), display: screen)
+        let frames = try (0..<4).map { try frame($0) }
+        _ = try sink.emit(frames[0])   // the first sets the CRTC: on screen at once
+        _ = try sink.emit(frames[1])   // a flip to it, pending
+        _ = try sink.emit(frames[2])   // waits for that flip…
+        _ = try sink.emit(frames[3])   // …and is replaced by this one
+        XCTAssertEqual(screen.shown, [frames[0].pixels, frames[1].pixels])
+        XCTAssertEqual(screen.state.superseded, 1)
+        XCTAssertNil(try sink.emit(frames[3]), "an unchanged frame is not sent again")
+        screen.vblank()
+        sink.service()
+        XCTAssertEqual(screen.shown.last, frames[3].pixels, "the newest frame is flipped to when the pending flip completes")
+        XCTAssertEqual(screen.state.flips, 1)
+        try sink.finish()
+        XCTAssertTrue(screen.restored, "the screen is given back at the end")
+        XCTAssertEqual(try PNG.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))).width, 320, "the PNG is written too")
+    }
+
+    func testAFailingScreen_isLetGo_saidOnce_andThePNGGoesOn() throws {
+        let path = try temporaryDirectory("display-lost") + "/panel.png"
+        let screen = FakeDisplay()
+        var sink = DisplaySink(png: PNGSink(path: path), display: screen)
+        _ = try sink.emit(try frame(0))
+        screen.failNext = DeviceError(device: "/dev/dri/fake", errno: ENODEV, action: "request a page flip")
+        XCTAssertNotNil(try sink.emit(try frame(1)), "the PNG is still written")
+        XCTAssertTrue(screen.restored)
+        XCTAssertNil(sink.display)
+        let said = try XCTUnwrap(sink.takeLost())
+        XCTAssertTrue(said.contains("/dev/dri/fake") && said.contains("panel.png"), said)
+        XCTAssertNil(sink.takeLost(), "said once")
+        XCTAssertNotNil(try sink.emit(try frame(2)))
+        try sink.finish()
+    }
+
+    func testTheScreen_isInTheGraph_connectorAndCRTC() throws {
+        let screen = FakeDisplay(width: 800, height: 480)
+        try screen.present(pixels: [UInt32](repeating: 0, count: 800 * 480), width: 800, height: 480)
+        let o = try DisplayObserver(screen).observe(at: Instant(nanoseconds: 0))
+        let connector = try XCTUnwrap(o.nodes.first { $0.kind == .displayConnector })
+        XCTAssertEqual(connector["mode"], .string("800x480@60"))
+        XCTAssertEqual(connector["connector"], .string("Virtual-1"))
+        let crtc = try XCTUnwrap(o.nodes.first { $0.kind == .crtc })
+        XCTAssertEqual(crtc["framebuffer"], .int(40))
+        XCTAssertEqual(o.edges.map(\.to), [connector.id])
+    }
+
+    func testDisplayModes_parseOrAreRefused() {
+        XCTAssertEqual(DisplayMode.parse("800x480").map { [$0.width, $0.height, $0.refresh ?? -1] }, [800, 480, -1])
+        XCTAssertEqual(DisplayMode.parse("1920x1080@60").map { [$0.width, $0.height, $0.refresh ?? -1] }, [1920, 1080, 60])
+        for bad in ["", "x", "800", "800x", "x480", "800x480@", "800x480@0", "0x480", "-1x5", "800X480", "800x480@60@1", "ax480"] {
+            XCTAssertNil(DisplayMode.parse(bad), bad)
+        }
+    }
+}
