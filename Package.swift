@@ -93,7 +93,7 @@ let package = Package(
         ]),
         // The panel on a screen: the frame sink that scans out over DRM/KMS beside the PNG, the
         // choice of card, connector and mode, and the display as graph nodes.
-        .target(name: "Surface", dependencies: ["StateGraph", "LoopCore", "DevicePorts", "HostAdapter", "Renderer"]),
+        .target(name: "Surface", dependencies: ["StateGraph", "LoopCore", "DevicePorts", "HostAdapter", "Renderer", "Guard", "System"]),
         // Bench files (contexts, their tasks and programs) and the proposers that offer their
         // tasks and the actions people request.
         .target(name: "Benches", dependencies: ["StateGraph", "LoopCore", "Config", "Journal"]),

@@ -54,7 +54,9 @@ public struct PNGSink: FrameSink {
     }
 
     static func replace(_ path: String, with bytes: [UInt8]) throws {
-        let temporary = path + ".tmp"
+        // A temporary name of its own: two writers of one panel (a supervisor restarted in the
+        // same process while its predecessor's encoder finishes) never rename each other's.
+        let temporary = path + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
         do { try Data(bytes).write(to: URL(fileURLWithPath: temporary)) } catch {
             throw PNGError(path: path, message: "cannot write \(temporary): \(error.localizedDescription)")
         }

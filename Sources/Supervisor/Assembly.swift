@@ -33,7 +33,10 @@ extension Supervisor {
         let host = BenchHost(instruments: instruments, gpioDevices: gpio, usb: usb, catalog: configuration.catalog)
         host.makeSafe(on: fault)
         let attached = AttachedDevices(instruments: instruments, gpio: gpio)
-        let owner = BenchHost.owner(instruments: instruments, gpio: gpio, usb: usb, catalog: configuration.catalog)
+        let (display, displayNote) = options.mode == .latent ? (nil, "display: none while dreaming") :
+            DisplayChoice.open(options.display, connector: options.connector, mode: options.displayMode)
+        notes.append(displayNote)
+        let owner = DisplayChoice.owning(display, besides: BenchHost.owner(instruments: instruments, gpio: gpio, usb: usb, catalog: configuration.catalog))
         // The run folder (audit log, approvals, trace): no context, loop or program, touches it.
         let protected = options.folder.resolved
         let programGuard = ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault, owner: owner)
@@ -41,9 +44,6 @@ extension Supervisor {
         events.sources.append(exits)
         let programContexts = bench.contexts.filter { $0.program != nil }
         let panel = PNGSink(path: options.folder.panel)
-        let (display, displayNote) = options.mode == .latent ? (nil, "display: none while dreaming") :
-            DisplayChoice.open(options.display, connector: options.connector, mode: options.displayMode)
-        notes.append(displayNote)
         // The panel is drawn at the screen's size (or the PNG's default without one).
         let renderer = display.map { PanelRenderer(width: $0.mode.width, height: $0.mode.height, mode: options.mode) }
             ?? PanelRenderer(mode: options.mode)

@@ -6,6 +6,7 @@ import HostAdapter
 import LoopCore
 import Renderer
 import StateGraph
+import Supervisor
 import XCTest
 
 /// Our DRM code against the real bochs-drm driver, checked from outside the guest: QEMU's own
@@ -125,6 +126,30 @@ final class DRMFlipRigTests: XCTestCase {
         XCTAssertNotEqual(try scanout()[display.state.crtc], before[display.state.crtc], "ours is on screen")
         display.restore()
         XCTAssertEqual(try scanout(), before, "the CRTCs scan out what they did before")
+    }
+
+    /// While the supervisor drives the card, it is the supervisor's: a context whose policy
+    /// allows opening /dev/dri/* is refused it (device-owned), so nothing takes master from the
+    /// panel or draws over it.
+    func testWhileTheSupervisorDrivesTheCard_aContextCannotOpenIt() throws {
+        let out = NSTemporaryDirectory() + "rig-owned-\(getpid())"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try "version: 1\ncontexts:\n  rogue:\n    interval-ms: 0\n    tasks:\n      grab:\n        - open: { path: /dev/dri/card0, mode: readwrite }\n"
+            .write(toFile: out + "/bench.yaml", atomically: false, encoding: .utf8)
+        try "version: 1\ncontexts:\n  rogue:\n    allow:\n      - op: open\n        path: /dev/dri/*\n      - op: close\n"
+            .write(toFile: out + "/policy.yaml", atomically: false, encoding: .utf8)
+        var options = SupervisorOptions()
+        (options.out, options.bench, options.policy) = (out + "/run", out + "/bench.yaml", out + "/policy.yaml")
+        (options.profiles, options.redaction, options.keys) = (out + "/no-profiles", out + "/no-redaction.yaml", out + "/keys")
+        options.display = "/dev/dri/card0"
+        var session = try Supervisor.start(options)
+        XCTAssertTrue(session.notes.contains { $0.hasPrefix("display: /dev/dri/card0 Virtual-1") }, "\(session.notes)")
+        let open = try XCTUnwrap(try session.loop.step().outcome?.steps.first)
+        XCTAssertEqual(open.status, .denied)
+        XCTAssertEqual(open.decision?.rule, "device-owned")
+        XCTAssertTrue(open.decision?.reason?.contains("display:Virtual-1") == true, "\(String(describing: open.decision))")
+        try session.loop.finish()
     }
 
     /// `worldos run --display /dev/dri/card0` scans the panel out and gives the screen back.
