@@ -206,8 +206,7 @@ public final class BenchHost: Effecting {
     private func mayDetach(_ device: USBDevice) -> Bool {
         catalog?.profiles.contains { p in
             guard p.detachKernelDriver, case .usb(let matches) = p.match else { return false }
-            return matches.contains { $0.vendorID == device.vendorID && $0.productID == device.productID
-                && ($0.serial.map { globMatches($0, device.serial ?? "") } ?? true) }
+            return matches.contains { $0.matches(vendorID: device.vendorID, productID: device.productID, serial: device.serial) }
         } ?? false
     }
 

@@ -81,7 +81,7 @@ public enum DeviceDiscovery {
         guard case .serial(let path, let usb, _) = profile.match else { return false }
         if let path, globMatches(path, port.path) { return true }
         if let usb, let vid = port.usbVendorID, let pid = port.usbProductID {
-            return usb.contains { $0.vendorID == vid && $0.productID == pid && ($0.serial.map { globMatches($0, port.usbSerial ?? "") } ?? true) }
+            return usb.contains { $0.matches(vendorID: vid, productID: pid, serial: port.usbSerial) }
         }
         return false
     }

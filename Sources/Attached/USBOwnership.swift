@@ -1,4 +1,3 @@
-import Config
 import DevicePorts
 import Devices
 import Foundation
@@ -20,8 +19,7 @@ public enum USBOwnership {
             case .serial(_, let m?, _): matches = m
             default: return false
             }
-            return matches.contains { $0.vendorID == device.vendorID && $0.productID == device.productID
-                && ($0.serial.map { globMatches($0, device.serial ?? "") } ?? true) }
+            return matches.contains { $0.matches(vendorID: device.vendorID, productID: device.productID, serial: device.serial) }
         }.max { $0.match.specificity < $1.match.specificity }
     }
 
@@ -66,12 +64,10 @@ public enum USBOwnership {
         for device in (try? usb?.devices()) ?? [] {
             guard let profile = profile(for: device, in: profiles) else { continue }
             let owner = DeviceOwner(device: identity(of: device, profile: profile),
-                                    path: "/dev/bus/usb/" + threeDigits(device.bus) + "/" + threeDigits(device.address),
+                                    path: String(format: "/dev/bus/usb/%03d/%03d", device.bus, device.address),
                                     profile: profile.name, rawChannel: profile.rawChannel, risk: profile.highestRisk.rawValue)
             for number in deviceNumbers(of: device.busPath, sysfs: sysfs) { owned[number] = owner }
         }
         return owned
     }
-
-    private static func threeDigits(_ n: Int) -> String { String(repeating: "0", count: max(0, 3 - String(n).count)) + String(n) }
 }

@@ -41,6 +41,11 @@ public struct DeviceProfile: Sendable, Equatable {
         public var productID: UInt16
         /// A glob on the USB serial string; nil matches any.
         public var serial: String?
+
+        /// Whether a device with these ids (and serial string, if it has one) is this match's.
+        public func matches(vendorID: UInt16, productID: UInt16, serial: String?) -> Bool {
+            self.vendorID == vendorID && self.productID == productID && (self.serial.map { globMatches($0, serial ?? "") } ?? true)
+        }
     }
 
     public struct Connection: Sendable, Equatable {

@@ -30,6 +30,8 @@ public final class DRMDisplay: DisplayPort {
     private var waiting: (pixels: [UInt32], width: Int, height: Int)?
     private var restored = false
     private var counts = (presented: 0, flips: 0, superseded: 0)
+    /// Where DRM events are read (a flip's is 32 bytes); kept, as flips come every frame.
+    private var events = [UInt8](repeating: 0, count: 1024)
 
     /// The connected connectors of a card, by name (for `auto`: is anything attached?).
     public static func connectedConnectors(path: String) -> [String] {
@@ -168,10 +170,9 @@ public final class DRMDisplay: DisplayPort {
 
     public func service() throws(DeviceError) {
         // struct drm_event { u32 type; u32 length; }, then the event; a flip's is type 2.
-        var buffer = [UInt8](repeating: 0, count: 1024)
         while true {
             let n: Int
-            switch buffer.withUnsafeMutableBytes({ b in Syscall.retrying { read(descriptor, b.baseAddress, b.count) } }) {
+            switch events.withUnsafeMutableBytes({ b in Syscall.retrying { read(descriptor, b.baseAddress, b.count) } }) {
             case .success(let got) where got > 0: n = got
             case .success: return
             case .failure(let e) where e.wouldBlock: return
@@ -179,8 +180,8 @@ public final class DRMDisplay: DisplayPort {
             }
             var offset = 0
             while offset + 8 <= n {
-                let type = buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
-                let length = Int(buffer.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self) })
+                let type = events.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
+                let length = Int(events.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self) })
                 if type == 0x02 /* DRM_EVENT_FLIP_COMPLETE */, pending {
                     pending = false
                     counts.flips += 1
