@@ -2,11 +2,11 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian 12 packages the build links against (pkg-config names: libusb-1.0 libgpiod
-# libserialport libdrm libseccomp libpng), then the hardware rig's (Tests/Rig): QEMU, the Debian
+# libserialport libdrm libseccomp libpng freetype2) and the panel's font (DejaVu Sans Mono), then the hardware rig's (Tests/Rig): QEMU, the Debian
 # kernel with headers and source of one version (gpio-sim is built from them), busybox for the
 # guest's initramfs, udev, and the device tools used to look around inside it.
 BUILD_PACKAGES := pkg-config libusb-1.0-0-dev libgpiod-dev libserialport-dev libdrm-dev libseccomp-dev libpng-dev libzstd-dev \
-	python3 python3-venv lsof procps strace gcc-avr avr-libc
+	libfreetype-dev fonts-dejavu-core python3 python3-venv lsof procps strace gcc-avr avr-libc
 RIG_PACKAGES := qemu-system-x86 busybox-static cpio kmod udev linux-image-amd64 linux-headers-amd64 linux-source-6.1 \
 	gpiod usbutils libdrm-tests
 APT_PACKAGES := $(BUILD_PACKAGES) $(RIG_PACKAGES)
@@ -18,7 +18,7 @@ PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial mcap==1.6.0 webdataset==0.2.100
 
 TESTS_BUNDLE := .build/debug/WorldOSPackageTests.xctest
 
-.PHONY: setup build run test rig rig-only bench fuzz sim firmware clean
+.PHONY: setup build run test rig rig-only bench fuzz sim firmware clean goldens
 
 # Installs whatever of APT_PACKAGES is missing when run as root; otherwise prints the one
 # apt-get line to run and stops.
@@ -69,6 +69,12 @@ test: setup sim firmware
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing --skip RigTests
 	$(MAKE) --no-print-directory rig-only
+
+# The panel's golden images and semantics trees (Tests/ComponentTests/Golden), drawn again after
+# an intended change to the panel: look at them before committing them.
+goldens: setup
+	$(SWIFT) build --build-tests
+	WORLDOS_REGENERATE_GOLDEN=1 $(SWIFT) test --skip-build --disable-swift-testing --filter PanelGoldenTests
 
 # Boots the emulated machine (Tests/Rig/rig) and runs every RigTests class inside it, or
 # RIG_FILTER (such as RigTests.GPIORigTests or RigTests.USBRigTests/testX), with RIG_FIXTURES

@@ -40,6 +40,8 @@ let package = Package(
                        providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CPNG", path: "Sources/C/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CFreeType", path: "Sources/C/CFreeType", pkgConfig: "freetype2",
+                       providers: [.apt(["libfreetype-dev"])]),
         // What Swift cannot import (variadic C functions, ioctl request macros, SCMP_* macros).
         .target(name: "CShim", path: "Sources/C/CShim"),
 
@@ -70,10 +72,12 @@ let package = Package(
         .target(name: "Guard", dependencies: ["StateGraph", "LoopCore", "Config", "Journal", "System", .product(name: "Crypto", package: "swift-crypto")]),
         // PNG encode and decode, once (libpng's simplified API): the panel's frames, redacted copies.
         .target(name: "PNGCodec", dependencies: ["CPNG"]),
-        .target(name: "Renderer", dependencies: ["StateGraph", "LoopCore", "PNGCodec"], swiftSettings: optimizedEvenInDebug),
+        // Text, once (FreeType): a TrueType face rasterized to anti-aliased glyphs, cached.
+        .target(name: "Typeface", dependencies: ["CFreeType"], swiftSettings: optimizedEvenInDebug),
+        .target(name: "Renderer", dependencies: ["StateGraph", "LoopCore", "PNGCodec", "Typeface"], swiftSettings: optimizedEvenInDebug),
         // What the supervisor needs from devices (a USB bus, a GPIO bank; their values and
         // errors), C-free: the host adapter's real devices and the test twins both conform.
-        .target(name: "DevicePorts", dependencies: ["System"]),
+        .target(name: "DevicePorts", dependencies: ["System", "LoopCore"]),
         .target(name: "HostAdapter", dependencies: [
             "LoopCore", "DevicePorts", "CShim", "CLibUSB", "CGPIOD", "CSerialPort", "CDRM", "CSeccomp", "System",
         ]),
@@ -100,7 +104,7 @@ let package = Package(
         // Assembles the real stages into a supervisor and runs its loop. Nothing else lives here.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Devices", "Journal", "Sandbox", "Attached", "Benches", "Surface",
+            "Renderer", "HostAdapter", "DataEngine", "Devices", "Journal", "Sandbox", "Attached", "Benches", "Surface", "Typeface",
         ]),
         // Above the assembler: a recorded trace replayed through the real guard and stages, and
         // generated traces (tasks planned over the benches, run on the supervisor).
@@ -129,7 +133,8 @@ let package = Package(
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
             "Renderer", "HostAdapter", "DevicePorts", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP", "CPNG", "PNGCodec", "CShim", "CLibUSB", "System",
-        ]),
+            "Typeface",
+        ], exclude: ["Golden"]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.
         .testTarget(name: "RigTests", dependencies: ["Attached", "System", "CDRM", "HostAdapter", "DevicePorts", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),

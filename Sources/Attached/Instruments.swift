@@ -111,7 +111,7 @@ public struct InstrumentObserver: Observing {
             var node = Node(id: instrument.id, kind: .instrument, projected: true, attributes: [
                 "profile": .string(instrument.profile.name), "serial": .string(instrument.identity.serial),
                 "model": .string(instrument.identity.model), "version": .string(instrument.identity.version),
-                "path": .string(instrument.path),
+                "path": .string(instrument.path), "safe-state": .string(instrument.profile.safeState.joined(separator: "; ")),
                 "actions": .string(instrument.profile.actions.values.sorted { $0.name < $1.name }.map { "\($0.name) (\($0.risk.rawValue))" }.joined(separator: ", ")),
             ])
             edges.append(Edge(instrument.id, .attachedTo, portID))

@@ -1,3 +1,5 @@
+import LoopCore
+
 /// A display mode: what a connector can show.
 public struct DisplayMode: Equatable, Sendable, CustomStringConvertible {
     public var width: Int
@@ -43,10 +45,14 @@ public struct DisplayState: Equatable, Sendable {
     public var flips: Int
     public var superseded: Int
     public var flipPending: Bool
+    /// Pixels copied into a buffer for the last frame drawn: the damage only, once both
+    /// buffers hold a whole frame.
+    public var copied: Int
     public init(device: String, driver: String, connector: String, crtc: UInt32, mode: DisplayMode, framebuffer: UInt32 = 0,
-                presented: Int = 0, flips: Int = 0, superseded: Int = 0, flipPending: Bool = false) {
+                presented: Int = 0, flips: Int = 0, superseded: Int = 0, flipPending: Bool = false, copied: Int = 0) {
         (self.device, self.driver, self.connector, self.crtc, self.mode) = (device, driver, connector, crtc, mode)
         (self.framebuffer, self.presented, self.flips, self.superseded, self.flipPending) = (framebuffer, presented, flips, superseded, flipPending)
+        self.copied = copied
     }
 }
 
@@ -59,11 +65,39 @@ public protocol DisplayPort: AnyObject {
     var descriptor: Int32 { get }
     /// Show XRGB8888 pixels (`width × height`, rows packed; clipped to the mode). Never waits:
     /// drawn into the buffer not on screen and a flip to it requested; while a flip is pending,
-    /// the frame waits (a newer one replaces it) for that flip to complete.
-    func present(pixels: [UInt32], width: Int, height: Int) throws(DeviceError)
+    /// the frame waits (a newer one replaces it) for that flip to complete. `damage` is what
+    /// differs from the frame presented before (nil: all of it): a buffer is given only what it
+    /// lacks. Throws when the connector is no longer connected (unplugged).
+    func present(pixels: [UInt32], width: Int, height: Int, damage: [PixelRect]?) throws(DeviceError)
     /// Take the completed flips (never blocks), and flip to a frame that waited for one.
     func service() throws(DeviceError)
     /// The screen as it was before: the CRTC's previous framebuffer and mode (the console comes
     /// back). Idempotent.
     func restore()
+}
+
+/// What each of a screen's two buffers lacks of the newest frame: every frame's damage is added
+/// to both, and a buffer about to be shown takes (copies) what it lacks, then lacks nothing. A
+/// superseded frame's damage is kept, so a buffer two or more frames behind gets all of it.
+public struct StaleRegions: Sendable {
+    /// Per buffer; nil: the whole frame.
+    private var stale: [[PixelRect]?] = [nil, nil]
+    /// Above this many rectangles a buffer is copied whole.
+    static let most = 32
+
+    public init() {}
+
+    public mutating func add(_ damage: [PixelRect]?) {
+        for i in stale.indices {
+            guard let known = stale[i], let damage else { stale[i] = nil; continue }
+            let joined = known + damage
+            stale[i] = joined.count > Self.most ? nil : joined
+        }
+    }
+
+    /// What `buffer` must copy from the newest frame (nil: all of it); afterwards it lacks nothing.
+    public mutating func take(_ buffer: Int) -> [PixelRect]? {
+        defer { stale[buffer] = [] }
+        return stale[buffer]
+    }
 }

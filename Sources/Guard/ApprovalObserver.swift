@@ -22,7 +22,10 @@ public struct ApprovalObserver: Observing {
                 "context": .string(a.binding.context), "until": .string(clock.string(from: a.expiresAt)),
                 "risk": .string(a.risk ?? "irreversible"),
             ]
-            if let required = a.required { attributes["approvals"] = .string("\(a.approvedBy?.count ?? 0) of \(required)") }
+            if let required = a.required {
+                attributes["approvals"] = .string("\(a.approvedBy?.count ?? 0) of \(required)")
+                attributes["approved-by"] = .string((a.approvedBy ?? []).joined(separator: ","))
+            }
             return Node(id: NodeID("approval:\(a.id)"), kind: .approval, projected: true, attributes: attributes)
         }
         return Observation(time: now, scope: [.approval], nodes: nodes, edges: [], supervisor: nil, raced: 0, events: [])

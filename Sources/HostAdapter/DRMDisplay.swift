@@ -1,5 +1,6 @@
 import CDRM
 import DevicePorts
+import LoopCore
 import Glibc
 import System
 
@@ -28,6 +29,12 @@ public final class DRMDisplay: DisplayPort {
     private var front: Int?
     private var pending = false
     private var waiting: (pixels: [UInt32], width: Int, height: Int)?
+    /// What each buffer lacks of the newest frame: a frame copies only that.
+    private var stale = StaleRegions()
+    private var copied = 0
+    /// Whether the driver takes drmModeDirtyFB (nil until asked once): drivers that scan out
+    /// through a shadow or over a bus need it to see what changed; the others say ENOSYS.
+    private var dirtyFB: Bool?
     private var restored = false
     private var counts = (presented: 0, flips: 0, superseded: 0)
     /// Where DRM events are read (a flip's is 32 bytes); kept, as flips come every frame.
@@ -154,12 +161,21 @@ public final class DRMDisplay: DisplayPort {
     public var state: DisplayState {
         DisplayState(device: path, driver: driver, connector: connectorName, crtc: crtcID, mode: mode,
                      framebuffer: front.map { buffers[$0].framebuffer } ?? 0, presented: counts.presented, flips: counts.flips,
-                     superseded: counts.superseded, flipPending: pending)
+                     superseded: counts.superseded, flipPending: pending, copied: copied)
     }
 
-    public func present(pixels: [UInt32], width: Int, height: Int) throws(DeviceError) {
+    public func present(pixels: [UInt32], width: Int, height: Int, damage: [PixelRect]?) throws(DeviceError) {
         guard !restored else { return }
+        // Cheap (no probe): the kernel's own view of the connector, updated on hotplug.
+        if let connector = drmModeGetConnectorCurrent(descriptor, connectorID) {
+            let connection = connector.pointee.connection
+            drmModeFreeConnector(connector)
+            guard connection == DRM_MODE_CONNECTED else {
+                throw DeviceError(device: path, message: "\(connectorName) was disconnected", hint: "the panel goes on as the PNG until a display is attached")
+            }
+        }
         counts.presented += 1
+        stale.add(damage)
         if pending {
             if waiting != nil { counts.superseded += 1 }
             waiting = (pixels, width, height)
@@ -225,11 +241,22 @@ public final class DRMDisplay: DisplayPort {
         let target = front.map { 1 - $0 } ?? 0
         let b = buffers[target]
         let rows = min(height, mode.height), columns = min(width, mode.width)
+        let regions = (stale.take(target) ?? [PixelRect(x: 0, y: 0, width: columns, height: rows)])
+            .map { $0.intersection(PixelRect(x: 0, y: 0, width: columns, height: rows)) }.filter { !$0.isEmpty }
+        copied = 0
         pixels.withUnsafeBufferPointer { p in
-            for y in 0..<rows {
-                let destination = (b.map + y * b.pitch).assumingMemoryBound(to: UInt32.self)
-                destination.update(from: p.baseAddress! + y * width, count: columns)
+            for r in regions {
+                for y in r.y..<r.maxY {
+                    let destination = (b.map + y * b.pitch).assumingMemoryBound(to: UInt32.self) + r.x
+                    destination.update(from: p.baseAddress! + y * width + r.x, count: r.width)
+                }
+                copied += r.area
             }
+        }
+        if dirtyFB != false, !regions.isEmpty {
+            var clips = regions.map { drmModeClip(x1: UInt16(clamping: $0.x), y1: UInt16(clamping: $0.y), x2: UInt16(clamping: $0.maxX), y2: UInt16(clamping: $0.maxY)) }
+            let status = drmModeDirtyFB(descriptor, b.framebuffer, &clips, UInt32(clips.count))
+            dirtyFB = !(status == -ENOSYS || status == -EOPNOTSUPP || status == -EINVAL)
         }
         if front == nil {
             var connector = connectorID

@@ -227,14 +227,48 @@ public struct Posterior: Sendable {
     }
 }
 
+/// A rectangle of pixels: `x, y` its top-left corner.
+public struct PixelRect: Hashable, Codable, Sendable, CustomStringConvertible {
+    public var x: Int, y: Int, width: Int, height: Int
+    public init(x: Int, y: Int, width: Int, height: Int) {
+        (self.x, self.y, self.width, self.height) = (x, y, width, height)
+    }
+    public var isEmpty: Bool { width <= 0 || height <= 0 }
+    public var area: Int { isEmpty ? 0 : width * height }
+    public var maxX: Int { x + width }
+    public var maxY: Int { y + height }
+    public func contains(x px: Int, y py: Int) -> Bool { px >= x && px < maxX && py >= y && py < maxY }
+    public func intersection(_ o: PixelRect) -> PixelRect {
+        let x0 = max(x, o.x), y0 = max(y, o.y)
+        return PixelRect(x: x0, y: y0, width: max(0, min(maxX, o.maxX) - x0), height: max(0, min(maxY, o.maxY) - y0))
+    }
+    public func intersects(_ o: PixelRect) -> Bool { !intersection(o).isEmpty }
+    public func union(_ o: PixelRect) -> PixelRect {
+        if isEmpty { return o }
+        if o.isEmpty { return self }
+        let x0 = min(x, o.x), y0 = min(y, o.y)
+        return PixelRect(x: x0, y: y0, width: max(maxX, o.maxX) - x0, height: max(maxY, o.maxY) - y0)
+    }
+    public var description: String { "\(width)x\(height)+\(x)+\(y)" }
+}
+
 /// A rendered panel: XRGB8888 pixels and the semantics tree beside them.
 public struct Frame: Sendable {
+    /// One element of the panel as a person or a program sees it: what it is (`role`), what it
+    /// says (`label`, and `value` where it shows one), the node it stands for, where it is, and —
+    /// for what can be pressed — its `actions` and, when the viewer may not take them, why
+    /// (`disabled`, naming the rule). Input is hit-tested against these, not against pixels.
     public struct Semantic: Hashable, Codable, Sendable {
         public var role: String
         public var label: String
         public var node: NodeID?
         public var x: Int, y: Int, width: Int, height: Int
-        public init(role: String, label: String, node: NodeID?, x: Int, y: Int, width: Int, height: Int) {
+        public var value: String?
+        public var actions: [String]?
+        /// Why the actions cannot be taken now (nil: they can).
+        public var disabled: String?
+        public init(role: String, label: String, node: NodeID?, x: Int, y: Int, width: Int, height: Int,
+                    value: String? = nil, actions: [String]? = nil, disabled: String? = nil) {
             self.role = role
             self.label = label
             self.node = node
@@ -242,7 +276,12 @@ public struct Frame: Sendable {
             self.y = y
             self.width = width
             self.height = height
+            self.value = value
+            self.actions = actions
+            self.disabled = disabled
         }
+        public var bounds: PixelRect { PixelRect(x: x, y: y, width: width, height: height) }
+        public var enabled: Bool { disabled == nil }
     }
     public let width: Int
     public let height: Int
@@ -255,13 +294,18 @@ public struct Frame: Sendable {
     /// where there is one — equal draw lists draw equal pixels, and a few kilobytes are hashed
     /// instead of megabytes each step), else of the pixels as little-endian bytes.
     public let hash: String
+    /// What changed since the renderer's previous frame (nil: take it all): a screen that holds
+    /// the previous frame copies only these.
+    public let damage: [PixelRect]?
 
-    public init(width: Int, height: Int, pixels: [UInt32], semantics: [Semantic], step: Int, drawList: [UInt8]? = nil) {
+    public init(width: Int, height: Int, pixels: [UInt32], semantics: [Semantic], step: Int, drawList: [UInt8]? = nil,
+                damage: [PixelRect]? = nil) {
         self.width = width
         self.height = height
         self.pixels = pixels
         self.semantics = semantics
         self.step = step
+        self.damage = damage
         hash = drawList.map { SHA256.hex($0) } ?? pixels.withUnsafeBytes { SHA256.hex(UnsafeRawBufferPointer($0).bindMemory(to: UInt8.self)) }
     }
 }

@@ -12,6 +12,7 @@ import Renderer
 import Sandbox
 import Scheduler
 import Surface
+import Typeface
 
 extension Supervisor {
     /// The loop built from a loaded configuration and the run folder's open records: the real
@@ -33,10 +34,14 @@ extension Supervisor {
         let host = BenchHost(instruments: instruments, gpioDevices: gpio, usb: usb, catalog: configuration.catalog)
         host.makeSafe(on: fault)
         let attached = AttachedDevices(instruments: instruments, gpio: gpio)
-        let (display, displayNote) = options.mode == .latent ? (nil, "display: none while dreaming") :
-            DisplayChoice.open(options.display, connector: options.connector, mode: options.displayMode)
-        notes.append(displayNote)
-        let owner = DisplayChoice.owning(display, besides: BenchHost.owner(instruments: instruments, gpio: gpio, usb: usb, catalog: configuration.catalog))
+        let screen = options.mode == .latent || options.display == "none" ? Screen(nil)
+            : Screen(finding: { [options] in
+                let (display, note) = DisplayChoice.open(options.display, connector: options.connector, mode: options.displayMode)
+                return (display, note)
+            })
+        notes.append(options.mode == .latent ? "display: none while dreaming" : screen.note)
+        let devices = BenchHost.owner(instruments: instruments, gpio: gpio, usb: usb, catalog: configuration.catalog)
+        let owner: @Sendable (UInt64) -> DeviceOwner? = { screen.owner(of: $0) ?? devices($0) }
         // The run folder (audit log, approvals, trace): no context, loop or program, touches it.
         let protected = options.folder.resolved
         let programGuard = ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault, owner: owner)
@@ -45,17 +50,20 @@ extension Supervisor {
         let programContexts = bench.contexts.filter { $0.program != nil }
         let panel = PNGSink(path: options.folder.panel)
         // The panel is drawn at the screen's size (or the PNG's default without one).
-        let renderer = display.map { PanelRenderer(width: $0.mode.width, height: $0.mode.height, mode: options.mode) }
-            ?? PanelRenderer(mode: options.mode)
-        let displayObservers: [any Observing] = display.map { [DisplayObserver($0)] } ?? []
+        let renderer: PanelRenderer
+        do {
+            renderer = try screen.display.map { d throws(TypefaceError) in
+                try PanelRenderer(width: d.state.mode.width, height: d.state.mode.height, mode: options.mode)
+            } ?? PanelRenderer(mode: options.mode)
+        } catch { throw SupervisorError(message: "the panel cannot draw text: \(error)") }
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb),
                                           ApprovalObserver(store: records.approvals),
                                           ProgramObserver(programs: programGuard, contexts: programContexts.map(\.name)),
-                                          events] + displayObservers),
+                                          events, DisplayObserver(screen)]),
             estimator: LiveEstimator(), renderer: renderer,
-            frameSink: DisplaySink(png: panel, display: display), scheduler: PriorityScheduler(),
+            frameSink: DisplaySink(png: panel, screen: screen), scheduler: PriorityScheduler(),
             proposer: RequestingProposer(bench: bench, inbox: ActionInbox(directory: options.folder.requests), offering: attached.offering),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: BenchHost.risk(instruments: instruments, gpio: gpio),
                                      identity: BenchHost.identity(instruments: instruments, gpio: gpio),

@@ -5,6 +5,7 @@ import Guard
 import Journal
 import LoopCore
 import Observer
+import Renderer
 import StateGraph
 import Surface
 
@@ -102,6 +103,7 @@ public enum Supervisor {
             }
             report(stepped)
             sayIfTheScreenWasLost(&loop)
+            lookForAScreen(&loop, after: stepped)
             done += 1
             if let steps, done >= steps { break }
             // Sleep until the next tick, a stop signal, or an asynchronous event (which steps now) —
@@ -120,6 +122,20 @@ public enum Supervisor {
         guard var sink = loop.frameSink as? DisplaySink, let lost = sink.takeLost() else { return }
         loop.frameSink = sink
         FileHandle.standardError.write(Data("worldos: \(lost)\n".utf8))
+    }
+
+    /// A DRM hotplug (a uevent of the `drm` subsystem) while there is no screen: look again, and
+    /// draw the panel at the size of the one found.
+    private static func lookForAScreen(_ loop: inout SupervisorLoop, after step: StepReport) {
+        guard step.events.contains(where: { $0.source == "uevent" && $0.details["SUBSYSTEM"] == "drm" }),
+              let sink = loop.frameSink as? DisplaySink, let (display, note) = sink.screen.reprobe() else { return }
+        FileHandle.standardError.write(Data("worldos: \(note)\n".utf8))
+        let mode = display.state.mode
+        if let panel = loop.renderer as? PanelRenderer, panel.width != mode.width || panel.height != mode.height {
+            do { loop.renderer = try PanelRenderer(width: mode.width, height: mode.height, mode: loop.mode, face: panel.face) } catch {
+                FileHandle.standardError.write(Data("worldos: the panel cannot be drawn at \(mode): \(error)\n".utf8))
+            }
+        }
     }
 
     /// Wait `duration`, or until a stop signal (true) or one of `wakeOn` is readable; servicing

@@ -1,6 +1,5 @@
 import DevicePorts
 import Foundation
-import Guard
 import HostAdapter
 import System
 
@@ -26,16 +25,6 @@ public enum DisplayChoice {
         default:
             return opened(option, connector: connector, mode: mode)
         }
-    }
-
-    /// The devices the supervisor holds, with the card it drives: while it scans out, no
-    /// context or supervised program opens the card (to take master, or draw over the panel).
-    public static func owning(_ display: DRMDisplay?, besides owner: @escaping @Sendable (UInt64) -> DeviceOwner?)
-        -> @Sendable (UInt64) -> DeviceOwner? {
-        guard let display, let number = FileObject.at(display.path)?.deviceNumber else { return owner }
-        let card = DeviceOwner(device: "display:\(display.connectorName)", path: display.path, profile: "display",
-                               rawChannel: false, risk: "reversible")
-        return { $0 == number ? card : owner($0) }
     }
 
     private static func opened(_ path: String, connector: String?, mode: String?) -> (display: DRMDisplay?, note: String) {

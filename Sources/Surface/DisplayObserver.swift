@@ -4,16 +4,19 @@ import StateGraph
 
 /// The screen as graph nodes: its connector (with the mode shown) and the CRTC scanning out to
 /// it (with the framebuffer on screen and how the page flips went), so the display's state is
-/// in the trace beside everything else.
+/// in the trace beside everything else. With no screen (none yet, or one unplugged) the scope
+/// is empty: a screen that goes away is a transition of the graph.
 public struct DisplayObserver: Observing {
-    private let display: any DisplayPort
+    private let screen: Screen
 
-    public init(_ display: any DisplayPort) { self.display = display }
+    public init(_ screen: Screen) { self.screen = screen }
 
     public static func connector(_ state: DisplayState) -> NodeID { NodeID("display:\(state.device)/\(state.connector)") }
 
     public func observe(at now: Instant) throws -> Observation {
-        let s = display.state
+        guard let s = screen.display?.state else {
+            return Observation(time: now, scope: [.displayConnector, .crtc], nodes: [], edges: [], supervisor: nil)
+        }
         let connector = Self.connector(s)
         let crtc = NodeID("crtc:\(s.device)/\(s.crtc)")
         let nodes = [

@@ -4,35 +4,41 @@ import LoopCore
 import Renderer
 
 /// The panel where people see it: the PNG in the run folder always, and a screen when there is
-/// one. A frame goes to the screen without waiting for its vertical blank; a screen that fails
-/// (unplugged, taken by another master) is said once and let go, and the run goes on with the
-/// PNG alone.
+/// one. A frame goes to the screen without waiting for its vertical blank, and only its damage is
+/// copied; a screen that fails (unplugged, taken by another master) is said once and let go, and
+/// the run goes on with the PNG alone until a hotplug brings one back (``Screen/reprobe()``).
 public struct DisplaySink: FrameSink {
     public var png: PNGSink
-    public private(set) var display: (any DisplayPort)?
+    public let screen: Screen
+    /// The last frame shown, whose semantics tree is what a touch or a key press acts on.
+    public private(set) var shown: Frame?
     /// What happened to the screen, for the run's log, until taken (nil while all is well).
     private var lost: String?
 
-    public init(png: PNGSink, display: (any DisplayPort)?) {
+    public init(png: PNGSink, screen: Screen) {
         self.png = png
-        self.display = display
+        self.screen = screen
     }
+
+    public var display: (any DisplayPort)? { screen.display }
 
     public mutating func emit(_ frame: Frame) throws -> String? {
         let written = try png.emit(frame)
-        // The screen gets every changed frame; an unchanged one is already on it.
-        if written != nil, let screen = display {
-            do { try screen.present(pixels: frame.pixels, width: frame.width, height: frame.height) } catch {
-                drop(screen, because: "\(error)")
+        // The screen gets every changed frame, as its damage; an unchanged one is already on it.
+        // A screen just attached has nothing of ours yet: it gets the whole frame.
+        if let display = screen.display, case let fresh = display.state.presented == 0, written != nil || fresh {
+            do { try display.present(pixels: frame.pixels, width: frame.width, height: frame.height, damage: fresh ? nil : frame.damage) } catch {
+                drop(display, because: "\(error)")
             }
         }
+        shown = frame
         return written
     }
 
     /// The display's flips that completed (call when its descriptor is readable).
     public mutating func service() {
-        guard let screen = display else { return }
-        do { try screen.service() } catch { drop(screen, because: "\(error)") }
+        guard let display = screen.display else { return }
+        do { try display.service() } catch { drop(display, because: "\(error)") }
     }
 
     /// What happened to the screen since last asked, once (nil: nothing).
@@ -42,14 +48,12 @@ public struct DisplaySink: FrameSink {
     }
 
     public mutating func finish() throws {
-        display?.restore()
-        display = nil
+        screen.drop()
         try png.finish()
     }
 
-    private mutating func drop(_ screen: any DisplayPort, because reason: String) {
-        screen.restore()
-        display = nil
-        lost = "display \(screen.state.device) \(screen.state.connector) lost: \(reason); the panel goes on as \(png.path) only"
+    private mutating func drop(_ display: any DisplayPort, because reason: String) {
+        screen.drop()
+        lost = "display \(display.state.device) \(display.state.connector) lost: \(reason); the panel goes on as \(png.path) only"
     }
 }

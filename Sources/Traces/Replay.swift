@@ -83,7 +83,7 @@ public enum Replay {
                                       approvers: { device in devices.find(device)?.profile.approvers ?? 1 })
         var loop = SupervisorLoop(
             mode: first.mode, clock: script, initial: try Supervisor.initialGraph(bench: bench, policy: policy),
-            observer: script, estimator: ReplayEstimator(script: script, devices: devices), renderer: PanelRenderer(mode: first.mode),
+            observer: script, estimator: ReplayEstimator(script: script, devices: devices), renderer: try PanelRenderer(mode: first.mode),
             frameSink: DiscardingFrameSink(), scheduler: PriorityScheduler(), proposer: script,
             policyGuard: ReplayGuard(inner: policyGuard, script: script), executor: TraceExecutor(names: script), host: script,
             predictor: TrivialPredictor(), recorder: ComparingRecorder(script: script))

@@ -1,5 +1,6 @@
 import Glibc
 import DevicePorts
+import LoopCore
 
 /// A USB bus in memory: devices can be plugged and unplugged, interfaces can have a kernel
 /// driver bound, and every claim and transfer is logged. The sibling of USBContext for fast
@@ -111,27 +112,57 @@ public final class FakeDisplay: DisplayPort {
     public let descriptor: Int32 = -1
     /// Every frame that reached the screen (not superseded while a flip was pending), in order.
     public private(set) var shown: [[UInt32]] = []
+    /// The two buffers as the fake drew them: only what each lacked was copied into it.
+    public private(set) var buffers: [[UInt32]]
     public private(set) var restored = false
     /// The next present fails with this.
     public var failNext: DeviceError?
+    /// Unplugged: the next present says so.
+    public var connected = true
     private var waiting: [UInt32]?
+    private var stale = StaleRegions()
+    private var front: Int?
 
     public init(width: Int = 320, height: Int = 200) {
         state = DisplayState(device: "/dev/dri/fake", driver: "fake", connector: "Virtual-1", crtc: 31,
                              mode: DisplayMode(width: width, height: height, refresh: 60, name: "\(width)x\(height)"))
+        buffers = [[UInt32](repeating: 0, count: width * height), [UInt32](repeating: 0, count: width * height)]
     }
 
-    public func present(pixels: [UInt32], width: Int, height: Int) throws(DeviceError) {
+    /// What is on the screen now.
+    public var screen: [UInt32]? { front.map { buffers[$0] } }
+
+    public func present(pixels: [UInt32], width: Int, height: Int, damage: [PixelRect]?) throws(DeviceError) {
         if let failure = failNext { failNext = nil; throw failure }
+        guard connected else { throw DeviceError(device: state.device, message: "\(state.connector) is disconnected", hint: "the panel goes on as the PNG") }
         state.presented += 1
+        stale.add(damage)
         if state.flipPending {
             if waiting != nil { state.superseded += 1 }
             waiting = pixels
             return
         }
+        show(pixels)
+    }
+
+    /// As DRMDisplay: into the buffer not on screen; the first frame sets the CRTC (on screen at
+    /// once), every later one waits for its flip.
+    private func show(_ pixels: [UInt32]) {
+        let target = front.map { 1 - $0 } ?? 0
+        let width = state.mode.width
+        let regions = stale.take(target) ?? [PixelRect(x: 0, y: 0, width: width, height: state.mode.height)]
+        state.copied = 0
+        for r in regions {
+            for y in r.y..<r.maxY { for x in r.x..<r.maxX { buffers[target][y * width + x] = pixels[y * width + x] } }
+            state.copied += r.area
+        }
         shown.append(pixels)
-        state.flipPending = state.framebuffer != 0
-        state.framebuffer = state.framebuffer == 40 ? 41 : 40
+        if front == nil {
+            front = target
+            state.framebuffer = 40 + UInt32(target)
+        } else {
+            state.flipPending = true
+        }
     }
 
     /// The vertical blank: the pending flip completes (``service()`` then takes it).
@@ -143,11 +174,11 @@ public final class FakeDisplay: DisplayPort {
         completed = false
         state.flipPending = false
         state.flips += 1
+        front = front.map { 1 - $0 }
+        state.framebuffer = 40 + UInt32(front ?? 0)
         if let next = waiting {
             waiting = nil
-            shown.append(next)
-            state.flipPending = true
-            state.framebuffer = state.framebuffer == 40 ? 41 : 40
+            show(next)
         }
     }
 

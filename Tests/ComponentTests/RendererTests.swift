@@ -2,6 +2,8 @@ import Foundation
 import LoopCore
 import Renderer
 import StateGraph
+import Typeface
+import WorldOSTesting
 import XCTest
 
 final class RendererTests: XCTestCase {
@@ -20,13 +22,16 @@ final class RendererTests: XCTestCase {
     }
 
     func testPanel_showsTheProjectedSubset_withADenialAndThisSupervisor() throws {
-        let frame = PanelRenderer(width: 1000, height: 400, mode: .real).render(try posterior(), at: Instant(nanoseconds: 0))
+        var renderer = try PanelRenderer(width: 1000, height: 400, mode: .real)
+        let frame = renderer.render(try posterior(), at: Instant(nanoseconds: 0))
         XCTAssertEqual(frame.step, 3)
-        XCTAssertEqual(frame.semantics.filter { $0.role == "process" }.map(\.node), [.process(pid: 7, startTime: 1), .process(pid: 42, startTime: 1)])
+        XCTAssertEqual(frame.semantics.filter { $0.role == "process" }.map(\.node), [.process(pid: 42, startTime: 1), .process(pid: 7, startTime: 1)],
+                       "the busiest first: running before sleeping")
         XCTAssertFalse(frame.semantics.contains { $0.label.contains("hidden-from-panel") })
         XCTAssertTrue(frame.semantics.contains { $0.role == "denial" && $0.label.contains("REFUSED open(path: \"/etc/shadow\")") })
         XCTAssertTrue(frame.semantics.contains { $0.role == "process" && $0.label.hasSuffix("worldos   <- this supervisor") })
-        XCTAssertEqual(frame.semantics.first?.label, "WorldOS  step 3  mode real  nodes 5  edges 0  prior wrong on 1")
+        XCTAssertEqual(frame.semantics.first?.label, "WorldOS  step 3  real  5 nodes  0 edges  prior wrong on 1")
+        XCTAssertEqual(frame.semantics.first?.value, "no operator at this seat")
         // Ink where the semantics say text is, in the denial colour on the denial row.
         let denial = frame.semantics.first { $0.role == "denial" }!
         let row = frame.pixels[(denial.y * frame.width)..<((denial.y + denial.height) * frame.width)]
@@ -35,32 +40,87 @@ final class RendererTests: XCTestCase {
 
     func testALatchedFault_isARedBannerAboveEverythingElse() throws {
         var p = try posterior()
-        let renderer = PanelRenderer(width: 1000, height: 400, mode: .real)
+        var renderer = try PanelRenderer(width: 1000, height: 400, mode: .real)
         XCTAssertFalse(renderer.render(p, at: Instant(nanoseconds: 0)).semantics.contains { $0.role == "fault" })
         try p.graph.apply(GraphDelta([.addNode(Node(id: NodeID("instrument:bench-bridge:SIM-1"), kind: .instrument, projected: true,
                                                     attributes: ["status": .string("lost"), "fault": .string("lost bench-bridge SIM-1 on /dev/ttyUSB0")]))]))
         let frame = renderer.render(p, at: Instant(nanoseconds: 0))
         let banner = frame.semantics.filter { $0.role == "fault" }
-        XCTAssertEqual(banner.map(\.label), ["HALTED (latched fault): lost bench-bridge SIM-1 on /dev/ttyUSB0",
-                                             "  nothing physical runs until a person checks the bench and runs worldos ack"])
+        XCTAssertEqual(banner.map(\.label), ["HALTED (latched fault): lost bench-bridge SIM-1 on /dev/ttyUSB0"])
         XCTAssertEqual(frame.semantics.firstIndex { $0.role == "fault" }, 1, "right under the header")
+        XCTAssertEqual(banner[0].width, frame.width, "across the screen")
         let row = frame.pixels[(banner[0].y * frame.width)..<((banner[0].y + banner[0].height) * frame.width)]
-        XCTAssertTrue(row.contains(0xff5a5a), "in the denial colour")
+        XCTAssertTrue(row.contains(0x5c1f1f), "on the fault colour")
     }
 
     func testEqualPosteriors_giveEqualFrames_andAChangeChangesTheHash() throws {
-        let r = PanelRenderer(width: 320, height: 200, mode: .real)
+        var r = try PanelRenderer(width: 800, height: 480, mode: .real)
         var p = try posterior()
         let a = r.render(p, at: Instant(nanoseconds: 0)), b = r.render(p, at: Instant(nanoseconds: 99))
         XCTAssertEqual(a.hash, b.hash)
+        XCTAssertEqual(b.damage, [], "nothing changed, nothing to copy")
         p.step = 4
         XCTAssertNotEqual(r.render(p, at: Instant(nanoseconds: 0)).hash, a.hash)
+    }
+
+    /// The retained scene: one reading changed redraws only its cell, and the pixels equal a
+    /// frame drawn whole from the same posterior — at both sizes, through a run of changes.
+    func testDamage_isOnlyTheChangedReading_andThePixelsEqualAWholeFrame() throws {
+        for (w, h) in [(800, 480), (1920, 1080)] {
+            var retained = try PanelRenderer(width: w, height: h, mode: .real)
+            let first = retained.render(SamplePanel.posterior(temperature: 25.5), at: Instant(nanoseconds: 0))
+            XCTAssertNil(first.damage, "the first frame is drawn whole")
+            for (i, t) in [26.0, 80.25, 79.5, 25.5].enumerated() {
+                let next = retained.render(SamplePanel.posterior(temperature: t), at: Instant(nanoseconds: 0))
+                var whole = try PanelRenderer(width: w, height: h, mode: .real)
+                let reference = whole.render(SamplePanel.posterior(temperature: t), at: Instant(nanoseconds: 0))
+                XCTAssertEqual(next.hash, reference.hash)
+                XCTAssertTrue(next.pixels == reference.pixels, "\(w)x\(h) change \(i): the retained frame equals a whole one")
+                let cell = try XCTUnwrap(next.semantics.first { $0.node == SamplePanel.temperature })
+                let damage = try XCTUnwrap(next.damage)
+                XCTAssertEqual(damage.count, 1, "\(w)x\(h): one rectangle")
+                XCTAssertTrue(damage[0].intersects(cell.bounds))
+                XCTAssertLessThanOrEqual(damage[0].area, cell.bounds.area * 2, "\(w)x\(h): about the cell, not the screen (\(damage[0]))")
+            }
+        }
+    }
+
+    func testSceneEncoding_isWhatDrawsThePixels() {
+        var a = Scene(width: 64, height: 32, background: 0)
+        a.widgets = [Widget(bounds: PixelRect(x: 0, y: 0, width: 64, height: 20), runs: [TextRun("ok", x: 1, baseline: 14, color: 0xffffff, size: 15)])]
+        var b = a
+        XCTAssertEqual(a.encoded(), b.encoded())
+        b.widgets[0].runs[0].color = 0xff0000
+        XCTAssertNotEqual(a.encoded(), b.encoded(), "the colour is part of what was drawn")
+        b = a
+        b.widgets[0].runs[0].text = "ok!"
+        XCTAssertNotEqual(a.encoded(), b.encoded())
+        b = a
+        b.widgets[0].semantic = .init(role: "x", label: "y", node: nil, x: 0, y: 0, width: 1, height: 1)
+        XCTAssertEqual(a.encoded(), b.encoded(), "what a widget means is not what it draws")
+    }
+
+    func testText_isAntiAliased_throughTheTrueTypeFace() throws {
+        var canvas = Canvas(width: 80, height: 30, background: 0)
+        let face = try Typeface.named()
+        canvas.text("Ag", x: 2, baseline: 22, color: 0xffffff, size: 20, face: face, clip: canvas.bounds)
+        let levels = Set(canvas.pixels.map { $0 & 0xff })
+        XCTAssertTrue(levels.contains(0) && levels.contains(255), "ink and background")
+        XCTAssertGreaterThan(levels.count, 20, "and the grey levels of anti-aliased edges between them")
+        var clipped = Canvas(width: 80, height: 30, background: 0)
+        clipped.text("Ag", x: 2, baseline: 22, color: 0xffffff, size: 20, face: face, clip: PixelRect(x: 0, y: 0, width: 12, height: 30))
+        XCTAssertTrue((0..<30).allSatisfy { y in (12..<80).allSatisfy { clipped.pixels[y * 80 + $0] == 0 } }, "nothing drawn outside the clip")
+        XCTAssertThrowsError(try Typeface(path: "/nonexistent/font.ttf")) { XCTAssertTrue("\($0)".contains("fonts-dejavu-core"), "\($0)") }
+        let notAFont = NSTemporaryDirectory() + "worldos-not-a-font-\(UUID().uuidString).ttf"
+        try Data("not a font".utf8).write(to: URL(fileURLWithPath: notAFont))
+        defer { unlink(notAFont) }
+        XCTAssertThrowsError(try Typeface(path: notAFont)) { XCTAssertTrue("\($0)".contains(notAFont), "\($0)") }
     }
 
     func testPNGSink_writesAValidPNG_onlyWhenTheFrameChanges() throws {
         let path = NSTemporaryDirectory() + "worldos-panel-\(UUID().uuidString).png"
         defer { unlink(path) }
-        let r = PanelRenderer(width: 320, height: 200, mode: .real)
+        var r = try PanelRenderer(width: 320, height: 200, mode: .real)
         var sink = PNGSink(path: path)
         let frame = r.render(try posterior(), at: Instant(nanoseconds: 0))
         XCTAssertEqual(try sink.emit(frame), path)
@@ -86,7 +146,7 @@ final class RendererTests: XCTestCase {
         let path = NSTemporaryDirectory() + "worldos-backlog-\(UUID().uuidString).png"
         defer { unlink(path) }
         let encoder = PNGEncoder(backlog: 2)
-        let r = PanelRenderer(width: 1280, height: 800, mode: .real)
+        var r = try PanelRenderer(width: 1280, height: 800, mode: .real)
         var p = try posterior()
         var frames: [Frame] = []
         for step in 0..<12 {
@@ -101,23 +161,6 @@ final class RendererTests: XCTestCase {
         let states = frames.suffix(8).map { encoder.png(hash: $0.hash, wait: true) }
         XCTAssertTrue(states.contains(.unavailable), "skipped frames are unavailable, not waited for forever")
         try encoder.drain()
-    }
-
-    /// A frame is known by what drew it: equal draw lists, equal hashes (and equal pixels);
-    /// one more character drawn, another hash.
-    func testFrameHash_isTheDrawListsHash() throws {
-        var a = Canvas(width: 64, height: 32, background: 0), b = Canvas(width: 64, height: 32, background: 0)
-        a.text("ok", x: 1, y: 1, color: 0xffffff)
-        b.text("ok", x: 1, y: 1, color: 0xffffff)
-        let fa = Frame(width: 64, height: 32, pixels: a.pixels, semantics: [], step: 0, drawList: a.drawList)
-        let fb = Frame(width: 64, height: 32, pixels: b.pixels, semantics: [], step: 1, drawList: b.drawList)
-        XCTAssertEqual(fa.hash, fb.hash)
-        XCTAssertEqual(fa.pixels, fb.pixels)
-        b.text("!", x: 20, y: 1, color: 0xffffff)
-        XCTAssertNotEqual(Frame(width: 64, height: 32, pixels: b.pixels, semantics: [], step: 1, drawList: b.drawList).hash, fa.hash)
-        var c = Canvas(width: 64, height: 32, background: 0)
-        c.text("ok", x: 1, y: 1, color: 0xff0000)
-        XCTAssertNotEqual(c.drawList, a.drawList, "the colour is part of what was drawn")
     }
 }
 

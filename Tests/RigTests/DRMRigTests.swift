@@ -32,9 +32,9 @@ final class DRMRigTests: XCTestCase {
                           attributes: ["priority": .int(1), "last-result": .string("denied"),
                                        "last-denial": .string("open(path: \"/dev/gpiochip0\"): not in policy [rig.yaml:1]")])),
         ]))
-        let frame = PanelRenderer(width: display.mode.width, height: display.mode.height, mode: .real)
-            .render(Posterior(step: 7, graph: graph, surprise: Surprise(), observedAt: nil), at: Instant(nanoseconds: 0))
-        try display.present(pixels: frame.pixels, width: frame.width, height: frame.height)
+        let frame = try PanelRenderer.frame(of: Posterior(step: 7, graph: graph, surprise: Surprise(), observedAt: nil),
+                                            width: display.mode.width, height: display.mode.height, mode: .real)
+        try display.present(pixels: frame.pixels, width: frame.width, height: frame.height, damage: nil)
         // Take the screendump while we still hold the CRTC.
         let name = "scanout-\(UUID().uuidString).ppm"
         try Rig.request("screendump \(name)")
@@ -59,7 +59,7 @@ final class DRMFlipRigTests: XCTestCase {
         var graph = Graph()
         try graph.apply(GraphDelta([.addNode(Node(id: .context("rig"), kind: .executionContext, partition: .context("rig"), projected: true,
                                                   attributes: ["priority": .int(1)]))]))
-        let renderer = PanelRenderer(width: width, height: height, mode: .real)
+        var renderer = try PanelRenderer(width: width, height: height, mode: .real)
         return (0..<count).map { renderer.render(Posterior(step: $0, graph: graph, surprise: Surprise(), observedAt: nil), at: Instant(nanoseconds: 0)) }
     }
 
@@ -93,7 +93,7 @@ final class DRMFlipRigTests: XCTestCase {
         let before = try scanout()
         let display = try DRMDisplay(path: "/dev/dri/card0")
         let f = try frames(4, width: display.mode.width, height: display.mode.height)
-        for frame in f { try display.present(pixels: frame.pixels, width: frame.width, height: frame.height) }
+        for frame in f { try display.present(pixels: frame.pixels, width: frame.width, height: frame.height, damage: nil) }
         XCTAssertTrue(display.state.flipPending, "the second frame's flip was requested, not waited for")
         XCTAssertEqual(display.state.superseded, 1, "the third waited and the fourth replaced it")
         try settle(display)
@@ -113,7 +113,7 @@ final class DRMFlipRigTests: XCTestCase {
         var i = 0
         while Date().timeIntervalSince(start) < 1 {
             if !display.state.flipPending {
-                try display.present(pixels: f[i % 4].pixels, width: f[0].width, height: f[0].height)
+                try display.present(pixels: f[i % 4].pixels, width: f[0].width, height: f[0].height, damage: nil)
                 i += 1
             }
             var p = pollfd(fd: display.descriptor, events: Int16(POLLIN), revents: 0)

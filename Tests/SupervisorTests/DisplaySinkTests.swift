@@ -14,18 +14,17 @@ import XCTest
 /// pending, a failing screen is let go and said once while the PNG goes on, and the screen is
 /// given back at the end.
 final class DisplaySinkTests: XCTestCase {
-    func frame(_ step: Int, width: Int = 320, height: Int = 200) throws -> Frame {
+    func frame(_ step: Int, width: Int = 800, height: Int = 480) throws -> Frame {
         var graph = Graph()
         try graph.apply(GraphDelta([.addNode(Node(id: .context("c"), kind: .executionContext, partition: .context("c"), projected: true,
                                                   attributes: ["priority": .int(1)]))]))
-        return PanelRenderer(width: width, height: height, mode: .real)
-            .render(Posterior(step: step, graph: graph, surprise: Surprise(), observedAt: nil), at: Instant(nanoseconds: 0))
+        return try PanelRenderer.frame(of: Posterior(step: step, graph: graph, surprise: Surprise(), observedAt: nil), width: width, height: height, mode: .real)
     }
 
     func testFrames_reachTheScreenWithoutWaiting_theNewestWhileAFlipIsPending() throws {
         let path = try temporaryDirectory("display-sink") + "/panel.png"
-        let screen = FakeDisplay()
-        var sink = DisplaySink(png: PNGSink(path: path), display: screen)
+        let screen = FakeDisplay(width: 800, height: 480)
+        var sink = DisplaySink(png: PNGSink(path: path), screen: Screen(screen))
         let frames = try (0..<4).map { try frame($0) }
         _ = try sink.emit(frames[0])   // the first sets the CRTC: on screen at once
         _ = try sink.emit(frames[1])   // a flip to it, pending
@@ -40,13 +39,13 @@ final class DisplaySinkTests: XCTestCase {
         XCTAssertEqual(screen.state.flips, 1)
         try sink.finish()
         XCTAssertTrue(screen.restored, "the screen is given back at the end")
-        XCTAssertEqual(try PNG.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))).width, 320, "the PNG is written too")
+        XCTAssertEqual(try PNG.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))).width, 800, "the PNG is written too")
     }
 
     func testAFailingScreen_isLetGo_saidOnce_andThePNGGoesOn() throws {
         let path = try temporaryDirectory("display-lost") + "/panel.png"
-        let screen = FakeDisplay()
-        var sink = DisplaySink(png: PNGSink(path: path), display: screen)
+        let screen = FakeDisplay(width: 800, height: 480)
+        var sink = DisplaySink(png: PNGSink(path: path), screen: Screen(screen))
         _ = try sink.emit(try frame(0))
         screen.failNext = DeviceError(device: "/dev/dri/fake", errno: ENODEV, action: "request a page flip")
         XCTAssertNotNil(try sink.emit(try frame(1)), "the PNG is still written")
@@ -61,14 +60,52 @@ final class DisplaySinkTests: XCTestCase {
 
     func testTheScreen_isInTheGraph_connectorAndCRTC() throws {
         let screen = FakeDisplay(width: 800, height: 480)
-        try screen.present(pixels: [UInt32](repeating: 0, count: 800 * 480), width: 800, height: 480)
-        let o = try DisplayObserver(screen).observe(at: Instant(nanoseconds: 0))
+        try screen.present(pixels: [UInt32](repeating: 0, count: 800 * 480), width: 800, height: 480, damage: nil)
+        let held = Screen(screen)
+        let o = try DisplayObserver(held).observe(at: Instant(nanoseconds: 0))
         let connector = try XCTUnwrap(o.nodes.first { $0.kind == .displayConnector })
         XCTAssertEqual(connector["mode"], .string("800x480@60"))
         XCTAssertEqual(connector["connector"], .string("Virtual-1"))
         let crtc = try XCTUnwrap(o.nodes.first { $0.kind == .crtc })
         XCTAssertEqual(crtc["framebuffer"], .int(40))
         XCTAssertEqual(o.edges.map(\.to), [connector.id])
+        held.drop()
+        let gone = try DisplayObserver(held).observe(at: Instant(nanoseconds: 1))
+        XCTAssertTrue(gone.nodes.isEmpty && gone.scope.contains(.displayConnector), "a screen let go leaves the graph")
+    }
+
+    /// One changed reading: the buffers are given only its damage, and what is on screen is still
+    /// exactly the newest frame (each buffer catches up on what it missed, superseded frames too).
+    func testDamage_onlyIsCopied_andTheScreenIsStillTheNewestFrame() throws {
+        let path = try temporaryDirectory("display-damage") + "/panel.png"
+        let fake = FakeDisplay(width: 800, height: 480)
+        var sink = DisplaySink(png: PNGSink(path: path), screen: Screen(fake))
+        var panel = try PanelRenderer(width: 800, height: 480, mode: .real)
+        func step(_ i: Int, _ celsius: Double) throws -> Frame {
+            panel.render(try SamplePanel.posterior(step: i, temperature: celsius), at: Instant(nanoseconds: UInt64(i)))
+        }
+        let first = try step(0, 21.5)
+        _ = try sink.emit(first)
+        XCTAssertEqual(fake.state.copied, 800 * 480, "the first frame is copied whole")
+        var last = first
+        for (i, celsius) in [22.0, 22.5, 23.0, 23.5, 24.0].enumerated() {
+            last = try step(i + 1, celsius)
+            let damage = try XCTUnwrap(last.damage)
+            let drawnNow = !fake.state.flipPending
+            _ = try sink.emit(last)
+            if i == 0 {
+                XCTAssertEqual(fake.state.copied, 800 * 480, "the second buffer has held nothing yet: it is given the whole frame, once")
+            } else if drawnNow {
+                XCTAssertLessThan(fake.state.copied, 800 * 480 / 4, "step \(i + 1): the damage (\(damage)) only")
+            }
+            // Step 3's flip is not done before step 4: step 4 waits, and its buffer catches up
+            // on the damage of every frame it missed.
+            if i != 2 { fake.vblank(); sink.service() }
+        }
+        fake.vblank(); sink.service()
+        let same = fake.screen == last.pixels
+        XCTAssertTrue(same, "what is on screen is exactly the newest frame")
+        try sink.finish()
     }
 
     func testDisplayModes_parseOrAreRefused() {

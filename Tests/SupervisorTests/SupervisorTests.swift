@@ -222,9 +222,9 @@ final class ProgramContextTests: XCTestCase {
         XCTAssertTrue(calls.contains { $0.contains("→ /proc/loadavg, read)") }, "\(calls)")
         // Its activity is in the graph and on the panel, not "not run yet".
         try session.loop.step()
-        func panel() -> [Frame.Semantic] {
-            PanelRenderer(mode: .real).render(Posterior(step: session.loop.stepCount, graph: session.loop.memory, surprise: nil, observedAt: nil),
-                                              at: Instant(nanoseconds: 0)).semantics
+        func panel() throws -> [Frame.Semantic] {
+            try PanelRenderer.frame(of: Posterior(step: session.loop.stepCount, graph: session.loop.memory, surprise: nil, observedAt: nil),
+                                    mode: .real).semantics
         }
         let program = try XCTUnwrap(session.loop.memory[ProgramObserver.node("sampler")])
         XCTAssertGreaterThanOrEqual(program["calls"]?.intValue ?? 0, Int64(calls.count))
@@ -236,7 +236,8 @@ final class ProgramContextTests: XCTestCase {
         XCTAssertEqual(try AuditLog.verify(path: options.folder.audit).get() > calls.count, true)
         try session.loop.step()
         XCTAssertNotNil(session.loop.memory[ProgramObserver.node("sampler")]?["ended"])
-        XCTAssertTrue(panel().contains { $0.role == "program-exit" && $0.label.contains("ENDED") }, "\(panel().map(\.label))")
+        let ended = try panel()
+        XCTAssertTrue(ended.contains { $0.role == "program-exit" && $0.label.contains("ENDED") }, "\(ended.map(\.label))")
     }
 
     /// A program's refused calls are counted and the last is on the panel.
@@ -263,8 +264,7 @@ final class ProgramContextTests: XCTestCase {
         }
         XCTAssertGreaterThan(program?["refused"]?.intValue ?? 0, 0, "\(String(describing: program))")
         XCTAssertTrue(program?["last-refusal"]?.stringValue?.contains("/etc/shadow") == true, "\(String(describing: program))")
-        let panel = PanelRenderer(mode: .real).render(Posterior(step: 0, graph: session.loop.memory, surprise: nil, observedAt: nil),
-                                                      at: Instant(nanoseconds: 0)).semantics
+        let panel = try PanelRenderer.frame(of: Posterior(step: 0, graph: session.loop.memory, surprise: nil, observedAt: nil), mode: .real).semantics
         XCTAssertTrue(panel.contains { $0.role == "denial" && $0.label.contains("REFUSED") && $0.label.contains("/etc/shadow") }, "\(panel.map(\.label))")
     }
 }
