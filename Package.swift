@@ -104,7 +104,7 @@ let package = Package(
         // Assembles the real stages into a supervisor and runs its loop. Nothing else lives here.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
-            "Renderer", "HostAdapter", "DataEngine", "Devices", "Journal", "Sandbox", "Attached", "Benches", "Surface", "Typeface",
+            "Renderer", "HostAdapter", "DataEngine", "Devices", "Journal", "Sandbox", "Attached", "Benches", "Surface", "Typeface", "DevicePorts",
         ]),
         // Above the assembler: a recorded trace replayed through the real guard and stages, and
         // generated traces (tasks planned over the benches, run on the supervisor).
@@ -118,7 +118,7 @@ let package = Package(
         .executableTarget(name: "worldos", dependencies: [
             "Supervisor", "Traces", "Benches", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", "JSONWriter", "Journal", "StateGraph", "System", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "Journal", "MCAP", "Renderer", "Supervisor"],
+        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "Journal", "MCAP", "Renderer", "Supervisor", "WorldOSTesting"],
                          path: "Benchmarks/worldos-bench"),
 
         // Fuzz targets for every parser (`make fuzz`; their corpora replay in `make test`).
@@ -137,7 +137,7 @@ let package = Package(
         ], exclude: ["Golden"]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.
-        .testTarget(name: "RigTests", dependencies: ["Attached", "System", "CDRM", "HostAdapter", "DevicePorts", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices"]),
+        .testTarget(name: "RigTests", dependencies: ["Attached", "System", "CDRM", "HostAdapter", "DevicePorts", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices", "WorldOSTesting", "Guard"]),
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DevicePorts", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",

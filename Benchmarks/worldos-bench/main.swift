@@ -13,6 +13,8 @@
 //   worldos-bench sandbox    a supervised program's allow path vs unsandboxed; mediated opens vs strace -f
 //   worldos-bench end-to-end `worldos graph --json` vs lsof -n -P as whole processes; the supervisor's loop
 //                            step on a ~14,000-node host beside a step with no observation change
+//   worldos-bench panel      a 1920×1080 frame from nothing and one reading's damage vs a memcpy of the
+//                            frame; the panel's share of a loop step
 import Foundation
 
 func milliseconds(_ body: () throws -> Void) rethrows -> Double {
@@ -31,6 +33,7 @@ if sections.isEmpty || sections.contains("guard") { try guardBenchmark() }
 if sections.isEmpty || sections.contains("recording") { try recordingBenchmark(); try recordingOverheadBenchmark() }
 if sections.isEmpty || sections.contains("sandbox") { try sandboxBenchmark() }
 if sections.isEmpty || sections.contains("end-to-end") { try graphCommandBenchmark(); try loopStepBenchmark() }
+if sections.isEmpty || sections.contains("panel") { try panelBenchmark() }
 if sections.contains("loop-step") { try loopStepBenchmark() }
 if sections.contains("json") { try snapshotJSONBenchmark(benchGraph().snapshot()) }
 if sections.contains("gpio") { try gpioBenchmark() }

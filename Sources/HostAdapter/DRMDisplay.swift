@@ -41,17 +41,20 @@ public final class DRMDisplay: DisplayPort {
     private var events = [UInt8](repeating: 0, count: 1024)
 
     /// The connected connectors of a card, by name (for `auto`: is anything attached?).
-    public static func connectedConnectors(path: String) -> [String] {
+    /// `probe: false` asks the kernel's last known state (no detection cycle: cheap enough to
+    /// ask every second while no screen is driven).
+    public static func connectedConnectors(path: String, probe: Bool = true) -> [String] {
         let fd = open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { return [] }
         defer { close(fd) }
         guard let resources = drmModeGetResources(fd) else { return [] }
         defer { drmModeFreeResources(resources) }
         return (0..<Int(resources.pointee.count_connectors)).compactMap { i in
-            guard let connector = drmModeGetConnector(fd, resources.pointee.connectors[i]) else { return nil }
+            let id = resources.pointee.connectors[i]
+            guard let connector = probe ? drmModeGetConnector(fd, id) : drmModeGetConnectorCurrent(fd, id) else { return nil }
             defer { drmModeFreeConnector(connector) }
             let c = connector.pointee
-            return c.connection == DRM_MODE_CONNECTED && c.count_modes > 0 ? name(c) : nil
+            return c.connection == DRM_MODE_CONNECTED && (c.count_modes > 0 || !probe) ? name(c) : nil
         }
     }
 

@@ -61,7 +61,12 @@ public struct Scene: Sendable {
 /// size did, all of it is drawn.
 public struct SceneRaster: Sendable {
     public let face: Typeface
-    private var canvas: Canvas?
+    /// Two canvases, drawn in turn: a frame handed out shares its canvas's storage, and the
+    /// next frame is drawn in the other one — which the frame before last has usually let go,
+    /// so nothing is copied but what it lacks (``StaleRegions``).
+    private var canvases: [Canvas?] = [nil, nil]
+    private var stale = StaleRegions()
+    private var last = 1
     private var previous: Set<Widget> = []
     /// Above this share of the screen, damage is drawn as one full frame.
     static let fullShare = 0.5
@@ -72,27 +77,25 @@ public struct SceneRaster: Sendable {
     /// The scene's pixels, and what changed since the last scene drawn (nil: everything).
     public mutating func draw(_ scene: Scene) -> (pixels: [UInt32], damage: [PixelRect]?) {
         let current = Set(scene.widgets)
+        let bounds = PixelRect(x: 0, y: 0, width: scene.width, height: scene.height)
         var damage: [PixelRect]?
-        if var canvas, canvas.width == scene.width, canvas.height == scene.height {
-            self.canvas = nil  // the buffer is uniquely referenced while it is drawn in
-            let changed = current.symmetricDifference(previous).map(\.bounds).map { $0.intersection(canvas.bounds) }.filter { !$0.isEmpty }
+        if let shown = canvases[last], shown.width == scene.width, shown.height == scene.height {
+            let changed = current.symmetricDifference(previous).map(\.bounds).map { $0.intersection(bounds) }.filter { !$0.isEmpty }
             let merged = Self.merge(changed)
             let area = merged.reduce(0) { $0 + $1.area }
-            if Double(area) > Self.fullShare * Double(canvas.bounds.area) || merged.count > Self.maxRectangles {
-                damage = nil
-                paint(&canvas, scene, clip: canvas.bounds)
-            } else {
-                damage = merged
-                for rect in merged { paint(&canvas, scene, clip: rect) }
-            }
-            self.canvas = canvas
+            damage = Double(area) > Self.fullShare * Double(bounds.area) || merged.count > Self.maxRectangles ? nil : merged
         } else {
-            var fresh = Canvas(width: scene.width, height: scene.height, background: scene.background)
-            paint(&fresh, scene, clip: fresh.bounds)
-            canvas = fresh
+            canvases = [nil, nil]
         }
+        stale.add(damage)
+        let target = 1 - last
+        var canvas = canvases[target] ?? Canvas(width: scene.width, height: scene.height, background: scene.background)
+        canvases[target] = nil  // uniquely referenced while it is drawn in
+        for rect in Self.merge(stale.take(target) ?? [bounds]) { paint(&canvas, scene, clip: rect) }
+        canvases[target] = canvas
+        last = target
         previous = current
-        return (canvas!.pixels, damage)
+        return (canvas.pixels, damage)
     }
 
     private func paint(_ canvas: inout Canvas, _ scene: Scene, clip: PixelRect) {

@@ -1,5 +1,6 @@
 import Attached
 import Benches
+import DevicePorts
 import DataEngine
 import Estimator
 import Executor
@@ -38,10 +39,21 @@ extension Supervisor {
             : Screen(finding: { [options] in
                 let (display, note) = DisplayChoice.open(options.display, connector: options.connector, mode: options.displayMode)
                 return (display, note)
-            })
+            }, attached: { [option = options.display] in DisplayChoice.attached(option) })
         notes.append(options.mode == .latent ? "display: none while dreaming" : screen.note)
         let devices = BenchHost.owner(instruments: instruments, gpio: gpio, usb: usb, catalog: configuration.catalog)
-        let owner: @Sendable (UInt64) -> DeviceOwner? = { screen.owner(of: $0) ?? devices($0) }
+        // The operator's seat: touches and keys from the input devices, approvals as its operator.
+        let seat = options.mode == .latent ? PanelSeat.none(clock: clock)
+            : PanelSeat(operator: options.panelOperator, store: records.approvals, clock: clock,
+                        discover: { [choice = options.panelInput] in
+                            switch choice {
+                            case "none": []
+                            case "auto": EvdevInput.devices()
+                            default: choice.split(separator: ",").map(String.init)
+                            }
+                        }, open: { [named = options.panelInput != "auto"] path throws(DeviceError) in try EvdevInput(path: path, allowVirtual: named) })
+        seat.refresh()
+        let owner: @Sendable (UInt64) -> DeviceOwner? = { screen.owner(of: $0) ?? seat.owner(of: $0) ?? devices($0) }
         // The run folder (audit log, approvals, trace): no context, loop or program, touches it.
         let protected = options.folder.resolved
         let programGuard = ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault, owner: owner)
@@ -61,9 +73,9 @@ extension Supervisor {
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb),
                                           ApprovalObserver(store: records.approvals),
                                           ProgramObserver(programs: programGuard, contexts: programContexts.map(\.name)),
-                                          events, DisplayObserver(screen)]),
+                                          events, DisplayObserver(screen), PanelObserver(seat)]),
             estimator: LiveEstimator(), renderer: renderer,
-            frameSink: DisplaySink(png: panel, screen: screen), scheduler: PriorityScheduler(),
+            frameSink: DisplaySink(png: panel, screen: screen, seat: seat), scheduler: PriorityScheduler(),
             proposer: RequestingProposer(bench: bench, inbox: ActionInbox(directory: options.folder.requests), offering: attached.offering),
             policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: BenchHost.risk(instruments: instruments, gpio: gpio),
                                      identity: BenchHost.identity(instruments: instruments, gpio: gpio),

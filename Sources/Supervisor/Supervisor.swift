@@ -30,6 +30,12 @@ public struct SupervisorOptions: Sendable {
     public var display: String = "none"
     public var connector: String?
     public var displayMode: String?
+    /// Who operates the panel's seat (approves and rejects there; nil: nobody may), and which
+    /// input devices it takes touches and keys from: `none` (the default for a program or a
+    /// test), `auto` (every /dev/input event device, hotplugged; what `worldos run` uses), or
+    /// event devices' paths, comma-separated.
+    public var panelOperator: String?
+    public var panelInput: String = "none"
     public init() {}
     /// What a supervisor started without options uses (the CLI's defaults too).
     public static let defaults = SupervisorOptions()
@@ -111,24 +117,29 @@ public enum Supervisor {
             // cannot make the loop spin. The screen's flip completions are taken as they come,
             // without stepping.
             let gap = min(interval, .milliseconds(50))
-            if pause(&loop, for: gap, signals: signals, wakeOn: []) { return (done, true) }
-            if pause(&loop, for: interval - gap, signals: signals, wakeOn: descriptors) { return (done, true) }
+            var inputChanged = false
+            if pause(&loop, for: gap, signals: signals, wakeOn: [], wakeEarly: false, inputChanged: &inputChanged) { return (done, true) }
+            if pause(&loop, for: interval - gap, signals: signals, wakeOn: descriptors, wakeEarly: true,
+                     inputChanged: &inputChanged) { return (done, true) }
         }
         return (done, false)
     }
 
-    /// A screen that failed is let go (the run goes on with the PNG): said once, on stderr.
+    /// A screen that failed is let go (the run goes on with the PNG), and what the seat did:
+    /// said once, on stderr.
     private static func sayIfTheScreenWasLost(_ loop: inout SupervisorLoop) {
-        guard var sink = loop.frameSink as? DisplaySink, let lost = sink.takeLost() else { return }
+        guard var sink = loop.frameSink as? DisplaySink else { return }
+        for line in sink.seat?.take() ?? [] { FileHandle.standardError.write(Data("worldos: \(line)\n".utf8)) }
+        guard let lost = sink.takeLost() else { return }
         loop.frameSink = sink
         FileHandle.standardError.write(Data("worldos: \(lost)\n".utf8))
     }
 
-    /// A DRM hotplug (a uevent of the `drm` subsystem) while there is no screen: look again, and
-    /// draw the panel at the size of the one found.
+    /// While there is no screen: look again after a DRM hotplug (a uevent of the `drm` subsystem)
+    /// or a second gone by, and draw the panel at the size of the one found.
     private static func lookForAScreen(_ loop: inout SupervisorLoop, after step: StepReport) {
-        guard step.events.contains(where: { $0.source == "uevent" && $0.details["SUBSYSTEM"] == "drm" }),
-              let sink = loop.frameSink as? DisplaySink, let (display, note) = sink.screen.reprobe() else { return }
+        let hotplug = step.events.contains { $0.source == "uevent" && $0.details["SUBSYSTEM"] == "drm" }
+        guard let sink = loop.frameSink as? DisplaySink, let (display, note) = sink.screen.reprobe(hotplug: hotplug) else { return }
         FileHandle.standardError.write(Data("worldos: \(note)\n".utf8))
         let mode = display.state.mode
         if let panel = loop.renderer as? PanelRenderer, panel.width != mode.width || panel.height != mode.height {
@@ -139,20 +150,27 @@ public enum Supervisor {
     }
 
     /// Wait `duration`, or until a stop signal (true) or one of `wakeOn` is readable; servicing
-    /// the display's descriptor whenever it is.
-    private static func pause(_ loop: inout SupervisorLoop, for duration: Duration, signals: SignalWatch, wakeOn: [Int32]) -> Bool {
+    /// the display's descriptor whenever it is, and the seat's input: a touch or key that
+    /// changes the panel ends the wait (the next step draws it) once `wakeEarly`.
+    private static func pause(_ loop: inout SupervisorLoop, for duration: Duration, signals: SignalWatch, wakeOn: [Int32],
+                              wakeEarly: Bool, inputChanged: inout Bool) -> Bool {
         let clock = ContinuousClock()
         let end = clock.now + duration
         while true {
-            let screen = (loop.frameSink as? DisplaySink)?.display?.descriptor
-            let (signal, ready) = signals.readiness(within: max(.zero, end - clock.now), of: wakeOn + (screen.map { [$0] } ?? []))
+            if inputChanged && wakeEarly { return false }
+            let (screen, input) = (loop.frameSink as? DisplaySink)?.descriptors ?? (nil, [])
+            let (signal, ready) = signals.readiness(within: max(.zero, end - clock.now), of: wakeOn + (screen.map { [$0] } ?? []) + input)
             if signal { return true }
             if let screen, ready.contains(screen), var sink = loop.frameSink as? DisplaySink {
                 sink.service()
                 loop.frameSink = sink
                 sayIfTheScreenWasLost(&loop)
             }
-            if !ready.subtracting(screen.map { [$0] } ?? []).isEmpty || clock.now >= end { return false }
+            if !ready.isDisjoint(with: input), let sink = loop.frameSink as? DisplaySink {
+                if sink.serviceInput() { inputChanged = true }
+                sayIfTheScreenWasLost(&loop)
+            }
+            if !ready.isDisjoint(with: wakeOn) || clock.now >= end { return false }
         }
     }
 }

@@ -27,6 +27,18 @@ public enum DisplayChoice {
         }
     }
 
+    /// Whether `option` would find something attached now, from the kernel's last known state
+    /// (no probe): what the supervisor asks every second while it drives no screen.
+    public static func attached(_ option: String, directory: String = "/dev/dri") -> Bool {
+        switch option {
+        case "none": return false
+        case "auto":
+            let cards = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("card") }
+            return cards.contains { !DRMDisplay.connectedConnectors(path: directory + "/" + $0, probe: false).isEmpty }
+        default: return !DRMDisplay.connectedConnectors(path: option, probe: false).isEmpty
+        }
+    }
+
     private static func opened(_ path: String, connector: String?, mode: String?) -> (display: DRMDisplay?, note: String) {
         do {
             let display = try DRMDisplay(path: path, connector: connector, mode: mode)

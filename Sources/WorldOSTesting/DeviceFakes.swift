@@ -184,3 +184,23 @@ public final class FakeDisplay: DisplayPort {
 
     public func restore() { restored = true }
 }
+
+/// An input device in memory: the gestures a test queues, read once; unplugged on demand. The
+/// sibling of EvdevInput (whose decoder is tested on raw records, and which the rig drives with
+/// QEMU's virtio tablet).
+public final class FakeInput: InputPort {
+    public let info: InputDeviceInfo
+    public let descriptor: Int32 = -1
+    public var queued: [InputGesture] = []
+    public var unplugged = false
+
+    public init(path: String = "/dev/input/event7", name: String = "Fake Touch", capabilities: [String] = ["touch", "keys"]) {
+        info = InputDeviceInfo(path: path, name: name, capabilities: capabilities)
+    }
+
+    public func read() throws(DeviceError) -> [InputGesture] {
+        if unplugged { throw DeviceError(device: info.path, errno: ENODEV, action: "read input events") }
+        defer { queued = [] }
+        return queued
+    }
+}

@@ -25,9 +25,16 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("display-mode"), help: "The display mode as WIDTHxHEIGHT or WIDTHxHEIGHT@HZ (default: the connector's preferred mode).")
     var displayMode: String?
 
+    @Option(name: .customLong("panel-operator"), help: "Who operates the panel's seat: approvals and rejections made at the panel are theirs, audited with the source panel. Without it, nobody may approve at the panel (its buttons say so).")
+    var panelOperator: String?
+
+    @Option(name: .customLong("panel-input"), help: "The input devices the panel takes touches and keys from: auto (every /dev/input event device, as they come and go), none, or event devices such as /dev/input/event3,/dev/input/event4.")
+    var panelInput: String = "auto"
+
     func run() throws {
         var settings = supervisorOptions(options)
         (settings.display, settings.connector, settings.displayMode) = (display, connector, displayMode)
+        (settings.panelOperator, settings.panelInput) = (panelOperator, panelInput)
         var session = try Supervisor.start(settings)
         say("worldos: supervising this machine in \(settings.mode.rawValue) mode; Ctrl-C stops")
         say("  bench \(settings.bench), policy \(settings.policy)")

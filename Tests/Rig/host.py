@@ -9,6 +9,9 @@ Requests are one line each, `ID COMMAND ARGS...`; replies are `ID ok DATA` or `I
   ftdi-clear                    forget what was received so far
   usb-unplug ID [DELAY_MS]      QMP device_del, now or after a delay (replies at once)
   usb-plug ID                   QMP device_add with the device's original arguments
+                                (the touchscreen touch0 too)
+  touch X Y                     a tap on the touchscreen at X, Y (fractions of the screen):
+                                QMP input-send-event down, then up, on the console video0
 """
 import json
 import os
@@ -22,7 +25,9 @@ sockets, results = sys.argv[1], sys.argv[2]
 DEVICES = {
     "ftdi0": {"driver": "usb-serial", "bus": "xhci.0", "chardev": "ftdi", "id": "ftdi0"},
     "tablet0": {"driver": "usb-tablet", "bus": "xhci.0", "id": "tablet0"},
+    "touch0": {"driver": "virtio-tablet-pci", "bus": "rp-touch", "id": "touch0", "display": "video0"},
 }
+ABS_MAX = 0x7FFF  # QEMU's absolute axis range, which the virtio tablet reports
 
 
 def log(message):
@@ -137,6 +142,16 @@ def main():
                     threading.Timer(delay, unplug, [device]).start()
                 else:
                     unplug(device)
+                reply(rid, "ok")
+            elif command == "touch":
+                x, y = (round(float(a) * ABS_MAX) for a in args[:2])
+                at = [{"type": "abs", "data": {"axis": "x", "value": x}}, {"type": "abs", "data": {"axis": "y", "value": y}}]
+                qmp.command("input-send-event", device="video0",
+                            events=at + [{"type": "btn", "data": {"down": True, "button": "left"}}])
+                time.sleep(0.05)
+                qmp.command("input-send-event", device="video0",
+                            events=at + [{"type": "btn", "data": {"down": False, "button": "left"}}])
+                log(f"touch {x} {y}")
                 reply(rid, "ok")
             elif command == "usb-plug":
                 qmp.command("device_add", **DEVICES[args[0]])

@@ -7,6 +7,7 @@ import LoopCore
 import Renderer
 import StateGraph
 import Supervisor
+import WorldOSTesting
 import XCTest
 
 /// Our DRM code against the real bochs-drm driver, checked from outside the guest: QEMU's own
@@ -128,6 +129,34 @@ final class DRMFlipRigTests: XCTestCase {
         XCTAssertEqual(try scanout(), before, "the CRTCs scan out what they did before")
     }
 
+    /// Frames whose damage is one changed reading are copied into the buffers as that damage
+    /// only, and QEMU still scans out the newest frame pixel for pixel (each buffer caught up on
+    /// what it missed, a superseded frame's damage too).
+    func testDamageOnly_isCopied_andTheScreenIsTheNewestFrame() throws {
+        let display = try DRMDisplay(path: "/dev/dri/card0")
+        defer { display.restore() }
+        var renderer = try PanelRenderer(width: display.mode.width, height: display.mode.height, mode: .real)
+        var last: Frame?
+        for (i, celsius) in [21.0, 21.5, 22.0, 22.5, 23.0, 23.5, 24.0].enumerated() {
+            let frame = renderer.render(SamplePanel.posterior(step: 9, temperature: celsius), at: Instant(nanoseconds: UInt64(i)))
+            let drawnNow = !display.state.flipPending
+            try display.present(pixels: frame.pixels, width: frame.width, height: frame.height, damage: i == 0 ? nil : frame.damage)
+            if i >= 2 && drawnNow {
+                XCTAssertLessThan(display.state.copied, frame.width * frame.height / 4, "frame \(i): only the damage \(frame.damage ?? []) is copied")
+            }
+            if i != 4 { try settle(display) }   // frame 5 waits for frame 4's flip; 6 supersedes it
+            last = frame
+        }
+        try settle(display)
+        let name = "damage-\(UUID().uuidString).ppm"
+        try Rig.request("screendump \(name)")
+        let shown = try PPM(path: "\(Rig.results)/\(name)")
+        let frame = try XCTUnwrap(last)
+        var different = 0
+        for i in 0..<frame.pixels.count where shown.pixels[i] != frame.pixels[i] & 0x00FF_FFFF { different += 1 }
+        XCTAssertEqual(different, 0, "the newest frame is on screen, pixel for pixel, though only damage was copied")
+    }
+
     /// While the supervisor drives the card, it is the supervisor's: a context whose policy
     /// allows opening /dev/dri/* is refused it (device-owned), so nothing takes master from the
     /// panel or draws over it.
@@ -154,34 +183,13 @@ final class DRMFlipRigTests: XCTestCase {
 
     /// `worldos run --display /dev/dri/card0` scans the panel out and gives the screen back.
     func testWorldOSRun_drivesTheDisplay_andSaysSo() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let out = NSTemporaryDirectory() + "rig-run-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: out) }
         let before = try scanout()
-        // Spawned directly: Foundation's Process needs a socket pair the guest's kernel lacks.
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let log = out + "/run.log"
-        let argv = [root.appendingPathComponent(".build/debug/worldos").path, "run", "--display", "/dev/dri/card0", "--steps", "3",
-                    "--interval-ms", "100", "--out", out + "/run",
-                    "--bench", root.appendingPathComponent("Devices/benches/default.yaml").path,
-                    "--policy", root.appendingPathComponent("Policies/default.yaml").path,
-                    "--redaction", root.appendingPathComponent("Policies/redaction.yaml").path,
-                    "--profiles", root.appendingPathComponent("Devices").path]
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let cArgs = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        var pid: pid_t = 0
-        XCTAssertEqual(posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ), 0)
-        var status: Int32 = 0
-        let deadline = Date().addingTimeInterval(120)
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if Date() > deadline { kill(pid, SIGKILL); waitpid(pid, &status, 0); break }
-            usleep(50_000)
-        }
+        let pid = try Rig.spawnWorldOS(["run", "--display", "/dev/dri/card0", "--steps", "3", "--interval-ms", "100", "--out", out + "/run"], log: log)
+        let status = Rig.wait(pid, seconds: 120)
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         XCTAssertEqual(status, 0, output)
         XCTAssertTrue(output.contains("display: /dev/dri/card0 Virtual-1 1280x800"), output)

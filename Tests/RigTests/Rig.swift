@@ -50,6 +50,42 @@ enum Rig {
         }
     }
 
+    /// The repository (the project mounted in the guest at its own path).
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// `worldos` with the shipped bench, policy, redaction and profiles and these arguments,
+    /// stdout and stderr to `log`. Spawned directly: Foundation's Process needs a socket pair the
+    /// guest's kernel lacks.
+    static func spawnWorldOS(_ arguments: [String], log: String) throws -> pid_t {
+        let argv = [root.appendingPathComponent(".build/debug/worldos").path] + arguments + [
+            "--bench", root.appendingPathComponent("Devices/benches/default.yaml").path,
+            "--policy", root.appendingPathComponent("Policies/default.yaml").path,
+            "--redaction", root.appendingPathComponent("Policies/redaction.yaml").path,
+            "--profiles", root.appendingPathComponent("Devices").path]
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ)
+        guard status == 0 else { throw RigError("cannot start worldos: \(String(cString: strerror(status)))") }
+        return pid
+    }
+
+    /// Wait for `pid` to end (killed after `seconds`); its exit status.
+    static func wait(_ pid: pid_t, seconds: Double) -> Int32 {
+        var status: Int32 = 0
+        let deadline = Date().addingTimeInterval(seconds)
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date() > deadline { kill(pid, SIGKILL); waitpid(pid, &status, 0); break }
+            usleep(50_000)
+        }
+        return status
+    }
+
     static var gpioChip: String { environment["RIG_GPIO_CHIP"] ?? "gpiochip0" }
     static var gpioDevice: String { environment["RIG_GPIO_DEVICE"] ?? "gpio-sim.0" }
 

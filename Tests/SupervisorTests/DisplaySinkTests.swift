@@ -108,6 +108,32 @@ final class DisplaySinkTests: XCTestCase {
         try sink.finish()
     }
 
+    /// No screen at the start: looked for again on a hotplug event, or once a second, and only
+    /// opened when something is attached; the first frame then goes to it whole.
+    func testAScreenAttachedLater_isFoundAndDrivenWhole() throws {
+        final class Bench: @unchecked Sendable { var attached = false; var opened = 0; let fake = FakeDisplay(width: 800, height: 480) }
+        let bench = Bench()
+        let screen = Screen(finding: { bench.opened += 1; return bench.attached ? (bench.fake, "display: fake") : (nil, "display: nothing attached") },
+                            attached: { bench.attached })
+        XCTAssertNil(screen.display)
+        XCTAssertNil(screen.reprobe(hotplug: true), "nothing attached: not opened")
+        bench.attached = true
+        XCTAssertNil(screen.reprobe(hotplug: false), "no event and not a second since the last look: not yet")
+        XCTAssertEqual(bench.opened, 1, "only the first look opened anything")
+        XCTAssertEqual(screen.reprobe(hotplug: true)?.note, "display: fake")
+        XCTAssertNil(screen.reprobe(hotplug: true), "driven: not looked for again")
+        // The run went on without a screen until now: the renderer's frames are damage of ones never shown.
+        var panel = try PanelRenderer(width: 800, height: 480, mode: .real)
+        var sink = DisplaySink(png: PNGSink(path: try temporaryDirectory("display-later") + "/panel.png"), screen: Screen(nil))
+        _ = try sink.emit(panel.render(SamplePanel.posterior(step: 1), at: Instant(nanoseconds: 0)))
+        let unchanged = panel.render(SamplePanel.posterior(step: 1), at: Instant(nanoseconds: 1))
+        XCTAssertEqual(unchanged.damage, [])
+        sink = DisplaySink(png: sink.png, screen: screen)
+        XCTAssertNil(try sink.emit(unchanged), "the PNG has it already…")
+        XCTAssertTrue(bench.fake.screen == unchanged.pixels, "…and the screen just attached gets it whole")
+        try sink.finish()
+    }
+
     func testDisplayModes_parseOrAreRefused() {
         XCTAssertEqual(DisplayMode.parse("800x480").map { [$0.width, $0.height, $0.refresh ?? -1] }, [800, 480, -1])
         XCTAssertEqual(DisplayMode.parse("1920x1080@60").map { [$0.width, $0.height, $0.refresh ?? -1] }, [1920, 1080, 60])

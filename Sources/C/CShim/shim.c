@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <linux/input.h>
 #include "CShim.h"
 
 #include <sys/epoll.h>
@@ -290,4 +291,20 @@ int worldos_affinity_set(unsigned long long mask) {
 long worldos_filesystem_magic(const char *path) {
     struct statfs fs;
     return statfs(path, &fs) == 0 ? (long)fs.f_type : -1;
+}
+
+int worldos_evdev_name(int fd, char *name, size_t length) {
+    if (length == 0) return -1;
+    int n = ioctl(fd, EVIOCGNAME(length - 1), name);
+    name[n >= 0 && (size_t)n < length ? n : length - 1] = 0;
+    return n;
+}
+int worldos_evdev_bits(int fd, unsigned type, uint8_t *bits, size_t length) {
+    return ioctl(fd, EVIOCGBIT(type, length), bits);
+}
+int worldos_evdev_abs_range(int fd, unsigned axis, int *minimum, int *maximum) {
+    struct input_absinfo info;
+    int r = ioctl(fd, EVIOCGABS(axis), &info);
+    if (r >= 0) { *minimum = info.minimum; *maximum = info.maximum; }
+    return r;
 }

@@ -16,7 +16,7 @@ import Supervisor
 /// corpora (Tests/Fuzz/corpus/TARGET) are also replayed by `make test` (FuzzCorpusTests).
 public enum FuzzTargets {
     public static let names = ["policy", "profile", "bench", "redaction-rules", "scpi", "mcap", "mcap-repair",
-                               "trace-json", "approval-json", "audit-log", "redactor"]
+                               "trace-json", "approval-json", "audit-log", "redactor", "evdev"]
 
     /// A scratch file for the targets that read files, in memory when /dev/shm is there.
     static let scratch: String = {
@@ -67,6 +67,20 @@ public enum FuzzTargets {
             _ = AuditLog.unfinishedApprovedActions(path: path)
         case "redactor":
             _ = shipped.apply(toJSON: Data(bytes))
+        case "evdev":
+            // Whatever a device sends, in whatever pieces reads return it: only points on the screen.
+            var touch = EvdevDecoder(axes: EvdevDecoder.Axes(x: 0...32767, y: -100...100))
+            var keys = EvdevDecoder(axes: nil)
+            let cut = bytes.first.map { Int($0) % 48 + 1 } ?? 1
+            var rest = bytes[...]
+            while !rest.isEmpty {
+                for gesture in touch.feed(rest.prefix(cut)) + keys.feed(rest.prefix(cut)) {
+                    if case .touch(let a, let b) = gesture {
+                        precondition([a.x, a.y, b.x, b.y].allSatisfy { (0...1).contains($0) }, "a touch off the screen: \(gesture)")
+                    }
+                }
+                rest = rest.dropFirst(cut)
+            }
         default:
             fatalError("no fuzz target \(name); the targets are \(names.joined(separator: ", "))")
         }

@@ -132,5 +132,12 @@ long worldos_filesystem_magic(const char *path); /* statfs(path).f_type, or -1 *
 unsigned long long worldos_affinity_get(void);
 int worldos_affinity_set(unsigned long long mask);
 
+/* evdev (linux/input.h's EVIOC* macros): the device's name (NUL-terminated into name), the
+   bitmap of the codes it reports for an event type (0: the types), the range of an absolute
+   axis. Each returns ioctl's result (-1 with errno on failure). */
+int worldos_evdev_name(int fd, char *name, size_t length);
+int worldos_evdev_bits(int fd, unsigned type, uint8_t *bits, size_t length);
+int worldos_evdev_abs_range(int fd, unsigned axis, int *minimum, int *maximum);
+
 
 #endif
