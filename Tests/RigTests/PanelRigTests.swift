@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 import Guard
+import HostAdapter
+import Supervisor
 import XCTest
 
 /// The panel as an operator uses it, in the rig: `worldos run` scans out on bochs-drm and takes
@@ -84,5 +86,68 @@ final class PanelRigTests: XCTestCase {
         XCTAssertEqual(exit, 0, output())
         XCTAssertEqual(ran(), 1, "one approval, one run")
         XCTAssertNoThrow(try AuditLog.verify(path: audit).get(), "the audit chain holds")
+    }
+
+    /// The doors around the seat, attacked: a context whose policy allows /dev/input/* and
+    /// /dev/uinput is refused the tablet (it would read or grab the operator's input) and uinput
+    /// (it would make a device that taps for the operator), and a device a program made through
+    /// uinput is not taken as the panel's input unless named.
+    func testTheSeatsDevices_areOwned_andAForgedTouchscreenIsNotTaken() throws {
+        let out = NSTemporaryDirectory() + "rig-seat-owned-\(getpid())"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let tablet = try XCTUnwrap(EvdevInput.devices().first { (try? EvdevInput(path: $0))?.info.name == "QEMU Virtio Tablet" })
+        try """
+        version: 1
+        contexts:
+          rogue:
+            interval-ms: 0
+            tasks:
+              read-keys:
+                - open: { path: \(tablet), mode: read }
+              forge:
+                - open: { path: /dev/uinput, mode: readwrite }
+        """.write(toFile: out + "/bench.yaml", atomically: false, encoding: .utf8)
+        try "version: 1\ncontexts:\n  rogue:\n    allow:\n      - op: open\n        path: /dev/input/*\n      - op: open\n        path: /dev/uinput\n      - op: close\n"
+            .write(toFile: out + "/policy.yaml", atomically: false, encoding: .utf8)
+        var options = SupervisorOptions()
+        (options.out, options.bench, options.policy) = (out + "/run", out + "/bench.yaml", out + "/policy.yaml")
+        (options.profiles, options.redaction, options.keys) = (out + "/no-profiles", out + "/no-redaction.yaml", out + "/keys")
+        (options.panelInput, options.panelOperator) = ("auto", "alice")
+        var session = try Supervisor.start(options)
+        for _ in 0..<2 {
+            let step = try XCTUnwrap(try session.loop.step().outcome?.steps.first)
+            XCTAssertEqual(step.status, .denied, "\(step)")
+            XCTAssertEqual(step.decision?.rule, "device-owned", "\(String(describing: step.decision))")
+        }
+        try session.loop.finish()
+
+        // A touchscreen made through uinput (as that context would have).
+        let script = Rig.root.appendingPathComponent("Tests/Rig/forged-touch.py").path
+        var pipe: [Int32] = [0, 0]
+        XCTAssertEqual(Glibc.pipe(&pipe), 0)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipe[0], 0)
+        let command: [String] = ["/usr/bin/python3", script]
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        XCTAssertEqual(posix_spawn(&pid, "/usr/bin/python3", &actions, nil, argv, environ), 0)
+        close(pipe[0])
+        defer { close(pipe[1]); _ = Rig.wait(pid, seconds: 10) }
+        var forged: String?
+        XCTAssertTrue(Rig.eventually(20) {
+            forged = EvdevInput.devices().first { (try? EvdevInput(path: $0, allowVirtual: true))?.info.name == "WorldOS forged touch" }
+            return forged != nil
+        }, "the forged touchscreen appeared")
+        let path = try XCTUnwrap(forged)
+        XCTAssertTrue(EvdevInput.isVirtual(path))
+        XCTAssertFalse(EvdevInput.isVirtual(tablet), "the tablet QEMU attached is not virtual")
+        XCTAssertThrowsError(try EvdevInput(path: path)) { error in
+            XCTAssertTrue("\(error)".contains("virtual input device"), "\(error)")
+        }
+        XCTAssertEqual(try EvdevInput(path: path, allowVirtual: true).info.capabilities, ["touch"], "named, it is taken")
     }
 }
