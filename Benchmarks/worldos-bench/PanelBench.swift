@@ -53,19 +53,26 @@ func panelBenchmark() throws {
     let real = session.loop.renderer
     var copy = real
     let last = copy.render(Posterior(step: 0, graph: session.loop.memory, surprise: Surprise(), observedAt: nil), at: Instant(nanoseconds: 0))
-    var drawing: [Double] = [], still: [Double] = []
-    for _ in 0..<20 where (session.loop.stepCount + 2) % 20 > 1 {
-        usleep(100_000)
-        session.loop.renderer = real
-        drawing.append(try milliseconds { _ = try session.loop.step() })
-        usleep(100_000)
-        session.loop.renderer = Still(frame: last)
-        still.append(try milliseconds { _ = try session.loop.step() })
+    var drawing: [Double] = [], still: [Double] = [], shares: [Double] = []
+    for i in 0..<40 {
+        // The observer's full rescan (every 20th step) is not timed.
+        while (session.loop.stepCount + 1) % 20 == 0 || (session.loop.stepCount + 2) % 20 == 0 { try session.loop.step() }
+        // In alternating order, so neither side always follows the other.
+        var pair = (0.0, 0.0)
+        for drawn in i % 2 == 0 ? [true, false] : [false, true] {
+            usleep(100_000)
+            session.loop.renderer = drawn ? real : Still(frame: last)
+            let t = try milliseconds { _ = try session.loop.step() }
+            if drawn { pair.0 = t } else { pair.1 = t }
+        }
+        drawing.append(pair.0)
+        still.append(pair.1)
+        shares.append((pair.0 - pair.1) / pair.0)
     }
     session.loop.renderer = real
     try session.loop.finish()
     let a = median(drawing), b = median(still)
     print(String(format: "  loop step drawing the panel:                %7.2f ms  (median of %d)", a, drawing.count))
     print(String(format: "  loop step, panel not drawn (reference):     %7.2f ms", b))
-    print(String(format: "  panel's share of a step:                    %7.1f %%", max(0, a - b) / a * 100))
+    print(String(format: "  panel's share of a step:                    %7.1f %%  (median of the pairs' own shares)", median(shares) * 100))
 }

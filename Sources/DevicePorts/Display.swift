@@ -48,11 +48,14 @@ public struct DisplayState: Equatable, Sendable {
     /// Pixels copied into a buffer for the last frame drawn: the damage only, once both
     /// buffers hold a whole frame.
     public var copied: Int
+    /// The plane scanning the framebuffer out (0: not known).
+    public var plane: UInt32
     public init(device: String, driver: String, connector: String, crtc: UInt32, mode: DisplayMode, framebuffer: UInt32 = 0,
-                presented: Int = 0, flips: Int = 0, superseded: Int = 0, flipPending: Bool = false, copied: Int = 0) {
+                presented: Int = 0, flips: Int = 0, superseded: Int = 0, flipPending: Bool = false, copied: Int = 0, plane: UInt32 = 0) {
         (self.device, self.driver, self.connector, self.crtc, self.mode) = (device, driver, connector, crtc, mode)
         (self.framebuffer, self.presented, self.flips, self.superseded, self.flipPending) = (framebuffer, presented, flips, superseded, flipPending)
         self.copied = copied
+        self.plane = plane
     }
 }
 

@@ -37,6 +37,8 @@ public final class DRMDisplay: DisplayPort {
     private var dirtyFB: Bool?
     private var restored = false
     private var counts = (presented: 0, flips: 0, superseded: 0)
+    /// The plane scanning our buffers out (the CRTC's primary plane), once the CRTC is set.
+    private var plane: UInt32 = 0
     /// Where DRM events are read (a flip's is 32 bytes); kept, as flips come every frame.
     private var events = [UInt8](repeating: 0, count: 1024)
 
@@ -131,6 +133,8 @@ public final class DRMDisplay: DisplayPort {
         } else {
             previous = (0, 0, 0, nil)
         }
+        // Every plane listed, the primary too, so the one scanning out can be named in the graph.
+        _ = drmSetClientCap(fd, UInt64(DRM_CLIENT_CAP_UNIVERSAL_PLANES), 1)
         descriptor = fd
         connectorID = found.connector
         crtcID = found.crtc
@@ -164,7 +168,7 @@ public final class DRMDisplay: DisplayPort {
     public var state: DisplayState {
         DisplayState(device: path, driver: driver, connector: connectorName, crtc: crtcID, mode: mode,
                      framebuffer: front.map { buffers[$0].framebuffer } ?? 0, presented: counts.presented, flips: counts.flips,
-                     superseded: counts.superseded, flipPending: pending, copied: copied)
+                     superseded: counts.superseded, flipPending: pending, copied: copied, plane: plane)
     }
 
     public func present(pixels: [UInt32], width: Int, height: Int, damage: [PixelRect]?) throws(DeviceError) {
@@ -267,12 +271,25 @@ public final class DRMDisplay: DisplayPort {
                 throw DeviceError(device: path, errno: errno, action: "set the CRTC (is another program the DRM master?)")
             }
             front = target
+            plane = Self.plane(descriptor, crtc: crtcID, framebuffer: b.framebuffer)
             return
         }
         guard drmModePageFlip(descriptor, crtcID, b.framebuffer, UInt32(DRM_MODE_PAGE_FLIP_EVENT), nil) == 0 else {
             throw DeviceError(device: path, errno: errno, action: "request a page flip")
         }
         pending = true
+    }
+
+    /// The plane on `crtc` showing `framebuffer` (0: none found).
+    private static func plane(_ fd: Int32, crtc: UInt32, framebuffer: UInt32) -> UInt32 {
+        guard let resources = drmModeGetPlaneResources(fd) else { return 0 }
+        defer { drmModeFreePlaneResources(resources) }
+        for i in 0..<Int(resources.pointee.count_planes) {
+            guard let p = drmModeGetPlane(fd, resources.pointee.planes[i]) else { continue }
+            defer { drmModeFreePlane(p) }
+            if p.pointee.crtc_id == crtc && p.pointee.fb_id == framebuffer { return p.pointee.plane_id }
+        }
+        return 0
     }
 
     private func makeBuffers() throws(DeviceError) {

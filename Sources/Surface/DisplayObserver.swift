@@ -2,9 +2,9 @@ import DevicePorts
 import LoopCore
 import StateGraph
 
-/// The screen as graph nodes: its connector (with the mode shown) and the CRTC scanning out to
-/// it (with the framebuffer on screen and how the page flips went), so the display's state is
-/// in the trace beside everything else. With no screen (none yet, or one unplugged) the scope
+/// The screen as graph nodes: its connector (with the mode shown), the CRTC scanning out to it
+/// (how the page flips went), the plane that does, and the framebuffer on screen — so the
+/// display's state is in the trace beside everything else. With no screen (none yet, or one unplugged) the scope
 /// is empty: a screen that goes away is a transition of the graph.
 public struct DisplayObserver: Observing {
     private let screen: Screen
@@ -15,11 +15,11 @@ public struct DisplayObserver: Observing {
 
     public func observe(at now: Instant) throws -> Observation {
         guard let s = screen.display?.state else {
-            return Observation(time: now, scope: [.displayConnector, .crtc], nodes: [], edges: [], supervisor: nil)
+            return Observation(time: now, scope: [.displayConnector, .crtc, .plane, .framebuffer], nodes: [], edges: [], supervisor: nil)
         }
         let connector = Self.connector(s)
         let crtc = NodeID("crtc:\(s.device)/\(s.crtc)")
-        let nodes = [
+        var nodes = [
             Node(id: connector, kind: .displayConnector, projected: true, attributes: [
                 "device": .string(s.device), "driver": .string(s.driver), "connector": .string(s.connector),
                 "mode": .string(s.mode.description), "width": .int(Int64(s.mode.width)), "height": .int(Int64(s.mode.height)),
@@ -29,7 +29,20 @@ public struct DisplayObserver: Observing {
                 "flips": .int(Int64(s.flips)), "superseded": .int(Int64(s.superseded)), "flip-pending": .bool(s.flipPending),
             ]),
         ]
-        return Observation(time: now, scope: [.displayConnector, .crtc], nodes: nodes, edges: [Edge(crtc, .attachedTo, connector)],
-                           supervisor: nil)
+        var edges = [Edge(crtc, .attachedTo, connector)]
+        if s.plane != 0 {
+            let plane = NodeID("plane:\(s.device)/\(s.plane)")
+            nodes.append(Node(id: plane, kind: .plane, observability: .background, attributes: ["id": .int(Int64(s.plane)), "role": .string("primary")]))
+            edges.append(Edge(plane, .attachedTo, crtc))
+        }
+        if s.framebuffer != 0 {
+            // The framebuffer on screen changes with every flip: one node, its id an attribute.
+            let framebuffer = NodeID("framebuffer:\(s.device)/\(s.connector)")
+            nodes.append(Node(id: framebuffer, kind: .framebuffer, observability: .background, attributes: [
+                "id": .int(Int64(s.framebuffer)), "width": .int(Int64(s.mode.width)), "height": .int(Int64(s.mode.height)), "format": .string("XR24"),
+            ]))
+            edges.append(Edge(framebuffer, .attachedTo, s.plane != 0 ? NodeID("plane:\(s.device)/\(s.plane)") : crtc))
+        }
+        return Observation(time: now, scope: [.displayConnector, .crtc, .plane, .framebuffer], nodes: nodes, edges: edges, supervisor: nil)
     }
 }

@@ -102,6 +102,7 @@ final class DRMFlipRigTests: XCTestCase {
         XCTAssertEqual(display.state.flips, 2)
         // The kernel scans out the buffer the last flip went to, and QEMU shows the newest frame.
         XCTAssertEqual(try scanout()[display.state.crtc], display.state.framebuffer)
+        XCTAssertNotEqual(display.state.plane, 0, "the primary plane that scans it out is found (a graph node)")
         let name = "flipped-\(UUID().uuidString).ppm"
         try Rig.request("screendump \(name)")
         let shown = try PPM(path: "\(Rig.results)/\(name)")
