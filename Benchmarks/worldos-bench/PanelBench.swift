@@ -37,12 +37,14 @@ func panelBenchmark() throws {
     print(String(format: "  ratio whole frame / memcpy:                 %7.3f  (goal ≤ 10: %@)", f / c, f / c <= 10 ? "met" : "NOT MET"))
     print(String(format: "  ratio damage frame / memcpy:                %7.3f  (goal ≤ 1: %@)", d / c, d / c <= 1 ? "met" : "NOT MET"))
 
-    // The panel's share of a real step (1280×800, the PNG's size): the same loop, its renderer
-    // swapped for one that returns its last frame, step for step.
+    // The panel's share of a real step (1280×800, the PNG's size) on the observer bench's busy
+    // host (380 more processes × 20 descriptors): the same loop, its renderer swapped for one
+    // that returns its last frame, step for step.
     struct Still: Rendering {
         let frame: Frame
         mutating func render(_ posterior: Posterior, at now: Instant) -> Frame { frame }
     }
+    let load = try Load(processes: 380)
     let dir = NSTemporaryDirectory() + "worldos-panel-bench-\(getpid())"
     defer { try? FileManager.default.removeItem(atPath: dir) }
     var options = SupervisorOptions()
@@ -72,7 +74,7 @@ func panelBenchmark() throws {
     session.loop.renderer = real
     try session.loop.finish()
     let a = median(drawing), b = median(still)
-    print(String(format: "  loop step drawing the panel:                %7.2f ms  (median of %d)", a, drawing.count))
+    print(String(format: "  loop step drawing the panel:                %7.2f ms  (median of %d; %d load processes × 20 descriptors)", a, drawing.count, load.pids.count))
     print(String(format: "  loop step, panel not drawn (reference):     %7.2f ms", b))
     print(String(format: "  panel's share of a step:                    %7.1f %%  (median of the pairs' own shares)", median(shares) * 100))
 }
