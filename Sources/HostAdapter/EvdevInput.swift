@@ -16,13 +16,7 @@ public final class EvdevInput: InputPort {
 
     /// The event devices under `directory`, in the kernel's order (event2 before event10).
     public static func devices(in directory: String = "/dev/input") -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var numbers: [Int] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasPrefix("event"), let n = Int(name.dropFirst(5)) { numbers.append(n) }
-        }
+        let numbers = directoryNames(directory).compactMap { $0.hasPrefix("event") ? Int($0.dropFirst(5)) : nil }
         return numbers.sorted().map { "\(directory)/event\($0)" }
     }
 

@@ -1,19 +1,14 @@
 import CGPIOD
 import DevicePorts
 import Glibc
+import System
 
 /// GPIO through libgpiod 1.6 (the v1 API Debian 12 ships): chips and their lines, and line
 /// requests that hold a line until released.
 extension GPIO {
     /// Every GPIO chip under /dev, with its lines. A chip that cannot be opened is left out.
     public static func chips(in directory: String = "/dev") -> [Chip] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var paths: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasPrefix("gpiochip") { paths.append("\(directory)/\(name)") }
-        }
+        let paths = directoryNames(directory).filter { $0.hasPrefix("gpiochip") }.map { "\(directory)/\($0)" }
         return paths.sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }.compactMap { try? chip(at: $0) }
     }
 

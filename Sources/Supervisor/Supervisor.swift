@@ -108,14 +108,14 @@ public enum Supervisor {
                 loop.proposer = requests
             }
             report(stepped)
-            sayIfTheScreenWasLost(&loop)
+            sayWhatThePanelDid(&loop)
             lookForAScreen(&loop, after: stepped)
             done += 1
             if let steps, done >= steps { break }
             // Sleep until the next tick, a stop signal, or an asynchronous event (which steps now) —
             // but at least 50 ms between steps, so a busy machine's stream of process events
             // cannot make the loop spin. The screen's flip completions are taken as they come,
-            // without stepping.
+            // without stepping; a touch or key that changes the panel steps (after those 50 ms).
             let gap = min(interval, .milliseconds(50))
             var inputChanged = false
             if pause(&loop, for: gap, signals: signals, wakeOn: [], wakeEarly: false, inputChanged: &inputChanged) { return (done, true) }
@@ -127,7 +127,7 @@ public enum Supervisor {
 
     /// A screen that failed is let go (the run goes on with the PNG), and what the seat did:
     /// said once, on stderr.
-    private static func sayIfTheScreenWasLost(_ loop: inout SupervisorLoop) {
+    private static func sayWhatThePanelDid(_ loop: inout SupervisorLoop) {
         guard var sink = loop.frameSink as? DisplaySink else { return }
         for line in sink.seat?.take() ?? [] { FileHandle.standardError.write(Data("worldos: \(line)\n".utf8)) }
         guard let lost = sink.takeLost() else { return }
@@ -164,11 +164,11 @@ public enum Supervisor {
             if let screen, ready.contains(screen), var sink = loop.frameSink as? DisplaySink {
                 sink.service()
                 loop.frameSink = sink
-                sayIfTheScreenWasLost(&loop)
+                sayWhatThePanelDid(&loop)
             }
             if !ready.isDisjoint(with: input), let sink = loop.frameSink as? DisplaySink {
                 if sink.serviceInput() { inputChanged = true }
-                sayIfTheScreenWasLost(&loop)
+                sayWhatThePanelDid(&loop)
             }
             if !ready.isDisjoint(with: wakeOn) || clock.now >= end { return false }
         }

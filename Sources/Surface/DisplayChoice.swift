@@ -14,9 +14,7 @@ public enum DisplayChoice {
         case "none":
             return (nil, "display: none asked for; the panel is the PNG in the run folder")
         case "auto":
-            let cards = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-                .filter { $0.hasPrefix("card") }.sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }
-                .map { directory + "/" + $0 }
+            let cards = cards(in: directory)
             guard let card = cards.first(where: { !DRMDisplay.connectedConnectors(path: $0).isEmpty }) else {
                 return (nil, cards.isEmpty ? "display: no DRM card in \(directory); the panel is the PNG in the run folder"
                                            : "display: nothing attached to \(cards.joined(separator: ", ")); the panel is the PNG in the run folder")
@@ -33,10 +31,16 @@ public enum DisplayChoice {
         switch option {
         case "none": return false
         case "auto":
-            let cards = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("card") }
-            return cards.contains { !DRMDisplay.connectedConnectors(path: directory + "/" + $0, probe: false).isEmpty }
+            return cards(in: directory).contains { !DRMDisplay.connectedConnectors(path: $0, probe: false).isEmpty }
         default: return !DRMDisplay.connectedConnectors(path: option, probe: false).isEmpty
         }
+    }
+
+    /// The DRM cards under `directory`, card2 before card10.
+    private static func cards(in directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasPrefix("card") }.sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }
+            .map { directory + "/" + $0 }
     }
 
     private static func opened(_ path: String, connector: String?, mode: String?) -> (display: DRMDisplay?, note: String) {

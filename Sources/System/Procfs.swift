@@ -8,6 +8,16 @@ public func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
     withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
 }
 
+/// The names in a directory (`.` and `..` too), in the order the filesystem gives them; none
+/// when it cannot be opened.
+public func directoryNames(_ path: String) -> [String] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) { names.append(entryName(entry)) }
+    return names
+}
+
 /// A whole small file read from offset 0 of an open descriptor (fresh each time for /proc files).
 /// With `shortReadEnds`, a read shorter than the buffer is taken as the end: true of files
 /// procfs generates in one go (a stat line), never of seq_file tables like /proc/net/tcp, which
