@@ -5,7 +5,7 @@ import Glibc
 import Guard
 import HostAdapter
 import LoopCore
-import System
+import SystemCalls
 
 /// The host a bench acts on: device steps go to the devices it holds — named actions (`act`)
 /// to instruments and GPIO devices, filled from their profiles' templates; `gpio-set`/`gpio-get`

@@ -2,7 +2,7 @@ import DevicePorts
 import Devices
 import Foundation
 import Guard
-import System
+import SystemCalls
 
 /// The USB devices a profile claims, and every route to each: its usbfs node (raw transfers)
 /// and the nodes its interfaces' drivers made (a tty, a hidraw, …). All are the profile's, as a

@@ -26,6 +26,10 @@ public struct ActionReply: Codable, Equatable, Sendable {
     public var rule: String
     public var reason: String?
     public var result: String?
+
+    public init(id: String, verdict: String, rule: String, reason: String? = nil, result: String? = nil) {
+        (self.id, self.verdict, self.rule, self.reason, self.result) = (id, verdict, rule, reason, result)
+    }
 }
 
 /// Requests and replies as files in `<out>/requests` (the run folder, out of every context's

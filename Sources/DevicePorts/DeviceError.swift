@@ -1,5 +1,5 @@
 import Glibc
-import System
+import SystemCalls
 
 /// A device operation that failed: which device, what we tried, and what to check.
 public struct DeviceError: Error, CustomStringConvertible, Equatable, Sendable {

@@ -12,7 +12,7 @@ import Glibc
 public struct Approver: Hashable, Codable, Sendable, CustomStringConvertible {
     public var name: String
     public var uid: UInt32?
-    /// How the identity was established: `cli`, `cli via sudo`, `in-process`.
+    /// How the identity was established: `cli`, `cli via sudo`, `control socket`, `api`, `panel`, `in-process`.
     public var via: String
     /// What the person wrote with `--by`, recorded, never counted.
     public var label: String?
@@ -32,12 +32,13 @@ public struct Approver: Hashable, Codable, Sendable, CustomStringConvertible {
         name + (uid.map { " (uid \($0), \(via))" } ?? " (\(via))") + (label.map { " labelled \"\($0)\"" } ?? "")
     }
 
-    /// The identity of a file's owner: how the supervisor knows who left an answer.
-    static func owner(uid: UInt32, sudoUser: String?, label: String?) -> Approver {
+    /// The identity of an operating-system user the kernel vouched for: the owner of an answer
+    /// file (`via` cli), or the process at the other end of the control socket.
+    public static func owner(uid: UInt32, sudoUser: String?, label: String?, via: String = "cli") -> Approver {
         if uid == 0, let sudoUser, !normalize(sudoUser).isEmpty {
-            return Approver(sudoUser, uid: uid, via: "cli via sudo", label: label)
+            return Approver(sudoUser, uid: uid, via: "\(via) via sudo", label: label)
         }
-        return Approver(userName(uid) ?? "uid \(uid)", uid: uid, via: "cli", label: label)
+        return Approver(userName(uid) ?? "uid \(uid)", uid: uid, via: via, label: label)
     }
 
     /// The operating-system user running this process (SUDO_USER when root through sudo).

@@ -1,7 +1,7 @@
 import Foundation
 import LoopCore
 import StateGraph
-import System
+import SystemCalls
 
 /// The deterministic guard: decides each resolved micro-step by the policy (the order of checks
 /// is on ``evaluate(_:context:held:)``), and audits every decision (fsync'd before an allowed

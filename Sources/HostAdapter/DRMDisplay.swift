@@ -2,7 +2,7 @@ import CDRM
 import DevicePorts
 import LoopCore
 import Glibc
-import System
+import SystemCalls
 
 /// A display driven through DRM/KMS (libdrm): a connected connector (the first, or the one
 /// named), its preferred mode (or the one asked for), a CRTC for it, and two dumb buffers

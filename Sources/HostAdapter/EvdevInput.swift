@@ -1,7 +1,7 @@
 import CShim
 import DevicePorts
 import Glibc
-import System
+import SystemCalls
 
 /// An evdev input device (/dev/input/eventN) the panel takes gestures from: a touchscreen or
 /// tablet (absolute X/Y with BTN_TOUCH or BTN_LEFT) and keys (Tab, arrows, Enter, Space, Esc).

@@ -1,7 +1,7 @@
 import CGPIOD
 import DevicePorts
 import Glibc
-import System
+import SystemCalls
 
 /// GPIO through libgpiod 1.6 (the v1 API Debian 12 ships): chips and their lines, and line
 /// requests that hold a line until released.

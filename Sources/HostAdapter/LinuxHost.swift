@@ -2,7 +2,7 @@ import CShim
 import DevicePorts
 import Glibc
 import LoopCore
-import System
+import SystemCalls
 
 /// The host adapter for Linux syscalls: each micro-step becomes one real syscall (posix_spawn
 /// and a few composite steps — bind reports the bound port — use two) and returns its value,

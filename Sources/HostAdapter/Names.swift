@@ -1,7 +1,7 @@
 import DevicePorts
 import Glibc
 import LoopCore
-import System
+import SystemCalls
 
 /// The loop's resolver: each name a micro-step gives (`path`, a unix socket's `address`) is
 /// resolved as the kernel would resolve it for the supervisor — symlinks, `..`, `/proc/self`,

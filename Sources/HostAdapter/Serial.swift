@@ -1,7 +1,7 @@
 import CSerialPort
 import DevicePorts
 import Glibc
-import System
+import SystemCalls
 
 /// A serial port's settings. Plain data; ``SerialPort`` applies them.
 public struct SerialSettings: Equatable, Sendable {

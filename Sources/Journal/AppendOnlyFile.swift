@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import System
+import SystemCalls
 
 /// An append-only file of JSON lines: the trace and the audit log are both one.
 ///

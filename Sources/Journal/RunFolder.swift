@@ -11,6 +11,7 @@ import Glibc
 ///     policies/                      every policy the supervisor ran under, by content hash
 ///     fault.json                     a latched fault, until a person acknowledges it
 ///     panel.png                      the panel's last frame
+///     control.sock                   the running supervisor's control socket (mode 0660)
 ///     redaction.salt                 the secret the redaction hashes with
 ///     .lock                          held by the supervisor writing here (see ``lock()``)
 public struct RunFolder: Sendable, Hashable, CustomStringConvertible {
@@ -25,6 +26,7 @@ public struct RunFolder: Sendable, Hashable, CustomStringConvertible {
     public var policies: String { path + "/policies" }
     public var fault: String { path + "/fault.json" }
     public var panel: String { path + "/panel.png" }
+    public var control: String { path + "/control.sock" }
     public var redactionSalt: String { path + "/redaction.salt" }
 
     /// Every MCAP trace file here (`trace-NNNN.mcap`), oldest (lowest number) first.

@@ -38,6 +38,14 @@ public struct StepReport: Sendable {
     public var outcome: ActionOutcome?
     public var nextNodes: Int
 
+    public init(step: Int, mode: Mode, priorNodes: Int = 0, observedNodes: Int? = nil, observationError: String? = nil,
+                events: [ObservedEvent] = [], surprise: Surprise? = nil, posteriorNodes: Int = 0, frameHash: String = "",
+                framePNG: String? = nil, context: String? = nil, outcome: ActionOutcome? = nil, nextNodes: Int = 0) {
+        (self.step, self.mode, self.priorNodes, self.observedNodes, self.observationError) = (step, mode, priorNodes, observedNodes, observationError)
+        (self.events, self.surprise, self.posteriorNodes, self.frameHash, self.framePNG) = (events, surprise, posteriorNodes, frameHash, framePNG)
+        (self.context, self.outcome, self.nextNodes) = (context, outcome, nextNodes)
+    }
+
     /// One line per stage, in the order they ran.
     public var lines: [String] {
         var out: [String] = []
@@ -102,7 +110,7 @@ public struct SupervisorLoop {
     public private(set) var memory: Graph
     public private(set) var stepCount = 0
     /// The last frame's semantics tree, which the next transition records changes against.
-    private var lastSemantics: [Frame.Semantic] = []
+    public private(set) var lastSemantics: [Frame.Semantic] = []
     /// The last posterior, the observation it integrated and what the fold changed since: what
     /// the next prior is made from (see ``PriorBasis``).
     private var basis: PriorBasis?

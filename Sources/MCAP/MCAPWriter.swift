@@ -1,7 +1,7 @@
 import CZstd
 import Glibc
 import Journal
-import System
+import SystemCalls
 
 /// Writes an MCAP file: schemas and channels as they are added, messages gathered into chunks
 /// (zstd-compressed, CRC-checked) each followed by its message indexes, and on close the

@@ -1,5 +1,5 @@
 import Glibc
-import System
+import SystemCalls
 
 /// Every process's cgroup (v2) at once, from the unified hierarchy's `cgroup.procs` files: one
 /// read per cgroup instead of /proc/PID/cgroup per process, which the kernel answers under its

@@ -2,7 +2,7 @@ import CShim
 import Glibc
 import LoopCore
 import StateGraph
-import System
+import SystemCalls
 
 /// A source of asynchronous events with a descriptor the loop can poll. `drain` reads whatever
 /// is pending without blocking.

@@ -3,7 +3,7 @@ import Glibc
 import LoopCore
 import StateGraph
 import Synchronization
-import System
+import SystemCalls
 
 /// The observer's memory between refreshes. A class: it owns descriptors (the /proc directory
 /// and each process's stat file) and closes them in deinit.

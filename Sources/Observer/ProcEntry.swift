@@ -2,7 +2,7 @@ import CShim
 import Glibc
 import LoopCore
 import StateGraph
-import System
+import SystemCalls
 
 /// One process as last read.
 final class ProcEntry {

@@ -1,6 +1,6 @@
 import Glibc
 import StateGraph
-import System
+import SystemCalls
 
 /// The buffers a refresh's scanning threads share. Each thread touches only its own share:
 /// items i ≡ worker (mod threads), their visits, and context[worker].

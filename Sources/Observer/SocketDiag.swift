@@ -1,5 +1,5 @@
 import Glibc
-import System
+import SystemCalls
 
 /// The kernel's socket diagnostics (NETLINK_SOCK_DIAG, what `ss` reads): every TCP, UDP and
 /// unix socket of the caller's network namespace as binary records in a few netlink reads,

@@ -1,7 +1,7 @@
 import Glibc
 import LoopCore
 import StateGraph
-import System
+import SystemCalls
 
 /// Telemetry as sensor nodes: hwmon (temperatures, fans, voltages, currents, power), thermal
 /// zones, power supplies, CPU frequency, pressure stall information, meminfo and loadavg —

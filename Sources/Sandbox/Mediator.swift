@@ -4,7 +4,7 @@ import Foundation
 import Glibc
 import Guard
 import LoopCore
-import System
+import SystemCalls
 
 /// Answers the calls a supervised program's seccomp filter sends to the supervisor, on a thread
 /// of its own, each by a guard decision (``ProgramGuard``), audited.

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 import Guard
 import LoopCore
-import System
+import SystemCalls
 
 /// A real program run as an execution context: started through `worldos-sandbox` (which loads
 /// the seccomp filter before the program's first instruction), its sensitive calls answered by

@@ -12,6 +12,7 @@ import Observer
 import Renderer
 import Sandbox
 import Scheduler
+import Service
 import Surface
 import Typeface
 
@@ -54,9 +55,10 @@ extension Supervisor {
                         }, open: { [named = options.panelInput != "auto"] path throws(DeviceError) in try EvdevInput(path: path, allowVirtual: named) })
         seat.refresh()
         let owner: @Sendable (UInt64) -> DeviceOwner? = { screen.owner(of: $0) ?? seat.owner(of: $0) ?? devices($0) }
-        // The run folder (audit log, approvals, trace): no context, loop or program, touches it.
-        let protected = options.folder.resolved
-        let programGuard = ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: [protected], fault: fault, owner: owner)
+        // The run folder (audit log, approvals, trace, control socket), the folder of the audit
+        // log's signing key and heads, and the API's tokens: no context, loop or program, touches them.
+        let protected = [options.folder.resolved, Self.resolved(options.keys), Self.resolved(options.tokenFile)]
+        let programGuard = ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: protected, fault: fault, owner: owner)
         let exits = ProgramExits(judge: programGuard)
         events.sources.append(exits)
         let programContexts = bench.contexts.filter { $0.program != nil }
@@ -81,12 +83,19 @@ extension Supervisor {
                                      identity: BenchHost.identity(instruments: instruments, gpio: gpio),
                                      approvals: records.approvals,
                                      approvers: BenchHost.approvers(instruments: instruments, gpio: gpio),
-                                     protectedPaths: [protected], fault: fault, owner: owner,
+                                     protectedPaths: protected, fault: fault, owner: owner,
                                      stepRisk: BenchHost.stepRisk(gpio: gpio, usb: usb, catalog: configuration.catalog)),
             executor: TraceExecutor(names: options.mode == .latent ? nil : LinuxNames()), host: host,
             predictor: TrivialPredictor(), recorder: RecorderSet([records.trace, MCAPRecorder(folder: options.folder, redaction: records.redaction,
                                                                                              frames: { [encoder = panel.encoder] in encoder.png(hash: $0, wait: $1) })]))
+        let model = ServiceModel(folder: options.folder, approvals: records.approvals, audit: audit, keys: options.keys,
+                                 contexts: bench.contexts.map(\.name))
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
-                       programContexts: programContexts, programGuard: programGuard, exits: exits)
+                       programContexts: programContexts, programGuard: programGuard, exits: exits, service: model)
+    }
+
+    /// A path with `..`, `.` and symlinks resolved, as the guard compares them.
+    static func resolved(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
     }
 }

@@ -3,6 +3,8 @@ import Glibc
 import Guard
 import LoopCore
 import Sandbox
+import Service
+import WebAPI
 import Attached
 import Benches
 
@@ -21,6 +23,49 @@ extension Supervisor {
         public private(set) var programs: [SupervisedProgram] = []
         /// Their ends, reaped and audited as events of the loop.
         public var exits: ProgramExits?
+        /// What clients see and ask of this supervisor, and the doors they come through.
+        public var service: ServiceModel?
+        public private(set) var control: ControlSocket?
+        public private(set) var api: APIServer?
+        /// Where the API listens (HOST:PORT), once open.
+        public private(set) var apiAddress: String?
+
+        /// Open the service's doors `options` asks for: the control socket, the HTTP API. A line
+        /// for each, where it listens or why it could not open (the machine is supervised either
+        /// way; the run log says so loudly).
+        public mutating func openService(_ options: SupervisorOptions) -> [String] {
+            guard let service else { return [] }
+            var lines: [String] = []
+            if options.control {
+                do {
+                    let socket = try ControlSocket(model: service)
+                    socket.start()
+                    control = socket
+                    lines.append("control socket \(socket.path) (mode 0660): worldos approvals, approve, reject, act, ack, audit verify and graph --out \(options.out) use it")
+                } catch { lines.append("CONTROL SOCKET NOT OPENED: \(error)") }
+            }
+            if let listen = options.listen {
+                do {
+                    let tokens: TokenFile
+                    do { tokens = try TokenFile.load(options.tokenFile) } catch { throw ServiceError("its tokens: \(error)") }
+                    let server = try APIServer(model: service, tokens: tokens, listen: listen)
+                    let address = try server.start()
+                    api = server
+                    apiAddress = address
+                    lines.append("API and web page on http://\(address)/ (\(tokens.tokens.count) tokens in \(options.tokenFile)"
+                                 + (tokens.tokens.isEmpty ? "; make one with worldos token add NAME --scope approve" : "") + ")")
+                } catch { lines.append("API NOT OPENED: \(error)") }
+            }
+            return lines
+        }
+
+        /// Close the doors (the control socket's file goes; API connections are closed).
+        public mutating func closeService() {
+            control?.stop()
+            api?.stop()
+            control = nil
+            api = nil
+        }
 
         /// Every instrument back to its profile's safe state (on stop, fault or crash recovery).
         public func returnToSafeState() -> [String] { instruments.flatMap { $0.returnToSafeState() } }

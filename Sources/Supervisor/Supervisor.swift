@@ -6,6 +6,7 @@ import Journal
 import LoopCore
 import Observer
 import Renderer
+import Service
 import StateGraph
 import Surface
 
@@ -36,12 +37,21 @@ public struct SupervisorOptions: Sendable {
     /// event devices' paths, comma-separated.
     public var panelOperator: String?
     public var panelInput: String = "none"
+    /// The service's doors: the control socket in the run folder (`worldos run` opens it; a
+    /// supervisor made in a program or a test does not unless asked), and the HTTP API's
+    /// address (nil: none) with its token file (default: `api-tokens.yaml` in the keys folder).
+    public var control = false
+    public var listen: String?
+    public var tokens: String?
     public init() {}
     /// What a supervisor started without options uses (the CLI's defaults too).
     public static let defaults = SupervisorOptions()
 
     /// The run folder `out` names, and its layout.
     public var folder: RunFolder { RunFolder(out) }
+
+    /// The API's token file.
+    public var tokenFile: String { tokens ?? keys + "/api-tokens.yaml" }
 }
 
 /// A supervisor that could not start: which file or setting, and what to do.
@@ -90,8 +100,9 @@ public enum Supervisor {
     /// Run until `steps` macro steps are done or SIGINT/SIGTERM arrives, one step per
     /// `interval`. `report` sees each step. Descriptors still open through the host adapter are
     /// closed on the way out.
+    /// `service`, when given, is told each step (its clients' view, subscriptions and metrics).
     public static func run(_ loop: inout SupervisorLoop, steps: Int?, interval: Duration, wakeOn descriptors: [Int32] = [],
-                           report: (StepReport) -> Void) throws -> (steps: Int, interrupted: Bool) {
+                           service: ServiceModel? = nil, report: (StepReport) -> Void) throws -> (steps: Int, interrupted: Bool) {
         let signals = try SignalWatch(signals: [SIGINT, SIGTERM])
         defer {
             (loop.host as? BenchHost)?.closeAll()
@@ -100,13 +111,22 @@ public enum Supervisor {
             }
         }
         var done = 0
+        let clock = ContinuousClock()
+        var lastStart: ContinuousClock.Instant?
         while steps.map({ done < $0 }) ?? true {
             if signals.pending { return (done, true) }
+            let start = clock.now
             let stepped = try loop.step()
             if var requests = loop.proposer as? RequestingProposer {
                 requests.settle(stepped)
                 loop.proposer = requests
             }
+            if let service {
+                // Late: begun more than a tenth of an interval after the one before was due.
+                let late = lastStart.map { start - $0 > interval + interval / 10 } ?? false
+                service.publish(stepped, graph: loop.memory, semantics: loop.lastSemantics, took: clock.now - start, late: late)
+            }
+            lastStart = start
             report(stepped)
             sayWhatThePanelDid(&loop)
             lookForAScreen(&loop, after: stepped)

@@ -1,7 +1,7 @@
 import DevicePorts
 import Foundation
 import HostAdapter
-import System
+import SystemCalls
 
 /// Which screen a run drives (`worldos run --display`): `none`; `auto` (the default: the first
 /// card under /dev/dri with a connected connector, else none); or a card's path. Whatever cannot

@@ -3,7 +3,7 @@ import Foundation
 import Guard
 import LoopCore
 import Renderer
-import System
+import SystemCalls
 
 /// The operator's seat at the panel: the input devices attached to it, who sits there
 /// (`worldos run --panel-operator NAME`), what has the focus, and an approval or rejection

@@ -1,7 +1,7 @@
 import DevicePorts
 import Foundation
 import Guard
-import System
+import SystemCalls
 
 /// The screen the panel is on, if any, and how to find one again. Shared by the frame sink
 /// (which draws on it), the display observer (which puts it in the graph) and the guard's table

@@ -2,14 +2,16 @@ import ArgumentParser
 import Benches
 import Foundation
 import Journal
+import Service
 import Supervisor
 
 struct Act: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ask the running supervisor to perform a named action as one of its execution contexts.",
         discussion: """
-        The action runs at the context's next turn, under that context's policy and through the guard, \
-        and is traced and audited like anything the context proposes. Prints the guard's decision and, \
+        The request goes to the running supervisor over its control socket (or, when none answers \
+        there, is left in its run folder). The action runs at the context's next turn, under that \
+        context's policy and through the guard, and is traced and audited like anything the context proposes. Prints the guard's decision and, \
         when it ran, what the device returned. An irreversible action prints the approval request to \
         answer with worldos approve; run the same act again once it is approved. Exits 0 when the action \
         ran, 1 when it did not, 2 when no supervisor answered in time (the request is then withdrawn).
@@ -39,6 +41,25 @@ struct Act: ParsableCommand {
             let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
             guard params.updateValue(kv[1], forKey: kv[0]) == nil else { throw ValidationError("parameter \(kv[0]) is given twice") }
         }
+        var request: [String: Any] = ["op": "act", "context": context, "action": name, "params": params, "timeout-s": max(1, Int(timeout.rounded()))]
+        if let device { request["device"] = device }
+        do {
+            let answer = try ControlClient.ask(folder.run.control, request, timeout: Int(timeout.rounded()) * 2 + 10)
+            guard let verdict = answer["verdict"] as? String else {
+                let error = answer["error"] as? String ?? "the supervisor gave no answer"
+                FileHandle.standardError.write(Data("worldos act: \(error)\n".utf8))
+                // Not answered in time: 2, as when nobody takes a dropped request.
+                throw ExitCode(error.contains("gave no answer in") || error.contains("took the request within") ? 2 : 1)
+            }
+            say("\(verdict) (\(answer["rule"] ?? ""))" + ((answer["reason"] as? String).map { ": \($0)" } ?? ""))
+            if let request = answer["approval"] as? String {
+                say("approve with: worldos approve \(request) --out \(folder.out), then run this again")
+            }
+            if let result = answer["result"] as? String { say("result: \(result)") }
+            throw ExitCode(verdict == "allow" ? 0 : 1)
+        } catch is ControlClient.NotRunning {
+            // No control socket: leave the request in the run folder, as before.
+        } catch let e as ServiceError { throw CLIFailure(e.description) }
         let inbox = ActionInbox(directory: folder.run.requests)
         let id = String(format: "%016llx", UInt64.random(in: .min ... .max))
         try inbox.submit(ActionRequest(id: id, context: context, device: device, action: name, params: params, requestedBy: userName()))

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Guard
 import Journal
+import Service
 import Supervisor
 
 /// Where a running supervisor keeps its records: the same --out it was started with.
@@ -9,8 +10,24 @@ struct RunFolderOption: ParsableArguments {
     @Option(help: "The run folder of the supervisor (its --out).")
     var out: String = SupervisorOptions.defaults.out
 
+    init() {}
+    init(out: String) { self.out = out }
+
     /// The folder and its layout.
     var run: RunFolder { RunFolder(out) }
+
+    /// Ask the supervisor running here over its control socket: its answer's fields, or nil when
+    /// none runs (the caller falls back to the run folder's files). An answer that says no is
+    /// the command's failure.
+    func ask(_ request: [String: Any]) throws -> [String: Any]? {
+        do {
+            let answer = try ControlClient.ask(run.control, request)
+            guard answer["ok"] as? Bool == true else {
+                throw CLIFailure(answer["error"] as? String ?? "the supervisor refused without saying why")
+            }
+            return answer
+        } catch is ControlClient.NotRunning { return nil } catch let e as ServiceError { throw CLIFailure(e.description) }
+    }
 
     func requireApprovals() throws -> String {
         guard FileManager.default.fileExists(atPath: run.approvals) else {
@@ -28,6 +45,18 @@ struct Approvals: ParsableCommand {
     @OptionGroup var folder: RunFolderOption
 
     func run() throws {
+        if let answer = try folder.ask(["op": "approvals"]) {
+            let pending = answer["approvals"] as? [[String: Any]] ?? []
+            if pending.isEmpty { print("no action is waiting for an approval"); return }
+            for a in pending {
+                let params = (a["params"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                let required = a["required"] as? Int ?? 1
+                let people = required > 1 ? " (\((a["approved-by"] as? [String])?.count ?? 0) of \(required) approvals)" : ""
+                let until = Date(timeIntervalSince1970: a["expires"] as? Double ?? 0)
+                print("\(a["id"] ?? "?")  \(a["action"] ?? "?") \(params) on \(a["device"] ?? "?") (\(a["path"] ?? "?")) for \(a["context"] ?? "?"), until \(until)\(people)")
+            }
+            return
+        }
         let now = Date()
         let pending = ApprovalStore.read(directory: try folder.requireApprovals()).filter { $0.state == .pending && $0.expiresAt > now }
         if pending.isEmpty { print("no action is waiting for an approval"); return }
@@ -61,8 +90,19 @@ struct Reject: ParsableCommand {
     }
 }
 
-/// Leave the answer for the running supervisor, which records it (as this user) in its audit log.
+/// Give the answer to the running supervisor over its control socket, which records it (as the
+/// user the kernel says this is) in its audit log at once; with none running, leave it in the
+/// run folder for the supervisor's next ask.
 func answer(_ id: String, approve: Bool, label: String?, folder: RunFolderOption) throws {
+    var request: [String: Any] = ["op": approve ? "approve" : "reject", "id": id]
+    if let label { request["label"] = label }
+    if let answer = try folder.ask(request) {
+        let a = answer["approval"] as? [String: Any] ?? [:]
+        let state = a["state"] as? String ?? "?"
+        print("\(approve ? "approved" : "rejected") \(id) (\(a["action"] ?? "?") on \(a["device"] ?? "?")) as \(answer["by"] ?? "?"); recorded in the audit log"
+              + (state == "pending" ? "; it needs \(a["required"] ?? "more") different people" : ""))
+        return
+    }
     do {
         let a = try ApprovalStore.answer(id, approve: approve, label: label, directory: try folder.requireApprovals())
         let me = Approver.ofThisProcess(label: label)
@@ -87,6 +127,11 @@ struct Audit: ParsableCommand {
         var keys: String?
 
         func run() throws {
+            if keys == nil, let answer = try folder.ask(["op": "audit-verify"]) {
+                let head = (answer["head"] as? Int).map { "reaches its head (seq \($0))" } ?? "no head kept for it"
+                print("audit log \(folder.run.audit): \(answer["records"] ?? "?") records, chain intact, \(answer["checkpoints"] ?? "?") signed checkpoints verify, \(head) (checked by the running supervisor)")
+                return
+            }
             let keys = keys ?? AuditSeal.defaultDirectory
             switch AuditLog.verify(path: folder.run.audit, keys: keys) {
             case .success(let v):
@@ -105,6 +150,10 @@ struct Ack: ParsableCommand {
     @OptionGroup var folder: RunFolderOption
 
     func run() throws {
+        if by == nil, let answer = try folder.ask(["op": "ack"]) {
+            print("acknowledged as \(answer["by"] ?? "?"): \(answer["fault"] ?? "?"); the supervisor records it and resumes on its next step")
+            return
+        }
         do {
             let fault = try FaultLatch.acknowledge(folder: folder.run, by: by ?? userName())
             print("acknowledged: \(fault.reason) (latched \(fault.since)); the supervisor records it and resumes on its next step")

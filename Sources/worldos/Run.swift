@@ -31,10 +31,17 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("panel-input"), help: "The input devices the panel takes touches and keys from: auto (every /dev/input event device, as they come and go), none, or event devices such as /dev/input/event3,/dev/input/event4.")
     var panelInput: String = "auto"
 
+    @Option(help: "Where the HTTP API and the web page listen, HOST:PORT (port 0: any free one), or none. Every request wants a bearer token (worldos token add).")
+    var listen: String = "127.0.0.1:8420"
+
+    @Option(help: "The API's token file (mode 0600; default: api-tokens.yaml in the keys folder, $WORLDOS_KEYS or /var/lib/worldos for root).")
+    var tokens: String?
+
     func run() throws {
         var settings = supervisorOptions(options)
         (settings.display, settings.connector, settings.displayMode) = (display, connector, displayMode)
         (settings.panelOperator, settings.panelInput) = (panelOperator, panelInput)
+        (settings.control, settings.listen, settings.tokens) = (true, listen == "none" ? nil : listen, tokens)
         var session = try Supervisor.start(settings)
         say("worldos: supervising this machine in \(settings.mode.rawValue) mode; Ctrl-C stops")
         say("  bench \(settings.bench), policy \(settings.policy)")
@@ -44,8 +51,10 @@ struct Run: ParsableCommand {
         }
         for note in session.notes { say("  note: \(note)") }
         say("  writing \(settings.folder.trace), \(settings.folder.audit), \(settings.folder.panel)")
+        for line in session.openService(settings) { say("  \(line)") }
         for line in session.launchPrograms() { say("  \(line)") }
         defer {
+            session.closeService()
             for line in session.stopPrograms() { say("worldos: \(line)") }
             for instrument in session.instruments {
                 let name = "\(instrument.profile.name):\(instrument.identity.serial) on \(instrument.path)"
@@ -55,7 +64,7 @@ struct Run: ParsableCommand {
             }
         }
         let (done, interrupted) = try Supervisor.run(&session.loop, steps: steps, interval: .milliseconds(intervalMilliseconds),
-                                                     wakeOn: session.wakeDescriptors) { report in
+                                                     wakeOn: session.wakeDescriptors, service: session.service) { report in
             say(summary(report, out: settings.out))
         }
         say("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.folder.trace), audit \(settings.folder.audit)")

@@ -6,7 +6,7 @@ import Guard
 import HostAdapter
 import LoopCore
 import StateGraph
-import System
+import SystemCalls
 import XCTest
 
 /// Every route to a denied file, on real files through the real executor, resolver, guard and

@@ -2,7 +2,7 @@ import CLibUSB
 import DevicePorts
 import Foundation
 import Glibc
-import System
+import SystemCalls
 import XCTest
 
 /// The System target's one errno triage, against the real kernel: a signal that interrupts a

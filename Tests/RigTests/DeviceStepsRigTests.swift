@@ -6,7 +6,7 @@ import Glibc
 import HostAdapter
 import LoopCore
 import Supervisor
-import System
+import SystemCalls
 import XCTest
 
 /// The supervisor's device steps on real drivers: gpio-set/gpio-get, act on a GPIO profile,

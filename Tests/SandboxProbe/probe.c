@@ -18,7 +18,9 @@
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -147,6 +149,21 @@ int main(int argc, char **argv) {
         pthread_t t;
         pthread_create(&t, NULL, flip_link, NULL);
         return count_leaks(link, d, argc > 5 ? atoi(argv[5]) : 1000);
+    }
+    if (!strcmp(c, "unix-request")) {
+        /* connect to the unix socket at a, send the line b, print the answer's line */
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un address = { .sun_family = AF_UNIX };
+        strncpy(address.sun_path, a, sizeof address.sun_path - 1);
+        if (s < 0 || connect(s, (struct sockaddr *)&address, sizeof address) != 0) return report(-1);
+        char line[4096];
+        snprintf(line, sizeof line, "%s\n", b);
+        if (write(s, line, strlen(line)) < 0) return report(-1);
+        ssize_t n = read(s, line, sizeof line - 1);
+        if (n <= 0) return report(n < 0 ? -1 : 0);
+        line[n] = 0;
+        printf("answer %s", line);
+        return 0;
     }
     if (!strcmp(c, "symlink")) return report(symlink(a, b));
     if (!strcmp(c, "mkdir")) return report(mkdir(a, 0755));

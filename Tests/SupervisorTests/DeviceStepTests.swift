@@ -9,7 +9,7 @@ import Journal
 import LoopCore
 import StateGraph
 import Supervisor
-import System
+import SystemCalls
 import WorldOSTesting
 import XCTest
 

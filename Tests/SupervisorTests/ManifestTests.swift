@@ -8,14 +8,18 @@ final class ManifestTests: XCTestCase {
     func testEveryTarget_declaresEveryModuleItImports() throws {
         let manifest = try String(contentsOf: repositoryRoot.appendingPathComponent("Package.swift"), encoding: .utf8)
         let outside: Set<String> = ["Foundation", "Glibc", "XCTest", "Dispatch", "Synchronization", "ArgumentParser", "Yams", "PackageDescription"]
-        let declaration = try NSRegularExpression(pattern: #"\.(?:target|executableTarget|testTarget)\(name: "([^"]+)"(.*?)\)\s*,\s*\n"#,
-                                                  options: [.dotMatchesLineSeparators])
+        // A target's declaration runs to the next one's (its dependencies may span lines and hold
+        // `.product(name:package:)` entries, whose module names count as declared).
+        let declaration = try NSRegularExpression(pattern: #"\.(?:target|executableTarget|testTarget|systemLibrary)\(name: "([^"]+)""#)
         let quoted = try NSRegularExpression(pattern: #""([A-Za-z]+)""#)
         let importLine = try NSRegularExpression(pattern: #"^\s*(?:@_exported\s+)?import\s+([A-Za-z]+)\s*$"#, options: [.anchorsMatchLines])
         var checked = 0
-        for match in declaration.matches(in: manifest, range: NSRange(manifest.startIndex..., in: manifest)) {
+        let targets = declaration.matches(in: manifest, range: NSRange(manifest.startIndex..., in: manifest))
+        for (i, match) in targets.enumerated() {
             let name = String(manifest[Range(match.range(at: 1), in: manifest)!])
-            let body = String(manifest[Range(match.range(at: 2), in: manifest)!]).components(separatedBy: "path:")[0]
+            let end = i + 1 < targets.count ? Range(targets[i + 1].range, in: manifest)!.lowerBound : manifest.endIndex
+            let body = String(manifest[Range(match.range, in: manifest)!.upperBound..<end]).components(separatedBy: "path:")[0]
+                .components(separatedBy: "swiftLanguageModes")[0]
             let declared = Set(quoted.matches(in: body, range: NSRange(body.startIndex..., in: body)).map { String(body[Range($0.range(at: 1), in: body)!]) })
             let directory = ["worldos-bench": "Benchmarks/worldos-bench", "CShim": "Sources/C/CShim"][name]
                 ?? (FileManager.default.fileExists(atPath: repositoryRoot.appendingPathComponent("Sources/\(name)").path) ? "Sources/\(name)" : "Tests/\(name)")

@@ -224,6 +224,16 @@ int worldos_send_fd(int socket, int fd) {
     return sendmsg(socket, &message, 0) == 1 ? 0 : -1;
 }
 
+int worldos_peer_credentials(int socket, int *pid, unsigned *uid, unsigned *gid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(socket, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+}
+
 int worldos_receive_fd(int socket) {
     char byte;
     struct iovec io = {.iov_base = &byte, .iov_len = 1};

@@ -105,6 +105,10 @@ uint64_t worldos_resolve_no_links(void);
 int worldos_send_fd(int socket, int fd);
 int worldos_receive_fd(int socket);
 
+/* The process at the other end of a connected unix socket, as the kernel recorded it when it
+   connected (SO_PEERCRED). 0, or -1 with errno. */
+int worldos_peer_credentials(int socket, int *pid, unsigned *uid, unsigned *gid);
+
 /* This thread only (raw system calls, not glibc's process-wide ones): take on a user's
    filesystem identity (groups = {gid}, fsgid, fsuid), so the kernel checks what the supervisor
    opens for a program against that program's user. 0, or -1 with errno. */
