@@ -2,19 +2,22 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian 12 packages the build links against (pkg-config names: libusb-1.0 libgpiod
-# libserialport libdrm libseccomp libpng freetype2) and the panel's font (DejaVu Sans Mono), then the hardware rig's (Tests/Rig): QEMU, the Debian
+# libserialport libdrm libseccomp libpng freetype2), the panel's font (DejaVu Sans Mono), Chromium and its
+# driver (the web page's test), then the hardware rig's (Tests/Rig): QEMU, the Debian
 # kernel with headers and source of one version (gpio-sim is built from them), busybox for the
 # guest's initramfs, udev, and the device tools used to look around inside it.
 BUILD_PACKAGES := pkg-config libusb-1.0-0-dev libgpiod-dev libserialport-dev libdrm-dev libseccomp-dev libpng-dev libzstd-dev \
-	libfreetype-dev fonts-dejavu-core python3 python3-venv lsof procps strace gcc-avr avr-libc
+	libfreetype-dev fonts-dejavu-core python3 python3-venv lsof procps strace gcc-avr avr-libc chromium chromium-driver
 RIG_PACKAGES := qemu-system-x86 busybox-static cpio kmod udev linux-image-amd64 linux-headers-amd64 linux-source-6.1 \
 	gpiod usbutils libdrm-tests
 APT_PACKAGES := $(BUILD_PACKAGES) $(RIG_PACKAGES)
 OUT ?= .worldos/run
-# Python tools the tests use (a third-party SCPI client), in a project venv: Debian's python
-# refuses system-wide pip installs.
+# Python tools the tests use (a third-party SCPI client; Prometheus's own text parser;
+# schemathesis, which fuzzes the API from its OpenAPI description; selenium, which drives
+# Debian's Chromium through the web page), in a project venv: Debian's python refuses
+# system-wide pip installs.
 VENV := .venv-tests
-PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial mcap==1.6.0 webdataset==0.2.100
+PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial mcap==1.6.0 webdataset==0.2.100 prometheus_client==0.21.1 schemathesis==4.32.5 selenium==4.51.0
 
 TESTS_BUNDLE := .build/debug/WorldOSPackageTests.xctest
 
@@ -36,7 +39,7 @@ setup:
 	  fi; \
 	fi
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
-	@$(VENV)/bin/python -c "import pyvisa, pyvisa_py, serial, mcap, webdataset" 2>/dev/null || $(VENV)/bin/pip install -q $(PY_PACKAGES)
+	@$(VENV)/bin/python -c "import pyvisa, pyvisa_py, serial, mcap, webdataset, prometheus_client, schemathesis, selenium" 2>/dev/null || $(VENV)/bin/pip install -q $(PY_PACKAGES)
 
 # The bench bridge firmware: the host simulator (gcc) and the ATmega328P image (avr-gcc).
 sim:

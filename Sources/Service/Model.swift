@@ -23,8 +23,10 @@ public final class ServiceModel: @unchecked Sendable {
     /// The folder of the audit log's signing key and heads (for ``verifyAudit()``).
     public let keys: String
     public let metrics: ServiceMetrics
-    /// The bench's contexts, for requests naming one it lacks.
+    /// The bench's contexts, for requests naming one it lacks; and those that are programs,
+    /// which act only through their own system calls and never take a request.
     public let contexts: [String]
+    public let programs: Set<String>
     public let started = Date()
 
     private let lock = NSLock()
@@ -42,8 +44,9 @@ public final class ServiceModel: @unchecked Sendable {
         public var outcome: ActionOutcome?
     }
 
-    public init(folder: RunFolder, approvals: ApprovalStore, audit: AuditLog, keys: String, contexts: [String],
+    public init(folder: RunFolder, approvals: ApprovalStore, audit: AuditLog, keys: String, contexts: [String], programs: Set<String> = [],
                 metrics: ServiceMetrics = ServiceMetrics()) {
+        self.programs = programs
         self.folder = folder
         self.approvals = approvals
         self.audit = audit

@@ -37,7 +37,7 @@ public struct StrictJSON: @unchecked Sendable {
     public init(empty source: String) { object = [:]; self.source = source }
 
     public func string(_ field: String) throws(RequestError) -> String? {
-        guard let value = object[field], !(value is NSNull) else { return nil }
+        guard let value = object[field] else { return nil }
         guard let s = value as? String else { throw RequestError(status: 400, "\(source): field \"\(field)\" must be a string") }
         return s
     }
@@ -48,7 +48,7 @@ public struct StrictJSON: @unchecked Sendable {
     }
 
     public func int(_ field: String, in range: ClosedRange<Int>) throws(RequestError) -> Int? {
-        guard let value = object[field], !(value is NSNull) else { return nil }
+        guard let value = object[field] else { return nil }
         guard let n = value as? NSNumber, !Self.isBool(n), let i = Int(exactly: n.doubleValue), range.contains(i) else {
             throw RequestError(status: 400, "\(source): field \"\(field)\" must be a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
@@ -57,7 +57,7 @@ public struct StrictJSON: @unchecked Sendable {
 
     /// An object of string values (an action's parameters).
     public func strings(_ field: String) throws(RequestError) -> [String: String] {
-        guard let value = object[field], !(value is NSNull) else { return [:] }
+        guard let value = object[field] else { return [:] }
         guard let dict = value as? [String: Any] else { throw RequestError(status: 400, "\(source): field \"\(field)\" must be an object of strings") }
         var out: [String: String] = [:]
         for (k, v) in dict {

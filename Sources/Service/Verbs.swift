@@ -82,6 +82,7 @@ extension ServiceModel {
             case .approve, .reject:
                 let id = try request.requiredString("id")
                 let label = try request.string("label")
+                if let label, label.count > 200 { throw RequestError(status: 400, "\(request.source): field \"label\" is at most 200 characters") }
                 var who = person
                 who.label = label ?? person.label
                 do {
@@ -171,13 +172,18 @@ extension ServiceModel {
             return Self.decision(ActionReply(id: "", verdict: "deny", rule: "default-deny",
                                              reason: "this bench has no context \(context); it has \(contexts.joined(separator: ", "))"))
         }
+        guard !programs.contains(context) else {
+            return Self.decision(ActionReply(id: "", verdict: "deny", rule: "default-deny",
+                                             reason: "context \(context) is a program; it acts only through its own system calls, which the guard decides"))
+        }
         let outcome: (reply: ActionReply?, taken: Bool)
         do { outcome = try act(context: context, action: action, device: device, params: params, by: person, timeout: .seconds(seconds)) } catch {
             return .failure(500, "the request could not be left for the supervisor: \(error)")
         }
         guard let reply = outcome.reply else {
-            return .failure(504, outcome.taken ? "the supervisor took the request but gave no answer in \(seconds) s; its outcome will be in the audit log"
-                                               : "no context took the request within \(seconds) s; withdrawn, it will not run")
+            // Taken and still running: accepted, its outcome in the audit log. Never taken: withdrawn.
+            return outcome.taken ? .failure(202, "the supervisor took the request but gave no answer in \(seconds) s; its outcome will be in the audit log")
+                                 : .failure(409, "\(context) did not take the request within \(seconds) s; withdrawn, it will not run")
         }
         return Self.decision(reply)
     }

@@ -89,7 +89,7 @@ extension Supervisor {
             predictor: TrivialPredictor(), recorder: RecorderSet([records.trace, MCAPRecorder(folder: options.folder, redaction: records.redaction,
                                                                                              frames: { [encoder = panel.encoder] in encoder.png(hash: $0, wait: $1) })]))
         let model = ServiceModel(folder: options.folder, approvals: records.approvals, audit: audit, keys: options.keys,
-                                 contexts: bench.contexts.map(\.name))
+                                 contexts: bench.contexts.map(\.name), programs: Set(programContexts.map(\.name)))
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
                        programContexts: programContexts, programGuard: programGuard, exits: exits, service: model)
     }

@@ -76,6 +76,30 @@ extension APIServer {
             }
             return respond(.failure(426, "subscribe with a WebSocket upgrade (GET with Upgrade: websocket)"), route: route)
         }
+        refuseOtherMethods(router)
+    }
+
+    /// Every other method on a documented path: 405 with the methods there are (from the
+    /// API's description, so the two cannot part).
+    func refuseOtherMethods(_ router: Router<BasicRequestContext>) {
+        guard let url = Bundle.module.url(forResource: "Web/openapi.json", withExtension: nil), let data = try? Data(contentsOf: url),
+              let doc = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let paths = doc["paths"] as? [String: [String: Any]] else {
+            ServiceLog.logger("api").error("the API's description cannot be read from the bundle")
+            return
+        }
+        let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .options, .trace, HTTPRequest.Method("QUERY")!]
+        for (path, operations) in paths {
+            let routed = path.replacingOccurrences(of: "{id}", with: ":id")
+            let allowed = operations.keys.map { $0.uppercased() }.sorted()
+            for method in methods where !allowed.contains(method.rawValue) {
+                router.on(RouterPath(routed), method: method) { [self] _, _ in
+                    var response = respond(.failure(405, "\(method.rawValue) is not a method of \(path); it takes \(allowed.joined(separator: ", "))"),
+                                           route: "\(method.rawValue) \(path)")
+                    response.headers[.allow] = allowed.joined(separator: ", ")
+                    return response
+                }
+            }
+        }
     }
 
     /// Authorize, read the request, perform the verb as the token's holder, answer.

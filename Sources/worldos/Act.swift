@@ -49,7 +49,7 @@ struct Act: ParsableCommand {
                 let error = answer["error"] as? String ?? "the supervisor gave no answer"
                 FileHandle.standardError.write(Data("worldos act: \(error)\n".utf8))
                 // Not answered in time: 2, as when nobody takes a dropped request.
-                throw ExitCode(error.contains("gave no answer in") || error.contains("took the request within") ? 2 : 1)
+                throw ExitCode(error.contains("gave no answer in") || error.contains("take the request within") ? 2 : 1)
             }
             say("\(verdict) (\(answer["rule"] ?? ""))" + ((answer["reason"] as? String).map { ": \($0)" } ?? ""))
             if let request = answer["approval"] as? String {

@@ -130,7 +130,7 @@ final class APITests: XCTestCase {
         // No loop runs here: nothing takes the request, which is withdrawn and never runs.
         let r = http.request("POST", "/api/v1/actions", token: f.secrets["operator"],
                              body: Array(#"{"context": "bench-operator", "action": "relay.release", "params": {"relay": "0"}, "timeout-s": 1}"#.utf8))
-        XCTAssertEqual(r.status, 504, r.text)
+        XCTAssertEqual(r.status, 409, r.text)
         XCTAssertTrue((r.json["error"] as? String)?.contains("withdrawn, it will not run") == true, r.text)
         let left = (try? FileManager.default.contentsOfDirectory(atPath: f.folder.requests)) ?? []
         XCTAssertTrue(left.allSatisfy { $0.hasSuffix(".withdrawn") == false && $0.hasSuffix(".json") == false }, "\(left)")
