@@ -2,26 +2,27 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian 12 packages the build links against (pkg-config names: libusb-1.0 libgpiod
-# libserialport libdrm libseccomp libpng freetype2), the panel's font (DejaVu Sans Mono), Chromium and its
-# driver (the web page's test), then the hardware rig's (Tests/Rig): QEMU, the Debian
+# libserialport libdrm libseccomp libpng freetype2), the panel's font (DejaVu Sans Mono), then the hardware rig's (Tests/Rig): QEMU, the Debian
 # kernel with headers and source of one version (gpio-sim is built from them), busybox for the
 # guest's initramfs, udev, and the device tools used to look around inside it.
 BUILD_PACKAGES := pkg-config libusb-1.0-0-dev libgpiod-dev libserialport-dev libdrm-dev libseccomp-dev libpng-dev libzstd-dev \
-	libfreetype-dev fonts-dejavu-core python3 python3-venv lsof procps strace gcc-avr avr-libc chromium chromium-driver
+	libfreetype-dev fonts-dejavu-core python3 python3-venv lsof procps strace gcc-avr avr-libc
 RIG_PACKAGES := qemu-system-x86 busybox-static cpio kmod udev linux-image-amd64 linux-headers-amd64 linux-source-6.1 \
 	gpiod usbutils libdrm-tests
 APT_PACKAGES := $(BUILD_PACKAGES) $(RIG_PACKAGES)
 OUT ?= .worldos/run
 # Python tools the tests use (a third-party SCPI client; Prometheus's own text parser;
 # schemathesis, which fuzzes the API from its OpenAPI description; selenium, which drives
-# Debian's Chromium through the web page), in a project venv: Debian's python refuses
+# Debian's Chromium through the web page — `apt-get install chromium chromium-driver` for that
+# test, not installed here: its packages add a system user, rewriting /etc/shadow and
+# /etc/gshadow, and the golden trace's replay checks recorded file identities), in a project venv: Debian's python refuses
 # system-wide pip installs.
 VENV := .venv-tests
 PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial mcap==1.6.0 webdataset==0.2.100 prometheus_client==0.21.1 schemathesis==4.32.5 selenium==4.51.0
 
 TESTS_BUNDLE := .build/debug/WorldOSPackageTests.xctest
 
-.PHONY: setup build run test rig rig-only bench fuzz sim firmware clean goldens
+.PHONY: setup build run test rig rig-only bench fuzz sim firmware clean goldens install
 
 # Installs whatever of APT_PACKAGES is missing when run as root; otherwise prints the one
 # apt-get line to run and stops.
@@ -78,6 +79,26 @@ test: setup sim firmware
 goldens: setup
 	$(SWIFT) build --build-tests
 	WORLDOS_REGENERATE_GOLDEN=1 $(SWIFT) test --skip-build --disable-swift-testing --filter PanelGoldenTests
+
+# The supervisor as a systemd service: release binaries (the Swift runtime linked in) and the
+# web page's files into $(PREFIX)/bin, the profiles, benches and policies into
+# $(PREFIX)/share/worldos (the unit's working directory), the configuration into /etc/worldos
+# (kept when it is there), the unit into /etc/systemd/system. Then:
+#   worldos token add alice --scope approve --tokens /var/lib/worldos/api-tokens.yaml
+#   systemctl enable --now worldos
+PREFIX ?= /usr/local
+install: setup
+	$(SWIFT) build -c release --static-swift-stdlib --product worldos
+	$(SWIFT) build -c release --static-swift-stdlib --product worldos-sandbox
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/worldos $(DESTDIR)/etc/worldos $(DESTDIR)/etc/systemd/system
+	install -m 0755 .build/release/worldos .build/release/worldos-sandbox $(DESTDIR)$(PREFIX)/bin/
+	rm -rf $(DESTDIR)$(PREFIX)/bin/WorldOS_WebAPI.resources
+	cp -r .build/release/WorldOS_WebAPI.resources $(DESTDIR)$(PREFIX)/bin/
+	cp -r Devices Policies README.md $(DESTDIR)$(PREFIX)/share/worldos/
+	[ -e $(DESTDIR)/etc/worldos/worldos.yaml ] || install -m 0644 Policies/worldos.yaml $(DESTDIR)/etc/worldos/worldos.yaml
+	sed 's|/usr/local|$(PREFIX)|g' Policies/systemd/worldos.service > $(DESTDIR)/etc/systemd/system/worldos.service
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; make a token (worldos token add NAME --scope approve --tokens /var/lib/worldos/api-tokens.yaml), then: systemctl enable --now worldos"
 
 # Boots the emulated machine (Tests/Rig/rig) and runs every RigTests class inside it, or
 # RIG_FILTER (such as RigTests.GPIORigTests or RigTests.USBRigTests/testX), with RIG_FIXTURES

@@ -172,7 +172,7 @@ let package = Package(
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DevicePorts", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
-            "FuzzTargets", "Journal", "Renderer", "Attached", "Benches", "Traces", "SystemCalls", "CShim", "Surface", "PNGCodec",
+            "FuzzTargets", "Journal", "Renderer", "Attached", "Benches", "Traces", "SystemCalls", "CShim", "Surface", "PNGCodec", "Service",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

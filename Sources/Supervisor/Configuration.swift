@@ -5,6 +5,7 @@ import Devices
 import Foundation
 import Guard
 import HostAdapter
+import Service
 
 /// What a supervisor runs with, loaded and checked before anything is written: the device
 /// profiles and the devices they found on this machine, the bench, the policy and the redaction
@@ -56,5 +57,39 @@ struct Configuration {
         }
         return Configuration(bench: bench, policy: policy, redaction: redaction, catalog: catalog, instruments: instruments,
                              gpioDevices: gpioDevices, usb: usb, notes: notes)
+    }
+}
+
+extension Supervisor {
+    /// Load every file `options` names — bench, policy, device profiles, redaction rules, API
+    /// tokens — without opening a device or writing anything: what `worldos config check`
+    /// reports. A line for each that holds; the first that does not is thrown, naming its line.
+    public static func checkFiles(_ options: SupervisorOptions) throws -> [String] {
+        var lines: [String] = []
+        let bench = try Bench.load(file: options.bench)
+        lines.append("bench \(options.bench): \(bench.contexts.count) contexts (\(bench.contexts.map(\.name).joined(separator: ", ")))")
+        let policy = try Policy.load(file: options.policy)
+        lines.append("policy \(options.policy): \(policy.contexts.count) contexts, hash \(policy.contentHash.prefix(12))")
+        for context in bench.contexts where policy.contexts[context.name] == nil {
+            lines.append("warning: no policy for context \(context.name); everything it proposes will be denied")
+        }
+        if FileManager.default.fileExists(atPath: options.profiles) {
+            let catalog = try DeviceCatalog.load(directory: options.profiles)
+            lines.append("device profiles \(options.profiles): \(catalog.profiles.count)")
+        } else {
+            lines.append("device profiles: none at \(options.profiles)")
+        }
+        if FileManager.default.fileExists(atPath: options.redaction) {
+            _ = try Redaction.load(file: options.redaction)
+            lines.append("redaction rules \(options.redaction)")
+        }
+        if let listen = options.listen {
+            let tokens = try TokenFile.load(options.tokenFile)
+            lines.append("API on \(listen), \(tokens.tokens.count) tokens in \(options.tokenFile)")
+        } else {
+            lines.append("API: none")
+        }
+        lines.append("run folder \(options.out), keys \(options.keys), display \(options.display)")
+        return lines
     }
 }

@@ -76,6 +76,24 @@ public enum UnixSocket {
         return nil
     }
 
+    /// One datagram to the socket at `path` (a leading `@` names an abstract socket), from a
+    /// socket made for it and closed again: how a service tells systemd how it is.
+    public static func sendDatagram(to path: String, _ bytes: [UInt8]) -> Errno? {
+        let abstract = path.hasPrefix("@")
+        guard var address = address(abstract ? " " + path.dropFirst() : path) else { return Errno(ENAMETOOLONG) }
+        if abstract { withUnsafeMutableBytes(of: &address.sun_path) { $0[0] = 0 } }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .current }
+        defer { close(fd) }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + path.utf8.count + (abstract ? 0 : 1))
+        let rc = bytes.withUnsafeBytes { raw in
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL), $0, length) }
+            }
+        }
+        return rc < 0 ? .current : nil
+    }
+
     /// At most `limit` seconds for each read and write on `fd`: a client that stops reading or
     /// writing is let go, not waited for.
     public static func setTimeouts(_ fd: Int32, seconds: Int) {

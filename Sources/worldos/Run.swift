@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HostAdapter
 import LoopCore
+import Service
 import Supervisor
 
 struct Run: ParsableCommand {
@@ -37,11 +38,11 @@ struct Run: ParsableCommand {
     @Option(help: "The API's token file (mode 0600; default: api-tokens.yaml in the keys folder, $WORLDOS_KEYS or /var/lib/worldos for root).")
     var tokens: String?
 
+    @Option(help: "The service's configuration file (YAML; see Policies/worldos.yaml): its settings are taken where an option is not given here.")
+    var config: String?
+
     func run() throws {
-        var settings = supervisorOptions(options)
-        (settings.display, settings.connector, settings.displayMode) = (display, connector, displayMode)
-        (settings.panelOperator, settings.panelInput) = (panelOperator, panelInput)
-        (settings.control, settings.listen, settings.tokens) = (true, listen == "none" ? nil : listen, tokens)
+        let (settings, intervalMilliseconds) = try configured()
         var session = try Supervisor.start(settings)
         say("worldos: supervising this machine in \(settings.mode.rawValue) mode; Ctrl-C stops")
         say("  bench \(settings.bench), policy \(settings.policy)")
@@ -51,10 +52,16 @@ struct Run: ParsableCommand {
         }
         for note in session.notes { say("  note: \(note)") }
         say("  writing \(settings.folder.trace), \(settings.folder.audit), \(settings.folder.panel)")
+        // Started in this order — records, the service's doors, the programs, the loop — and
+        // stopped in the reverse: the loop ends (steps done, SIGTERM, SIGINT), the programs are
+        // stopped, every instrument driven to its safe state, and only then the doors closed,
+        // so a client sees the stop to its end.
         for line in session.openService(settings) { say("  \(line)") }
         for line in session.launchPrograms() { say("  \(line)") }
+        let systemd = SystemdNotify()
+        systemd?.ready(status: "supervising in \(settings.mode.rawValue) mode" + (session.apiAddress.map { "; API on http://\($0)/" } ?? ""))
         defer {
-            session.closeService()
+            systemd?.stopping(status: "stopping: programs, then the bench to its safe state")
             for line in session.stopPrograms() { say("worldos: \(line)") }
             for instrument in session.instruments {
                 let name = "\(instrument.profile.name):\(instrument.identity.serial) on \(instrument.path)"
@@ -62,13 +69,55 @@ struct Run: ParsableCommand {
                 say(problems.isEmpty ? "worldos: \(name): safe state reached (\(instrument.profile.safeState.joined(separator: "; ")))"
                                      : "worldos: \(name): SAFE STATE NOT REACHED: \(problems.joined(separator: "; ")); check the bench")
             }
+            session.closeService()
         }
         let (done, interrupted) = try Supervisor.run(&session.loop, steps: steps, interval: .milliseconds(intervalMilliseconds),
                                                      wakeOn: session.wakeDescriptors, service: session.service) { report in
             say(summary(report, out: settings.out))
+            // The loop itself pings the watchdog: a loop that stops stepping is restarted.
+            systemd?.stepped("step \(report.step), \(report.posteriorNodes) nodes")
         }
         say("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.folder.trace), audit \(settings.folder.audit)")
     }
+}
+
+extension Run {
+    /// The supervisor's settings: these options, and the configuration file's where an option
+    /// was left at its default.
+    func configured() throws -> (SupervisorOptions, Int) {
+        var s = supervisorOptions(options)
+        (s.display, s.connector, s.displayMode) = (display, connector, displayMode)
+        (s.panelOperator, s.panelInput) = (panelOperator, panelInput)
+        (s.control, s.listen, s.tokens) = (true, listen == "none" ? nil : listen, tokens)
+        var interval = intervalMilliseconds
+        guard let config else { return (s, interval) }
+        let file: ServiceConfig
+        do { file = try ServiceConfig.load(file: config) } catch { throw CLIFailure("\(error)") }
+        let d = SupervisorOptions.defaults, run = Run.defaults
+        func take<T: Equatable>(_ value: inout T, _ given: T, _ initial: T, _ configured: T?) {
+            if given == initial, let configured { value = configured }
+        }
+        take(&s.bench, options.bench, d.bench, file.bench)
+        take(&s.profiles, options.profiles, d.profiles, file.profiles)
+        take(&s.policy, options.policy, d.policy, file.policy)
+        take(&s.redaction, options.redaction, d.redaction, file.redaction)
+        take(&s.out, options.out, d.out, file.runFolder)
+        take(&s.devices, options.devices, [], file.devices)
+        take(&s.mode, options.mode, .real, file.mode.flatMap(Mode.init(rawValue:)))
+        take(&s.display, display, run.display, file.display)
+        take(&s.connector, connector, nil, file.connector.map(Optional.some))
+        take(&s.displayMode, displayMode, nil, file.displayMode.map(Optional.some))
+        take(&s.panelOperator, panelOperator, nil, file.panelOperator.map(Optional.some))
+        take(&s.panelInput, panelInput, run.panelInput, file.panelInput)
+        if listen == run.listen, let configured = file.listen { s.listen = configured == "none" ? nil : configured }
+        take(&s.tokens, tokens, nil, file.tokens.map(Optional.some))
+        take(&interval, intervalMilliseconds, run.intervalMilliseconds, file.intervalMilliseconds)
+        if let keys = file.keys { s.keys = keys }
+        return (s, interval)
+    }
+
+    /// The options' defaults, as a run with none given has them.
+    static var defaults: Run { try! Run.parse([]) }
 }
 
 /// Writes a log line straight to the descriptor, so each step is visible as it happens even when
