@@ -43,8 +43,8 @@ public struct RunFolder: Sendable, Hashable, CustomStringConvertible {
         }.sorted()
     }
 
-    /// The folder with `..`, `.` and symlinks resolved: what the guard protects, whatever name
-    /// a proposal uses for it.
+    /// The path with `..`, `.` and symlinks resolved: what the guard protects (the run folder, and
+    /// beside it the keys folder and the token file), whatever name a proposal uses for it.
     public var resolved: String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
 
     public var description: String { path }

@@ -7,6 +7,7 @@ import Executor
 import Foundation
 import Guard
 import HostAdapter
+import Journal
 import LoopCore
 import Observer
 import Renderer
@@ -57,7 +58,7 @@ extension Supervisor {
         let owner: @Sendable (UInt64) -> DeviceOwner? = { screen.owner(of: $0) ?? seat.owner(of: $0) ?? devices($0) }
         // The run folder (audit log, approvals, trace, control socket), the folder of the audit
         // log's signing key and heads, and the API's tokens: no context, loop or program, touches them.
-        let protected = [options.folder.resolved, Self.resolved(options.keys), Self.resolved(options.tokenFile)]
+        let protected = [options.folder, RunFolder(options.keys), RunFolder(options.tokenFile)].map(\.resolved)
         let programGuard = ProgramGuard(policy: policy, audit: audit, mode: options.mode, protectedPaths: protected, fault: fault, owner: owner)
         let exits = ProgramExits(judge: programGuard)
         events.sources.append(exits)
@@ -94,8 +95,4 @@ extension Supervisor {
                        programContexts: programContexts, programGuard: programGuard, exits: exits, service: model)
     }
 
-    /// A path with `..`, `.` and symlinks resolved, as the guard compares them.
-    static func resolved(_ path: String) -> String {
-        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
-    }
 }
