@@ -2,20 +2,19 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian 12 packages the build links against (pkg-config names: libusb-1.0 libgpiod
-# libserialport libdrm libseccomp libpng freetype2), the panel's font (DejaVu Sans Mono), then the hardware rig's (Tests/Rig): QEMU, the Debian
+# libserialport libdrm libseccomp libpng freetype2), the panel's font (DejaVu Sans Mono), Chromium
+# and its WebDriver (the web page's test drives a real browser), then the hardware rig's (Tests/Rig): QEMU, the Debian
 # kernel with headers and source of one version (gpio-sim is built from them), busybox for the
 # guest's initramfs, udev, and the device tools used to look around inside it.
 BUILD_PACKAGES := pkg-config libusb-1.0-0-dev libgpiod-dev libserialport-dev libdrm-dev libseccomp-dev libpng-dev libzstd-dev \
-	libfreetype-dev fonts-dejavu-core python3 python3-venv lsof procps strace gcc-avr avr-libc
+	libfreetype-dev fonts-dejavu-core python3 python3-venv lsof procps strace gcc-avr avr-libc chromium chromium-driver
 RIG_PACKAGES := qemu-system-x86 busybox-static cpio kmod udev linux-image-amd64 linux-headers-amd64 linux-source-6.1 \
 	gpiod usbutils libdrm-tests
 APT_PACKAGES := $(BUILD_PACKAGES) $(RIG_PACKAGES)
 OUT ?= .worldos/run
 # Python tools the tests use (a third-party SCPI client; Prometheus's own text parser;
 # schemathesis, which fuzzes the API from its OpenAPI description; selenium, which drives
-# Debian's Chromium through the web page — `apt-get install chromium chromium-driver` for that
-# test, not installed here: its packages add a system user, rewriting /etc/shadow and
-# /etc/gshadow, and the golden trace's replay checks recorded file identities), in a project venv: Debian's python refuses
+# Debian's Chromium through the web page), in a project venv: Debian's python refuses
 # system-wide pip installs.
 VENV := .venv-tests
 PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial mcap==1.6.0 webdataset==0.2.100 prometheus_client==0.21.1 schemathesis==4.32.5 selenium==4.51.0

@@ -137,7 +137,7 @@ let package = Package(
         // generated traces (tasks planned over the benches, run on the supervisor).
         .target(name: "Traces", dependencies: [
             "StateGraph", "LoopCore", "Estimator", "Scheduler", "Executor", "Guard", "Renderer", "DataEngine", "Devices",
-            "Journal", "MCAP", "Attached", "Benches", "Supervisor",
+            "Journal", "MCAP", "Attached", "Benches", "Supervisor", "SystemCalls",
         ]),
         // Test twins: manual clock and fakes of every stage, siblings of the real ones.
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "DevicePorts"]),

@@ -32,7 +32,8 @@ public struct PolicyGuard: Guarding {
     /// declares: that device's identity, where it is, and the profile's highest risk class. Such
     /// a step carries that class: irreversible means an approval bound to the step.
     public let stepRisk: @Sendable (_ call: ResolvedCall) -> (device: String, path: String, risk: String)?
-    /// Objects the policy denies by a literal path, per context, found when the guard was made:
+    /// Objects the policy denies by a literal path, per context, found when the guard was made
+    /// (by `objectAt`: the live file system, or for a replay the identities its recording saw):
     /// another name for one of them (a hard link, a bind mount) is denied by the same rule.
     private let deniedObjects: [String: [FileObjectKey: (rule: Int, path: String)]]
     /// The run folder's objects at start (its files, and the folder), which no name reaches.
@@ -62,7 +63,8 @@ public struct PolicyGuard: Guarding {
                 approvals: ApprovalStore? = nil, approvers: @escaping @Sendable (String) -> Int = { _ in 1 },
                 protectedPaths: [String] = [], fault: FaultLatch? = nil,
                 owner: @escaping @Sendable (UInt64) -> DeviceOwner? = { _ in nil },
-                stepRisk: @escaping @Sendable (ResolvedCall) -> (device: String, path: String, risk: String)? = { _ in nil }) {
+                stepRisk: @escaping @Sendable (ResolvedCall) -> (device: String, path: String, risk: String)? = { _ in nil },
+                objectAt: (String) -> FileObject? = FileObject.at) {
         self.policy = policy
         self.audit = audit
         self.mode = mode
@@ -79,19 +81,19 @@ public struct PolicyGuard: Guarding {
             var found: [FileObjectKey: (Int, String)] = [:]
             for (n, rule) in rules.rules.enumerated() where rule.effect == .deny {
                 for pattern in rule.paths ?? [] where pattern.isLiteral {
-                    if let object = FileObject.at(pattern.description), found[FileObjectKey(object)] == nil { found[FileObjectKey(object)] = (n, pattern.description) }
+                    if let object = objectAt(pattern.description), found[FileObjectKey(object)] == nil { found[FileObjectKey(object)] = (n, pattern.description) }
                 }
             }
             return found
         }
-        protectedObjects = Self.objects(under: self.protectedPaths)
+        protectedObjects = Self.objects(under: self.protectedPaths, objectAt: objectAt)
     }
 
     /// Every object under the protected folders (three levels down), keyed by identity.
-    static func objects(under roots: [String]) -> [FileObjectKey: String] {
+    static func objects(under roots: [String], objectAt: (String) -> FileObject?) -> [FileObjectKey: String] {
         var found: [FileObjectKey: String] = [:]
         func visit(_ path: String, depth: Int) {
-            guard let object = FileObject.at(path) else { return }
+            guard let object = objectAt(path) else { return }
             found[FileObjectKey(object)] = path
             guard object.isDirectory, depth < 3, let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
             for name in names { visit(path + "/" + name, depth: depth + 1) }

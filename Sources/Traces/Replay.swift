@@ -13,6 +13,7 @@ import Renderer
 import Scheduler
 import StateGraph
 import Supervisor
+import SystemCalls
 
 /// `worldos replay`: the real core — estimator fold, renderer, scheduler, guard, executor — run
 /// against a recorded trace instead of the machine. What came from outside the core is served
@@ -80,7 +81,8 @@ public enum Replay {
                                       risk: { device, action in devices.find(device).flatMap { $0.profile.actions[action]?.risk.rawValue } },
                                       identity: { device in devices.find(device).map { ($0.id, $0.path) } },
                                       approvals: try ApprovalStore(directory: RunFolder(scratch).approvals),
-                                      approvers: { device in devices.find(device)?.profile.approvers ?? 1 })
+                                      approvers: { device in devices.find(device)?.profile.approvers ?? 1 },
+                                      objectAt: recordedObjects(recorded))
         var loop = SupervisorLoop(
             mode: first.mode, clock: script, initial: try Supervisor.initialGraph(bench: bench, policy: policy),
             observer: script, estimator: ReplayEstimator(script: script, devices: devices), renderer: try PanelRenderer(mode: first.mode),
@@ -89,6 +91,21 @@ public enum Replay {
             predictor: TrivialPredictor(), recorder: ComparingRecorder(script: script))
         for _ in recorded { try loop.step() }
         return Report(steps: recorded.count, mismatches: script.mismatches)
+    }
+
+    /// What each name reached when the trace was recorded, from its resolved calls: the guard
+    /// of a replay knows a denied file's identity as the recording saw it, never as this
+    /// machine's file system has it now (a rewritten /etc/gshadow may hold /etc/shadow's old
+    /// inode). A denied file the recording never named has no identity here, so only its own
+    /// name matches its rule.
+    static func recordedObjects(_ recorded: [Transition]) -> (String) -> FileObject? {
+        var seen: [String: FileObject] = [:]
+        for call in recorded.lazy.flatMap({ $0.outcome?.steps.compactMap(\.call) ?? [] }) {
+            guard let argument = call.nameArgument, let name = call.string(argument), let object = call.object,
+                  let identity = FileObject.identity(object) else { continue }
+            seen[name] = FileObject(device: identity.device, inode: identity.inode, type: 0)
+        }
+        return { seen[$0] }
     }
 }
 

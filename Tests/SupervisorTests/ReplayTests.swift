@@ -3,6 +3,7 @@ import Foundation
 import LoopCore
 import MCAP
 import Supervisor
+import SystemCalls
 import Traces
 import XCTest
 
@@ -46,6 +47,30 @@ final class ReplayTests: XCTestCase {
         XCTAssertTrue(report.mismatches.contains { $0.contains("decision allow") && $0.contains("recorded deny") }, "\(report.mismatches.prefix(5))")
         let cli = try runWorldOS(["replay", golden, "--policy", dir + "/policy.yaml"])
         XCTAssertEqual(cli.status, 1)
+    }
+
+    /// The guard of a replay knows files as the recording saw them, not as this machine has
+    /// them now: a recorded open whose object is, today, the identity of a file the policy
+    /// denies replays as recorded (allowed), not as "that file under another name".
+    func testTheReplaysGuard_takesIdentitiesFromTheRecording_notFromThisMachine() throws {
+        let dir = try temporaryDirectory("replay-identity")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let secret = dir + "/secret"
+        try "s".write(toFile: secret, atomically: true, encoding: .utf8)
+        let live = try XCTUnwrap(FileObject.at(secret)).description
+        // Same lines as the shipped policy (locations unchanged), and the same file name.
+        let original = try String(contentsOfFile: options().policy, encoding: .utf8)
+        let stricter = original.replacingOccurrences(of: "/etc/ssh/**]", with: "/etc/ssh/**, \(secret)]")
+        XCTAssertNotEqual(stricter, original)
+        try stricter.write(toFile: dir + "/default.yaml", atomically: true, encoding: .utf8)
+        var recorded = try Replay.transitions(from: golden)
+        let (t, s) = try XCTUnwrap(recorded.indices.lazy.compactMap { t in
+            recorded[t].outcome?.steps.firstIndex { $0.call?.op == .open && $0.call?.object != nil && $0.decision?.isAllowed == true
+                && $0.call?.path?.hasPrefix("/etc/") == true }.map { (t, $0) }
+        }.first)
+        recorded[t].outcome!.steps[s].call![.object] = .string(live)
+        let report = try Replay.run(recorded, options: options(policy: dir + "/default.yaml"))
+        XCTAssertEqual(report.mismatches, [], "the live identity of \(secret) leaked into the replay's guard")
     }
 
     /// Returns are served from the trace, but what the core does with them is checked against
