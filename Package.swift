@@ -112,7 +112,7 @@ let package = Package(
         // panel, approvals, actions, audit, metrics), the local control socket with its peers'
         // identities, the API tokens, the service's configuration file and sd_notify.
         .target(name: "Service", dependencies: [
-            "StateGraph", "LoopCore", "Guard", "Journal", "Benches", "Config", "JSONWriter", "SystemCalls", "Digest",
+            "StateGraph", "LoopCore", "Guard", "Journal", "Benches", "Config", "JSONWriter", "SystemCalls", "Digest", "DataEngine",
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,4 +1,5 @@
 import Foundation
+import JSONWriter
 import Journal
 import LoopCore
 import MCAP
@@ -9,7 +10,8 @@ import MCAP
 ///
 /// Messages gather in a chunk that is written when it holds `chunkBytes` or spans
 /// `chunkDuration` of loop time, so a crash loses at most that much; a file is closed and the
-/// next begun when it reaches `fileBytes` or spans `fileDuration`.
+/// next begun when it reaches `fileBytes` or spans `fileDuration`, or when a client asks
+/// (``TraceControl``), which can also mark a moment on `/worldos/mark`.
 public final class MCAPRecorder: JSONRecording {
     public struct Limits: Sendable {
         public var chunkBytes = 1 << 20
@@ -27,6 +29,7 @@ public final class MCAPRecorder: JSONRecording {
     private var writer: MCAPWriter?
     private var transitionChannel: UInt16 = 0
     private var panelChannel: UInt16 = 0
+    private var markChannel: UInt16 = 0
     private var sequence: UInt32 = 0
     private var fileStart: UInt64 = 0
     private var chunkStart: UInt64?
@@ -41,18 +44,46 @@ public final class MCAPRecorder: JSONRecording {
     /// Frames of earlier transitions not recorded yet, oldest first: time, sequence and hash.
     private var pendingFrames: [(time: UInt64, sequence: UInt32, hash: String)] = []
 
+    /// Clients' requests for a new file or a mark, taken at each transition.
+    private let control: TraceControl?
+
     public init(folder: RunFolder, limits: Limits = Limits(), redaction: Redaction = Redaction(),
-                frames: (@Sendable (_ hash: String, _ wait: Bool) -> FrameEncoding)? = nil) {
+                frames: (@Sendable (_ hash: String, _ wait: Bool) -> FrameEncoding)? = nil, control: TraceControl? = nil) {
         self.folder = folder
         self.limits = limits
         self.redaction = redaction
         self.frames = frames
+        self.control = control
     }
 
     public func record(_ transition: Transition, json: Data) throws {
         let time = transition.time.nanoseconds
-        recordFrames(waiting: false)
-        if let w = writer, w.position >= limits.fileBytes || time - fileStart >= Self.nanoseconds(limits.fileDuration) {
+        let commands = control?.take() ?? []
+        do {
+            try record(transition, json: json, time: time, newFile: commands.contains { if case .newFile = $0.command { true } else { false } })
+        } catch {
+            for (id, _) in commands { control?.finished(id, .failure(.init(description: "the trace could not be written: \(error)"))) }
+            throw error
+        }
+        // Each command lands beside this transition: a new file begins with it, a mark follows it.
+        let file = URL(fileURLWithPath: files.last ?? "").lastPathComponent
+        for (id, command) in commands {
+            if case .mark(let label, let by) = command, let w = writer {
+                var mark = JSONWriter()
+                mark.beginObject()
+                mark.key("label"); mark.string(redaction.redactPaths(in: label))
+                mark.key("by"); mark.string(by)
+                mark.key("step"); mark.int(transition.step)
+                mark.endObject()
+                w.write(channel: markChannel, sequence: sequence, logTime: time, publishTime: time, data: mark.bytes)
+            }
+            control?.finished(id, .success(TraceControl.Done(file: file, step: transition.step, time: time)))
+        }
+    }
+
+    private func record(_ transition: Transition, json: Data, time: UInt64, newFile: Bool) throws {
+        if newFile { recordFrames(waiting: true) } else { recordFrames(waiting: false) }
+        if let w = writer, newFile || w.position >= limits.fileBytes || time - fileStart >= Self.nanoseconds(limits.fileDuration) {
             try w.close()
             writer = nil
         }
@@ -111,6 +142,8 @@ public final class MCAPRecorder: JSONRecording {
         transitionChannel = try w.addChannel(topic: "/worldos/transition", messageEncoding: "json", schema: transitionSchema)
         let imageSchema = try w.addSchema(name: "foxglove.CompressedImage", encoding: "jsonschema", data: Array(Self.compressedImageSchema.utf8))
         panelChannel = try w.addChannel(topic: "/worldos/panel", messageEncoding: "json", schema: imageSchema)
+        let markSchema = try w.addSchema(name: "worldos.Mark", encoding: "jsonschema", data: Array(Self.markSchema.utf8))
+        markChannel = try w.addChannel(topic: "/worldos/mark", messageEncoding: "json", schema: markSchema)
         writer = w
         fileStart = time
         chunkStart = nil
@@ -124,6 +157,10 @@ public final class MCAPRecorder: JSONRecording {
 
     static let transitionSchema = #"""
     {"title":"worldos.Transition","description":"One macro step: observation, frame, decision, micro-steps with returns, events, state delta","type":"object","properties":{"step":{"type":"integer"},"mode":{"type":"string"},"time":{"type":"object"},"frameHash":{"type":"string"},"framePNG":{"type":"string"},"context":{"type":"string"},"outcome":{"type":"object"},"events":{"type":"array"},"stateDelta":{"type":"object"},"surprise":{"type":"object"},"nodeCount":{"type":"integer"}},"required":["step","mode","time","frameHash","nodeCount"]}
+    """#
+
+    static let markSchema = #"""
+    {"title":"worldos.Mark","description":"A moment a client marked while recording (worldos trace mark, POST /api/v1/trace/marks)","type":"object","properties":{"label":{"type":"string"},"by":{"type":"string"},"step":{"type":"integer"}},"required":["label","by","step"]}
     """#
 
     /// Foxglove's CompressedImage, JSON-encoded (bytes as base64).

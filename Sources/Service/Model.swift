@@ -1,4 +1,5 @@
 import Benches
+import DataEngine
 import Foundation
 import Glibc
 import Guard
@@ -27,6 +28,8 @@ public final class ServiceModel: @unchecked Sendable {
     /// which act only through their own system calls and never take a request.
     public let contexts: [String]
     public let programs: Set<String>
+    /// The recorder's mailbox: a new trace file, a mark.
+    public let trace: TraceControl
     public let started = Date()
 
     private let lock = NSLock()
@@ -45,8 +48,9 @@ public final class ServiceModel: @unchecked Sendable {
     }
 
     public init(folder: RunFolder, approvals: ApprovalStore, audit: AuditLog, keys: String, contexts: [String], programs: Set<String> = [],
-                metrics: ServiceMetrics = ServiceMetrics()) {
+                trace: TraceControl = TraceControl(), metrics: ServiceMetrics = ServiceMetrics()) {
         self.programs = programs
+        self.trace = trace
         self.folder = folder
         self.approvals = approvals
         self.audit = audit
@@ -145,6 +149,21 @@ public final class ServiceModel: @unchecked Sendable {
         }
         if !taken { inbox.forget(id) }
         return (nil, taken)
+    }
+
+    /// Begin a new trace file, or mark this moment, as `person`: done by the recorder at the
+    /// loop's next step (nil: no step came within `timeout`, and nothing was done), and audited.
+    public func control(_ command: TraceControl.Command, by person: Approver, timeout: Duration = .seconds(5)) -> Result<TraceControl.Done, TraceControl.Failure>? {
+        let result = trace.submit(command, timeout: timeout)
+        if case .success(let done)? = result {
+            let (event, call): (String, String) = switch command {
+            case .newFile: ("trace-file", done.file)
+            case .mark(let label, _): ("trace-mark", label)
+            }
+            _ = try? audit.append(AuditRecord(time: SystemClock().now().nanoseconds, policy: "", event: event, mode: "", context: person.via,
+                                              call: call, decision: "done", reason: "by \(person.description) at step \(done.step) in \(done.file)"))
+        }
+        return result
     }
 
     /// The last `count` records of the audit log.

@@ -1,4 +1,5 @@
 import Benches
+import DataEngine
 import Foundation
 import Guard
 import JSONWriter
@@ -10,13 +11,14 @@ import StateGraph
 /// implementation answers both, so a right, a binding or an audit record cannot differ by door.
 public enum Verb: String, CaseIterable, Sendable {
     case status, approvals, approve, reject, ack, act, audit, auditVerify = "audit-verify", graph, panel
+    case trace, traceFile = "trace-file", traceMark = "trace-mark"
 
     /// What a token needs to use it (the control socket's peers, vouched for by the kernel and
     /// the socket's mode, may use every verb).
     public var scope: Scope {
         switch self {
-        case .status, .approvals, .audit, .auditVerify, .graph, .panel: .read
-        case .act, .ack: .operate
+        case .status, .approvals, .audit, .auditVerify, .graph, .panel, .trace: .read
+        case .act, .ack, .traceFile, .traceMark: .operate
         case .approve, .reject: .approve
         }
     }
@@ -28,7 +30,8 @@ public enum Verb: String, CaseIterable, Sendable {
         case .act: ["context", "action", "device", "params", "timeout-s"]
         case .audit: ["count"]
         case .graph: ["kind", "id"]
-        case .status, .approvals, .ack, .auditVerify, .panel: []
+        case .traceMark: ["label"]
+        case .status, .approvals, .ack, .auditVerify, .panel, .trace, .traceFile: []
         }
     }
 }
@@ -125,6 +128,16 @@ extension ServiceModel {
                 case .failure(let e): return .failure(409, e.description)
                 }
             case .graph: return try graph(request)
+            case .trace: return traceFiles()
+            case .traceFile: return traceControl(.newFile(by: person.description), as: person)
+            case .traceMark:
+                let label = try request.requiredString("label")
+                // Counted and checked as the API's description says (code points; no C0/C1 control, no line separator).
+                guard (1...200).contains(label.unicodeScalars.count),
+                      !label.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.value == 0x2028 || $0.value == 0x2029 }) else {
+                    throw RequestError(status: 400, "\(request.source): field \"label\" is 1 to 200 characters on one line, no control characters")
+                }
+                return traceControl(.mark(label: label, by: person.description), as: person)
             case .panel:
                 let now = snapshot()
                 return .success { json in
@@ -152,6 +165,38 @@ extension ServiceModel {
             json.key("approvals-pending"); json.int(pending)
             json.key("fault")
             if let fault, fault.acknowledgedBy == nil { json.string(fault.reason) } else { json.null() }
+        }
+    }
+
+    /// The run folder's trace files, oldest first, with their sizes; the last is being written.
+    private func traceFiles() -> Answer {
+        let files = [folder.trace] + folder.mcapTraces()
+        return .success { json in
+            json.key("files")
+            json.beginArray()
+            for path in files {
+                var info = stat()
+                guard stat(path, &info) == 0 else { continue }
+                json.beginObject()
+                json.key("file"); json.string(URL(fileURLWithPath: path).lastPathComponent)
+                json.key("bytes"); json.int(Int(info.st_size))
+                json.endObject()
+            }
+            json.endArray()
+            json.key("recording"); folder.mcapTraces().last.map { json.string(URL(fileURLWithPath: $0).lastPathComponent) } ?? json.null()
+        }
+    }
+
+    private func traceControl(_ command: TraceControl.Command, as person: Approver) -> Answer {
+        switch control(command, by: person) {
+        case nil: return .failure(503, "the loop recorded no step in 5 s; nothing was done, ask again")
+        case .failure(let e)?: return .failure(500, e.description)
+        case .success(let done)?:
+            return .success { json in
+                json.key("file"); json.string(done.file)
+                json.key("step"); json.int(done.step)
+                json.key("by"); json.string(person.description)
+            }
         }
     }
 

@@ -64,6 +64,7 @@ extension Supervisor {
         events.sources.append(exits)
         let programContexts = bench.contexts.filter { $0.program != nil }
         let panel = PNGSink(path: options.folder.panel)
+        let traceControl = TraceControl()
         // The panel is drawn at the screen's size (or the PNG's default without one).
         let renderer: PanelRenderer
         do {
@@ -88,9 +89,10 @@ extension Supervisor {
                                      stepRisk: BenchHost.stepRisk(gpio: gpio, usb: usb, catalog: configuration.catalog)),
             executor: TraceExecutor(names: options.mode == .latent ? nil : LinuxNames()), host: host,
             predictor: TrivialPredictor(), recorder: RecorderSet([records.trace, MCAPRecorder(folder: options.folder, redaction: records.redaction,
-                                                                                             frames: { [encoder = panel.encoder] in encoder.png(hash: $0, wait: $1) })]))
+                                                                                             frames: { [encoder = panel.encoder] in encoder.png(hash: $0, wait: $1) },
+                                                                                             control: traceControl)]))
         let model = ServiceModel(folder: options.folder, approvals: records.approvals, audit: audit, keys: options.keys,
-                                 contexts: bench.contexts.map(\.name), programs: Set(programContexts.map(\.name)))
+                                 contexts: bench.contexts.map(\.name), programs: Set(programContexts.map(\.name)), trace: traceControl)
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,
                        programContexts: programContexts, programGuard: programGuard, exits: exits, service: model)
     }

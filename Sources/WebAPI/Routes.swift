@@ -11,7 +11,7 @@ extension APIServer {
         router.get("/") { _, _ in Self.page("index.html", type: "text/html; charset=utf-8") }
         router.get("/api/v1/openapi.json") { _, _ in Self.page("openapi.json", type: "application/json") }
         for (path, verb) in [("status", Verb.status), ("graph", .graph), ("approvals", .approvals), ("audit", .audit),
-                             ("audit/verify", .auditVerify), ("panel/semantics", .panel)] {
+                             ("audit/verify", .auditVerify), ("panel/semantics", .panel), ("trace", .trace)] {
             router.get("/api/v1/\(path)") { [self] request, _ in
                 await serve(verb, "GET /api/v1/\(path)", request) { () throws(RequestError) in
                     try StrictJSON(query: request.uri.queryParameters.map { (String($0.key), String($0.value)) },
@@ -32,9 +32,11 @@ extension APIServer {
                 try await Self.body(request, allowed: Verb.act.fields)
             }
         }
-        router.post("/api/v1/fault/ack") { [self] request, _ in
-            await serve(.ack, "POST /api/v1/fault/ack", request, body: true) { () throws(RequestError) in
-                try await Self.body(request, allowed: [])
+        for (path, verb) in [("fault/ack", Verb.ack), ("trace/files", .traceFile), ("trace/marks", .traceMark)] {
+            router.post("/api/v1/\(path)") { [self] request, _ in
+                await serve(verb, "POST /api/v1/\(path)", request, body: true) { () throws(RequestError) in
+                    try await Self.body(request, allowed: verb.fields)
+                }
             }
         }
         router.get("/api/v1/panel.png") { [self] request, _ in

@@ -4,7 +4,34 @@ import Journal
 import MCAP
 
 struct TraceCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "trace", abstract: "Work with recorded MCAP traces.", subcommands: [Repair.self])
+    static let configuration = CommandConfiguration(commandName: "trace", abstract: "Work with recorded MCAP traces, and the running supervisor's recording.",
+                                                    subcommands: [Repair.self, NewFile.self, Mark.self])
+
+    struct NewFile: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "new-file",
+            abstract: "Have the running supervisor close its MCAP file (complete) and go on in a new one.",
+            discussion: "Done at the loop's next step, and audited with your name. Needs a supervisor running on --out.")
+        @OptionGroup var folder: RunFolderOption
+
+        func run() throws {
+            let done = try folder.requireRunning(["op": "trace-file"], toDo: "begin a new trace file")
+            print("recording into \(done["file"] ?? "?") from step \(done["step"] ?? "?") (by \(done["by"] ?? "?"))")
+        }
+    }
+
+    struct Mark: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Mark this moment in the running supervisor's trace with a label (/worldos/mark).",
+            discussion: "The mark lands beside the loop's next step, with your name; the label is redacted as the trace is.")
+        @Argument(help: "What happened (1 to 200 characters, one line).") var label: String
+        @OptionGroup var folder: RunFolderOption
+
+        func run() throws {
+            let done = try folder.requireRunning(["op": "trace-mark", "label": label], toDo: "mark the trace")
+            print("marked step \(done["step"] ?? "?") in \(done["file"] ?? "?") (by \(done["by"] ?? "?"))")
+        }
+    }
 
     struct Repair: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -40,6 +67,14 @@ struct TraceCommand: ParsableCommand {
 }
 
 extension RunFolderOption {
+    /// Ask the running supervisor; there is no file drop for what only a running one can do.
+    func requireRunning(_ request: [String: Any], toDo what: String) throws -> [String: Any] {
+        guard let answer = try ask(request) else {
+            throw CLIFailure("no supervisor runs on \(out) (no control socket at \(run.control)); start one to \(what)")
+        }
+        return answer
+    }
+
     /// The run folder's MCAP traces, oldest first; none is an error naming what to do instead.
     func traces(toDo what: String) throws -> [String] {
         let found = run.mcapTraces()

@@ -204,6 +204,57 @@ final class MCAPTests: XCTestCase {
         XCTAssertEqual(try bySize.files.map { try MCAPReader(path: $0).messages.count }, [1, 1, 1])
     }
 
+    /// A client's new file begins with the next transition (the one before it complete); a
+    /// mark lands beside the next transition, redacted as the trace is; a command no
+    /// transition took in time is withdrawn and never lands later.
+    func testTraceControl_newFileAndMark_landAtTheNextTransition_andAWithdrawnOneNever() throws {
+        func transition(_ step: Int) -> Transition {
+            Transition(step: step, mode: .real, time: Instant(nanoseconds: UInt64(step) * 100_000_000), observedNodes: nil, racedEntries: nil,
+                       surprise: nil, frameHash: "h\(step)", framePNG: nil, stateDelta: GraphDelta(), context: nil, outcome: nil, nodeCount: step)
+        }
+        var redaction = try Redaction.parse("version: 1\npaths: [/home/**]\n", file: "r.yaml")
+        redaction.salt = Array("a fixed salt for the test........".utf8)
+        let control = TraceControl()
+        let recorder = MCAPRecorder(folder: RunFolder(dir), redaction: redaction, control: control)
+        try recorder.record(transition(1))
+        // Nothing records while this waits: withdrawn, it says so, and it never lands.
+        XCTAssertNil(control.submit(.mark(label: "too late", by: "ann"), timeout: .milliseconds(50)))
+        var answers: [Result<TraceControl.Done, TraceControl.Failure>?] = []
+        let asked = DispatchGroup()
+        for command in [TraceControl.Command.mark(label: "door opened by /home/ann/key", by: "ann (api)"), .newFile(by: "bob (control socket)")] {
+            asked.enter()
+            Thread {
+                let answer = control.submit(command)
+                DispatchQueue.main.sync { answers.append(answer) }
+                asked.leave()
+            }.start()
+            usleep(50_000)  // in this order
+        }
+        try recorder.record(transition(2))
+        for step in 3...4 { try recorder.record(transition(step)) }
+        while asked.wait(timeout: .now()) == .timedOut { RunLoop.main.run(until: Date().addingTimeInterval(0.01)) }
+        try recorder.finish()
+        XCTAssertEqual(answers.compactMap { try? $0?.get() }, Array(repeating: TraceControl.Done(file: "trace-0002.mcap", step: 2, time: 200_000_000), count: 2),
+                       "both done at step 2: the new file begins with it, and the mark is beside it there")
+        let first = try MCAPReader(path: recorder.files[0]), second = try MCAPReader(path: recorder.files[1])
+        XCTAssertTrue(first.complete, "the file a new one replaced is closed complete")
+        func steps(_ r: MCAPReader, topic: String) -> [String] {
+            let id = r.channels.values.first { $0.topic == topic }?.id
+            return r.messages.filter { $0.channel == id }.map { String(decoding: $0.data, as: UTF8.self) }
+        }
+        XCTAssertEqual(steps(first, topic: "/worldos/transition").count, 1)
+        XCTAssertEqual(steps(second, topic: "/worldos/transition").count, 3, "steps 2-4")
+        XCTAssertEqual(steps(first, topic: "/worldos/mark"), [], "the withdrawn mark never landed")
+        let marks = steps(second, topic: "/worldos/mark")
+        XCTAssertEqual(marks.count, 1, "\(marks)")
+        let mark = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(marks[0].utf8)) as? [String: Any])
+        XCTAssertEqual(mark["by"] as? String, "ann (api)")
+        XCTAssertEqual(mark["step"] as? Int, 2)
+        let label = try XCTUnwrap(mark["label"] as? String)
+        XCTAssertTrue(label.hasPrefix("door opened by sha256:") && !label.contains("/home/ann"), label)
+        XCTAssertEqual(try Self.pythonRead(recorder.files[0]).status, 0, "the PyPI reader reads a file with marks")
+    }
+
     /// A set of recorders encodes a transition once, redacts it once per set of rules, and hands
     /// each recorder the JSON its own rules give: what each writes is what it writes alone.
     func testARecorderSet_writesWhatEachRecorderWritesAlone() throws {

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Guard
 import Journal
+import MCAP
 import WorldOSTesting
 import XCTest
 
@@ -149,6 +150,35 @@ final class ServiceEndToEndTests: XCTestCase {
                                          && $0.reason?.contains("control socket") == true })
         XCTAssertTrue(records.contains { $0.event == "service-refused" && $0.reason?.hasPrefix("reader:") == true })
         XCTAssertEqual(try runWorldOS(["audit", "verify", "--out", out]).status, 0)
+    }
+
+    /// Trace control from the CLI and the API: a mark beside the loop's next step, a new file
+    /// begun with it (the one before complete), each audited with its source; a read token
+    /// may look but not mark; with no supervisor the CLI says so.
+    func testTraceControl_fromTheCLIAndTheAPI_marksAndNewFiles() throws {
+        let marked = try runWorldOS(["trace", "mark", "relay check by hand", "--out", out])
+        XCTAssertEqual(marked.status, 0, marked.stdout + marked.stderr)
+        XCTAssertTrue(marked.stdout.hasPrefix("marked step ") && marked.stdout.contains("in trace-0001.mcap"), marked.stdout)
+        XCTAssertEqual(try request("POST", "/api/v1/trace/marks", token: secrets["reader"], body: #"{"label": "x"}"#).status, 403)
+        XCTAssertEqual(try request("POST", "/api/v1/trace/marks", token: secrets["approver"], body: #"{"label": "two\nlines"}"#).status, 400)
+        let begun = try request("POST", "/api/v1/trace/files", token: secrets["approver"], body: "{}")
+        XCTAssertEqual(begun.status, 200, String(decoding: begun.body, as: UTF8.self))
+        XCTAssertEqual(json(begun.body)["file"] as? String, "trace-0002.mcap")
+        XCTAssertEqual(json(begun.body)["by"] as? String, "approver (api)")
+        XCTAssertEqual(json(try get("/api/v1/trace", token: secrets["reader"]).body)["recording"] as? String, "trace-0002.mcap")
+        let nowhere = try runWorldOS(["trace", "new-file", "--out", directory + "/none"])
+        XCTAssertEqual(nowhere.status, 1)
+        XCTAssertTrue(nowhere.stderr.contains("no supervisor runs on"), nowhere.stderr)
+
+        let first = try MCAPReader(path: RunFolder(out).path + "/trace-0001.mcap")
+        XCTAssertTrue(first.complete, "closed with its summary when the new file began")
+        let markChannel = try XCTUnwrap(first.channels.values.first { $0.topic == "/worldos/mark" }).id
+        let marks = first.messages.filter { $0.channel == markChannel }.compactMap { try? JSONSerialization.jsonObject(with: Data($0.data)) as? [String: Any] }
+        XCTAssertEqual(marks.map { $0["label"] as? String }, ["relay check by hand"])
+        XCTAssertTrue((marks.first?["by"] as? String)?.hasSuffix("control socket)") == true, "\(marks)")
+        let records = auditRecords()
+        XCTAssertTrue(records.contains { $0.event == "trace-mark" && $0.call == "relay check by hand" && $0.context == "control socket" })
+        XCTAssertTrue(records.contains { $0.event == "trace-file" && $0.call == "trace-0002.mcap" && $0.reason?.hasPrefix("by approver (api)") == true })
     }
 
     func testMetrics_scrapeWithPrometheusClientsOwnParser() throws {
