@@ -132,6 +132,8 @@ let package = Package(
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
             "Renderer", "HostAdapter", "DataEngine", "Devices", "Journal", "Sandbox", "Attached", "Benches", "Surface", "Typeface", "DevicePorts",
             "Service", "WebAPI",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // Above the assembler: a recorded trace replayed through the real guard and stages, and
         // generated traces (tasks planned over the benches, run on the supervisor).

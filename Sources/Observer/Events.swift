@@ -303,7 +303,8 @@ struct ProcessNews {
 /// pipe (async-signal-safe), so the loop sees them in one poll(2) and no thread is involved.
 /// The run loop uses one for SIGINT/SIGTERM (stop); the observer one for the others (events).
 /// Each signal belongs to at most one watch; releasing a watch restores the default actions.
-public final class SignalWatch: EventSource {
+/// Its descriptors may be used from any thread (a pipe's reads and writes are atomic).
+public final class SignalWatch: EventSource, @unchecked Sendable {
     public let descriptor: Int32
     private let writeEnd: Int32
     private let signals: [Int32]
@@ -325,6 +326,13 @@ public final class SignalWatch: EventSource {
         for s in signals { worldos_signal_route(s, -1) }
         close(writeEnd)
         close(descriptor)
+    }
+
+    /// As if `signal` had come: how a stop asked for by other means (a service group shutting
+    /// down) reaches a loop that waits on this watch.
+    public func deliver(_ signal: Int32) {
+        var byte = UInt8(truncatingIfNeeded: signal)
+        _ = write(writeEnd, &byte, 1)
     }
 
     /// Whether a signal arrived, without consuming it.

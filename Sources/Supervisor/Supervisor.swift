@@ -97,13 +97,13 @@ public enum Supervisor {
         return try assemble(configuration, records, options: options, clock: clock)
     }
 
-    /// Run until `steps` macro steps are done or SIGINT/SIGTERM arrives, one step per
-    /// `interval`. `report` sees each step. Descriptors still open through the host adapter are
-    /// closed on the way out.
+    /// Run until `steps` macro steps are done or SIGINT/SIGTERM arrives (on `signals`, or a
+    /// watch of its own), one step per `interval`. `report` sees each step. Descriptors still
+    /// open through the host adapter are closed on the way out.
     /// `service`, when given, is told each step (its clients' view, subscriptions and metrics).
-    public static func run(_ loop: inout SupervisorLoop, steps: Int?, interval: Duration, wakeOn descriptors: [Int32] = [],
+    public static func run(_ loop: inout SupervisorLoop, steps: Int?, interval: Duration, signals: SignalWatch? = nil, wakeOn descriptors: [Int32] = [],
                            service: ServiceModel? = nil, report: (StepReport) -> Void) throws -> (steps: Int, interrupted: Bool) {
-        let signals = try SignalWatch(signals: [SIGINT, SIGTERM])
+        let signals = try signals ?? SignalWatch(signals: [SIGINT, SIGTERM])
         defer {
             (loop.host as? BenchHost)?.closeAll()
             do { try loop.finish() } catch {

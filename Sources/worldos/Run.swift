@@ -43,7 +43,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let (settings, intervalMilliseconds) = try configured()
-        var session = try Supervisor.start(settings)
+        let session = try Supervisor.start(settings)
         say("worldos: supervising this machine in \(settings.mode.rawValue) mode; Ctrl-C stops")
         say("  bench \(settings.bench), policy \(settings.policy)")
         say("  device libraries: \(DeviceLibraries.loaded().summary)")
@@ -52,32 +52,22 @@ struct Run: ParsableCommand {
         }
         for note in session.notes { say("  note: \(note)") }
         say("  writing \(settings.folder.trace), \(settings.folder.audit), \(settings.folder.panel)")
-        // Started in this order — records, the service's doors, the programs, the loop — and
-        // stopped in the reverse: the loop ends (steps done, SIGTERM, SIGINT), the programs are
-        // stopped, every instrument driven to its safe state, and only then the doors closed,
-        // so a client sees the stop to its end.
-        for line in session.openService(settings) { say("  \(line)") }
-        for line in session.launchPrograms() { say("  \(line)") }
+        // A service group: the doors, the bench, the programs and the loop, started in that
+        // order and stopped in the reverse (Supervisor.serve).
         let systemd = SystemdNotify()
-        systemd?.ready(status: "supervising in \(settings.mode.rawValue) mode" + (session.apiAddress.map { "; API on http://\($0)/" } ?? ""))
-        defer {
-            systemd?.stopping(status: "stopping: programs, then the bench to its safe state")
-            for line in session.stopPrograms() { say("worldos: \(line)") }
-            for instrument in session.instruments {
-                let name = "\(instrument.profile.name):\(instrument.identity.serial) on \(instrument.path)"
-                let problems = instrument.returnToSafeState()
-                say(problems.isEmpty ? "worldos: \(name): safe state reached (\(instrument.profile.safeState.joined(separator: "; ")))"
-                                     : "worldos: \(name): SAFE STATE NOT REACHED: \(problems.joined(separator: "; ")); check the bench")
-            }
-            session.closeService()
-        }
-        let (done, interrupted) = try Supervisor.run(&session.loop, steps: steps, interval: .milliseconds(intervalMilliseconds),
-                                                     wakeOn: session.wakeDescriptors, service: session.service) { report in
-            say(summary(report, out: settings.out))
-            // The loop itself pings the watchdog: a loop that stops stepping is restarted.
-            systemd?.stepped("step \(report.step), \(report.posteriorNodes) nodes")
-        }
-        say("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.folder.trace), audit \(settings.folder.audit)")
+        let out = settings.out
+        _ = try Supervisor.serve(session, settings, steps: steps, interval: .milliseconds(intervalMilliseconds), narration: .init(
+            say: say,
+            ready: { api in systemd?.ready(status: "supervising in \(settings.mode.rawValue) mode" + (api.map { "; API on http://\($0)/" } ?? "")) },
+            stepped: { report in
+                say(summary(report, out: out))
+                // The loop itself pings the watchdog: a loop that stops stepping is restarted.
+                systemd?.stepped("step \(report.step), \(report.posteriorNodes) nodes")
+            },
+            stopping: { done, interrupted in
+                say("worldos: stopped \(interrupted ? "on signal " : "")after \(done) steps; trace \(settings.folder.trace), audit \(settings.folder.audit)")
+                systemd?.stopping(status: "stopping: programs, then the bench to its safe state, then the doors")
+            }))
     }
 }
 
