@@ -147,8 +147,13 @@ let package = Package(
         .executableTarget(name: "worldos", dependencies: [
             "Supervisor", "Traces", "Benches", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", "JSONWriter", "Journal", "StateGraph", "SystemCalls", "Service", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "worldos-bench", dependencies: ["StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "Journal", "MCAP", "Renderer", "Supervisor", "WorldOSTesting"],
-                         path: "Benchmarks/worldos-bench"),
+        .executableTarget(name: "worldos-bench", dependencies: [
+            "StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "Journal", "MCAP", "Renderer",
+            "Supervisor", "WorldOSTesting", "Service",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Benchmarks/worldos-bench"),
 
         // Fuzz targets for every parser (`make fuzz`; their corpora replay in `make test`).
         .target(name: "FuzzTargets", dependencies: ["DataEngine", "Devices", "Guard", "HostAdapter", "DevicePorts", "Journal", "LoopCore", "MCAP", "Supervisor", "Benches"],

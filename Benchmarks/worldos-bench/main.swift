@@ -15,6 +15,9 @@
 //                            step on a ~14,000-node host beside a step with no observation change
 //   worldos-bench panel      a 1920×1080 frame from nothing and one reading's damage vs a memcpy of the
 //                            frame; the panel's share of a loop step
+//   worldos-bench api        a graph query and an action through the guard over HTTP vs a plain
+//                            Hummingbird hello route in the same process
+//   worldos-bench soak [MIN] `make soak`: worldos run at 100 Hz with 50 API clients for MIN minutes (10)
 import Foundation
 
 func milliseconds(_ body: () throws -> Void) rethrows -> Double {
@@ -34,6 +37,7 @@ if sections.isEmpty || sections.contains("recording") { try recordingBenchmark()
 if sections.isEmpty || sections.contains("sandbox") { try sandboxBenchmark() }
 if sections.isEmpty || sections.contains("end-to-end") { try graphCommandBenchmark(); try loopStepBenchmark() }
 if sections.isEmpty || sections.contains("panel") { try panelBenchmark() }
+if sections.isEmpty || sections.contains("api") { try apiBenchmark() }
 if sections.contains("loop-step") { try loopStepBenchmark() }
 if sections.contains("json") { try snapshotJSONBenchmark(benchGraph().snapshot()) }
 if sections.contains("gpio") { try gpioBenchmark() }
