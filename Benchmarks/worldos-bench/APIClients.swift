@@ -117,6 +117,12 @@ final class WebSocketReader {
                 guard buffer.count >= offset + length else { break }
                 let opcode = buffer[0] & 0x0F
                 if opcode == 1 || opcode == 2 { messages += 1 }
+                if opcode == 9 {
+                    // A ping is answered with a pong carrying its payload (masked, as a client's frames are; mask 0).
+                    let payload = Array(buffer[offset..<(offset + min(length, 125))])
+                    let pong: [UInt8] = [0x8A, 0x80 | UInt8(payload.count), 0, 0, 0, 0] + payload
+                    _ = pong.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                }
                 if opcode == 8 {
                     closedBecause = String(decoding: buffer[(offset + min(2, length))..<(offset + length)], as: UTF8.self)
                     return

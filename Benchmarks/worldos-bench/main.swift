@@ -41,3 +41,7 @@ if sections.isEmpty || sections.contains("api") { try apiBenchmark() }
 if sections.contains("loop-step") { try loopStepBenchmark() }
 if sections.contains("json") { try snapshotJSONBenchmark(benchGraph().snapshot()) }
 if sections.contains("gpio") { try gpioBenchmark() }
+if sections.first == "soak" {
+    let minutes = sections.dropFirst().first.flatMap(Double.init) ?? 10
+    if try !soak(minutes: minutes) { exit(1) }
+}
