@@ -46,7 +46,7 @@ final class MCAPTraceTests: XCTestCase {
         let png = try XCTUnwrap(Data(base64Encoded: try XCTUnwrap(frames.last?["data"] as? String)))
         XCTAssertEqual(png, try Data(contentsOf: URL(fileURLWithPath: out + "/panel.png")))
         let schemas = try XCTUnwrap(json["schemas"] as? [String: [String: String]])
-        XCTAssertEqual(Set(schemas.values.map { $0["name"] ?? "" }), ["worldos.Transition", "foxglove.CompressedImage"])
+        XCTAssertEqual(Set(schemas.values.map { $0["name"] ?? "" }), ["worldos.Transition", "foxglove.CompressedImage", "worldos.Mark"])
         // And the core, replayed on what was recorded, does and draws exactly the same.
         var options = SupervisorOptions()
         options.bench = repositoryRoot.appendingPathComponent("Devices/benches/default.yaml").path
