@@ -11,6 +11,9 @@ import Service
 import WorldOSTesting
 
 func soak(minutes: Double) throws -> Bool {
+    // How many of each client (SOAK_SUBSCRIBERS, SOAK_POLLERS: 25 each), to tell what costs what.
+    let environment = ProcessInfo.processInfo.environment
+    let (subscribers, pollers) = (environment["SOAK_SUBSCRIBERS"].flatMap(Int.init) ?? 25, environment["SOAK_POLLERS"].flatMap(Int.init) ?? 25)
     let worldos = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("worldos").path
     guard FileManager.default.isExecutableFile(atPath: worldos) else { throw BenchFailure("no \(worldos); make soak builds it") }
     let simulator = try BenchSimulator(arguments: ["--serial", "SIM-SOAK"])
@@ -48,7 +51,7 @@ func soak(minutes: Double) throws -> Bool {
     }
     let counts = Counts()
     let clients = DispatchGroup()
-    for i in 0..<25 {
+    for i in 0..<subscribers {
         clients.enter()
         Thread {
             defer { clients.leave() }
@@ -65,7 +68,7 @@ func soak(minutes: Double) throws -> Bool {
     }
     let polled = ["/api/v1/status", "/api/v1/graph?kind=sensor", "/api/v1/approvals", "/metrics", "/api/v1/audit?count=10", "/api/v1/trace",
                   "/api/v1/panel/semantics"]
-    for i in 0..<25 {
+    for i in 0..<pollers {
         clients.enter()
         Thread {
             defer { clients.leave() }
@@ -123,7 +126,7 @@ func soak(minutes: Double) throws -> Bool {
     let p50 = histogramQuantile(0.5, of: "worldos_loop_step_seconds", in: metrics)
     let late = metrics.split(separator: "\n").first { $0.hasPrefix("worldos_loop_steps_late_total") }?.split(separator: " ").last ?? "?"
 
-    print(String(format: "soak (%.1f min; worldos run --interval-ms 10, the simulator attached; 25 WebSocket subscribers, 25 HTTP clients)", ran / 60))
+    print(String(format: "soak (%.1f min; worldos run --interval-ms 10, the simulator attached; %d WebSocket subscribers, %d HTTP clients)", ran / 60, subscribers, pollers))
     print(String(format: "  steps:            %d (%.1f a second asked 100; %@ began late)", steps, Double(steps) / ran, String(late)))
     print(String(format: "  step latency:     p50 %.2f ms  p99 %.2f ms  (histogram_quantile over worldos_loop_step_seconds)", p50 * 1000, p99 * 1000))
     print("  trace records:    \(lines) lines of trace.jsonl, \(mcap) MCAP transitions, for \(steps) steps"
@@ -133,7 +136,7 @@ func soak(minutes: Double) throws -> Bool {
     counts.lock.lock()
     defer { counts.lock.unlock() }
     print("  HTTP:             \(counts.requests) requests (\(counts.actions) actions through the guard), \(counts.failed) failed (no answer or 5xx)")
-    print("  WebSocket:        \(counts.messages) messages to 25 subscribers; " + (counts.dropped.isEmpty ? "none dropped" : "dropped: \(counts.dropped.prefix(5))"))
+    print("  WebSocket:        \(counts.messages) messages to \(subscribers) subscribers; " + (counts.dropped.isEmpty ? "none dropped" : "dropped: \(counts.dropped.prefix(5))"))
     return lines == steps && mcap == steps && growth <= 0.10 && counts.failed == 0 && counts.dropped.isEmpty
 }
 

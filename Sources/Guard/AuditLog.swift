@@ -259,6 +259,27 @@ public final class AuditLog: @unchecked Sendable {
         return data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(AuditRecord.self, from: Data($0)) }
     }
 
+    /// The last `count` records, read from the file's end: what a tail costs does not grow with
+    /// the log (a long run's log is megabytes; reading it whole for every look is a heap that
+    /// grows with it).
+    public static func lastRecords(path: String, count: Int) -> [AuditRecord] {
+        guard count > 0, let file = FileHandle(forReadingAtPath: path) else { return [] }
+        defer { try? file.close() }
+        guard var position = try? file.seekToEnd() else { return [] }
+        var tail = Data()
+        let chunk: UInt64 = 64 << 10
+        // Enough whole lines: one more newline than records asked for (or the file's start).
+        while position > 0, tail.reduce(0, { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }) <= count {
+            let step = min(chunk, position)
+            position -= step
+            try? file.seek(toOffset: position)
+            tail = (file.readData(ofLength: Int(step))) + tail
+        }
+        var lines = tail.split(separator: UInt8(ascii: "\n"))
+        if position > 0, !lines.isEmpty { lines.removeFirst() }  // cut through: not a whole line
+        return lines.suffix(count).compactMap { try? JSONDecoder().decode(AuditRecord.self, from: Data($0)) }
+    }
+
     /// What ``verify(path:keys:)`` found.
     public struct Verified: Sendable {
         public var records: Int

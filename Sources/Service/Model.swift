@@ -77,7 +77,7 @@ public final class ServiceModel: @unchecked Sendable {
             var info = stat()
             if stat(path, &info) == 0 { total += Int(info.st_size) }
         }))
-        let news = StepNews(report: report, graph: graph, time: now)
+        let news = StepNews(report: report, graph: graph, semantics: semantics, time: now)
         lock.lock()
         latest = Published(step: report.step, mode: report.mode, time: now, graph: graph, semantics: semantics,
                            context: report.context, outcome: report.outcome)
@@ -167,7 +167,7 @@ public final class ServiceModel: @unchecked Sendable {
     }
 
     /// The last `count` records of the audit log.
-    public func auditTail(_ count: Int) -> [AuditRecord] { Array(AuditLog.records(path: folder.audit).suffix(count)) }
+    public func auditTail(_ count: Int) -> [AuditRecord] { AuditLog.lastRecords(path: folder.audit, count: count) }
 
     /// The audit log's chain and checkpoints checked, as `worldos audit verify` does.
     public func verifyAudit() -> Result<AuditLog.Verified, AuditError> { AuditLog.verify(path: folder.audit, keys: keys) }

@@ -13,6 +13,9 @@ public enum Topic: String, CaseIterable, Sendable {
     case events
     /// The graph's changes since the last message.
     case graph
+    /// The panel, when its frame changed: the frame's hash (GET /api/v1/panel.png has it) and
+    /// its semantics tree.
+    case panel
 }
 
 /// One step as subscribers see it. The graph's snapshot is made once, and only when a
@@ -22,11 +25,12 @@ final class StepNews: @unchecked Sendable {
     let time: Date
     let report: StepReport
     let graph: Graph
+    let semantics: [Frame.Semantic]
     private let lock = NSLock()
     private var snapshotMade: GraphSnapshot?
 
-    init(report: StepReport, graph: Graph, time: Date) {
-        (step, self.report, self.graph, self.time) = (report.step, report, graph, time)
+    init(report: StepReport, graph: Graph, semantics: [Frame.Semantic] = [], time: Date) {
+        (step, self.report, self.graph, self.semantics, self.time) = (report.step, report, graph, semantics, time)
     }
 
     var snapshot: GraphSnapshot {
@@ -57,6 +61,8 @@ public final class Subscriber: @unchecked Sendable {
     private var decisions: [(step: Int, context: String, task: String, steps: [StepOutcome])] = []
     private var events: [(step: Int, event: ObservedEvent)] = []
     private var sentGraph: GraphSnapshot?
+    /// The hash of the last frame sent on the panel topic.
+    private var sentFrame: String?
     private let clock = ContinuousClock()
     private var closing: (@Sendable () -> Void)?
 
@@ -211,6 +217,14 @@ public final class Subscriber: @unchecked Sendable {
             }
             json.endArray()
             events = []
+        case .panel:
+            guard news.report.frameHash != sentFrame else { return nil }
+            sentFrame = news.report.frameHash
+            json.key("frame"); json.string(news.report.frameHash)
+            json.key("semantics")
+            json.beginArray()
+            for s in news.semantics { ServiceModel.write(s, &json) }
+            json.endArray()
         case .graph:
             let now = news.snapshot
             let delta = sentGraph.map { $0.diff(to: now) } ?? GraphDelta()

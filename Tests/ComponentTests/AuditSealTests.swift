@@ -81,6 +81,19 @@ final class AuditSealTests: XCTestCase {
         XCTAssertTrue(e2.message.contains("its head says 151"), e2.message)
     }
 
+    /// A tail is read from the file's end, and is the same records as the whole log's last ones,
+    /// across the 64 KiB reads it is made of.
+    func testTheLastRecords_readFromTheEnd_areTheLogsLastRecords() throws {
+        let audit = try AuditLog(path: log)
+        for n in 0..<1500 { try audit.append(record(n)) }  // ~400 KiB: several reads back
+        let all = AuditLog.records(path: log)
+        XCTAssertGreaterThan(try FileManager.default.attributesOfItem(atPath: log)[.size] as? Int ?? 0, 3 * 65536)
+        for count in [1, 7, 300, 1500, 4000] {
+            XCTAssertEqual(AuditLog.lastRecords(path: log, count: count).map(\.seq), all.suffix(count).map(\.seq), "last \(count)")
+        }
+        XCTAssertEqual(AuditLog.lastRecords(path: directory + "/none.jsonl", count: 5).count, 0)
+    }
+
     func testAKeyOthersCanRead_isRefused() throws {
         _ = try AuditSeal(directory: keys)
         chmod(keys + "/audit-ed25519.key", 0o644)

@@ -63,6 +63,36 @@ final class SubscriptionTests: XCTestCase {
         XCTAssertEqual((next["readings"] as? [[String: Any]])?.first?["value"] as? Double, 25.0)
     }
 
+    /// The panel, live: a message when the frame changed (its hash and semantics tree), none
+    /// while it stays the same.
+    func testAPanelSubscriber_getsEachNewFrame_andNothingWhileItStays() throws {
+        let f = try ServiceFixture()
+        let server = try APIServer(model: f.model, tokens: try f.makeTokens(), listen: "127.0.0.1:0")
+        let port = Int(try server.start().split(separator: ":").last!)!
+        defer { server.stop() }
+        let ws = RawWebSocket(port: port, path: "/api/v1/subscribe?topics=panel&interval-ms=10",
+                              headers: ["Sec-WebSocket-Protocol: worldos, bearer.\(f.secrets["reader"]!)"])
+        XCTAssertEqual(ws.status, 101)
+        let deadline = Date().addingTimeInterval(10)
+        while !String(decoding: f.model.metrics.exposition(), as: UTF8.self).contains("worldos_api_subscribers 1"), Date() < deadline {
+            f.model.publish(StepReport(step: 0, mode: .real), graph: Graph(), semantics: [])
+            usleep(20_000)
+        }
+        let button = Frame.Semantic(role: "button", label: "APPROVE", node: NodeID("approval:1"), x: 1, y: 2, width: 3, height: 4, actions: ["approve"])
+        f.model.publish(StepReport(step: 1, mode: .real, frameHash: "aaaa"), graph: Graph(), semantics: [button])
+        var first = ws.nextJSON()
+        while let m = first, m["frame"] as? String != "aaaa" { first = ws.nextJSON() }  // the empty frame of step 0 came first
+        XCTAssertEqual(first?["topic"] as? String, "panel")
+        XCTAssertEqual(((first?["semantics"] as? [[String: Any]])?.first)?["label"] as? String, "APPROVE")
+        usleep(20_000)
+        f.model.publish(StepReport(step: 2, mode: .real, frameHash: "aaaa"), graph: Graph(), semantics: [button])
+        usleep(20_000)
+        f.model.publish(StepReport(step: 3, mode: .real, frameHash: "bbbb"), graph: Graph(), semantics: [])
+        let next = ws.nextJSON()
+        XCTAssertEqual(next?["frame"] as? String, "bbbb", "step 2 drew the same frame: nothing was sent for it")
+        XCTAssertEqual(next?["step"] as? Int, 3)
+    }
+
     func testASubscriptionWithoutAToken_orAskingForWhatIsNot_isNotUpgraded_andSaysWhy() throws {
         let f = try ServiceFixture()
         let server = try APIServer(model: f.model, tokens: try f.makeTokens(), listen: "127.0.0.1:0")
