@@ -115,12 +115,8 @@ extension APIServer {
         let fields: StrictJSON
         do { fields = try await read() } catch { return respond(.failure(error.status, error.description), route: route) }
         let person = Self.approver(holder)
-        // A verb that waits (an action for its context's turn, trace control for a step, an
-        // fsync'd audit record, a whole log verified) runs on a thread of its own, so the
-        // server's event loops never block on the supervisor; a read of what the loop last
-        // published is answered in place (a thread a request was most of its cost, and each
-        // thread's malloc arena kept memory).
-        guard verb.waits else { return respond(model.perform(verb, fields, as: person), route: route) }
+        // An action waits for the context's turn and the guard: on a thread of its own, so the
+        // server's event loops never block on the supervisor.
         let answer = await withCheckedContinuation { (done: CheckedContinuation<Answer, Never>) in
             let thread = Thread { [model] in done.resume(returning: model.perform(verb, fields, as: person)) }
             thread.start()
