@@ -82,7 +82,7 @@ public final class MCAPRecorder: JSONRecording {
     }
 
     private func record(_ transition: Transition, json: Data, time: UInt64, newFile: Bool) throws {
-        if newFile { recordFrames(waiting: true) } else { recordFrames(waiting: false) }
+        recordFrames(waiting: newFile)
         if let w = writer, newFile || w.position >= limits.fileBytes || time - fileStart >= Self.nanoseconds(limits.fileDuration) {
             try w.close()
             writer = nil

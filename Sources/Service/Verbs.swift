@@ -170,11 +170,11 @@ extension ServiceModel {
 
     /// The run folder's trace files, oldest first, with their sizes; the last is being written.
     private func traceFiles() -> Answer {
-        let files = [folder.trace] + folder.mcapTraces()
+        let traces = folder.mcapTraces()
         return .success { json in
             json.key("files")
             json.beginArray()
-            for path in files {
+            for path in [folder.trace] + traces {
                 var info = stat()
                 guard stat(path, &info) == 0 else { continue }
                 json.beginObject()
@@ -183,7 +183,7 @@ extension ServiceModel {
                 json.endObject()
             }
             json.endArray()
-            json.key("recording"); folder.mcapTraces().last.map { json.string(URL(fileURLWithPath: $0).lastPathComponent) } ?? json.null()
+            json.key("recording"); traces.last.map { json.string(URL(fileURLWithPath: $0).lastPathComponent) } ?? json.null()
         }
     }
 

@@ -181,17 +181,16 @@ extension Supervisor {
             await after.wait()
             narration.ready(running.session.apiAddress)
             let (running, signals, steps, interval, narration) = (running, signals, steps, interval, narration)
-            nonisolated(unsafe) let watch = signals
             await withGracefulShutdownHandler {
                 await onThread {
                     do {
-                        running.outcome = try Supervisor.run(&running.session.loop, steps: steps, interval: interval, signals: watch,
+                        running.outcome = try Supervisor.run(&running.session.loop, steps: steps, interval: interval, signals: signals,
                                                              wakeOn: running.session.wakeDescriptors, service: running.session.service,
                                                              report: narration.stepped)
                     } catch { running.loopError = error }
                 }
             } onGracefulShutdown: {
-                watch.deliver(SIGTERM)
+                signals.deliver(SIGTERM)
             }
             narration.stopping(running.outcome.steps, running.outcome.interrupted)
             if let error = running.loopError { throw error }
