@@ -291,6 +291,9 @@ public final class AuditLog: @unchecked Sendable {
     /// Check a log's chain, and with the seal's folder (`keys`) every checkpoint's signature
     /// and that the log reaches the head kept for it.
     public static func verify(path: String, keys: String) -> Result<Verified, AuditError> {
+        // The head first: a writer appends a record before it moves the head, so a log read after
+        // the head always reaches it, however many records are appended meanwhile.
+        let kept = AuditSeal.readHead(AuditSeal.headPath(for: path, in: keys))
         let chain = verify(path: path)
         guard case .success(let count) = chain else { return chain.map { _ in Verified(records: 0, checkpoints: 0) } }
         let all = records(path: path)
@@ -305,7 +308,6 @@ public final class AuditLog: @unchecked Sendable {
             }
             checkpoints += 1
         }
-        let kept = AuditSeal.readHead(AuditSeal.headPath(for: path, in: keys))
         if let kept, let last = all.last, let problem = headProblem(kept, lastSeq: last.seq, lastHash: last.hash ?? "", path: path) {
             return .failure(AuditError(path: path, message: problem))
         }

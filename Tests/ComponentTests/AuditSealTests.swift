@@ -83,6 +83,25 @@ final class AuditSealTests: XCTestCase {
 
     /// A tail is read from the file's end, and is the same records as the whole log's last ones,
     /// across the 64 KiB reads it is made of.
+    /// `audit verify` beside a running supervisor: records appended while it reads are not a cut.
+    func testVerify_whileTheWriterAppends_neverSeesTheHeadAheadOfTheLog() throws {
+        let audit = try AuditLog(path: log, seal: try AuditSeal(directory: keys))
+        let done = DispatchSemaphore(value: 0)
+        let stop = StopFlag()
+        Thread.detachNewThread {
+            var n = 0
+            while !stop.isSet && n < 2000 {
+                _ = try? audit.append(AuditRecord(time: UInt64(n), policy: "p", event: "decision", mode: "real", context: "op", call: "open(\(n))"))
+                n += 1
+            }
+            done.signal()
+        }
+        defer { stop.set(); done.wait() }
+        for _ in 0..<40 {
+            if case .failure(let error) = AuditLog.verify(path: log, keys: keys) { return XCTFail("\(error)") }
+        }
+    }
+
     func testTheLastRecords_readFromTheEnd_areTheLogsLastRecords() throws {
         let audit = try AuditLog(path: log)
         for n in 0..<1500 { try audit.append(record(n)) }  // ~400 KiB: several reads back
@@ -111,4 +130,12 @@ extension AuditSealTests {
         XCTAssertTrue(first.reason?.contains("a log of 152 records") == true, first.reason ?? "")
         XCTAssertNoThrow(try AuditLog.verify(path: log, keys: keys).get())
     }
+}
+
+/// A flag one thread sets and another reads.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }
