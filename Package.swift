@@ -149,7 +149,7 @@ let package = Package(
         ]),
         .executableTarget(name: "worldos-bench", dependencies: [
             "StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "Journal", "MCAP", "Renderer",
-            "Supervisor", "WorldOSTesting", "Service",
+            "Supervisor", "WorldOSTesting", "Service", "SystemCalls",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -174,7 +174,7 @@ let package = Package(
         .testTarget(name: "RigTests", dependencies: ["Attached", "SystemCalls", "CDRM", "HostAdapter", "DevicePorts", "Renderer", "LoopCore", "StateGraph", "Supervisor", "Devices", "WorldOSTesting", "Guard"]),
         // The service's doors on real sockets: the control socket, the HTTP + WebSocket API.
         .testTarget(name: "ServiceTests", dependencies: [
-            "Service", "WebAPI", "Guard", "Journal", "LoopCore", "StateGraph", "SystemCalls",
+            "Service", "WebAPI", "Guard", "Journal", "LoopCore", "StateGraph", "SystemCalls", "WorldOSTesting",
         ]),
         // The assembled supervisor and the `worldos` binary itself (help text, graph, run).
         .testTarget(name: "SupervisorTests", dependencies: [

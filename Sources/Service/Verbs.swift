@@ -23,6 +23,16 @@ public enum Verb: String, CaseIterable, Sendable {
         }
     }
 
+    /// Whether answering it may wait: on the loop (an action, trace control), on the disk (an
+    /// audit record written and synced, the whole log verified). The others read what the loop
+    /// last published, or a short tail.
+    public var waits: Bool {
+        switch self {
+        case .act, .traceFile, .traceMark, .approve, .reject, .ack, .auditVerify: true
+        case .status, .approvals, .audit, .graph, .panel, .trace: false
+        }
+    }
+
     /// The fields its request may carry.
     public var fields: Set<String> {
         switch self {

@@ -115,19 +115,17 @@ extension APIServer {
         let fields: StrictJSON
         do { fields = try await read() } catch { return respond(.failure(error.status, error.description), route: route) }
         let person = Self.approver(holder)
-        // An action waits for the context's turn and the guard: on a thread of its own, so the
-        // server's event loops never block on the supervisor.
-        let answer = await withCheckedContinuation { (done: CheckedContinuation<Answer, Never>) in
-            let thread = Thread { [model] in done.resume(returning: model.perform(verb, fields, as: person)) }
-            thread.start()
-        }
-        return respond(answer, route: route)
+        // On the pool's threads, never the event loops (an action waits for its context's turn).
+        let answer = await (verb.waits ? waits : reads).perform { [model] in model.perform(verb, fields, as: person) }
+        return respond(answer ?? .failure(503, "the supervisor is answering as many requests of this kind as it takes at once; retry in a second"),
+                       route: route)
     }
 
     func respond(_ answer: Answer, route: String) -> Response {
         model.metrics.answered(route: route, code: answer.status)
         var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
         if answer.status == 401 { headers[.wwwAuthenticate] = "Bearer realm=\"worldos\"" }
+        if answer.status == 503 { headers[.retryAfter] = "1" }
         return Response(status: HTTPResponse.Status(code: answer.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
     }
 

@@ -24,6 +24,13 @@ public final class APIServer: @unchecked Sendable {
     let refusals: RefusalLog
     /// Connections open at once; more wait for one to close.
     static let maximumConnections = 128
+    /// Verbs that read what the loop last published, or a short tail: quick, a few threads.
+    let reads = WorkerPool(name: "api-read", threads: 4, queued: maximumConnections)
+    /// Verbs that wait on the loop or the disk (see ``Verb/waits``): an operator's handful at
+    /// once, and beyond ``waitingQueued`` more a 503 to retry rather than a thread each.
+    let waits = WorkerPool(name: "api-wait", threads: waitingThreads, queued: waitingQueued)
+    public static let waitingThreads = 16
+    public static let waitingQueued = 32
 
     public init(model: ServiceModel, tokens: TokenFile, listen: String) throws(ServiceError) {
         self.model = model
@@ -87,6 +94,8 @@ public final class APIServer: @unchecked Sendable {
         if ended.wait(timeout: .now() + 10) == .timedOut {
             ServiceLog.logger("api").warning("the API did not stop within 10 s; leaving it")
         }
+        reads.stop()
+        waits.stop()
     }
 
     private func settle(_ result: Result<Int, ServiceError>) {

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Guard
+import WorldOSTesting
 import XCTest
 
 /// The audit log cut short or rewritten and re-hashed is detected: by the head kept outside it
@@ -87,16 +88,16 @@ final class AuditSealTests: XCTestCase {
     func testVerify_whileTheWriterAppends_neverSeesTheHeadAheadOfTheLog() throws {
         let audit = try AuditLog(path: log, seal: try AuditSeal(directory: keys))
         let done = DispatchSemaphore(value: 0)
-        let stop = StopFlag()
+        let stop = Locked(false)
         Thread.detachNewThread {
             var n = 0
-            while !stop.isSet && n < 2000 {
+            while !stop.current && n < 2000 {
                 _ = try? audit.append(AuditRecord(time: UInt64(n), policy: "p", event: "decision", mode: "real", context: "op", call: "open(\(n))"))
                 n += 1
             }
             done.signal()
         }
-        defer { stop.set(); done.wait() }
+        defer { stop.withLock { $0 = true }; done.wait() }
         for _ in 0..<40 {
             if case .failure(let error) = AuditLog.verify(path: log, keys: keys) { return XCTFail("\(error)") }
         }
@@ -132,10 +133,3 @@ extension AuditSealTests {
     }
 }
 
-/// A flag one thread sets and another reads.
-final class StopFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.withLock { value } }
-    func set() { lock.withLock { value = true } }
-}

@@ -6,6 +6,7 @@ import LoopCore
 import Service
 import StateGraph
 import WebAPI
+import WorldOSTesting
 import XCTest
 
 /// The HTTP API on a real Hummingbird server on loopback, spoken to over plain TCP.
@@ -134,6 +135,33 @@ final class APITests: XCTestCase {
         XCTAssertTrue((r.json["error"] as? String)?.contains("withdrawn, it will not run") == true, r.text)
         let left = (try? FileManager.default.contentsOfDirectory(atPath: f.folder.requests)) ?? []
         XCTAssertTrue(left.allSatisfy { $0.hasSuffix(".withdrawn") == false && $0.hasSuffix(".json") == false }, "\(left)")
+    }
+
+    func testAFloodOfActions_isShedWith503_whileReadsAreStillAnswered() throws {
+        // No loop runs here: each action holds a worker for its 2 s and is withdrawn (409).
+        let flood = APIServer.waitingThreads + APIServer.waitingQueued + 12
+        let body = Array(#"{"context": "bench-operator", "action": "relay.release", "params": {"relay": "0"}, "timeout-s": 2}"#.utf8)
+        let (http, token) = (http!, f.secrets["operator"]!)
+        let answered = Locked([RawHTTP.Response]())
+        let group = DispatchGroup()
+        for _ in 0..<flood {
+            group.enter()
+            Thread.detachNewThread {
+                let r = http.request("POST", "/api/v1/actions", token: token, body: body)
+                answered.withLock { $0.append(r) }
+                group.leave()
+            }
+        }
+        usleep(500_000)
+        XCTAssertEqual(http.request("GET", "/api/v1/status", token: token).status, 200, "a read is not queued behind the actions")
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success)
+        let answers = answered.current
+        let shed = answers.filter { $0.status == 503 }
+        XCTAssertGreaterThan(shed.count, 0, "more actions than the pool takes: some are refused at once")
+        XCTAssertTrue(shed.allSatisfy { $0.headers["retry-after"] == "1" && $0.text.contains("retry") }, "\(shed.first?.text ?? "")")
+        XCTAssertGreaterThanOrEqual(answers.filter { $0.status == 409 }.count, APIServer.waitingThreads + APIServer.waitingQueued,
+                                    "every action the pool took was answered (withdrawn: no loop runs)")
+        XCTAssertEqual(answers.count - shed.count, answers.filter { $0.status == 409 }.count, "\(Set(answers.map(\.status)))")
     }
 
     func testTheGraphAndThePanel_areTheLastStepsAndTheirSemantics() throws {
