@@ -99,7 +99,10 @@ public final class ServiceModel: @unchecked Sendable {
 
     /// A new subscription to `topics`, at most one message per topic every `interval`.
     public func subscribe(_ topics: Set<Topic>, interval: Duration, limit: Int = Subscriber.defaultLimit) -> Subscriber {
-        let subscriber = Subscriber(topics: topics, interval: interval, limit: limit, graph: snapshot().graph)
+        let published = snapshot()
+        // Before the first step nothing was published: its empty graph is no step's.
+        let subscriber = Subscriber(topics: topics, interval: interval, limit: limit, graph: published.graph,
+                                    step: published.time == nil ? -1 : published.step)
         lock.lock()
         subscribers.append(subscriber)
         lock.unlock()

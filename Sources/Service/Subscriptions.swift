@@ -18,8 +18,8 @@ public enum Topic: String, CaseIterable, Sendable {
     case panel
 }
 
-/// One step as subscribers see it. The graph's snapshot is made once, and only when a
-/// subscriber to graph deltas is due one.
+/// One step as subscribers see it. The graph's changes since an earlier step are worked out
+/// once per earlier step asked about: subscribers last sent the graph at the same step share them.
 final class StepNews: @unchecked Sendable {
     let step: Int
     let time: Date
@@ -27,18 +27,19 @@ final class StepNews: @unchecked Sendable {
     let graph: Graph
     let semantics: [Frame.Semantic]
     private let lock = NSLock()
-    private var snapshotMade: GraphSnapshot?
+    private var deltas: [Int: GraphDelta] = [:]
 
     init(report: StepReport, graph: Graph, semantics: [Frame.Semantic] = [], time: Date) {
         (step, self.report, self.graph, self.semantics, self.time) = (report.step, report, graph, semantics, time)
     }
 
-    var snapshot: GraphSnapshot {
+    /// What changed from `then`, the graph published at step `since`, to this step's graph.
+    func delta(since: Int, from then: Graph) -> GraphDelta {
         lock.lock()
         defer { lock.unlock() }
-        if let snapshotMade { return snapshotMade }
-        let made = graph.snapshot()
-        snapshotMade = made
+        if let made = deltas[since] { return made }
+        let made = then.draft.diff(to: graph.draft)
+        deltas[since] = made
         return made
     }
 }
@@ -60,7 +61,8 @@ public final class Subscriber: @unchecked Sendable {
     private var readings: [NodeID: Node] = [:]
     private var decisions: [(step: Int, context: String, task: String, steps: [StepOutcome])] = []
     private var events: [(step: Int, event: ObservedEvent)] = []
-    private var sentGraph: GraphSnapshot?
+    /// The graph last sent on the graph topic, and the step it was published at.
+    private var sentGraph: (step: Int, graph: Graph)?
     /// The hash of the last frame sent on the panel topic.
     private var sentFrame: String?
     private let clock = ContinuousClock()
@@ -78,9 +80,10 @@ public final class Subscriber: @unchecked Sendable {
         }
     }
 
-    init(topics: Set<Topic>, interval: Duration, limit: Int, graph: Graph) {
+    /// `graph` is the one published at `step`, which the first graph message is a delta from.
+    init(topics: Set<Topic>, interval: Duration, limit: Int, graph: Graph, step: Int) {
         (self.topics, self.interval, self.limit) = (topics, interval, limit)
-        if topics.contains(.graph) { sentGraph = graph.snapshot() }
+        if topics.contains(.graph) { sentGraph = (step, graph) }
     }
 
     /// The next message, waiting for one; nil once closed (``closedBecause`` says why).
@@ -226,9 +229,8 @@ public final class Subscriber: @unchecked Sendable {
             for s in news.semantics { ServiceModel.write(s, &json) }
             json.endArray()
         case .graph:
-            let now = news.snapshot
-            let delta = sentGraph.map { $0.diff(to: now) } ?? GraphDelta()
-            sentGraph = now
+            let delta = sentGraph.map { news.delta(since: $0.step, from: $0.graph) } ?? GraphDelta()
+            sentGraph = (news.step, news.graph)
             guard !delta.changes.isEmpty else { return nil }
             json.key("delta"); json.value(delta)
         }

@@ -137,6 +137,47 @@ final class SubscriptionTests: XCTestCase {
         XCTAssertTrue(String(decoding: got, as: UTF8.self).contains("99"))
     }
 
+    /// Subscribers that last had the graph at the same step share the delta made for them; each
+    /// one's deltas, applied to the graph it subscribed on, still make every step's graph.
+    func testGraphDeltas_sharedOrNot_eachRebuildTheGraphPublished() throws {
+        let f = try ServiceFixture()
+        func graph(_ step: Int) throws -> Graph {
+            var g = Graph()
+            var changes = (0..<3).map { n in
+                GraphChange.addNode(Node(id: NodeID("sensor:bench/\(n)"), kind: .sensor, attributes: ["value": .int(Int64(step * (n + 1)))]))
+            }
+            if (2...3).contains(step) { changes.append(.addNode(Node(id: NodeID("sensor:bench/extra"), kind: .sensor, attributes: ["value": .int(Int64(step))]))) }
+            try g.apply(GraphDelta(changes))
+            return g
+        }
+        struct Message: Decodable { var topic: String; var step: Int; var delta: GraphDelta }
+        // Every step, every 30 ms (so it skips steps: its deltas are from other steps than the
+        // others'), and every step from step 4 on.
+        var subscribed: [(subscriber: Subscriber, graph: Graph)] = [(f.model.subscribe([.graph], interval: .zero), Graph()),
+                                                                    (f.model.subscribe([.graph], interval: .milliseconds(30)), Graph())]
+        for step in 1...9 {
+            if step == 4 { subscribed.append((f.model.subscribe([.graph], interval: .zero), try graph(3))) }
+            usleep(step == 9 ? 60_000 : 12_000)
+            f.model.publish(StepReport(step: step, mode: .real), graph: try graph(step), semantics: [])
+        }
+        var counts: [Int] = []
+        for (i, s) in subscribed.enumerated() {
+            var (last, count) = (0, 0)
+            while last < 9 {
+                let bytes = try XCTUnwrap(waitFor(Task { await s.subscriber.next() }), "subscriber \(i) after step \(last)")
+                let message = try JSONDecoder().decode(Message.self, from: Data(bytes))
+                XCTAssertEqual(message.topic, "graph")
+                try subscribed[i].graph.apply(message.delta)
+                XCTAssertEqual(subscribed[i].graph.snapshot(), try graph(message.step).snapshot(), "subscriber \(i), step \(message.step)")
+                (last, count) = (message.step, count + 1)
+            }
+            counts.append(count)
+        }
+        XCTAssertEqual(counts[0], 9)
+        XCTAssertLessThan(counts[1], 9, "the 30 ms subscriber skipped steps")
+        XCTAssertEqual(counts[2], 6, "steps 4 to 9")
+    }
+
     func waitFor(_ task: Task<[UInt8]?, Never>) -> [UInt8]? {
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: [UInt8]?
