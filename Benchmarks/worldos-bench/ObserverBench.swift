@@ -5,6 +5,7 @@ import Glibc
 import LoopCore
 import Observer
 import StateGraph
+import SystemCalls
 
 /// ~500 processes holding 20 descriptors each: stdio on /dev/null, 6 files, 2 pipes (4 ends),
 /// 2 unix socket pairs (4 ends), both ends of a loopback TCP connection and a UDP socket.
@@ -290,10 +291,10 @@ func observerBenchmark() throws {
     // Memory: bytes the graph built from one observation holds, per 1,000 nodes.
     var observer = ProcObserver(fullRescanEvery: 0)
     let observation = try observer.refresh(at: now, full: true)
-    let before = worldos_heap_in_use()
+    let before = MemoryUse.now().heapInUse
     var graph = Graph()
     try graph.apply(GraphDelta(observation.nodes.map { .addNode($0) } + observation.edges.map { .addEdge($0) }))
-    let bytes = Double(worldos_heap_in_use() - before)
+    let bytes = Double(MemoryUse.now().heapInUse - before)
 
     let full = median(fullTimes), unchanged = median(quietTimes), lsof = median(lsofTimes), ps = median(psTimes)
     let floor = median(floorTimes), reads = median(readsTimes), ratio = median(pairedRatios)

@@ -90,13 +90,18 @@ func soak(minutes: Double) throws -> Bool {
             }
         }.start()
     }
-    // The supervisor's resident set, every 5 s.
+    // The supervisor's resident set, every 5 s; each minute its heap, in use and free.
     var rss: [(at: Double, kib: Int)] = []
+    var minutes: [(rss: Int, inUse: Double, free: Double)] = []
     while Date() < deadline, supervisor.isRunning {
         let status = (try? String(contentsOfFile: "/proc/\(supervisor.processIdentifier)/status", encoding: .utf8)) ?? ""
         if let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
            let kib = Int(line.split(separator: " ").dropFirst().first ?? "") {
             rss.append((Date().timeIntervalSince(started), kib))
+            if Int(Date().timeIntervalSince(started) / 60) >= minutes.count {
+                let scraped = String(decoding: HTTPConnection(port: port).request("GET", "/metrics", token: token).body, as: UTF8.self)
+                minutes.append((kib, gauge("worldos_heap_in_use_bytes", in: scraped), gauge("worldos_heap_free_bytes", in: scraped)))
+            }
         }
         usleep(5_000_000)
     }
@@ -133,11 +138,21 @@ func soak(minutes: Double) throws -> Bool {
           + (lines == steps && mcap == steps ? " — none lost" : " — RECORDS LOST"))
     print(String(format: "  RSS after warm-up: %d KiB, peak %d KiB, last %d KiB (%+.1f%%; goal within 10%%: %@)", base, peak, last, growth * 100,
                  growth <= 0.10 ? "met" : "NOT MET"))
+    let mib = { (bytes: Double) in String(format: "%.1f", bytes / 1_048_576) }
+    print("  each minute, MiB: RSS " + minutes.map { mib(Double($0.rss) * 1024) }.joined(separator: " ")
+          + "; heap in use " + minutes.map { mib($0.inUse) }.joined(separator: " ")
+          + "; heap free " + minutes.map { mib($0.free) }.joined(separator: " "))
     counts.lock.lock()
     defer { counts.lock.unlock() }
     print("  HTTP:             \(counts.requests) requests (\(counts.actions) actions through the guard), \(counts.failed) failed (no answer or 5xx)")
     print("  WebSocket:        \(counts.messages) messages to \(subscribers) subscribers; " + (counts.dropped.isEmpty ? "none dropped" : "dropped: \(counts.dropped.prefix(5))"))
+    for line in text().split(separator: "\n").filter({ $0.contains("dropped a subscriber") }).prefix(5) { print("  supervisor said:  " + line) }
     return lines == steps && mcap == steps && growth <= 0.10 && counts.failed == 0 && counts.dropped.isEmpty
+}
+
+/// A gauge's value in a Prometheus exposition (NaN when it is not there).
+func gauge(_ name: String, in exposition: String) -> Double {
+    exposition.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { $0.split(separator: " ").last.flatMap { Double($0) } } ?? .nan
 }
 
 /// A quantile from a Prometheus histogram's cumulative buckets, interpolated within the bucket

@@ -1,8 +1,11 @@
+import Foundation
 import Prometheus
+import SystemCalls
 
 /// The supervisor's metrics, in Prometheus's text format at the API's `/metrics`: the loop's
 /// step latency and lateness, surprise, the guard's decisions, approvals waiting, trace bytes,
-/// device errors, and the API's own requests. One registry per supervisor (not the process-wide
+/// device errors, the API's own requests, and the process's memory (resident; the heap in use
+/// beside what malloc keeps free). One registry per supervisor (not the process-wide
 /// swift-metrics bootstrap), so two supervisors in one test process keep their counts apart.
 public final class ServiceMetrics: @unchecked Sendable {
     public let registry = PrometheusCollectorRegistry()
@@ -13,6 +16,9 @@ public final class ServiceMetrics: @unchecked Sendable {
     public let pendingApprovals: Gauge
     public let traceBytes: Gauge
     public let subscribers: Gauge
+    let resident: Gauge
+    let heapInUse: Gauge
+    let heapFree: Gauge
 
     public init() {
         stepSeconds = registry.makeDurationHistogram(
@@ -32,6 +38,12 @@ public final class ServiceMetrics: @unchecked Sendable {
                                                           helpText: "Bytes of trace written to the run folder this run."))
         subscribers = registry.makeGauge(descriptor: .init(namespace: "worldos", metricName: "api_subscribers", unitName: "",
                                                            helpText: "WebSocket subscriptions open."))
+        resident = registry.makeGauge(descriptor: .init(namespace: "process", metricName: "resident_memory", unitName: "bytes",
+                                                        helpText: "Resident memory size in bytes."))
+        heapInUse = registry.makeGauge(descriptor: .init(namespace: "worldos", metricName: "heap_in_use", unitName: "bytes",
+                                                         helpText: "Bytes malloc has handed out and not had back (glibc mallinfo2)."))
+        heapFree = registry.makeGauge(descriptor: .init(namespace: "worldos", metricName: "heap_free", unitName: "bytes",
+                                                        helpText: "Bytes malloc holds free in its arenas (glibc mallinfo2)."))
     }
 
     /// The guard decided something: counted by verdict.
@@ -50,7 +62,22 @@ public final class ServiceMetrics: @unchecked Sendable {
     }
 
     /// The text a scrape gets.
-    public func exposition() -> [UInt8] { registry.emitToBuffer() }
+    public func exposition() -> [UInt8] {
+        // The heap's figures walk every malloc arena under its lock, stalling whatever allocates
+        // meanwhile: at most every 5 s, however often it is scraped.
+        memoryLock.lock()
+        if memorySampled.map({ ContinuousClock.now - $0 >= .seconds(5) }) ?? true {
+            memorySampled = .now
+            let memory = MemoryUse.now()
+            resident.set(Double(memory.residentBytes))
+            heapInUse.set(Double(memory.heapInUse))
+            heapFree.set(Double(memory.heapFree))
+        }
+        memoryLock.unlock()
+        return registry.emitToBuffer()
+    }
+    private let memoryLock = NSLock()
+    private var memorySampled: ContinuousClock.Instant?
 
     private static var decisions: MetricNameDescriptor { MetricNameDescriptor(namespace: "worldos", metricName: "guard_decisions", unitName: "total",
                                                         helpText: "The guard's decisions, by verdict.") }

@@ -199,13 +199,17 @@ final class ServiceEndToEndTests: XCTestCase {
         let families = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: [Any]])
         for (name, type) in [("worldos_loop_step_seconds", "histogram"), ("worldos_loop_steps_late", "counter"), ("worldos_loop_surprise_nodes", "histogram"),
                              ("worldos_approvals_pending", "gauge"), ("worldos_trace_written_bytes", "gauge"), ("worldos_guard_decisions", "counter"),
-                             ("worldos_api_requests", "counter")] {
+                             ("worldos_api_requests", "counter"), ("worldos_heap_in_use_bytes", "gauge"), ("worldos_heap_free_bytes", "gauge"),
+                             ("process_resident_memory_bytes", "gauge")] {
             XCTAssertEqual(families[name]?.first as? String, type, "\(name) in \(families.keys.sorted())")
         }
         let steps = (families["worldos_loop_step_seconds"]?.last as? [[Any]])?.first { $0.first as? String == "worldos_loop_step_seconds_count" }
         XCTAssertGreaterThan(steps?.last as? Double ?? 0, 0, "steps were timed")
         let decisions = (families["worldos_guard_decisions"]?.last as? [[Any]]) ?? []
         XCTAssertTrue(decisions.contains { ($0[1] as? [String: String])?["verdict"] == "allow" }, "\(decisions)")
+        for name in ["worldos_heap_in_use_bytes", "process_resident_memory_bytes"] {
+            XCTAssertGreaterThan(families[name].flatMap { ($0.last as? [[Any]])?.first?.last as? Double } ?? 0, 1_048_576.0, name)
+        }
         XCTAssertGreaterThan(families["worldos_trace_written_bytes"].flatMap { ($0.last as? [[Any]])?.first?.last as? Double } ?? 0, 0)
     }
 

@@ -17,13 +17,6 @@ static inline int worldos_ioctl_fionbio(int fd, int *on) {
     return ioctl(fd, FIONBIO, on);
 }
 
-/* Bytes malloc has handed out and not had back (for memory reports): what the heap holds
-   (uordblks) plus the large blocks it maps one by one (hblkhd), which uordblks leaves out. */
-static inline size_t worldos_heap_in_use(void) {
-    struct mallinfo2 info = mallinfo2();
-    return info.uordblks + info.hblkhd;
-}
-
 /* A non-blocking netlink socket of `protocol` bound to multicast `groups`. -1 with errno on failure. */
 int worldos_netlink_open(int protocol, unsigned groups);
 
