@@ -34,17 +34,28 @@ extension APIServer {
         }
         return .upgrade(headers) { [model] inbound, outbound, _ in
             let subscriber = model.subscribe(topics, interval: interval)
-            subscriber.onClose = { channel.close(promise: nil) }
+            // Closed by the model: the writer below sends the reason; a client so far behind
+            // that the write cannot go out is cut off a second later.
+            subscriber.onClose = { channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) } }
             // The client's messages are read (and dropped) so a close from it is seen.
             let reader = Task {
-                for try await _ in inbound.messages(maxSize: 1 << 16) {}
-                subscriber.close("the client closed")
+                do {
+                    for try await _ in inbound.messages(maxSize: 1 << 16) {}
+                    subscriber.close("the client closed")
+                } catch {
+                    subscriber.close("its connection failed: \(error)")
+                }
             }
             defer { reader.cancel() }
-            while let message = await subscriber.next() {
-                try await outbound.write(.text(String(decoding: message, as: UTF8.self)))
+            do {
+                while let message = await subscriber.next() {
+                    try await outbound.write(.text(String(decoding: message, as: UTF8.self)))
+                }
+            } catch {
+                subscriber.close("a write to it failed: \(error)")
             }
             if let why = subscriber.closedBecause, why != "the client closed" {
+                ServiceLog.logger("api").notice("dropped a subscriber to \(topics.map(\.rawValue).sorted().joined(separator: ",")): \(why)")
                 try? await outbound.close(.policyViolation, reason: String(why.prefix(120)))
             }
         }
