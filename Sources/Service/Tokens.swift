@@ -2,6 +2,7 @@ import Config
 import Digest
 import Foundation
 import Glibc
+import SystemCalls
 
 /// The API's bearer tokens: a YAML file of mode 0600 naming each token's holder and scope and
 /// keeping only the SHA-256 of its secret (`worldos token add` makes one and prints the secret
@@ -21,12 +22,14 @@ public struct TokenFile: Sendable {
 
     public let path: String
     public private(set) var tokens: [Token]
+    /// The file as it was before it was read (nil: there was none): a later change differs.
+    public let version: FileVersion?
 
     /// Read and check `path`. A missing file is an empty set of tokens (the API then answers
     /// every request with 401 and says how to make one).
     public static func load(_ path: String) throws(ConfigError) -> TokenFile {
         var info = stat()
-        guard lstat(path, &info) == 0 else { return TokenFile(path: path, tokens: []) }
+        guard lstat(path, &info) == 0 else { return TokenFile(path: path, tokens: [], version: nil) }
         guard info.st_mode & S_IFMT == S_IFREG else {
             throw ConfigError(file: path, line: 1, column: 1, message: "not a plain file", hint: "the token file must be a regular file, not a link")
         }
@@ -65,7 +68,7 @@ public struct TokenFile: Sendable {
                 tokens.append(Token(name: name!, scope: scope!, sha256: hash!))
             }
         }
-        return TokenFile(path: path, tokens: tokens)
+        return TokenFile(path: path, tokens: tokens, version: FileVersion(info))
     }
 
     /// The holder of `secret`, if it is one of these tokens.
@@ -110,5 +113,37 @@ public struct TokenFile: Sendable {
         var hash = SHA256()
         hash.update(Array(secret.utf8))
         return hash.finish()
+    }
+}
+
+/// The token file as it stands now: read again when it changes, so a token added, removed or
+/// made unreadable to others takes effect at the next request, with no restart. A file that no
+/// longer loads (malformed, others may read it, a link) accepts no token until it is fixed:
+/// keeping the set from before would keep working a token someone just revoked.
+public final class LiveTokens: @unchecked Sendable {
+    public let path: String
+    private let lock = NSLock()
+    private var loaded: Result<TokenFile, ConfigError>
+    private var version: FileVersion?
+
+    public init(_ file: TokenFile) {
+        (path, loaded, version) = (file.path, .success(file), file.version)
+    }
+
+    /// The tokens now, or why none is accepted.
+    public func current() -> Result<TokenFile, ConfigError> {
+        let now = FileVersion.of(path)
+        lock.lock()
+        defer { lock.unlock() }
+        guard now != version else { return loaded }
+        do {
+            let file = try TokenFile.load(path)
+            (loaded, version) = (.success(file), file.version)
+            ServiceLog.logger("api").notice("\(path) changed: \(file.tokens.count) tokens now (\(file.tokens.map(\.name).joined(separator: ", ")))")
+        } catch {
+            (loaded, version) = (.failure(error), now)
+            ServiceLog.logger("api").error("\(error); no API token is accepted until it is fixed")
+        }
+        return loaded
     }
 }

@@ -14,7 +14,8 @@ import ServiceLifecycle
 /// Routes are the model's verbs (``Verb``), so what the API does is what the control socket does.
 public final class APIServer: @unchecked Sendable {
     public let model: ServiceModel
-    public let tokens: TokenFile
+    /// Read again when the file changes.
+    let tokens: LiveTokens
     let host: String
     let requestedPort: Int
     private var group: ServiceGroup?
@@ -34,7 +35,7 @@ public final class APIServer: @unchecked Sendable {
 
     public init(model: ServiceModel, tokens: TokenFile, listen: String) throws(ServiceError) {
         self.model = model
-        self.tokens = tokens
+        self.tokens = LiveTokens(tokens)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw ServiceError("listen address \"\(listen)\" is not HOST:PORT (such as 127.0.0.1:8420)")
         }
@@ -107,6 +108,13 @@ public final class APIServer: @unchecked Sendable {
     /// The holder of the request's bearer token when it may use `scope`; otherwise the answer
     /// to send (401 or 403), audited.
     func authorize(_ authorization: String?, scope: Scope, route: String) -> Authorized {
+        let tokens: TokenFile
+        switch self.tokens.current() {
+        case .success(let file): tokens = file
+        case .failure(let error):
+            refusals.note(who: "anyone", route: route, why: "the token file does not load: \(error.message)")
+            return .refused(.failure(401, "no token is accepted until the supervisor's token file is fixed (its log says what is wrong)"))
+        }
         guard let authorization, authorization.hasPrefix("Bearer "), !authorization.dropFirst(7).isEmpty else {
             refusals.note(who: "anonymous", route: route, why: "no bearer token")
             return .refused(.failure(401, tokens.tokens.isEmpty

@@ -20,19 +20,23 @@ extension APIServer {
         // Refused (audited) or malformed: upgraded and closed at once with the reason, which a
         // browser shows (a refused upgrade would only be "400").
         var refusal: Answer?
-        if case .refused(let answer) = authorize(Self.subscriptionToken(head.headerFields), scope: .read, route: route) { refusal = answer }
+        var holder: TokenFile.Token?
+        switch authorize(Self.subscriptionToken(head.headerFields), scope: .read, route: route) {
+        case .refused(let answer): refusal = answer
+        case .holder(let token): holder = token
+        }
         var asked: (Set<Topic>, Duration)?
         do throws(RequestError) { asked = try Self.subscription(URI(path).queryParameters.map { (String($0.key), String($0.value)) }) } catch {
             refusal = refusal ?? .failure(error.status, error.description)
         }
         model.metrics.answered(route: route, code: refusal?.status ?? 101)
-        guard refusal == nil, let (topics, interval) = asked else {
+        guard refusal == nil, let holder, let (topics, interval) = asked else {
             let reason = refusal.map { "\($0.status) " + ((try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any])?["error"] as? String ?? "") } ?? ""
             return .upgrade(headers) { _, outbound, _ in
                 try await outbound.close(.policyViolation, reason: String(reason.utf8.prefix(120)) ?? "refused")
             }
         }
-        return .upgrade(headers) { [model] inbound, outbound, _ in
+        return .upgrade(headers) { [model, tokens] inbound, outbound, _ in
             let subscriber = model.subscribe(topics, interval: interval)
             // Closed by the model: the writer below sends the reason; a client so far behind
             // that the write cannot go out is cut off a second later.
@@ -49,6 +53,11 @@ extension APIServer {
             defer { reader.cancel() }
             do {
                 while let message = await subscriber.next() {
+                    // A token revoked (or its file spoiled) ends the subscriptions it opened.
+                    guard case .success(let file) = tokens.current(), file.tokens.contains(where: { $0.sha256 == holder.sha256 && $0.scope >= .read }) else {
+                        subscriber.close("its token is no longer in the token file")
+                        break
+                    }
                     try await outbound.write(.text(String(decoding: message, as: UTF8.self)))
                 }
             } catch {

@@ -9,7 +9,7 @@ struct TokenCommand: ParsableCommand {
         commandName: "token", abstract: "Make and list the bearer tokens of the HTTP API.", subcommands: [Add.self, List.self])
 
     struct File: ParsableArguments {
-        @Option(help: "The token file (default: api-tokens.yaml in the keys folder, $WORLDOS_KEYS or /var/lib/worldos for root). A running supervisor reads it when it starts.")
+        @Option(help: "The token file (default: api-tokens.yaml in the keys folder, $WORLDOS_KEYS or /var/lib/worldos for root). A running supervisor takes a change at its next request.")
         var tokens: String?
         var path: String {
             var options = SupervisorOptions()
@@ -33,7 +33,7 @@ struct TokenCommand: ParsableCommand {
             do {
                 let secret = try TokenFile.add(name: name, scope: scope, to: path)
                 print(secret)
-                FileHandle.standardError.write(Data("worldos token: \(name) (\(scope.rawValue)) added to \(path); restart the supervisor to use it\n".utf8))
+                FileHandle.standardError.write(Data("worldos token: \(name) (\(scope.rawValue)) added to \(path) (a running supervisor takes it at its next request)\n".utf8))
             } catch { throw CLIFailure("\(error)") }
         }
     }

@@ -47,6 +47,36 @@ final class APITests: XCTestCase {
         XCTAssertEqual(http.request("GET", "/api/v1/openapi.json").json["openapi"] as? String, "3.1.0")
     }
 
+    /// The token file edited while the supervisor runs: a token removed stops working at the next
+    /// request, one added works at once, and a file that no longer loads accepts no token at all.
+    func testTheTokenFile_editedWhileRunning_takesEffectAtTheNextRequest() throws {
+        let (reader, approver) = (f.secrets["reader"]!, f.secrets["approver"]!)
+        XCTAssertEqual(http.request("GET", "/api/v1/status", token: reader).status, 200)
+        // Revoked by hand: the reader's entry taken out of the file, in place.
+        let text = try String(contentsOfFile: f.tokenPath, encoding: .utf8)
+        let kept = text.components(separatedBy: "  - name: ").filter { !$0.hasPrefix("reader\n") }.joined(separator: "  - name: ")
+        try kept.write(toFile: f.tokenPath, atomically: false, encoding: .utf8)
+        XCTAssertEqual(http.request("GET", "/api/v1/status", token: reader).status, 401, "a revoked token works no more")
+        XCTAssertEqual(http.request("GET", "/api/v1/status", token: approver).status, 200)
+        // Added by worldos token add (a new file renamed over the old): works at once.
+        let newcomer = try TokenFile.add(name: "newcomer", scope: .read, to: f.tokenPath)
+        XCTAssertEqual(http.request("GET", "/api/v1/status", token: newcomer).status, 200)
+        // Made readable to others, then malformed: no token is accepted, saying so, until fixed.
+        usleep(1_100_000)  // refusals are audited one a second: the revoked reader's was the last
+        let path = f.tokenPath
+        for spoil: () -> Void in [{ chmod(path, 0o644) }, { chmod(path, 0o600); try? "tokens: [".write(toFile: path, atomically: false, encoding: .utf8) }] {
+            spoil()
+            let refused = http.request("GET", "/api/v1/status", token: approver)
+            XCTAssertEqual(refused.status, 401)
+            XCTAssertTrue((refused.json["error"] as? String)?.contains("token file is fixed") == true, refused.text)
+        }
+        XCTAssertTrue(f.records().contains { $0.event == "service-refused" && ($0.reason ?? "").contains("the token file does not load") },
+                      "the refusal is audited")
+        try kept.write(toFile: f.tokenPath, atomically: false, encoding: .utf8)
+        XCTAssertEqual(http.request("GET", "/api/v1/status", token: approver).status, 200, "fixed: accepted again")
+        XCTAssertEqual(http.request("GET", "/api/v1/status", token: newcomer).status, 401, "the fixed file does not hold the newcomer")
+    }
+
     func testScopes_readOperateApprove_eachIncludingTheOneBefore() throws {
         let pending = try f.pendingApproval()
         let reader = f.secrets["reader"]!, operate = f.secrets["operator"]!, approver = f.secrets["approver"]!

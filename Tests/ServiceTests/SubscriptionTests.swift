@@ -93,6 +93,35 @@ final class SubscriptionTests: XCTestCase {
         XCTAssertEqual(next?["step"] as? Int, 3)
     }
 
+    func testASubscription_endsWhenItsTokenIsRevoked() throws {
+        let f = try ServiceFixture()
+        let server = try APIServer(model: f.model, tokens: try f.makeTokens(), listen: "127.0.0.1:0")
+        let port = Int(try server.start().split(separator: ":").last!)!
+        defer { server.stop() }
+        let ws = RawWebSocket(port: port, path: "/api/v1/subscribe?topics=readings&interval-ms=10",
+                              headers: ["Authorization: Bearer \(f.secrets["reader"]!)"])
+        XCTAssertEqual(ws.status, 101)
+        let deadline = Date().addingTimeInterval(10)
+        var step = 0
+        while !String(decoding: f.model.metrics.exposition(), as: UTF8.self).contains("worldos_api_subscribers 1"), Date() < deadline {
+            f.model.publish(StepReport(step: step, mode: .real), graph: try graph(temperature: 20), semantics: [])
+            step += 1
+            usleep(20_000)
+        }
+        f.model.publish(StepReport(step: step, mode: .real), graph: try graph(temperature: 21), semantics: [])
+        XCTAssertEqual(ws.nextJSON()?["topic"] as? String, "readings", "subscribed and sent")
+        // The reader's entry taken out of the file: its open subscription ends at the next message.
+        let text = try String(contentsOfFile: f.tokenPath, encoding: .utf8)
+        try text.components(separatedBy: "  - name: ").filter { !$0.hasPrefix("reader\n") }.joined(separator: "  - name: ")
+            .write(toFile: f.tokenPath, atomically: false, encoding: .utf8)
+        usleep(20_000)  // past the subscription's interval: a message is due
+        f.model.publish(StepReport(step: step + 1, mode: .real), graph: try graph(temperature: 22), semantics: [])
+        var frame = ws.next()
+        while case .text? = frame { frame = ws.next() }
+        guard case .close(_, let reason)? = frame else { return XCTFail("not closed: \(String(describing: frame))") }
+        XCTAssertTrue(reason.contains("no longer in the token file"), reason)
+    }
+
     func testASubscriptionWithoutAToken_orAskingForWhatIsNot_isNotUpgraded_andSaysWhy() throws {
         let f = try ServiceFixture()
         let server = try APIServer(model: f.model, tokens: try f.makeTokens(), listen: "127.0.0.1:0")
