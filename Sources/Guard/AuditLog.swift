@@ -316,10 +316,13 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     /// Check a log's chain from the start. Returns the number of records, or the first broken one.
+    /// Only complete lines count: one without its newline is a record being written as the log is
+    /// read (or a crash's torn tail, which the writer cuts when it opens the log).
     public static func verify(path: String) -> Result<Int, AuditError> {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let read = FileManager.default.contents(atPath: path) else {
             return .failure(AuditError(path: path, message: "cannot read"))
         }
+        let data = read.prefix(read.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0)
         var prev = genesis
         var count = 0
         for (i, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {

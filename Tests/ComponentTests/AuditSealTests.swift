@@ -103,6 +103,23 @@ final class AuditSealTests: XCTestCase {
         }
     }
 
+    /// A last record still being written (no newline yet) is not a broken one: verify reads the
+    /// complete lines, as the log's writer does when it opens it. A complete line that is not a
+    /// record still breaks it.
+    func testVerify_countsCompleteLinesOnly_aRecordBeingWrittenIsNotBroken() throws {
+        let audit = try AuditLog(path: log)
+        for n in 0..<5 { try audit.append(record(n)) }
+        let half = Array(#"{"call":"open(5)","context":"op","#.utf8)
+        let end = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try end.seekToEnd()
+        try end.write(contentsOf: half)
+        XCTAssertEqual(try AuditLog.verify(path: log).get(), 5, "the line being written is not counted, nor is it a fault")
+        try end.write(contentsOf: Array("\n".utf8))
+        try end.close()
+        guard case .failure(let error) = AuditLog.verify(path: log) else { return XCTFail("a complete line that is no record verified") }
+        XCTAssertTrue(error.message.contains("record 6 is not a valid record"), error.message)
+    }
+
     func testTheLastRecords_readFromTheEnd_areTheLogsLastRecords() throws {
         let audit = try AuditLog(path: log)
         for n in 0..<1500 { try audit.append(record(n)) }  // ~400 KiB: several reads back
