@@ -32,18 +32,17 @@ public final class ServiceMetrics: @unchecked Sendable {
             descriptor: .init(namespace: "worldos", metricName: "loop_surprise", unitName: "nodes",
                               helpText: "Nodes the prior got wrong (missing, unexpected or changed) per step."),
             buckets: [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000])
-        pendingApprovals = registry.makeGauge(descriptor: .init(namespace: "worldos", metricName: "approvals_pending", unitName: "",
-                                                                helpText: "Irreversible actions waiting for an approval."))
-        traceBytes = registry.makeGauge(descriptor: .init(namespace: "worldos", metricName: "trace_written", unitName: "bytes",
-                                                          helpText: "Bytes of trace written to the run folder this run."))
-        subscribers = registry.makeGauge(descriptor: .init(namespace: "worldos", metricName: "api_subscribers", unitName: "",
-                                                           helpText: "WebSocket subscriptions open."))
-        resident = registry.makeGauge(descriptor: .init(namespace: "process", metricName: "resident_memory", unitName: "bytes",
-                                                        helpText: "Resident memory size in bytes."))
-        heapInUse = registry.makeGauge(descriptor: .init(namespace: "worldos", metricName: "heap_in_use", unitName: "bytes",
-                                                         helpText: "Bytes malloc has handed out and not had back (glibc mallinfo2)."))
-        heapFree = registry.makeGauge(descriptor: .init(namespace: "worldos", metricName: "heap_free", unitName: "bytes",
-                                                        helpText: "Bytes malloc holds free in its arenas (glibc mallinfo2)."))
+        pendingApprovals = Self.gauge(registry, "approvals_pending", help: "Irreversible actions waiting for an approval.")
+        traceBytes = Self.gauge(registry, "trace_written", unit: "bytes", help: "Bytes of trace written to the run folder this run.")
+        subscribers = Self.gauge(registry, "api_subscribers", help: "WebSocket subscriptions open.")
+        resident = Self.gauge(registry, "resident_memory", unit: "bytes", namespace: "process", help: "Resident memory size in bytes.")
+        heapInUse = Self.gauge(registry, "heap_in_use", unit: "bytes", help: "Bytes malloc has handed out and not had back (glibc mallinfo2).")
+        heapFree = Self.gauge(registry, "heap_free", unit: "bytes", help: "Bytes malloc holds free in its arenas (glibc mallinfo2).")
+    }
+
+    private static func gauge(_ registry: PrometheusCollectorRegistry, _ name: String, unit: String = "", namespace: String = "worldos",
+                              help: String) -> Gauge {
+        registry.makeGauge(descriptor: .init(namespace: namespace, metricName: name, unitName: unit, helpText: help))
     }
 
     /// The guard decided something: counted by verdict.

@@ -26,8 +26,7 @@ final class SubscriptionTests: XCTestCase {
 
     func testASubscriber_getsReadingsDecisionsEventsAndGraphDeltas_overAWebSocket() throws {
         let f = try ServiceFixture()
-        let server = try APIServer(model: f.model, tokens: try f.makeTokens(), listen: "127.0.0.1:0")
-        let port = Int(try server.start().split(separator: ":").last!)!
+        let (server, port) = try serve(f)
         defer { server.stop() }
 
         // The browser's way: the token as a subprotocol beside worldos.
@@ -36,12 +35,7 @@ final class SubscriptionTests: XCTestCase {
         XCTAssertEqual(ws.status, 101)
         XCTAssertEqual(ws.headers["sec-websocket-protocol"], "worldos")
         // The subscription is made at the upgrade; wait for it before publishing.
-        let deadline = Date().addingTimeInterval(10)
-        while f.model.metrics.exposition().isEmpty || !String(decoding: f.model.metrics.exposition(), as: UTF8.self).contains("worldos_api_subscribers 1") {
-            f.model.publish(StepReport(step: 0, mode: .real), graph: Graph(), semantics: [])
-            usleep(20_000)
-            if Date() > deadline { break }
-        }
+        untilSubscribed(f)
         f.model.publish(decision(step: 1), graph: try graph(temperature: 24.5), semantics: [])
         var topics: [String: [String: Any]] = [:]
         while topics.count < 4, let message = ws.nextJSON() { topics[message["topic"] as? String ?? "?"] = message }
@@ -67,17 +61,12 @@ final class SubscriptionTests: XCTestCase {
     /// while it stays the same.
     func testAPanelSubscriber_getsEachNewFrame_andNothingWhileItStays() throws {
         let f = try ServiceFixture()
-        let server = try APIServer(model: f.model, tokens: try f.makeTokens(), listen: "127.0.0.1:0")
-        let port = Int(try server.start().split(separator: ":").last!)!
+        let (server, port) = try serve(f)
         defer { server.stop() }
         let ws = RawWebSocket(port: port, path: "/api/v1/subscribe?topics=panel&interval-ms=10",
                               headers: ["Sec-WebSocket-Protocol: worldos, bearer.\(f.secrets["reader"]!)"])
         XCTAssertEqual(ws.status, 101)
-        let deadline = Date().addingTimeInterval(10)
-        while !String(decoding: f.model.metrics.exposition(), as: UTF8.self).contains("worldos_api_subscribers 1"), Date() < deadline {
-            f.model.publish(StepReport(step: 0, mode: .real), graph: Graph(), semantics: [])
-            usleep(20_000)
-        }
+        untilSubscribed(f)
         let button = Frame.Semantic(role: "button", label: "APPROVE", node: NodeID("approval:1"), x: 1, y: 2, width: 3, height: 4, actions: ["approve"])
         f.model.publish(StepReport(step: 1, mode: .real, frameHash: "aaaa"), graph: Graph(), semantics: [button])
         var first = ws.nextJSON()
@@ -95,27 +84,20 @@ final class SubscriptionTests: XCTestCase {
 
     func testASubscription_endsWhenItsTokenIsRevoked() throws {
         let f = try ServiceFixture()
-        let server = try APIServer(model: f.model, tokens: try f.makeTokens(), listen: "127.0.0.1:0")
-        let port = Int(try server.start().split(separator: ":").last!)!
+        let (server, port) = try serve(f)
         defer { server.stop() }
         let ws = RawWebSocket(port: port, path: "/api/v1/subscribe?topics=readings&interval-ms=10",
                               headers: ["Authorization: Bearer \(f.secrets["reader"]!)"])
         XCTAssertEqual(ws.status, 101)
-        let deadline = Date().addingTimeInterval(10)
-        var step = 0
-        while !String(decoding: f.model.metrics.exposition(), as: UTF8.self).contains("worldos_api_subscribers 1"), Date() < deadline {
-            f.model.publish(StepReport(step: step, mode: .real), graph: try graph(temperature: 20), semantics: [])
-            step += 1
-            usleep(20_000)
-        }
-        f.model.publish(StepReport(step: step, mode: .real), graph: try graph(temperature: 21), semantics: [])
+        untilSubscribed(f, graph: try graph(temperature: 20))
+        f.model.publish(StepReport(step: 1, mode: .real), graph: try graph(temperature: 21), semantics: [])
         XCTAssertEqual(ws.nextJSON()?["topic"] as? String, "readings", "subscribed and sent")
         // The reader's entry taken out of the file: its open subscription ends at the next message.
         let text = try String(contentsOfFile: f.tokenPath, encoding: .utf8)
         try text.components(separatedBy: "  - name: ").filter { !$0.hasPrefix("reader\n") }.joined(separator: "  - name: ")
             .write(toFile: f.tokenPath, atomically: false, encoding: .utf8)
         usleep(20_000)  // past the subscription's interval: a message is due
-        f.model.publish(StepReport(step: step + 1, mode: .real), graph: try graph(temperature: 22), semantics: [])
+        f.model.publish(StepReport(step: 2, mode: .real), graph: try graph(temperature: 22), semantics: [])
         var frame = ws.next()
         while case .text? = frame { frame = ws.next() }
         guard case .close(_, let reason)? = frame else { return XCTFail("not closed: \(String(describing: frame))") }
@@ -124,8 +106,7 @@ final class SubscriptionTests: XCTestCase {
 
     func testASubscriptionWithoutAToken_orAskingForWhatIsNot_isNotUpgraded_andSaysWhy() throws {
         let f = try ServiceFixture()
-        let server = try APIServer(model: f.model, tokens: try f.makeTokens(), listen: "127.0.0.1:0")
-        let port = Int(try server.start().split(separator: ":").last!)!
+        let (server, port) = try serve(f)
         defer { server.stop() }
         // Upgraded and closed at once with the reason, which a browser can show; audited.
         for (headers, says) in [([String](), "401 send Authorization"), (["Sec-WebSocket-Protocol: worldos, bearer.wos_nope"], "401 that token"),
@@ -205,6 +186,22 @@ final class SubscriptionTests: XCTestCase {
         XCTAssertEqual(counts[0], 9)
         XCTAssertLessThan(counts[1], 9, "the 30 ms subscriber skipped steps")
         XCTAssertEqual(counts[2], 6, "steps 4 to 9")
+    }
+
+    /// A server on loopback for the fixture's model, and its port.
+    func serve(_ f: ServiceFixture) throws -> (APIServer, Int) {
+        let server = try APIServer(model: f.model, tokens: try f.makeTokens(), listen: "127.0.0.1:0")
+        return (server, Int(try server.start().split(separator: ":").last!)!)
+    }
+
+    /// The subscription is made at the upgrade, after the client has its 101: publish steps
+    /// (of `graph`) until the model counts it, for at most 10 s.
+    func untilSubscribed(_ f: ServiceFixture, graph: Graph = Graph()) {
+        let deadline = Date().addingTimeInterval(10)
+        while !String(decoding: f.model.metrics.exposition(), as: UTF8.self).contains("worldos_api_subscribers 1"), Date() < deadline {
+            f.model.publish(StepReport(step: 0, mode: .real), graph: graph, semantics: [])
+            usleep(20_000)
+        }
     }
 
     func waitFor(_ task: Task<[UInt8]?, Never>) -> [UInt8]? {
