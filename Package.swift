@@ -127,11 +127,15 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "NIOCore", package: "swift-nio"),
         ], resources: [.copy("Web")]),
+        // The learned half: the outcome predictor and dynamics model trained from recorded
+        // traces (counts with backoff), their evaluation on held-out sessions, and the predictor
+        // that stands in for the host while dreaming.
+        .target(name: "Learning", dependencies: ["LoopCore", "StateGraph", "DataEngine", "Digest", "Journal", "PNGCodec", "Typeface"]),
         // Assembles the real stages into a supervisor and runs its loop. Nothing else lives here.
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
             "Renderer", "HostAdapter", "DataEngine", "Devices", "Journal", "Sandbox", "Attached", "Benches", "Surface", "Typeface", "DevicePorts",
-            "Service", "WebAPI",
+            "Service", "WebAPI", "Learning",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -145,7 +149,7 @@ let package = Package(
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "DevicePorts"]),
 
         .executableTarget(name: "worldos", dependencies: [
-            "Supervisor", "Traces", "Benches", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", "JSONWriter", "Journal", "StateGraph", "SystemCalls", "Service", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Supervisor", "Traces", "Benches", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", "JSONWriter", "Journal", "StateGraph", "SystemCalls", "Service", "Learning", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "worldos-bench", dependencies: [
             "StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "Journal", "MCAP", "Renderer",
@@ -163,6 +167,7 @@ let package = Package(
         // What the sandbox tests run under the filter (raw system calls, racing threads).
         .executableTarget(name: "sandbox-probe", dependencies: ["CSeccomp"], path: "Tests/SandboxProbe"),
 
+        .testTarget(name: "LearningTests", dependencies: ["Learning", "LoopCore", "StateGraph"]),
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "JSONWriter", "WorldOSTesting", "LoopCore"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
@@ -180,6 +185,7 @@ let package = Package(
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DevicePorts", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
             "FuzzTargets", "Journal", "Renderer", "Attached", "Benches", "Traces", "SystemCalls", "CShim", "Surface", "PNGCodec", "Service",
+            "Learning",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

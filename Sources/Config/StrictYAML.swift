@@ -142,6 +142,13 @@ public struct ConfigNode: @unchecked Sendable {
         return v
     }
 
+    public func double(in range: ClosedRange<Double>) throws(ConfigError) -> Double {
+        let text = try string()
+        guard let v = Double(text), v.isFinite else { throw error("\"\(text)\" is not a number") }
+        guard range.contains(v) else { throw error("\(text) is out of range", hint: "use \(range.lowerBound)...\(range.upperBound)") }
+        return v
+    }
+
     /// Scalar as written: an integer if it reads as one, else a string. For micro-step arguments.
     public var isInteger: Bool {
         guard case .scalar(let s) = node, s.style == .plain || s.style == .any else { return false }

@@ -16,6 +16,10 @@ public struct TraceExecutor: Executing {
                                  effector: inout any Effecting, shadow: (any Effecting)?, at now: Instant) -> ActionOutcome {
         var held = held
         var shadow = shadow
+        // A learned predictor is told the proposal, and each return: the machine's when it
+        // shadows the host, its own dream's when it stands in for it.
+        let learner = (shadow as? any Predicting).map { ($0, true) } ?? (effector as? any Predicting).map { ($0, false) }
+        learner?.0.begin(proposal)
         var outcomes: [StepOutcome] = []
         for (index, step) in proposal.steps.enumerated() {
             let call: ResolvedCall
@@ -37,9 +41,13 @@ public struct TraceExecutor: Executing {
             let predicted = shadow?.perform(call)
             let result = effector.perform(call)
             policy.recordOutcome(call, context: proposal.context, result: result, at: now)
+            let probability = learner.map { learner, real in learner.observe(result, of: call, real: real) }
+            if let probability, learner?.1 == true {
+                policy.notePrediction(call, context: proposal.context, result: result, probability: probability, at: now)
+            }
             held.record(call, result)
             outcomes.append(StepOutcome(index: index, step: step, call: call, decision: decision,
-                                        status: .performed(result), predicted: predicted))
+                                        status: .performed(result), predicted: predicted, probability: probability))
         }
         return ActionOutcome(proposal: proposal, steps: outcomes)
     }

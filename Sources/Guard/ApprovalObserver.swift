@@ -26,6 +26,7 @@ public struct ApprovalObserver: Observing {
                 attributes["approvals"] = .string("\(a.approvedBy?.count ?? 0) of \(required)")
                 attributes["approved-by"] = .string((a.approvedBy ?? []).joined(separator: ","))
             }
+            if let dream = a.dream { attributes["dream"] = .string(dream.summary) }
             return Node(id: NodeID("approval:\(a.id)"), kind: .approval, projected: true, attributes: attributes)
         }
         return Observation(time: now, scope: [.approval], nodes: nodes, edges: [], supervisor: nil, raced: 0, events: [])

@@ -47,6 +47,10 @@ public struct Approval: Codable, Equatable, Sendable {
     public var approvedBy: [String]? = nil
     /// The action's risk class, as the guard found it when it asked.
     public var risk: String? = nil
+    /// What a learned model dreamed the action would do, beside the guard's checks (nil: the
+    /// supervisor runs without a model). Advice for the person approving, never part of the
+    /// binding: an approval is of the action, whatever was dreamed of it.
+    public var dream: ApprovalDream? = nil
 
     public init(id: String, binding: ApprovalBinding, digest: String, state: State, requestedAt: Date, expiresAt: Date,
                 decidedBy: String? = nil, usedAt: Date? = nil, required: Int? = nil, approvedBy: [String]? = nil) {
@@ -60,6 +64,38 @@ public struct Approval: Codable, Equatable, Sendable {
         self.usedAt = usedAt
         self.required = required
         self.approvedBy = approvedBy
+    }
+}
+
+/// A model's preview of an action waiting for approval: DREAMED, not observed.
+public struct ApprovalDream: Codable, Equatable, Sendable {
+    public struct Return: Codable, Equatable, Sendable {
+        /// The return's class (`scpi-ok`, `EIO`, …) and the model's probability of it.
+        public var label: String
+        public var probability: Double
+        public init(label: String, probability: Double) { (self.label, self.probability) = (label, probability) }
+    }
+    /// The most likely returns, most likely first.
+    public var returns: [Return]
+    /// The device readings the model expects after the action (the mean seen after it).
+    public var readings: [String: Double]
+    /// The probability of the most likely return.
+    public var confidence: Double
+    /// The model file it came from.
+    public var model: String
+
+    public init(returns: [Return], readings: [String: Double], model: String) {
+        self.returns = returns
+        self.readings = readings
+        confidence = returns.first?.probability ?? 0
+        self.model = model
+    }
+
+    /// One line for people: `DREAM (model m.json, confidence 0.97): scpi-ok 97%, EIO 2%; after: relay-1 1`.
+    public var summary: String {
+        let returns = self.returns.map { "\($0.label) \(Int(($0.probability * 100).rounded()))%" }.joined(separator: ", ")
+        let after = readings.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%g", $0.value))" }.joined(separator: ", ")
+        return "DREAM (model \(model), confidence \(String(format: "%.2f", confidence))): \(returns)" + (after.isEmpty ? "" : "; after: \(after)")
     }
 }
 
@@ -147,7 +183,7 @@ public final class ApprovalStore: @unchecked Sendable {
     }
 
     /// The open request for this binding, or a new one.
-    public func request(_ binding: ApprovalBinding, approvers: Int = 1, risk: String? = nil, now: Date = Date()) throws -> Approval {
+    public func request(_ binding: ApprovalBinding, approvers: Int = 1, risk: String? = nil, dream: ApprovalDream? = nil, now: Date = Date()) throws -> Approval {
         collectAnswers(now: now)
         lock.lock()
         defer { lock.unlock() }
@@ -157,6 +193,7 @@ public final class ApprovalStore: @unchecked Sendable {
                                 expiresAt: now.addingTimeInterval(lifetime), decidedBy: nil, usedAt: nil,
                                 required: approvers > 1 ? approvers : nil)
         approval.risk = risk
+        approval.dream = dream
         try save(approval)
         requested[id] = approval
         return approval

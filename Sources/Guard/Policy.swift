@@ -117,6 +117,12 @@ public struct Policy: Sendable {
     public var maxObservationAge: Duration = .seconds(5)
     /// …or when the estimator's prediction was wrong on more nodes than this (nil: no limit).
     public var maxSurprise: Int?
+    /// With a learned model: a context's next physical action needs an approval after one of its
+    /// calls returned what the model gave less than this probability…
+    public var minOutcomeProbability: Double?
+    /// …or after its action was followed by an observation more surprising than this many bits
+    /// under the dynamics model (nil: no such escalation).
+    public var maxLearnedSurprise: Double?
 
     public static func load(file: String) throws(ConfigError) -> Policy {
         guard let data = FileManager.default.contents(atPath: file) else {
@@ -128,15 +134,19 @@ public struct Policy: Sendable {
     public static func parse(_ text: String, file: String) throws(ConfigError) -> Policy {
         let root = try ConfigNode.parse(text, file: file)
         var contexts: [String: ContextPolicy] = [:]
-        var age: Duration = .seconds(5), surprise: Int?
+        var age: Duration = .seconds(5), surprise: Int?, probability: Double?, bits: Double?
         for (key, value) in try root.mapping(allowed: ["version", "uncertainty", "contexts"], required: ["version", "contexts"]) {
             switch key {
             case "version":
                 guard try value.int(in: 1...1) == 1 else { throw value.error("unsupported version") }
             case "uncertainty":
-                for (limit, number) in try value.mapping(allowed: ["max-observation-age-ms", "max-surprise"]) {
-                    if limit == "max-surprise" { surprise = Int(try number.int(in: 0...10_000_000)) }
-                    else { age = .milliseconds(try number.int(in: 1...3_600_000)) }
+                for (limit, number) in try value.mapping(allowed: ["max-observation-age-ms", "max-surprise", "min-outcome-probability", "max-learned-surprise-bits"]) {
+                    switch limit {
+                    case "max-surprise": surprise = Int(try number.int(in: 0...10_000_000))
+                    case "min-outcome-probability": probability = try number.double(in: 0...1)
+                    case "max-learned-surprise-bits": bits = try number.double(in: 0...1_000_000)
+                    default: age = .milliseconds(try number.int(in: 1...3_600_000))
+                    }
                 }
             default:
                 for (name, body) in try value.namedEntries(what: "context") {
@@ -145,7 +155,7 @@ public struct Policy: Sendable {
             }
         }
         return Policy(file: file, contentHash: SHA256.hex(Array(text.utf8)), contexts: contexts, source: text,
-                      maxObservationAge: age, maxSurprise: surprise)
+                      maxObservationAge: age, maxSurprise: surprise, minOutcomeProbability: probability, maxLearnedSurprise: bits)
     }
 
     private static func parseContext(_ node: ConfigNode) throws(ConfigError) -> ContextPolicy {

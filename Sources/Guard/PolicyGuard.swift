@@ -38,6 +38,9 @@ public struct PolicyGuard: Guarding {
     private let deniedObjects: [String: [FileObjectKey: (rule: Int, path: String)]]
     /// The run folder's objects at start (its files, and the folder), which no name reaches.
     private let protectedObjects: [FileObjectKey: String]
+    /// A learned model's preview of an action, which a request for its approval carries (nil:
+    /// the supervisor runs without a model).
+    public var dream: (@Sendable (_ call: ResolvedCall, _ context: String) -> ApprovalDream?)?
     /// The wall clock that time-window rules are read against (a test sets its own).
     public var wallClock: @Sendable () -> Date = { Date() }
     /// Set when an audit write failed; reported by the supervisor.
@@ -57,6 +60,10 @@ public struct PolicyGuard: Guarding {
     private var allowedAt: [String: [Instant]] = [:]
     /// What this step's decisions rest on (see ``look(at:now:)``); nil outside a loop.
     private var picture: (lastObserved: Instant?, surprise: Surprise?, now: Instant)?
+    /// Contexts whose next physical action needs an approval, and which prediction failed: a
+    /// return the learned model found unlikely, or an observation it found surprising after
+    /// the context's action (the policy's `min-outcome-probability`, `max-learned-surprise-bits`).
+    public private(set) var escalated: [String: String] = [:]
 
     public init(policy: Policy, audit: AuditLog, mode: Mode, risk: @escaping @Sendable (String, String) -> String? = { _, _ in nil },
                 identity: @escaping @Sendable (String) -> (id: String, path: String)? = { _ in nil },
@@ -181,8 +188,17 @@ public struct PolicyGuard: Guarding {
                 }
             }
         }
+        if verdict.isAllowed, risky == nil, Self.isPhysical(call.op), let why = escalated[context] {
+            // A prediction failed in this context: its next physical action waits for a person,
+            // bound like an irreversible one. An action of risk class observe is not held back.
+            let device = call.string(.device) ?? call.string(.chip) ?? "?"
+            if call.op == .act, risk(device, call.string(.action) ?? "") == "observe" { return verdict }
+            return approval(for: call, context: context, device: device, action: call.string(.action) ?? call.op.rawValue,
+                            risk: "escalated to approval: \(why)", target: stepRisk(call).map { ($0.device, $0.path) })
+        }
         guard verdict.isAllowed, let risky else { return verdict }
-        return approval(for: call, context: context, device: risky.device, action: risky.action, risk: risky.risk, target: risky.target)
+        return approval(for: call, context: context, device: risky.device, action: risky.action,
+                        risk: risky.risk + (escalated[context].map { "; and escalated: \($0)" } ?? ""), target: risky.target)
     }
 
     static func needsApproval(_ risk: String) -> Bool { risk == "irreversible-physical" || risk == "destructive-host" }
@@ -224,6 +240,18 @@ public struct PolicyGuard: Guarding {
 
     public mutating func look(at posterior: Posterior, now: Instant) {
         picture = (posterior.observedAt ?? picture?.lastObserved, posterior.surprise, now)
+        if let limit = policy.maxLearnedSurprise, let learned = posterior.surprise?.learned, learned.bits > limit, let context = learned.after {
+            let odd = learned.unexpected.sorted { $0.key < $1.key }.map { "\($0.key) (p \(String(format: "%.2f", $0.value)))" }
+                + learned.missing.sorted { $0.key < $1.key }.map { "no \($0.key) (p \(String(format: "%.2f", $0.value)))" }
+            escalated[context] = "the machine did not do what it usually does after \(context)'s action: \(String(format: "%.1f", learned.bits)) bits "
+                + "of surprise (the policy allows \(String(format: "%g", limit)))" + (odd.isEmpty ? "" : ": " + odd.joined(separator: ", "))
+        }
+    }
+
+    public mutating func notePrediction(_ call: ResolvedCall, context: String, result: CallResult, probability: Double, at now: Instant) {
+        guard let least = policy.minOutcomeProbability, probability < least else { return }
+        escalated[context] = "the model gave \(call.op.rawValue)'s return \(result) probability \(String(format: "%.3f", probability)) "
+            + "(the policy wants at least \(String(format: "%g", least))): \(call)"
     }
 
     /// Why a physical step should not run on the picture this step has: no recent observation,
@@ -259,7 +287,7 @@ public struct PolicyGuard: Guarding {
             if let used = try approvals.consume(binding) {
                 return .allow(rule: "approval \(used.id) by \(used.decidedBy ?? "?")")
             }
-            let request = try approvals.request(binding, approvers: approvers(device), risk: risk)
+            let request = try approvals.request(binding, approvers: approvers(device), risk: risk, dream: dream?(call, context))
             let people = request.required.map { ", and needs \($0) different people to approve it" + (request.approvedBy.map { " (\($0.count) so far)" } ?? "") } ?? ""
             return .needsApproval(request: request.id, reason: "\(action) on \(target.id) (\(target.path)) is \(risk)\(people)")
         } catch let forged as ApprovalForged {
@@ -274,6 +302,8 @@ public struct PolicyGuard: Guarding {
             return .deny(rule: "default-deny", reason: "\(context.id) is not an execution context")
         }
         let decision = withinRate(evaluate(call, context: name, held: held), context: name, at: now)
+        // An escalation ends with the approval it asked for.
+        if escalated[name] != nil, Self.isPhysical(call.op), case .allow(let rule) = decision, rule.hasPrefix("approval ") { escalated[name] = nil }
         let (verdict, rule, reason) = (decision.verdict, decision.rule, decision.reason)
         do {
             let record = try audit.append(AuditRecord(time: now.nanoseconds, policy: policy.contentHash, event: "decision",

@@ -60,14 +60,19 @@ public struct StepOutcome: Hashable, Codable, Sendable {
     public var status: Status
     /// In filtered mode: what the outcome predictor expected, to compare with what happened.
     public var predicted: CallResult?
+    /// A learned predictor's probability of the return that happened (filtered mode) or of the
+    /// return it dreamed (latent mode); nil without one.
+    public var probability: Double?
 
-    public init(index: Int, step: MicroStep, call: ResolvedCall?, decision: Decision?, status: Status, predicted: CallResult? = nil) {
+    public init(index: Int, step: MicroStep, call: ResolvedCall?, decision: Decision?, status: Status, predicted: CallResult? = nil,
+                probability: Double? = nil) {
         self.index = index
         self.step = step
         self.call = call
         self.decision = decision
         self.status = status
         self.predicted = predicted
+        self.probability = probability
     }
 
     public var result: CallResult? { if case .performed(let r) = status { r } else { nil } }
@@ -82,18 +87,46 @@ public struct ActionOutcome: Hashable, Codable, Sendable {
         self.steps = steps
     }
     public var deniedCount: Int { steps.filter { $0.status == .denied }.count }
-    /// Steps whose predicted return differed from the real one (filtered mode).
+    /// Steps whose predicted return is of another class than the real one (filtered mode; see
+    /// ``outcomeClass(_:_:)``): a predictor is not expected to know descriptor numbers or file contents.
     public var predictionMisses: Int {
-        steps.filter { s in s.predicted != nil && s.result != nil && !sameShape(s.predicted!, s.result!) }.count
+        steps.filter { s in
+            guard let predicted = s.predicted, let real = s.result, let call = s.call else { return false }
+            return outcomeClass(call, predicted) != outcomeClass(call, real)
+        }.count
     }
 }
 
-/// Two returns agree when both succeeded with the same value, or both failed with the same errno.
-/// Side data is compared by length only: a predictor is not expected to know file contents.
-public func sameShape(_ a: CallResult, _ b: CallResult) -> Bool {
-    switch (a, b) {
-    case (.value(let x, let dx, _), .value(let y, let dy, _)): x == y && dx?.count == dy?.count
-    case (.failure(let x), .failure(let y)): x == y
-    default: false
+/// What a micro-step returned, as a class: the value class (`ok`, or the errno by name), with
+/// the byte count as a bucket against what was asked (`ok:full`, `ok:short`, `ok:eof`), a
+/// device's reply class (`scpi-ok`, `scpi-error`; a reply that never came is the host's
+/// `EIO`), and a reaped child's exit (`ok:exit=1`). What the outcome predictor predicts.
+public func outcomeClass(_ call: ResolvedCall, _ result: CallResult) -> String {
+    guard case .value(let value, let data, let fields) = result else {
+        if case .failure(let e) = result { return errnoName(e) }
+        return "ok"
+    }
+    switch call.op {
+    case .act:
+        return fields["scpi-error"] != nil ? "scpi-error" : "scpi-ok"
+    case .read, .pread, .recvfrom:
+        let got = Int64(data?.count ?? Int(max(value, 0)))
+        return got == 0 ? "ok:eof" : got >= (call.int(.count) ?? 0) ? "ok:full" : "ok:short"
+    case .write, .pwrite, .sendto:
+        let asked = Int64(call.string(.data)?.utf8.count ?? 0)
+        return value >= asked ? "ok:full" : value == 0 ? "ok:none" : "ok:short"
+    case .usbTransfer:
+        let asked = call.int(.length) ?? Int64((call.string(.data)?.count ?? 0) / 2)
+        return value == 0 ? "ok:none" : value >= asked ? "ok:full" : "ok:short"
+    case .waitpid:
+        if let code = fields["exit-code"] { return "ok:exit=\(code)" }
+        if let signal = fields["signal"] { return "ok:signal=\(signal)" }
+        return value == 0 ? "ok:running" : "ok"
+    case .gpioGet:
+        return "ok:=\(value)"
+    case .poll:
+        return value == 0 ? "ok:timeout" : "ok:ready"
+    default:
+        return "ok"
     }
 }

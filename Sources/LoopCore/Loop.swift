@@ -114,6 +114,8 @@ public struct SupervisorLoop {
     /// The last posterior, the observation it integrated and what the fold changed since: what
     /// the next prior is made from (see ``PriorBasis``).
     private var basis: PriorBasis?
+    /// The last step's action (nil: none), which a dynamics model's expectation follows.
+    private var lastOutcome: ActionOutcome?
     /// What memory holds while an estimator owns the prior (see ``Estimating/ownsPrior``).
     private static let placeholder = Graph()
 
@@ -171,12 +173,20 @@ public struct SupervisorLoop {
         // place: memory lets go of it meanwhile, or the first edit would copy every node.
         let releasing = estimator.ownsPrior && priorDelta.isEmpty
         if releasing { memory = Self.placeholder }
-        let posterior: Posterior
+        var posterior: Posterior
         do {
             posterior = try estimator.posterior(from: prior.take()!, observation: observation, at: now)
         } catch let failure as PosteriorFailure {
             memory = failure.prior
             throw failure.underlying
+        }
+        // What this step's observation changed (memory → posterior). When the prior predicted no
+        // change, it is what the estimator applied: no second diff of the whole graph.
+        let observationDelta = priorDelta.isEmpty ? posterior.change ?? memory.diff(to: posterior.graph) : memory.diff(to: posterior.graph)
+        // Filtered, with a learned dynamics model: that change against what the machine usually
+        // does after the step before's action.
+        if mode == .filtered, observation != nil, let dynamics = predictor as? any Anticipating, posterior.surprise != nil {
+            posterior.surprise?.learned = dynamics.surprise(of: observationDelta, after: lastOutcome)
         }
 
         let frame = renderer.render(posterior, at: now)
@@ -203,9 +213,6 @@ public struct SupervisorLoop {
         let appeared = frame.semantics.filter { !seenBefore.contains($0) }, went = lastSemantics.filter { !seenNow.contains($0) }
         lastSemantics = frame.semantics
         let delta = posterior.graph.diff(to: next)
-        // When the prior predicted no change, what the observation changed is what the
-        // estimator applied: no second diff of the whole graph.
-        let observationDelta = priorDelta.isEmpty ? posterior.change ?? memory.diff(to: posterior.graph) : memory.diff(to: posterior.graph)
         try recorder.record(Transition(
             step: index, mode: mode, time: now, observedNodes: observation?.nodeCount, racedEntries: observation?.raced,
             surprise: posterior.surprise, frameHash: frame.hash, framePNG: png, stateDelta: delta,
@@ -214,6 +221,7 @@ public struct SupervisorLoop {
             supervisor: posterior.supervisor, picked: chosen,
             semanticsAdded: appeared.isEmpty ? nil : appeared, semanticsRemoved: went.isEmpty ? nil : went))
         memory = next
+        lastOutcome = outcome
         basis = posterior.integrated.flatMap { stamp in
             next.changed(since: posterior.graph).map { PriorBasis(integrated: stamp, edited: $0, in: posterior.graph) }
         }

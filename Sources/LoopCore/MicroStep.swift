@@ -319,13 +319,21 @@ public enum CallResult: Hashable, Codable, Sendable, CustomStringConvertible {
 
 /// Names for the errno values we meet, for people reading traces and panels.
 public func errnoName(_ e: Int32) -> String {
-    let names: [Int32: String] = [1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 9: "EBADF", 11: "EAGAIN",
-                                  12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 19: "ENODEV",
-                                  20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE", 25: "ENOTTY", 28: "ENOSPC",
-                                  30: "EROFS", 32: "EPIPE", 98: "EADDRINUSE", 104: "ECONNRESET", 107: "ENOTCONN",
-                                  110: "ETIMEDOUT", 111: "ECONNREFUSED", 10: "ECHILD", 29: "ESPIPE", 38: "ENOSYS", 95: "EOPNOTSUPP"]
-    return names[e] ?? "E\(e)"
+    errnoNames[e] ?? "E\(e)"
 }
+
+/// The errno a name from ``errnoName(_:)`` stands for (`ENOENT` → 2, `E71` → 71).
+public func errnoNumber(_ name: String) -> Int32? {
+    if let known = errnoNames.first(where: { $0.value == name })?.key { return known }
+    return name.hasPrefix("E") ? Int32(name.dropFirst()) : nil
+}
+
+private let errnoNames: [Int32: String] = [
+    1: "EPERM", 2: "ENOENT", 3: "ESRCH", 4: "EINTR", 5: "EIO", 9: "EBADF", 11: "EAGAIN",
+    12: "ENOMEM", 13: "EACCES", 14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 19: "ENODEV",
+    20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE", 25: "ENOTTY", 28: "ENOSPC",
+    30: "EROFS", 32: "EPIPE", 98: "EADDRINUSE", 104: "ECONNRESET", 107: "ENOTCONN",
+    110: "ETIMEDOUT", 111: "ECONNREFUSED", 10: "ECHILD", 29: "ESPIPE", 38: "ENOSYS", 95: "EOPNOTSUPP"]
 
 /// A trace of micro-steps proposed for one execution context's quantum.
 public struct Proposal: Hashable, Codable, Sendable {

@@ -137,13 +137,33 @@ public struct Surprise: Hashable, Codable, Sendable {
     public var unexpected: Int
     /// In both, but with different contents.
     public var changed: Int
-    public init(missing: Int = 0, unexpected: Int = 0, changed: Int = 0) {
+    /// Against a learned model of what the machine usually does after such a step (filtered
+    /// mode with a model): nil without one.
+    public var learned: LearnedSurprise?
+    public init(missing: Int = 0, unexpected: Int = 0, changed: Int = 0, learned: LearnedSurprise? = nil) {
         self.missing = missing
         self.unexpected = unexpected
         self.changed = changed
+        self.learned = learned
     }
     /// How many nodes the prior got wrong.
     public var wrongNodes: Int { missing + unexpected + changed }
+}
+
+/// How far what an observation changed was from what a learned dynamics model expected after
+/// the step before: the information (bits) of the change under the model, and the kinds of
+/// change it gave little chance that happened, or a good chance that did not.
+public struct LearnedSurprise: Hashable, Codable, Sendable {
+    public var bits: Double
+    /// `+process` (nodes of a kind added), `-fd` (removed), `~sensor/heater-temperature`
+    /// (changed), `+edge:owns`: each with the probability the model gave it happening.
+    public var unexpected: [String: Double]
+    public var missing: [String: Double]
+    /// The context whose action the expectation followed (nil: no action the step before).
+    public var after: String?
+    public init(bits: Double, unexpected: [String: Double] = [:], missing: [String: Double] = [:], after: String? = nil) {
+        (self.bits, self.unexpected, self.missing, self.after) = (bits, unexpected, missing, after)
+    }
 }
 
 /// The prediction of the graph before this step's observation.
@@ -359,15 +379,36 @@ public protocol Guarding {
     /// The picture this step's decisions rest on, before any of them: when the machine was last
     /// observed and how surprised the estimator was.
     mutating func look(at posterior: Posterior, now: Instant)
+    /// A learned predictor gave what an allowed call returned this probability (filtered mode).
+    mutating func notePrediction(_ call: ResolvedCall, context: String, result: CallResult, probability: Double, at now: Instant)
 }
 
 extension Guarding {
     public mutating func look(at posterior: Posterior, now: Instant) {}
+    public mutating func notePrediction(_ call: ResolvedCall, context: String, result: CallResult, probability: Double, at now: Instant) {}
 }
 
 /// Performs a resolved call: the host adapter for real, a predictor in latent mode.
 public protocol Effecting {
     mutating func perform(_ call: ResolvedCall) -> CallResult
+}
+
+/// A learned outcome predictor (the host's stand-in while dreaming, its shadow in filtered
+/// mode), told what each proposal is and what each call it predicted returned.
+public protocol Predicting: AnyObject, Effecting {
+    /// A proposal starts: what its calls are predicted from (its context, no earlier returns).
+    func begin(_ proposal: Proposal)
+    /// What the call last predicted returned: `real` when the machine returned it (filtered
+    /// mode: the model also learns from it), not when it is the model's own dream. Returns the
+    /// probability the prediction gave that return.
+    func observe(_ result: CallResult, of call: ResolvedCall, real: Bool) -> Double
+}
+
+/// A learned model of what an observation changes after a step (the dynamics model).
+public protocol Anticipating: AnyObject {
+    /// How surprising `observed` (what this step's observation changed against the fold of the
+    /// step before) is after `outcome` (the step before's action; nil: none).
+    func surprise(of observed: GraphDelta, after outcome: ActionOutcome?) -> LearnedSurprise
 }
 
 /// Unrolls a proposal into micro-steps, asking the guard before each one.

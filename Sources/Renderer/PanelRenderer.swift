@@ -63,9 +63,10 @@ public struct PanelRenderer: Rendering {
 
         // Header: across the screen, above the columns.
         let header = PixelRect(x: 0, y: 0, width: width, height: m.line + m.margin)
-        let surprise = posterior.surprise.map { "prior wrong on \($0.wrongNodes)" } ?? "dreaming: no observation"
+        let surprise = posterior.surprise.map { s in "prior wrong on \(s.wrongNodes)" + (s.learned.map { String(format: ", %.0f bits unusual", $0.bits) } ?? "") }
+            ?? "dreaming: no observation"
         let who = seat.map { "operator \($0)" } ?? "no operator at this seat"
-        let title = "WorldOS  step \(posterior.step)  \(mode.rawValue)  \(graph.nodeCount) nodes  \(graph.edgeCount) edges  \(surprise)"
+        let title = "WorldOS  step \(posterior.step)  \(mode == .latent ? "DREAM (latent): not the machine" : mode.rawValue)  \(graph.nodeCount) nodes  \(graph.edgeCount) edges  \(surprise)"
         let room = max(1, (width - 2 * m.margin) / m.advance - who.count - 2)
         let shownTitle = title.count <= room ? title : String(title.prefix(room - 1)) + "…"
         layout.scene.widgets.append(Widget(bounds: header, fill: Palette.header, runs: [
@@ -112,6 +113,8 @@ public struct PanelRenderer: Rendering {
             guard layout.line("\(what)  on \(on)", color: Palette.own, role: "approval", node: request.id, value: risk, fill: Palette.card),
                   layout.line("\(risk)  asked by \(request["context"]?.stringValue ?? "?")  until \(request["until"]?.stringValue ?? "?")\(count)  [\(id.prefix(8))]",
                               color: Palette.text, role: "approval-detail", node: request.id, fill: Palette.card) else { return }
+            if let dream = request["dream"]?.stringValue,
+               !layout.line(dream, color: Palette.dim, role: "approval-dream", node: request.id, fill: Palette.card) { return }
             let approvedBy = Set((request["approved-by"]?.stringValue ?? "").split(separator: ",").map(String.init))
             let mayNot: String? = if let seat {
                 approvedBy.contains(seat) ? "\(seat) has approved this; it needs another person" : nil

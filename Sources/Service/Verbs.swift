@@ -310,6 +310,29 @@ extension ServiceModel {
         json.key("expires"); json.double(a.expiresAt.timeIntervalSince1970)
         json.key("required"); json.int(a.required ?? 1)
         json.key("approved-by"); json.array(a.approvedBy ?? [])
+        json.key("dream")
+        if let d = a.dream {
+            json.beginObject()
+            json.key("summary"); json.string(d.summary)
+            json.key("confidence"); json.double(d.confidence)
+            json.key("model"); json.string(d.model)
+            json.key("returns")
+            json.beginArray()
+            for r in d.returns {
+                json.beginObject()
+                json.key("label"); json.string(r.label)
+                json.key("probability"); json.double(r.probability)
+                json.endObject()
+            }
+            json.endArray()
+            json.key("readings")
+            json.beginObject()
+            for (k, v) in d.readings.sorted(by: { $0.key < $1.key }) { json.key(k); json.double(v) }
+            json.endObject()
+            json.endObject()
+        } else {
+            json.null()
+        }
         json.endObject()
     }
 

@@ -8,6 +8,7 @@ import Foundation
 import Guard
 import HostAdapter
 import Journal
+import Learning
 import LoopCore
 import Observer
 import Renderer
@@ -72,6 +73,23 @@ extension Supervisor {
                 try PanelRenderer(width: d.state.mode.width, height: d.state.mode.height, mode: options.mode)
             } ?? PanelRenderer(mode: options.mode)
         } catch { throw SupervisorError(message: "the panel cannot draw text: \(error)") }
+        let predictor: any Effecting
+        do { predictor = try options.model.map { LearnedPredictor(try Model.read(from: $0)) } ?? TrivialPredictor() } catch {
+            throw SupervisorError(message: "\(error)")
+        }
+        var policyGuard = PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: BenchHost.risk(instruments: instruments, gpio: gpio),
+                                      identity: BenchHost.identity(instruments: instruments, gpio: gpio),
+                                      approvals: records.approvals,
+                                      approvers: BenchHost.approvers(instruments: instruments, gpio: gpio),
+                                      protectedPaths: protected, fault: fault, owner: owner,
+                                      stepRisk: BenchHost.stepRisk(gpio: gpio, usb: usb, catalog: configuration.catalog))
+        // With a model, a request for approval carries the dream of its action.
+        if let learned = predictor as? LearnedPredictor, let file = options.model {
+            policyGuard.dream = { call, context in
+                let (returns, readings) = learned.preview(call, context: context)
+                return ApprovalDream(returns: returns.map { .init(label: $0.label, probability: $0.probability) }, readings: readings, model: file)
+            }
+        }
         let loop = SupervisorLoop(
             mode: options.mode, clock: clock, initial: try initialGraph(bench: bench, policy: policy),
             observer: CompositeObserver([ProcObserver(), TelemetryObserver(), InstrumentObserver(instruments, fault: fault), DeviceObserver(usb: usb),
@@ -81,14 +99,9 @@ extension Supervisor {
             estimator: LiveEstimator(), renderer: renderer,
             frameSink: DisplaySink(png: panel, screen: screen, seat: seat), scheduler: PriorityScheduler(),
             proposer: RequestingProposer(bench: bench, inbox: ActionInbox(directory: options.folder.requests), offering: attached.offering),
-            policyGuard: PolicyGuard(policy: policy, audit: audit, mode: options.mode, risk: BenchHost.risk(instruments: instruments, gpio: gpio),
-                                     identity: BenchHost.identity(instruments: instruments, gpio: gpio),
-                                     approvals: records.approvals,
-                                     approvers: BenchHost.approvers(instruments: instruments, gpio: gpio),
-                                     protectedPaths: protected, fault: fault, owner: owner,
-                                     stepRisk: BenchHost.stepRisk(gpio: gpio, usb: usb, catalog: configuration.catalog)),
+            policyGuard: policyGuard,
             executor: TraceExecutor(names: options.mode == .latent ? nil : LinuxNames()), host: host,
-            predictor: TrivialPredictor(), recorder: RecorderSet([records.trace, MCAPRecorder(folder: options.folder, redaction: records.redaction,
+            predictor: predictor, recorder: RecorderSet([records.trace, MCAPRecorder(folder: options.folder, redaction: records.redaction,
                                                                                              frames: { [encoder = panel.encoder] in encoder.png(hash: $0, wait: $1) },
                                                                                              control: traceControl)]))
         let model = ServiceModel(folder: options.folder, approvals: records.approvals, audit: audit, keys: options.keys,

@@ -43,6 +43,9 @@ public struct SupervisorOptions: Sendable {
     public var control = false
     public var listen: String?
     public var tokens: String?
+    /// A trained model (`worldos train`): the outcome predictor in filtered and latent mode and
+    /// the dynamics model the surprise is measured against (nil: every call is predicted to succeed).
+    public var model: String?
     public init() {}
     /// What a supervisor started without options uses (the CLI's defaults too).
     public static let defaults = SupervisorOptions()

@@ -54,6 +54,7 @@ struct Approvals: ParsableCommand {
                 let people = required > 1 ? " (\((a["approved-by"] as? [String])?.count ?? 0) of \(required) approvals)" : ""
                 let until = Date(timeIntervalSince1970: a["expires"] as? Double ?? 0)
                 print("\(a["id"] ?? "?")  \(a["action"] ?? "?") \(params) on \(a["device"] ?? "?") (\(a["path"] ?? "?")) for \(a["context"] ?? "?"), until \(until)\(people)")
+                if let dream = (a["dream"] as? [String: Any])?["summary"] as? String { print("    \(dream)") }
             }
             return
         }
@@ -64,6 +65,7 @@ struct Approvals: ParsableCommand {
             let params = a.binding.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
             let people = a.required.map { " (\(a.approvedBy?.count ?? 0) of \($0) approvals)" } ?? ""
             print("\(a.id)  \(a.binding.action) \(params) on \(a.binding.device) (\(a.binding.path)) for \(a.binding.context), until \(a.expiresAt)\(people)")
+            if let dream = a.dream { print("    \(dream.summary)") }
         }
     }
 }

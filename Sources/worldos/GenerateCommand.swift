@@ -32,11 +32,7 @@ struct GenerateCommand: ParsableCommand {
         options.steps = steps
         options.out = out
         options.simulator = simulator
-        let summary = try Generator(options: options).run { done, all in
-            let width = 30, filled = width * done / all
-            let bar = "[" + String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled) + "] \(done)/\(all) tasks"
-            FileHandle.standardError.write(Data(((isatty(2) != 0) ? "\r" + bar + (done == all ? "\n" : "") : bar + "\n").utf8))
-        }
+        let summary = try Generator(options: options).run { done, all in progressBar(done, all, "tasks") }
         print("\(summary.tasks) tasks, \(summary.transitions) transitions in \(out) (summary.json)")
         func table(_ title: String, _ counts: [String: Int]) {
             print("\(title):")

@@ -119,7 +119,7 @@ func say(_ line: String) {
 /// One line per step for the run log; denials spelled out.
 func summary(_ r: StepReport, out: String) -> String {
     var line = "step \(r.step): \(r.posteriorNodes) nodes"
-    if let s = r.surprise { line += ", prior wrong on \(s.wrongNodes)" }
+    if let s = r.surprise { line += ", prior wrong on \(s.wrongNodes)" + (s.learned.map { String(format: ", %.1f bits of learned surprise", $0.bits) } ?? "") }
     if let e = r.observationError { line += ", observation FAILED: \(e)" }
     if let c = r.context, let o = r.outcome {
         line += "; \(c) ran \(o.proposal.task)"
@@ -146,5 +146,6 @@ func supervisorOptions(_ o: LoopOptions) -> SupervisorOptions {
     s.redaction = o.redaction
     s.profiles = o.profiles
     s.devices = o.devices
+    s.model = o.model
     return s
 }

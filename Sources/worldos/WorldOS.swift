@@ -11,7 +11,7 @@ struct WorldOS: ParsableCommand {
         One loop supervises the machine: predict its state, correct it from /proc, draw the \
         panel, pick an execution context, and run its micro-steps through the guard.
         """,
-        subcommands: [Run.self, GraphCommand.self, Step.self, Approvals.self, Approve.self, Reject.self, Audit.self, PolicyCommand.self, Ack.self, Act.self, TraceCommand.self, ReplayCommand.self, ExportCommand.self, GenerateCommand.self, TokenCommand.self, ConfigCommand.self])
+        subcommands: [Run.self, GraphCommand.self, Step.self, Approvals.self, Approve.self, Reject.self, Audit.self, PolicyCommand.self, Ack.self, Act.self, TraceCommand.self, ReplayCommand.self, ExportCommand.self, GenerateCommand.self, TrainCommand.self, EvalCommand.self, DreamCommand.self, TokenCommand.self, ConfigCommand.self])
 }
 
 /// Options shared by the commands that run the loop.
@@ -33,6 +33,9 @@ struct LoopOptions: ParsableArguments {
 
     @Option(help: "Device profiles: what hardware is and what may be done to it.")
     var profiles: String = SupervisorOptions.defaults.profiles
+
+    @Option(help: "A trained model (worldos train): it predicts every return in filtered and latent mode, and the surprise is measured against what it expects.")
+    var model: String?
 
     @Option(name: .customLong("device"), help: "A serial port to try besides the ones found (such as a simulator's pty); repeatable.")
     var devices: [String] = []

@@ -70,7 +70,7 @@ final class ExecutorTests: XCTestCase {
     }
 
     func testShadowPredictor_isComparedWithTheRealReturn() {
-        let host = SpyHost { _ in .value(7) }
+        let host = SpyHost { _ in .failure(errno: ENOENT) }
         var policy: any Guarding = ClosureGuard(log: StageLog()) { _ in true }
         var effector: any Effecting = host
         var executor = TraceExecutor()

@@ -120,7 +120,8 @@ final class LoopTests: XCTestCase {
 
     func testFilteredMode_reportsTheGapBetweenPredictedAndRealReturns() throws {
         let log = StageLog()
-        var l = try loop(log: log, estimator: LiveEstimator(), host: SpyHost { _ in .value(7) }, allow: { _ in true },
+        // The predictor says every call succeeds; the host's fail.
+        var l = try loop(log: log, estimator: LiveEstimator(), host: SpyHost { _ in .failure(errno: EACCES) }, allow: { _ in true },
                          observations: [observation(2)], mode: .filtered)
         l.executor = TraceExecutor()
         let report = try l.step()
