@@ -153,7 +153,7 @@ let package = Package(
         ]),
         .executableTarget(name: "worldos-bench", dependencies: [
             "StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "Journal", "MCAP", "Renderer",
-            "Supervisor", "WorldOSTesting", "Service", "SystemCalls",
+            "Supervisor", "WorldOSTesting", "Service", "SystemCalls", "Learning", "Estimator",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -167,7 +167,7 @@ let package = Package(
         // What the sandbox tests run under the filter (raw system calls, racing threads).
         .executableTarget(name: "sandbox-probe", dependencies: ["CSeccomp"], path: "Tests/SandboxProbe"),
 
-        .testTarget(name: "LearningTests", dependencies: ["Learning", "LoopCore", "StateGraph"]),
+        .testTarget(name: "LearningTests", dependencies: ["Learning", "LoopCore", "StateGraph", "Executor"]),
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "JSONWriter", "WorldOSTesting", "LoopCore"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",

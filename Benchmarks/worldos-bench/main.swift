@@ -17,6 +17,7 @@
 //                            frame; the panel's share of a loop step
 //   worldos-bench api        a graph query and an action through the guard over HTTP vs a plain
 //                            Hummingbird hello route in the same process
+//   worldos-bench learning   the outcome predictor's inference per micro-step vs the trivial predictor
 //   worldos-bench soak [MIN] `make soak`: worldos run at 100 Hz with 50 API clients for MIN minutes (10)
 import Foundation
 
@@ -38,6 +39,7 @@ if sections.isEmpty || sections.contains("sandbox") { try sandboxBenchmark() }
 if sections.isEmpty || sections.contains("end-to-end") { try graphCommandBenchmark(); try loopStepBenchmark() }
 if sections.isEmpty || sections.contains("panel") { try panelBenchmark() }
 if sections.isEmpty || sections.contains("api") { try apiBenchmark() }
+if sections.isEmpty || sections.contains("learning") { try learningBenchmark() }
 if sections.contains("loop-step") { try loopStepBenchmark() }
 if sections.contains("json") { try snapshotJSONBenchmark(benchGraph().snapshot()) }
 if sections.contains("gpio") { try gpioBenchmark() }

@@ -21,14 +21,14 @@ struct CountModel: Codable, Equatable, Sendable {
     }
 
     /// The base distribution: every label seen, with one more count each, and one for unseen.
-    func base(_ label: String) -> Double {
-        let total = labels.values.reduce(0, +) + labels.count + 1
-        return Double((labels[label] ?? 0) + 1) / Double(total)
-    }
+    func base(_ label: String) -> Double { base(label, total: baseTotal) }
+
+    private var baseTotal: Int { labels.values.reduce(0, +) + labels.count + 1 }
+    private func base(_ label: String, total: Int) -> Double { Double((labels[label] ?? 0) + 1) / Double(total) }
 
     /// P(label | features).
     func probability(_ label: String, _ features: [String]) -> Double {
-        score(label, found(features))
+        score(label, found(features), total: baseTotal)
     }
 
     /// The counts at each level for these features, coarsest first, with their totals.
@@ -38,8 +38,8 @@ struct CountModel: Codable, Equatable, Sendable {
         }
     }
 
-    private func score(_ label: String, _ found: [(seen: [String: Int], total: Int)]) -> Double {
-        var p = base(label)
+    private func score(_ label: String, _ found: [(seen: [String: Int], total: Int)], total: Int) -> Double {
+        var p = base(label, total: total)
         for (seen, total) in found {
             p = (Double(seen[label] ?? 0) + Double(seen.count) * p) / Double(total + seen.count)
         }
@@ -49,8 +49,8 @@ struct CountModel: Codable, Equatable, Sendable {
     /// The whole distribution over the labels ever seen (and the unseen rest), most likely
     /// first; ties go to the label first in code-point order, so a prediction is deterministic.
     func distribution(_ features: [String]) -> [(label: String, probability: Double)] {
-        let levels = found(features)
-        var out = labels.keys.map { ($0, score($0, levels)) }
+        let levels = found(features), total = baseTotal
+        var out = labels.keys.map { ($0, score($0, levels, total: total)) }
         let rest = 1 - out.reduce(0) { $0 + $1.1 }
         if rest > 0 { out.append((Self.unseen, rest)) }
         return out.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
@@ -58,10 +58,10 @@ struct CountModel: Codable, Equatable, Sendable {
 
     /// The most likely label and its probability.
     func best(_ features: [String]) -> (label: String, probability: Double) {
-        let levels = found(features)
+        let levels = found(features), total = baseTotal
         var top = (label: Self.unseen, probability: -1.0)
         for label in labels.keys {
-            let p = score(label, levels)
+            let p = score(label, levels, total: total)
             if p > top.probability || (p == top.probability && label < top.label) { top = (label, p) }
         }
         return top

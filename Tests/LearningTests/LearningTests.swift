@@ -1,3 +1,4 @@
+import Executor
 import Foundation
 import Learning
 import LoopCore
@@ -171,5 +172,37 @@ final class LearningTests: XCTestCase {
         XCTAssertEqual(quiet.after, "task")
         let odd = model.surprise(of: GraphDelta([.removeNode(.process(pid: 4, startTime: 5))]), after: Self.sessions[0].transitions[1].outcome)
         XCTAssertEqual(Array(odd.unexpected.keys), ["-process"], "never seen: as unlikely as the model can say")
+    }
+
+    // MARK: in the executor
+
+    /// Allows everything, and keeps what the executor told it of predictions.
+    struct NotingGuard: Guarding {
+        var noted: [(String, Double)] = []
+        mutating func decide(_ call: ResolvedCall, context: Node, held: Holdings, at now: Instant) -> Decision { .allow(rule: "test") }
+        mutating func recordOutcome(_ call: ResolvedCall, context: String, result: CallResult, at now: Instant) {}
+        mutating func notePrediction(_ call: ResolvedCall, context: String, result: CallResult, probability: Double, at now: Instant) {
+            noted.append((call.op.rawValue, probability))
+        }
+    }
+
+    final class Host: Effecting {
+        func perform(_ call: ResolvedCall) -> CallResult { call.op == .open ? .failure(errno: EACCES) : .value(0) }
+    }
+
+    func testShadowingTheHost_everyReturnGetsItsProbability_andTheGuardHearsOfIt() throws {
+        let learner = LearnedPredictor(Trainer.train(Self.sessions, holdout: 0))
+        var policy: any Guarding = NotingGuard()
+        var host: any Effecting = Host()
+        var executor = TraceExecutor()
+        let context = Node(id: .context("task"), kind: .executionContext, partition: .context("task"))
+        let outcome = executor.execute(Proposal(context: "task", task: "read-data", steps: [MicroStep(.open, ["path": .string("/d/data-1.txt")])]),
+                                       context: context, held: [], guard: &policy, effector: &host, shadow: learner, at: Instant(nanoseconds: 0))
+        let p = try XCTUnwrap(outcome.steps[0].probability)
+        XCTAssertLessThan(p, 0.05, "EACCES from a data file is unlike anything trained on")
+        XCTAssertEqual(outcome.predictionMisses, 1)
+        XCTAssertEqual((policy as? NotingGuard)?.noted.map(\.0), ["open"])
+        XCTAssertEqual((policy as? NotingGuard)?.noted.first?.1, p)
+        XCTAssertEqual(learner.learned, 1)
     }
 }
