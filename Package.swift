@@ -143,7 +143,7 @@ let package = Package(
         // generated traces (tasks planned over the benches, run on the supervisor).
         .target(name: "Traces", dependencies: [
             "StateGraph", "LoopCore", "Estimator", "Scheduler", "Executor", "Guard", "Renderer", "DataEngine", "Devices",
-            "Journal", "MCAP", "Attached", "Benches", "Supervisor", "SystemCalls",
+            "Journal", "MCAP", "Attached", "Benches", "Supervisor", "SystemCalls", "Learning",
         ]),
         // Test twins: manual clock and fakes of every stage, siblings of the real ones.
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "DevicePorts"]),
@@ -153,7 +153,7 @@ let package = Package(
         ]),
         .executableTarget(name: "worldos-bench", dependencies: [
             "StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "Journal", "MCAP", "Renderer",
-            "Supervisor", "WorldOSTesting", "Service", "SystemCalls", "Learning", "Estimator",
+            "Supervisor", "WorldOSTesting", "Service", "SystemCalls", "Learning", "Estimator", "Traces",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@ import Foundation
 import Learning
 import LoopCore
 import StateGraph
+import Traces
 
 /// The outcome predictor's inference per micro-step (predict, then take in the return) against
 /// the trivial predictor on the same calls, trained on 200 recorded-shape sessions of 60 calls.
@@ -58,4 +59,14 @@ func learningBenchmark() throws {
     print("learning (outcome predictor: \(model.sources.count) sessions, \(model.trainedOn.map(\.transitions).reduce(0, +)) transitions trained on)")
     print(String(format: "  inference per micro-step:          %6.2f µs  (trivial predictor %5.2f µs, %.0f×; goal ≤ 5 µs: %@)",
                  ours, floor, ours / max(floor, 0.001), ours <= 5 ? "met" : "NOT MET"))
+}
+
+/// The grounded arithmetic probe: sums computed by real processes, and the same tasks dreamed.
+func probeBenchmark() throws {
+    let root = NSTemporaryDirectory() + "worldos-probe-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    let r = try ArithmeticProbe.run(in: root, count: 30)
+    print("arithmetic probe (\(r.sums.count) sums through dash and expr, then the same tasks dreamed)")
+    print(String(format: "  executed: %5.1f%% exact   dreamed: %5.1f%% exact (the dream's answers: %@)",
+                 r.realAccuracy * 100, r.dreamAccuracy * 100, Set(r.dreamed).sorted().prefix(4).joined(separator: ", ")))
 }

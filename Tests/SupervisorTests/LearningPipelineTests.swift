@@ -4,6 +4,7 @@ import Guard
 import Learning
 import LoopCore
 import Supervisor
+import Traces
 import WorldOSTesting
 import XCTest
 
@@ -134,5 +135,18 @@ final class LearningPipelineTests: XCTestCase {
         XCTAssertNotNil(surprise, "filtered mode with a model measures the learned surprise")
         let listed = try runWorldOS(["approvals", "--out", out])
         XCTAssertTrue(listed.stdout.contains("    DREAM (model "), listed.stdout)
+    }
+
+    func testArithmeticProbe_executedSumsAreExact_dreamedOnesAreTheModelsGuess() throws {
+        let root = try temporaryDirectory("probe")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let r = try ArithmeticProbe.run(in: root, count: 12, seed: 3, profiles: repositoryRoot.appendingPathComponent("Devices").path)
+        XCTAssertEqual(r.real, r.sums.map { "\($0.a + $0.b)" }, "a real process computed every sum")
+        XCTAssertEqual(r.realAccuracy, 1)
+        XCTAssertEqual(r.dreamed.count, 12)
+        XCTAssertEqual(Set(r.dreamed).count, 1, "a dream says what such a read usually returned, one answer for all: \(r.dreamed)")
+        XCTAssertTrue(r.real.contains(r.dreamed[0]), "a sum it saw")
+        XCTAssertLessThan(r.dreamAccuracy, 0.5)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/dream/trace.jsonl"))
     }
 }
