@@ -160,14 +160,14 @@ let package = Package(
         ], path: "Benchmarks/worldos-bench"),
 
         // Fuzz targets for every parser (`make fuzz`; their corpora replay in `make test`).
-        .target(name: "FuzzTargets", dependencies: ["DataEngine", "Devices", "Guard", "HostAdapter", "DevicePorts", "Journal", "LoopCore", "MCAP", "Supervisor", "Benches"],
+        .target(name: "FuzzTargets", dependencies: ["DataEngine", "Devices", "Guard", "HostAdapter", "DevicePorts", "Journal", "LoopCore", "MCAP", "Supervisor", "Benches", "Learning"],
                 path: "Tests/Fuzz/Targets"),
         .executableTarget(name: "worldos-fuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Main"),
 
         // What the sandbox tests run under the filter (raw system calls, racing threads).
         .executableTarget(name: "sandbox-probe", dependencies: ["CSeccomp"], path: "Tests/SandboxProbe"),
 
-        .testTarget(name: "LearningTests", dependencies: ["Learning", "LoopCore", "StateGraph", "Executor"]),
+        .testTarget(name: "LearningTests", dependencies: ["Learning", "LoopCore", "StateGraph", "Executor", "Benches"]),
         .testTarget(name: "StateGraphTests", dependencies: ["StateGraph", "JSONWriter", "WorldOSTesting", "LoopCore"]),
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",

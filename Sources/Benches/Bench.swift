@@ -11,6 +11,8 @@ public struct Bench: Sendable {
         public var priority: Int64
         public var intervalMilliseconds: Int64
         public var tasks: [(name: String, steps: [MicroStep])]
+        /// The macros each task calls (by task name), where they expand.
+        public var macros: [String: [MacroUse]] = [:]
         /// A real program run as this context under the seccomp filter (absolute path, arguments).
         public var program: [String]? = nil
         /// The user it runs as (uid, gid), from `user: nobody` or `user: 65534:65534`.
@@ -29,7 +31,17 @@ public struct Bench: Sendable {
 
     static func parse(_ root: ConfigNode) throws(ConfigError) -> Bench {
         var bench = Bench(file: root.file, contexts: [])
-        for (key, value) in try root.mapping(allowed: ["version", "contexts"], required: ["version", "contexts"]) {
+        let entries = try root.mapping(allowed: ["version", "macros", "contexts"], required: ["version", "contexts"])
+        // The macro library first: the tasks below call it.
+        var library = MacroLibrary()
+        if let node = entries.first(where: { $0.key == "macros" })?.value {
+            let named = try node.string()
+            // A relative name is the bench file's neighbour.
+            let folder = root.file.lastIndex(of: "/").map { String(root.file[..<$0]) } ?? "."
+            let path = named.hasPrefix("/") ? named : folder + "/" + named
+            library = try MacroLibrary.load(file: path)
+        }
+        for (key, value) in entries where key != "macros" {
             if key == "version" { _ = try value.int(in: 1...1); continue }
             for (name, body) in try value.namedEntries(what: "context") {
                 var context = Context(name: name, priority: 0, intervalMilliseconds: 1000, tasks: [])
@@ -46,7 +58,9 @@ public struct Bench: Sendable {
                     case "user": context.user = try user(v)
                     default:
                         for (task, steps) in try v.namedEntries(what: "task") {
-                            context.tasks.append((task, try parseSteps(steps)))
+                            let (expanded, uses) = try parseSteps(steps, macros: library)
+                            context.tasks.append((task, expanded))
+                            if !uses.isEmpty { context.macros[task] = uses }
                         }
                     }
                 }
@@ -72,12 +86,24 @@ public struct Bench: Sendable {
         return (entry.pointee.pw_uid, entry.pointee.pw_gid)
     }
 
-    static func parseSteps(_ node: ConfigNode) throws(ConfigError) -> [MicroStep] {
+    /// A task's steps, each macro call expanded in place. `$N` counts the entries as written: a
+    /// macro's return is its last step's.
+    static func parseSteps(_ node: ConfigNode, macros: MacroLibrary = MacroLibrary()) throws(ConfigError) -> (steps: [MicroStep], uses: [MacroUse]) {
         let entries = try node.sequence()
         if entries.isEmpty { throw node.error("a task needs at least one micro-step") }
         var steps: [MicroStep] = []
+        var uses: [MacroUse] = []
+        // Where each entry as written ends among the expanded steps.
+        var ends: [Int] = []
         for (index, entry) in entries.enumerated() {
-            let ops = try entry.mapping(allowed: MicroOp.allCases.map(\.rawValue))
+            if let call = try? entry.mapping(allowed: ["macro"]), let (_, argsNode) = call.first {
+                let (use, expanded) = try macros.expand(argsNode, at: steps.count)
+                uses.append(use)
+                steps += expanded
+                ends.append(steps.count - 1)
+                continue
+            }
+            let ops = try entry.mapping(allowed: MicroOp.allCases.map(\.rawValue) + ["macro"])
             guard ops.count == 1, let (opName, argsNode) = ops.first, let op = MicroOp(rawValue: opName) else {
                 throw entry.error("each micro-step is one operation, such as `open: { path: /proc/loadavg }`")
             }
@@ -94,7 +120,7 @@ public struct Bench: Sendable {
                         throw value.error("$\(n) refers to step \(n), which does not run before step \(index)", hint: "refer only to earlier steps")
                     }
                     guard type == .int else { throw value.error("\(name) takes a \(type.rawValue), not a step's return") }
-                    args[name] = .result(of: n, field: field)
+                    args[name] = .result(of: ends[n], field: field)
                 } else if type == .int {
                     guard value.isInteger, let v = Int64(text) else { throw value.error("\(name) must be a whole number, not \"\(text)\"") }
                     if op == .read, name == Parameter.count.rawValue, !(0...MicroOp.maximumReadCount).contains(v) {
@@ -109,8 +135,9 @@ public struct Bench: Sendable {
                 }
             }
             steps.append(MicroStep(op, args))
+            ends.append(steps.count - 1)
         }
-        return steps
+        return (steps, uses)
     }
 }
 
@@ -118,16 +145,20 @@ public struct Bench: Sendable {
 /// replaces this behind the same protocol.
 public struct ScriptedProposer: Proposing {
     private let tasks: [String: [(name: String, steps: [MicroStep])]]
+    private let macros: [String: [String: [MacroUse]]]
     private var next: [String: Int] = [:]
 
     public init(bench: Bench) {
         tasks = Dictionary(uniqueKeysWithValues: bench.contexts.map { ($0.name, $0.tasks) })
+        macros = Dictionary(uniqueKeysWithValues: bench.contexts.map { ($0.name, $0.macros) })
     }
 
     public mutating func propose(for context: String, posterior: Posterior, at now: Instant) -> Proposal? {
         guard let list = tasks[context], !list.isEmpty else { return nil }
         let i = next[context, default: 0]
         next[context] = (i + 1) % list.count
-        return Proposal(context: context, task: list[i].name, steps: list[i].steps)
+        var proposal = Proposal(context: context, task: list[i].name, steps: list[i].steps)
+        proposal.macros = macros[context]?[list[i].name]
+        return proposal
     }
 }

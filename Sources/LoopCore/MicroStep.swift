@@ -340,9 +340,22 @@ public struct Proposal: Hashable, Codable, Sendable {
     public var context: String
     public var task: String
     public var steps: [MicroStep]
-    public init(context: String, task: String, steps: [MicroStep]) {
+    /// The macros the task called, where each expanded (nil: none).
+    public var macros: [MacroUse]?
+    public init(context: String, task: String, steps: [MicroStep], macros: [MacroUse]? = nil) {
         self.context = context
         self.task = task
         self.steps = steps
+        self.macros = macros
     }
+}
+
+/// A macro a task called (level 1): its name, the first step it expanded to and how many; what
+/// it saved is the steps the task did not spell out (all but one).
+public struct MacroUse: Hashable, Codable, Sendable {
+    public var name: String
+    public var first: Int
+    public var steps: Int
+    public var saved: Int { steps - 1 }
+    public init(name: String, first: Int, steps: Int) { (self.name, self.first, self.steps) = (name, first, steps) }
 }

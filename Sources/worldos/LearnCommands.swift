@@ -19,6 +19,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Where the model goes.") var to: String = ".worldos/model.json"
     @Option(help: "The seed the held-out split follows from.") var seed: UInt64 = 1
     @Option(help: "The share of sessions held out for evaluation (0 trains on all).") var holdout: Double = 0.2
+    @Option(help: "Where the mined macro library goes (a bench names it with macros: FILE; default: macros.yaml beside the model).") var macros: String?
 
     func validate() throws {
         guard (0..<1).contains(holdout) else { throw ValidationError("--holdout must be at least 0 and below 1") }
@@ -29,6 +30,10 @@ struct TrainCommand: ParsableCommand {
         do { sessions = try Session.all(at: traces) } catch { throw CLIFailure("\(error)") }
         let model = Trainer.train(sessions, seed: seed, holdout: holdout) { done, all in progressBar(done, all, "sessions") }
         do { try model.write(to: to) } catch { throw CLIFailure("\(error)") }
+        let mined = MacroMiner.mine(sessions.filter { !Session.isHeldOut($0.name, seed: seed, share: holdout) })
+        let macros = self.macros ?? URL(fileURLWithPath: to).deletingLastPathComponent().appendingPathComponent("macros.yaml").path
+        do { try MacroMiner.yaml(mined, from: traces).write(toFile: macros, atomically: true, encoding: .utf8) } catch { throw CLIFailure("\(macros): \(error)") }
+        print("\(macros): \(mined.count) macros mined" + (mined.isEmpty ? "" : ": " + mined.prefix(5).map { "\($0.name) (\($0.sessions) sessions)" }.joined(separator: ", ")))
         let held = model.sources.filter(\.heldOut).count
         print("\(to): trained on \(sessions.count - held) sessions (\(model.trainedOn.map(\.transitions).reduce(0, +)) transitions), \(held) held out for worldos eval")
     }

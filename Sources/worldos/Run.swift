@@ -122,7 +122,7 @@ func summary(_ r: StepReport, out: String) -> String {
     if let s = r.surprise { line += ", prior wrong on \(s.wrongNodes)" + (s.learned.map { String(format: ", %.1f bits of learned surprise", $0.bits) } ?? "") }
     if let e = r.observationError { line += ", observation FAILED: \(e)" }
     if let c = r.context, let o = r.outcome {
-        line += "; \(c) ran \(o.proposal.task)"
+        line += "; \(c) ran \(o.proposal.task)" + (o.proposal.macros ?? []).map { " (macro \($0.name): \($0.steps) steps, \($0.saved) not spelled out)" }.joined()
         for s in o.steps where s.status == .denied {
             guard let d = s.decision else { continue }
             switch d {

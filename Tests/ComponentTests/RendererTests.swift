@@ -38,6 +38,19 @@ final class RendererTests: XCTestCase {
         XCTAssertTrue(row.contains(0xff5a5a))
     }
 
+    func testAnApprovalsDream_isShownUnderIt_andADreamsPanelSaysSo() throws {
+        var p = try posterior()
+        try p.graph.apply(GraphDelta([.addNode(Node(id: NodeID("approval:00000000000000aa"), kind: .approval, projected: true, attributes: [
+            "action": .string("relay.energise"), "device": .string("bench-bridge:SIM-1"), "context": .string("op"), "risk": .string("irreversible-physical"),
+            "dream": .string("DREAM (model m.json, confidence 0.97): scpi-ok 97%, EIO 3%"),
+        ]))]))
+        var renderer = try PanelRenderer(width: 1000, height: 400, mode: .real)
+        let frame = renderer.render(p, at: Instant(nanoseconds: 0))
+        XCTAssertEqual(frame.semantics.filter { $0.role == "approval-dream" }.map(\.label), ["DREAM (model m.json, confidence 0.97): scpi-ok 97%, EIO 3%"])
+        var dreaming = try PanelRenderer(width: 1000, height: 400, mode: .latent)
+        XCTAssertTrue(dreaming.render(p, at: Instant(nanoseconds: 0)).semantics.first?.label.contains("DREAM (latent): not the machine") == true)
+    }
+
     func testALatchedFault_isARedBannerAboveEverythingElse() throws {
         var p = try posterior()
         var renderer = try PanelRenderer(width: 1000, height: 400, mode: .real)

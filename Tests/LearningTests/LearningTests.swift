@@ -1,3 +1,4 @@
+import Benches
 import Executor
 import Foundation
 import Learning
@@ -20,9 +21,12 @@ final class LearningTests: XCTestCase {
 
     static func open(_ path: String, mode: String = "read") -> ResolvedCall { ResolvedCall(.open, ["path": .string(path), "mode": .string(mode)]) }
 
-    static func transition(_ step: Int, task: String, _ calls: [(ResolvedCall, CallResult)], observed: GraphDelta = GraphDelta()) -> Transition {
+    /// `proposed`: the steps as the bench wrote them (default: each call's arguments as written).
+    static func transition(_ step: Int, task: String, _ calls: [(ResolvedCall, CallResult)], observed: GraphDelta = GraphDelta(),
+                           proposed: [MicroStep]? = nil) -> Transition {
         let steps = calls.enumerated().map { i, c in
-            StepOutcome(index: i, step: MicroStep(c.0.op, [:]), call: c.0, decision: .allow(rule: "test"), status: .performed(c.1))
+            let written = proposed?[i] ?? MicroStep(c.0.op, c.0.args.mapValues { $0.int.map(Argument.int) ?? .string($0.string ?? "") })
+            return StepOutcome(index: i, step: written, call: c.0, decision: .allow(rule: "test"), status: .performed(c.1))
         }
         let outcome = ActionOutcome(proposal: Proposal(context: "task", task: task, steps: steps.map(\.step)), steps: steps)
         return Transition(step: step, mode: .real, time: Instant(nanoseconds: UInt64(step)), observedNodes: 1, racedEntries: 0,
@@ -43,7 +47,8 @@ final class LearningTests: XCTestCase {
                 (open("\(root)/data-\(n % 3).txt"), .value(fd)),
                 (ResolvedCall(.read, ["fd": .int(fd), "count": .int(64)]), .value(9, data: Array("line \(n)\n".utf8))),
                 (ResolvedCall(.close, ["fd": .int(fd)]), .value(0)),
-            ]))
+            ], proposed: [MicroStep(.open, ["path": .string("\(root)/data-\(n % 3).txt"), "mode": .string("read")]),
+                          MicroStep(.read, ["fd": .result(of: 0), "count": .int(64)]), MicroStep(.close, ["fd": .result(of: 0)])]))
             // Observed at this step: what the read-data step before it left.
             transitions.append(transition(transitions.count, task: "read-missing", [(open("\(root)/missing-\(n % 5).txt"), .failure(errno: ENOENT))],
                                           observed: added))
@@ -204,5 +209,60 @@ final class LearningTests: XCTestCase {
         XCTAssertEqual((policy as? NotingGuard)?.noted.map(\.0), ["open"])
         XCTAssertEqual((policy as? NotingGuard)?.noted.first?.1, p)
         XCTAssertEqual(learner.learned, 1)
+    }
+}
+
+/// The macro library: mined from sessions, written as YAML a bench names, expanded where a task
+/// calls it, recorded in the proposal.
+final class MacroTests: XCTestCase {
+    func testMined_fragmentsRunInSeveralSessions_withTheirStringsAsParameters() {
+        let macros = MacroMiner.mine(LearningTests.sessions, least: 3)
+        let names = macros.map(\.name)
+        XCTAssertEqual(names.first, "open-read-close", "\(names)")
+        let first = macros[0]
+        XCTAssertEqual(first.parameters, ["path"], "the open's mode is what it does, kept as written")
+        XCTAssertEqual(first.steps.map(\.description), [#"open(mode: "read", path: "{path}")"#, "read(count: 64, fd: $0)", "close(fd: $0)"])
+        XCTAssertEqual(first.sessions, 30)
+        XCTAssertFalse(names.contains("open-read"), "a fragment only ever run inside a longer one is the longer one")
+    }
+
+    func testABench_callsAMinedMacro_andItsStepsAreThereForTheGuard() throws {
+        let folder = NSTemporaryDirectory() + "worldos-macros-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try MacroMiner.yaml(MacroMiner.mine(LearningTests.sessions), from: "tests").write(toFile: folder + "/macros.yaml", atomically: true, encoding: .utf8)
+        let text = """
+            version: 1
+            macros: macros.yaml
+            contexts:
+              reader:
+                interval-ms: 0
+                tasks:
+                  read-twice:
+                    - macro: { name: open-read-close, path: /etc/hostname }
+                    - open: { path: /etc/hostname }
+                    - read: { fd: $1, count: 8 }
+            """
+        try text.write(toFile: folder + "/bench.yaml", atomically: true, encoding: .utf8)
+        let bench = try Bench.load(file: folder + "/bench.yaml")
+        let task = try XCTUnwrap(bench.contexts.first?.tasks.first)
+        XCTAssertEqual(task.steps.map(\.description), [#"open(mode: "read", path: "/etc/hostname")"#, "read(count: 64, fd: $0)", "close(fd: $0)",
+                                                       #"open(path: "/etc/hostname")"#, "read(count: 8, fd: $3)"], "$1 is the second entry as written")
+        var proposer = ScriptedProposer(bench: bench)
+        let proposal = try XCTUnwrap(proposer.propose(for: "reader", posterior: Posterior(step: 0, graph: Graph(), surprise: nil, observedAt: nil),
+                                                      at: Instant(nanoseconds: 0)))
+        XCTAssertEqual(proposal.macros, [MacroUse(name: "open-read-close", first: 0, steps: 3)])
+        XCTAssertEqual(proposal.macros?.first?.saved, 2)
+
+        for (call, message) in [("{ name: nothing }", "no macro nothing in \(folder)/macros.yaml"), ("{ name: open-read-close }", "macro open-read-close needs path"),
+                                ("{ name: open-read-close, path: /x, mode: write }", "macro open-read-close takes no mode")] {
+            let bad = text.replacingOccurrences(of: "{ name: open-read-close, path: /etc/hostname }", with: call)
+            XCTAssertThrowsError(try Bench.parse(bad, file: folder + "/bench.yaml")) { error in
+                XCTAssertTrue("\(error)".hasPrefix("\(folder)/bench.yaml:8:"), "\(error)")
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+        try "version: 1\nmacros:\n  m:\n    parameters: []\n    steps:\n      - open: { path: \"{where}\" }\n".write(toFile: folder + "/macros.yaml", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Bench.load(file: folder + "/bench.yaml")) { XCTAssertTrue("\($0)".contains("macro m uses {where}, which is not one of its parameters"), "\($0)") }
     }
 }

@@ -149,4 +149,54 @@ final class LearningPipelineTests: XCTestCase {
         XCTAssertLessThan(r.dreamAccuracy, 0.5)
         XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/dream/trace.jsonl"))
     }
+
+    /// A macro is no way around the guard: it expands into steps decided one by one, so one that
+    /// opens a denied file is denied as the open alone would be, whatever the library says.
+    func testAMacro_opensNothingThePolicyDenies() throws {
+        let root = try temporaryDirectory("macro-attack")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try write("""
+            version: 1
+            macros:
+              harmless-looking:
+                parameters: [where]
+                steps:
+                  - open: { path: "{where}" }
+                  - read: { fd: $0, count: 64 }
+            """, to: root + "/macros.yaml")
+        try write("""
+            version: 1
+            macros: macros.yaml
+            contexts:
+              task:
+                interval-ms: 0
+                tasks:
+                  peek:
+                    - macro: { name: harmless-looking, where: /etc/../etc/shadow }
+            """, to: root + "/bench.yaml")
+        try write("""
+            version: 1
+            contexts:
+              task:
+                deny:
+                  - op: open
+                    path: /etc/shadow
+                    reason: credentials
+                allow:
+                  - op: open
+                    path: /etc/*
+                  - op: [read, close]
+            """, to: root + "/policy.yaml")
+        var settings = SupervisorOptions()
+        (settings.bench, settings.policy, settings.out, settings.keys) = (root + "/bench.yaml", root + "/policy.yaml", root + "/run", root + "/keys")
+        (settings.profiles, settings.redaction) = (repositoryRoot.appendingPathComponent("Devices").path, root + "/none.yaml")
+        var session = try Supervisor.start(settings)
+        var outcome: ActionOutcome?
+        _ = try Supervisor.run(&session.loop, steps: 1, interval: .zero) { outcome = $0.outcome ?? outcome }
+        let steps = try XCTUnwrap(outcome).steps
+        XCTAssertEqual(steps[0].status, .denied)
+        XCTAssertEqual(steps[0].decision?.reason, "credentials")
+        XCTAssertEqual(steps[1].status, .skipped(reason: "step 0 did not return a value"))
+        XCTAssertEqual(outcome?.proposal.macros, [MacroUse(name: "harmless-looking", first: 0, steps: 2)], "the trace says the macro ran")
+    }
 }

@@ -151,7 +151,7 @@ final class BenchParsingTests: XCTestCase {
 
     func testMalformedSteps_areRejectedPrecisely() {
         XCTAssertEqual(message("        - launch: { path: /x }\n"),
-                       "b.yaml:6:11: contexts.c.tasks.t[0]: unknown key \"launch\" (expected one of: \(MicroOp.allCases.map(\.rawValue).joined(separator: ", ")))")
+                       "b.yaml:6:11: contexts.c.tasks.t[0]: unknown key \"launch\" (expected one of: \(MicroOp.allCases.map(\.rawValue).joined(separator: ", ")), macro)")
         XCTAssertEqual(message("        - read: { fd: $1, count: 1 }\n        - close: { fd: 3 }\n"),
                        "b.yaml:6:23: contexts.c.tasks.t[0].read.fd: $1 refers to step 1, which does not run before step 0 (refer only to earlier steps)")
         XCTAssertEqual(message("        - read: { fd: 3, count: 99999999 }\n"),

@@ -6,6 +6,7 @@ import Foundation
 import Guard
 import HostAdapter
 import Journal
+import Learning
 import LoopCore
 import MCAP
 import Supervisor
@@ -16,7 +17,7 @@ import Supervisor
 /// corpora (Tests/Fuzz/corpus/TARGET) are also replayed by `make test` (FuzzCorpusTests).
 public enum FuzzTargets {
     public static let names = ["policy", "profile", "bench", "redaction-rules", "scpi", "mcap", "mcap-repair",
-                               "trace-json", "approval-json", "audit-log", "redactor", "evdev"]
+                               "trace-json", "approval-json", "audit-log", "redactor", "evdev", "model", "macro-library"]
 
     /// A scratch file for the targets that read files, in memory when /dev/shm is there.
     static let scratch: String = {
@@ -81,6 +82,16 @@ public enum FuzzTargets {
                 }
                 rest = rest.dropFirst(cut)
             }
+        case "model":
+            // A model that loads is used: a prediction and a preview from whatever it holds.
+            guard let model = try? Model.read(from: file(bytes)) else { return }
+            let predictor = LearnedPredictor(model)
+            predictor.begin(Proposal(context: "fuzz", task: "t", steps: []))
+            let call = ResolvedCall(.read, ["fd": .int(3), "count": .int(16)])
+            _ = predictor.observe(predictor.perform(call), of: call, real: false)
+            _ = predictor.preview(ResolvedCall(.act, ["device": .string("d"), "action": .string("a")]), context: "fuzz")
+        case "macro-library":
+            _ = try? MacroLibrary.load(file: file(bytes))
         default:
             fatalError("no fuzz target \(name); the targets are \(names.joined(separator: ", "))")
         }
