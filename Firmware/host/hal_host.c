@@ -8,7 +8,7 @@
      its voltage divided by 6 onto ADC channel 1.
    --speed N runs the physics N times faster than real time (the watchdog stays in real time).
    Faults, for the task generator (`worldos generate`): replies delayed, bytes lost at random
-   (seeded, so a run is reproducible), a relay stuck where it is. */
+   (seeded, so a run is reproducible), a relay stuck where it is, a heater element cut. */
 #define _GNU_SOURCE
 #include "hal_host.h"
 
@@ -29,7 +29,9 @@ static double temperature = 25.0;
 static int32_t axis = 100;
 static uint16_t supply_mv, supply_limit_ma;
 static uint8_t supply_on;
-static struct hal_host_faults faults = {.stuck_relay = -1};
+static struct hal_host_faults faults = {.stuck_relay = -1, .cut_heater_s = -1};
+/* Simulated seconds since start. */
+static double simulated_s;
 static uint32_t fault_random = 1;
 
 #define AMBIENT 25.0
@@ -72,8 +74,10 @@ static void physics(void) {
     physics_at = now;
     while (seconds > 0) {
         double dt = seconds > 0.5 ? 0.5 : seconds;
-        double watts = HEATER_WATTS * heater_percent / 100.0 - LOSS_W_PER_K * (temperature - AMBIENT);
+        int cut = faults.cut_heater_s >= 0 && simulated_s >= faults.cut_heater_s;
+        double watts = (cut ? 0.0 : HEATER_WATTS * heater_percent / 100.0) - LOSS_W_PER_K * (temperature - AMBIENT);
         temperature += watts / HEAT_CAPACITY_J_PER_K * dt;
+        simulated_s += dt;
         seconds -= dt;
     }
 }

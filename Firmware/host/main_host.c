@@ -3,7 +3,8 @@
      bench-bridge-sim --connect PATH   serve a Unix socket someone else listens on (QEMU's FTDI chardev)
    Options: --serial SN (default SIM-0001), --speed N (physics N× real time); faults for the task
    generator: --slow MS (delay every reply), --drop PERCENT (lose a byte of replies at random),
-   --seed N (of the drops), --stuck-relay N (relay N ignores every set).
+   --seed N (of the drops), --stuck-relay N (relay N ignores every set), --cut-heater S (the heater's
+   element breaks after S simulated seconds: its power reads as set, and it no longer heats).
    Serves until killed; SIGTERM and SIGINT end it cleanly. */
 #define _GNU_SOURCE
 #include "../src/bridge.h"
@@ -24,14 +25,14 @@ static volatile sig_atomic_t stopping;
 static void stop(int signal) { (void)signal; stopping = 1; }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench-bridge-sim [--connect SOCKET] [--serial SN] [--speed N] [--slow MS] [--drop PERCENT] [--seed N] [--stuck-relay N]\n");
+    fprintf(stderr, "usage: bench-bridge-sim [--connect SOCKET] [--serial SN] [--speed N] [--slow MS] [--drop PERCENT] [--seed N] [--stuck-relay N] [--cut-heater S]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     const char *connect_path = NULL, *serial = "SIM-0001";
     double speed = 1.0;
-    struct hal_host_faults faults = {.stuck_relay = -1};
+    struct hal_host_faults faults = {.stuck_relay = -1, .cut_heater_s = -1};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--connect") == 0 && i + 1 < argc) connect_path = argv[++i];
         else if (strcmp(argv[i], "--serial") == 0 && i + 1 < argc) serial = argv[++i];
@@ -40,6 +41,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--drop") == 0 && i + 1 < argc) { int p = atoi(argv[++i]); if (p < 0 || p > 100) usage(); faults.drop_percent = (unsigned)p; }
         else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) faults.seed = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--stuck-relay") == 0 && i + 1 < argc) faults.stuck_relay = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--cut-heater") == 0 && i + 1 < argc) { faults.cut_heater_s = atof(argv[++i]); if (faults.cut_heater_s < 0) usage(); }
         else usage();
     }
     int fd, keep_slave = -1;

@@ -139,6 +139,26 @@ final class SerialTests: XCTestCase {
         XCTAssertEqual(try scpi.number("MEAS:CURR?"), 1.2)
     }
 
+    func testACutHeaterElement_readsAsOn_butTheTemperatureFallsBackToTheRoom() throws {
+        // 100× real time: the element breaks 60 simulated seconds (0.6 s) after the start.
+        let scpi = try instrument(try simulator(["--speed", "100", "--cut-heater", "60"]))
+        try scpi.checked("HEAT:POW 100")
+        usleep(250_000)
+        let heated = try scpi.number("MEAS:TEMP?")
+        XCTAssertGreaterThan(heated, 30, "it heated before the cut")
+        // 400 simulated seconds: the element has been cut a long time. Asking every half second
+        // keeps the firmware's watchdog from driving the heater off.
+        var after = heated
+        for _ in 0..<8 {
+            usleep(500_000)
+            after = try scpi.number("MEAS:TEMP?")
+        }
+        XCTAssertEqual(try scpi.number("HEAT:POW?"), 100, "the power still reads as set")
+        XCTAssertLessThan(after, heated, "cooling with the output full on")
+        XCTAssertLessThan(after, 33, "back toward the room (without the cut it would be near 100 °C)")
+        XCTAssertGreaterThanOrEqual(after, 24.5)
+    }
+
     func testAxis_stopsAtItsLimit_andSaysSo() throws {
         let scpi = try instrument(try simulator())
         try scpi.checked("AXIS:MOVE -150")
