@@ -20,7 +20,7 @@ func learningBenchmark() throws {
         default: return (ResolvedCall(.spawn, ["path": .string("/usr/bin/true")]), .value(Int64(4000 + i)))
         }
     }
-    func session(_ n: Int) -> Session {
+    func session(_ n: Int) -> TraceSession {
         let transitions = (0..<20).map { t in
             let steps = (0..<3).map { k in
                 let (c, r) = call(t * 3 + k, session: n)
@@ -31,7 +31,7 @@ func learningBenchmark() throws {
                               outcome: ActionOutcome(proposal: Proposal(context: "bench", task: "t\(t % 5)", steps: steps.map(\.step)), steps: steps),
                               nodeCount: 0)
         }
-        return Session(name: "s\(n)", sha256: "\(n)", transitions: transitions)
+        return TraceSession(name: "s\(n)", sha256: "\(n)", transitions: transitions)
     }
     let sessions = (0..<200).map(session)
     let model = Trainer.train(sessions, holdout: 0.2)

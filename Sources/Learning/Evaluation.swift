@@ -43,12 +43,12 @@ public struct Evaluation: Codable, Equatable, Sendable {
     }
 
     /// The sessions to evaluate on: those the model held out, and any it never saw.
-    public static func heldOut(_ sessions: [Session], by model: Model) -> [Session] {
+    public static func heldOut(_ sessions: [TraceSession], by model: Model) -> [TraceSession] {
         let trained = Set(model.trainedOn.map(\.sha256))
         return sessions.filter { !trained.contains($0.sha256) }
     }
 
-    public static func run(_ model: Model, on sessions: [Session]) -> Evaluation {
+    public static func run(_ model: Model, on sessions: [TraceSession]) -> Evaluation {
         let majority = model.outcomes.labels.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key ?? "ok"
         var right = (model: 0, majority: 0, last: 0), loss = (model: 0.0, majority: 0.0)
         var rolled = [(model: Int, majority: Int, last: Int, n: Int)](repeating: (0, 0, 0, 0), count: horizon)

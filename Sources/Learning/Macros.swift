@@ -17,7 +17,7 @@ public enum MacroMiner {
 
     /// Fragments of 2…`longest` steps run in at least `least` sessions; of a fragment and a
     /// longer one containing it run as often, only the longer is kept.
-    public static func mine(_ sessions: [Session], least: Int = 3, longest: Int = 5) -> [Macro] {
+    public static func mine(_ sessions: [TraceSession], least: Int = 3, longest: Int = 5) -> [Macro] {
         struct Seen { var steps: [MicroStep]; var parameters: [String]; var sessions = Set<String>(); var uses = 0 }
         var found: [String: Seen] = [:]
         for session in sessions {

@@ -84,7 +84,7 @@ public struct ModelError: Error, CustomStringConvertible, Equatable {
 }
 
 /// One recorded session (a run folder's trace): what a model trains on and is evaluated on.
-public struct Session: Sendable {
+public struct TraceSession: Sendable {
     public var name: String
     public var sha256: String
     public var transitions: [Transition]
@@ -94,7 +94,7 @@ public struct Session: Sendable {
     }
 
     /// Every trace.jsonl under `path` (or the file itself), in name order.
-    public static func all(at path: String) throws -> [Session] {
+    public static func all(at path: String) throws -> [TraceSession] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ModelError(path: path, message: "is not there: name a trace.jsonl or a folder of runs (worldos generate makes one)")
@@ -112,7 +112,7 @@ public struct Session: Sendable {
         guard !files.isEmpty else { throw ModelError(path: path, message: "holds no trace.jsonl: nothing to learn from") }
         return try files.sorted { $0.name < $1.name }.map { file in
             guard let bytes = FileManager.default.contents(atPath: file.path) else { throw ModelError(path: file.path, message: "cannot be read") }
-            return Session(name: file.name, sha256: SHA256.hex(bytes), transitions: try TraceWriter.read(path: file.path))
+            return TraceSession(name: file.name, sha256: SHA256.hex(bytes), transitions: try TraceWriter.read(path: file.path))
         }
     }
 
@@ -146,12 +146,12 @@ public struct Session: Sendable {
 
 /// Training: counts from every session not held out, in name order.
 public enum Trainer {
-    public static func train(_ sessions: [Session], seed: UInt64 = 1, holdout: Double = 0.2,
+    public static func train(_ sessions: [TraceSession], seed: UInt64 = 1, holdout: Double = 0.2,
                              progress: (Int, Int) -> Void = { _, _ in }) -> Model {
         var model = Model(seed: seed, holdout: holdout, sources: [])
         var payloads: [String: [String: Int]] = [:]
         for (i, session) in sessions.enumerated() {
-            let held = Session.isHeldOut(session.name, seed: seed, share: holdout)
+            let held = TraceSession.isHeldOut(session.name, seed: seed, share: holdout)
             model.sources.append(Model.Source(trace: session.name, sha256: session.sha256, transitions: session.transitions.count, heldOut: held))
             defer { progress(i + 1, sessions.count) }
             guard !held else { continue }

@@ -63,7 +63,7 @@ public enum ArithmeticProbe {
         let transitions = try TraceWriter.read(path: settings.folder.trace)
         let real = answers(transitions.compactMap(\.outcome))
 
-        let model = LearnedPredictor(Trainer.train([Session(name: "probe/run/trace.jsonl", sha256: "", transitions: transitions)], holdout: 0))
+        let model = LearnedPredictor(Trainer.train([TraceSession(name: "probe/run/trace.jsonl", sha256: "", transitions: transitions)], holdout: 0))
         var dream = Dream.Options(bench: settings.bench)
         (dream.policy, dream.profiles, dream.out, dream.steps) = (settings.policy, profiles, root + "/dream", count)
         let dreamed = answers(try Dream.run(dream, model: model).compactMap(\.report.outcome))

@@ -26,11 +26,11 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        let sessions: [Session]
-        do { sessions = try Session.all(at: traces) } catch { throw CLIFailure("\(error)") }
+        let sessions: [TraceSession]
+        do { sessions = try TraceSession.all(at: traces) } catch { throw CLIFailure("\(error)") }
         let model = Trainer.train(sessions, seed: seed, holdout: holdout) { done, all in progressBar(done, all, "sessions") }
         do { try model.write(to: to) } catch { throw CLIFailure("\(error)") }
-        let mined = MacroMiner.mine(sessions.filter { !Session.isHeldOut($0.name, seed: seed, share: holdout) })
+        let mined = MacroMiner.mine(sessions.filter { !TraceSession.isHeldOut($0.name, seed: seed, share: holdout) })
         let macros = self.macros ?? URL(fileURLWithPath: to).deletingLastPathComponent().appendingPathComponent("macros.yaml").path
         do { try MacroMiner.yaml(mined, from: traces).write(toFile: macros, atomically: true, encoding: .utf8) } catch { throw CLIFailure("\(macros): \(error)") }
         print("\(macros): \(mined.count) macros mined" + (mined.isEmpty ? "" : ": " + mined.prefix(5).map { "\($0.name) (\($0.sessions) sessions)" }.joined(separator: ", ")))
@@ -55,10 +55,10 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Where eval.json and eval.png go.") var out: String = ".worldos/eval"
 
     func run() throws {
-        let trained: Model, sessions: [Session]
+        let trained: Model, sessions: [TraceSession]
         do {
             trained = try Model.read(from: model)
-            sessions = Evaluation.heldOut(try Session.all(at: traces), by: trained)
+            sessions = Evaluation.heldOut(try TraceSession.all(at: traces), by: trained)
         } catch { throw CLIFailure("\(error)") }
         guard !sessions.isEmpty else {
             throw CLIFailure("every session in \(traces) was trained on; train with --holdout above 0, or name traces the model has not seen")

@@ -37,7 +37,7 @@ final class LearningTests: XCTestCase {
     /// A session in the manner of the generator's tasks: a file that exists and one that does
     /// not in a sandbox of its own; an output file created twice (the second time it exists);
     /// each read-data step followed by a new descriptor node in the next observation.
-    static func session(_ n: Int) -> Session {
+    static func session(_ n: Int) -> TraceSession {
         let root = "/data/task-\(n)/sandbox"
         let fd = Int64(3 + n % 4)
         let added = GraphDelta([.addNode(Node(id: .fileDescriptor(owner: .context("task"), fd: Int32(fd)), kind: .fileDescriptor, attributes: [:]))])
@@ -56,7 +56,7 @@ final class LearningTests: XCTestCase {
                 (open("\(root)/out-\(n % 2).txt", mode: "create"), round == 0 ? .value(fd) : .failure(errno: EEXIST)),
             ]))
         }
-        return Session(name: String(format: "task-%04d/run/trace.jsonl", n), sha256: "sha-\(n)", transitions: transitions)
+        return TraceSession(name: String(format: "task-%04d/run/trace.jsonl", n), sha256: "sha-\(n)", transitions: transitions)
     }
 
     static let sessions = (0..<30).map(session)

@@ -69,7 +69,7 @@ final class LearningPipelineTests: XCTestCase {
 
     func testADream_neverCallsTheHost() throws {
         let root = try generated()
-        try Trainer.train(try Session.all(at: root + "/dataset")).write(to: root + "/all.json")
+        try Trainer.train(try TraceSession.all(at: root + "/dataset")).write(to: root + "/all.json")
         final class FailingHost: Effecting {
             var calls: [ResolvedCall] = []
             func perform(_ call: ResolvedCall) -> CallResult {
@@ -115,7 +115,7 @@ final class LearningPipelineTests: XCTestCase {
                   - op: act
                     action: [relay.*]
             """, to: root + "/policy.yaml")
-        try Trainer.train(try Session.all(at: root + "/dataset")).write(to: root + "/all.json")
+        try Trainer.train(try TraceSession.all(at: root + "/dataset")).write(to: root + "/all.json")
         var settings = SupervisorOptions()
         (settings.bench, settings.policy, settings.out, settings.devices) = (root + "/bench.yaml", root + "/policy.yaml", out, [sim.pty])
         settings.profiles = repositoryRoot.appendingPathComponent("Devices").path
