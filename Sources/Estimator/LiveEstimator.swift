@@ -242,42 +242,34 @@ public struct LiveEstimator: Estimating {
 /// touches the machine (it holds nothing and calls nothing); descriptors it invents start at
 /// 1000, processes at 100000, so neither can be mistaken for a real one.
 public struct TrivialPredictor: Effecting {
-    private var nextFD: Int64 = 1000
-    private var nextPID: Int64 = 100_000
-    private var nextMap: Int64 = 1
+    private var made = SyntheticValues()
     public init() {}
 
     public mutating func perform(_ call: ResolvedCall) -> CallResult {
-        func descriptor() -> Int64 { defer { nextFD += 1 }; return nextFD }
+        if let opened = made.descriptors(for: call.op) { return opened }
         switch call.op {
-        case .open, .openat, .socket, .accept, .timer, .inotify:
-            return .value(descriptor())
-        case .pipe:
-            let r = descriptor()
-            return .value(r, fields: ["write-fd": descriptor()])
         case .read, .pread, .recvfrom:
             let count = max(0, min(call.int(.count) ?? 0, 64))
             return .value(count, data: [UInt8](repeating: 0, count: Int(count)))
         case .write, .pwrite, .sendto:
             return .value(Int64(call.string(.data)?.utf8.count ?? 0))
         case .spawn:
-            defer { nextPID += 1 }
-            return .value(nextPID)
+            return .value(made.process())
         case .waitpid:
             return .value(call.int(.pid) ?? 0, fields: ["exit-code": 0])
         case .mmap:
-            defer { nextMap += 1 }
-            return .value(nextMap, fields: ["length": call.int(.length) ?? 0])
+            return .value(made.mapping(), fields: ["length": call.int(.length) ?? 0])
         case .fstat:
             return .value(0, fields: ["size": 0])
         case .poll:
             return .value(1)
         case .watch:
             return .value(1)
-        case .close, .lseek, .ioctl, .munmap, .bind, .listen, .connect, .kill, .act, .gpioSet, .gpioGet, .usbControl:
-            return .value(0)
         case .usbTransfer:
             return .value(call.int(.length) ?? Int64(call.string(.data)?.count ?? 0) / 2)
+        default:
+            // close, lseek, ioctl, munmap, bind, listen, connect, kill, act, gpio, usb-control.
+            return .value(0)
         }
     }
 }

@@ -83,20 +83,22 @@ struct DynamicsModel: Codable, Equatable, Sendable {
         }
     }
 
-    /// P(item shows | the step before), each level leaning on the next with weight one.
-    func probability(_ item: String, after outcome: ActionOutcome?) -> Double {
-        var p = (Double(items["all"]?[item] ?? 0) + 0.5) / Double((steps["all"] ?? 0) + 1)
-        for (level, key) in Self.keys(after: outcome).enumerated().reversed() {
-            let k = "\(level)|\(key)"
-            guard let n = steps[k] else { continue }
-            p = (Double(items[k]?[item] ?? 0) + p) / Double(n + 1)
-        }
-        return p
-    }
-
-    /// Every item of the vocabulary with its probability after the step.
+    /// Every item of the vocabulary with P(item shows | the step before), each level leaning on
+    /// the next with weight one. The step's levels are looked up once, not once an item.
     func expectation(after outcome: ActionOutcome?) -> [String: Double] {
-        Dictionary(uniqueKeysWithValues: (items["all"] ?? [:]).keys.map { ($0, probability($0, after: outcome)) })
+        let all = items["all"] ?? [:], total = Double((steps["all"] ?? 0) + 1)
+        let levels = Self.keys(after: outcome).enumerated().reversed().compactMap { level, key -> (n: Int, items: [String: Int])? in
+            let k = "\(level)|\(key)"
+            return steps[k].map { ($0, items[k] ?? [:]) }
+        }
+        var out: [String: Double] = [:]
+        out.reserveCapacity(all.count)
+        for (item, count) in all {
+            var p = (Double(count) + 0.5) / total
+            for level in levels { p = (Double(level.items[item] ?? 0) + p) / Double(level.n + 1) }
+            out[item] = p
+        }
+        return out
     }
 
     /// What the model expects the observation to change: the items at least as likely as not.

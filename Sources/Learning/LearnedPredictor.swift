@@ -14,8 +14,7 @@ public final class LearnedPredictor: Predicting, Anticipating, @unchecked Sendab
     private var context = ""
     /// The last prediction: its call, its features and its distribution's best label.
     private var pending: (call: ResolvedCall, features: [String], label: String, probability: Double)?
-    private var nextFD: Int64 = 1000
-    private var nextPID: Int64 = 100_000
+    private var made = SyntheticValues()
     /// Calls learned from since the model was loaded (filtered mode).
     public private(set) var learned = 0
 
@@ -66,13 +65,8 @@ public final class LearnedPredictor: Predicting, Anticipating, @unchecked Sendab
     /// A return of the label's class with values no real object has.
     func synthesize(_ label: String, for call: ResolvedCall, payload: String?) -> CallResult {
         if let errno = errnoNumber(label), !label.hasPrefix("ok"), !label.hasPrefix("scpi") { return .failure(errno: errno) }
-        func descriptor() -> Int64 { defer { nextFD += 1 }; return nextFD }
+        if let opened = made.descriptors(for: call.op) { return opened }
         switch call.op {
-        case .open, .openat, .socket, .accept, .timer, .inotify:
-            return .value(descriptor())
-        case .pipe:
-            let r = descriptor()
-            return .value(r, fields: ["write-fd": descriptor()])
         case .read, .pread, .recvfrom:
             let asked = Int(call.int(.count) ?? 0)
             let bytes: [UInt8] = switch label {
@@ -85,8 +79,7 @@ public final class LearnedPredictor: Predicting, Anticipating, @unchecked Sendab
             let asked = Int64(call.string(.data)?.utf8.count ?? 0)
             return .value(label == "ok:full" ? asked : label == "ok:none" ? 0 : asked / 2)
         case .spawn:
-            defer { nextPID += 1 }
-            return .value(nextPID)
+            return .value(made.process())
         case .waitpid:
             let pid = call.int(.pid) ?? 0
             if label.hasPrefix("ok:exit="), let code = Int64(label.dropFirst(8)) { return .value(pid, fields: ["exit-code": code]) }

@@ -130,3 +130,28 @@ public func outcomeClass(_ call: ResolvedCall, _ result: CallResult) -> String {
         return "ok"
     }
 }
+
+/// The values a predictor makes up for returns no machine gave: descriptors from 1000, processes
+/// from 100000, mappings from 1, so none can be mistaken for a real one of this process.
+public struct SyntheticValues: Sendable {
+    private var nextFD: Int64 = 1000
+    private var nextPID: Int64 = 100_000
+    private var nextMap: Int64 = 1
+    public init() {}
+
+    public mutating func process() -> Int64 { defer { nextPID += 1 }; return nextPID }
+    public mutating func mapping() -> Int64 { defer { nextMap += 1 }; return nextMap }
+
+    /// What an operation that makes descriptors returns (a pipe: its write end in `write-fd`);
+    /// nil for any other.
+    public mutating func descriptors(for op: MicroOp) -> CallResult? {
+        func next() -> Int64 { defer { nextFD += 1 }; return nextFD }
+        switch op {
+        case .open, .openat, .socket, .accept, .timer, .inotify: return .value(next())
+        case .pipe:
+            let read = next()
+            return .value(read, fields: ["write-fd": next()])
+        default: return nil
+        }
+    }
+}
