@@ -107,7 +107,10 @@ let package = Package(
         .target(name: "Surface", dependencies: ["StateGraph", "LoopCore", "DevicePorts", "HostAdapter", "Renderer", "Guard", "SystemCalls"]),
         // Bench files (contexts, their tasks and programs) and the proposers that offer their
         // tasks and the actions people request.
-        .target(name: "Benches", dependencies: ["StateGraph", "LoopCore", "Config", "Journal"]),
+        // Controllers (PID, bang-bang, curve) as bench contexts propose them; the guard holds
+        // their actuators to the envelopes declared with them.
+        .target(name: "Control", dependencies: ["Guard", "LoopCore", "StateGraph", "Config"]),
+        .target(name: "Benches", dependencies: ["StateGraph", "LoopCore", "Config", "Journal", "Control", "Guard"]),
         // The supervisor as a service: the one model its clients see and act through (graph,
         // panel, approvals, actions, audit, metrics), the local control socket with its peers'
         // identities, the API tokens, the service's configuration file and sd_notify.
@@ -135,7 +138,7 @@ let package = Package(
         .target(name: "Supervisor", dependencies: [
             "StateGraph", "LoopCore", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
             "Renderer", "HostAdapter", "DataEngine", "Devices", "Journal", "Sandbox", "Attached", "Benches", "Surface", "Typeface", "DevicePorts",
-            "Service", "WebAPI", "Learning",
+            "Service", "WebAPI", "Learning", "Control",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -153,7 +156,7 @@ let package = Package(
         ]),
         .executableTarget(name: "worldos-bench", dependencies: [
             "StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "Journal", "MCAP", "Renderer",
-            "Supervisor", "WorldOSTesting", "Service", "SystemCalls", "Learning", "Estimator", "Traces",
+            "Supervisor", "WorldOSTesting", "Service", "SystemCalls", "Learning", "Estimator", "Traces", "Attached", "Control", "Devices",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -172,7 +175,7 @@ let package = Package(
         .testTarget(name: "ComponentTests", dependencies: [
             "LoopCore", "StateGraph", "Config", "Observer", "Estimator", "Scheduler", "Executor", "Guard",
             "Renderer", "HostAdapter", "DevicePorts", "DataEngine", "Devices", "WorldOSTesting", "Sandbox", "Journal", "MCAP", "CPNG", "PNGCodec", "CShim", "CLibUSB", "SystemCalls",
-            "Typeface", "Service",
+            "Typeface", "Service", "Control",
         ], exclude: ["Golden"]),
         // Device adapters on real drivers: run inside the hardware rig (Tests/Rig, `make rig`).
         // Outside it every test skips, saying so.

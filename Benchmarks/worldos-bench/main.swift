@@ -40,6 +40,7 @@ if sections.isEmpty || sections.contains("end-to-end") { try graphCommandBenchma
 if sections.isEmpty || sections.contains("panel") { try panelBenchmark() }
 if sections.isEmpty || sections.contains("api") { try apiBenchmark() }
 if sections.isEmpty || sections.contains("learning") { try learningBenchmark(); try probeBenchmark() }
+if sections.isEmpty || sections.contains("control") { try controlBenchmark() }
 if sections.contains("loop-step") { try loopStepBenchmark() }
 if sections.contains("json") { try snapshotJSONBenchmark(benchGraph().snapshot()) }
 if sections.contains("gpio") { try gpioBenchmark() }

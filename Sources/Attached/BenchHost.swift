@@ -20,9 +20,12 @@ public final class BenchHost: Effecting {
     private let catalog: DeviceCatalog?
     private var usbHandles: [String: any USBDeviceAccess] = [:]
     private var gpioLines: [String: any GPIOLineAccess] = [:]
+    /// The controllers, whose setpoint actions are theirs (``ControlBoard``).
+    private let controls: ControlBoard?
 
     public init(instruments: [AttachedInstrument], gpioDevices: [AttachedGPIODevice] = [], usb: (any USBBus)? = nil,
-                gpio: any GPIOBank = LinuxGPIO(), catalog: DeviceCatalog? = nil) {
+                gpio: any GPIOBank = LinuxGPIO(), catalog: DeviceCatalog? = nil, controls: ControlBoard? = nil) {
+        self.controls = controls
         self.instruments = instruments
         self.gpioDevices = gpioDevices
         self.usb = usb
@@ -113,6 +116,12 @@ public final class BenchHost: Effecting {
         let (pairs, wellFormed) = call.actionParameters
         let params = pairs.compactMapValues(Double.init)
         guard wellFormed, params.count == pairs.count else { return .failure(errno: EINVAL) }
+        if let envelope = controls?.envelope(device: device) {
+            // A setpoint is the controller's to take: nothing to send; the guard, which decided
+            // it, records it on the board with the grant it rests on.
+            guard action == envelope.setpointAction, let value = params["value"], params.count == 1 else { return .failure(errno: EINVAL) }
+            return .value(0, data: Array("\(envelope.controller) setpoint \(value)".utf8))
+        }
         if let instrument = instrument(named: device) {
             let lines: [String]
             do { lines = try instrument.profile.expand(action, params) } catch { return .failure(errno: EINVAL) }

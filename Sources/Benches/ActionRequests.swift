@@ -1,6 +1,8 @@
 import Foundation
+import Guard
 import Journal
 import LoopCore
+import StateGraph
 
 /// A named action asked for from the command line (`worldos act`), to run as one of the
 /// bench's execution contexts — under that context's policy, through the guard, into the trace
@@ -96,7 +98,7 @@ public struct ActionRequestError: Error, CustomStringConvertible {
 
 /// The bench's own proposals, with requested actions first: when a context with a request
 /// waiting gets its turn, it proposes the request.
-public struct RequestingProposer: Proposing {
+public struct RequestingProposer: Proposing, DescribingNodes {
     public let inbox: ActionInbox
     var bench: ScriptedProposer
     let contexts: Set<String>
@@ -105,12 +107,14 @@ public struct RequestingProposer: Proposing {
     /// Requests taken and proposed, waiting for their outcome.
     private(set) var running: [String: ActionRequest] = [:]
 
-    public init(bench: Bench, inbox: ActionInbox, offering: @escaping @Sendable (String) -> [String]) {
-        self.bench = ScriptedProposer(bench: bench)
+    public init(bench: Bench, inbox: ActionInbox, offering: @escaping @Sendable (String) -> [String], board: ControlBoard? = nil) {
+        self.bench = ScriptedProposer(bench: bench, board: board)
         self.inbox = inbox
         contexts = Set(bench.contexts.map(\.name))
         self.offering = offering
     }
+
+    public func nodeAttributes() -> [NodeID: Attributes] { bench.nodeAttributes() }
 
     public mutating func propose(for context: String, posterior: Posterior, at now: Instant) -> Proposal? {
         while let request = inbox.take(where: { $0.context == context }) {

@@ -1,4 +1,6 @@
 import Config
+import Control
+import Guard
 import Glibc
 import LoopCore
 import StateGraph
@@ -17,6 +19,17 @@ public struct Bench: Sendable {
         public var program: [String]? = nil
         /// The user it runs as (uid, gid), from `user: nobody` or `user: 65534:65534`.
         public var user: (uid: UInt32, gid: UInt32)? = nil
+        /// A controller run as this context, at its period (a context has tasks, a program or a controller).
+        public var controller: ControllerSpec? = nil
+        /// Released every `period-ms`, each release due within `deadline-ms` (default: the
+        /// period): the scheduler runs such contexts earliest deadline first, ahead of the rest.
+        public var periodMilliseconds: Int64? = nil
+        public var deadlineMilliseconds: Int64? = nil
+    }
+
+    /// The controllers, by the context each runs as.
+    public var controllers: [String: ControllerSpec] {
+        Dictionary(uniqueKeysWithValues: contexts.compactMap { c in c.controller.map { (c.name, $0) } })
     }
     public var file: String
     public var contexts: [Context]
@@ -45,10 +58,13 @@ public struct Bench: Sendable {
             if key == "version" { _ = try value.int(in: 1...1); continue }
             for (name, body) in try value.namedEntries(what: "context") {
                 var context = Context(name: name, priority: 0, intervalMilliseconds: 1000, tasks: [])
-                for (field, v) in try body.mapping(allowed: ["priority", "interval-ms", "tasks", "program", "user"]) {
+                for (field, v) in try body.mapping(allowed: ["priority", "interval-ms", "period-ms", "deadline-ms", "tasks", "program", "user", "controller"]) {
                     switch field {
                     case "priority": context.priority = try v.int(in: -100...100)
                     case "interval-ms": context.intervalMilliseconds = try v.int(in: 0...86_400_000)
+                    case "period-ms": context.periodMilliseconds = try v.int(in: 10...10_000)
+                    case "deadline-ms": context.deadlineMilliseconds = try v.int(in: 1...10_000)
+                    case "controller": context.controller = try ControllerSpec.parse(v, context: name)
                     case "program":
                         let argv = try v.strings()
                         guard let first = argv.first, first.hasPrefix("/") else {
@@ -64,14 +80,30 @@ public struct Bench: Sendable {
                         }
                     }
                 }
-                if context.tasks.isEmpty && context.program == nil {
-                    throw body.error("context \(name) has no tasks and no program", hint: "give it at least one task, or a program to run")
+                let kinds = [!context.tasks.isEmpty, context.program != nil, context.controller != nil].filter { $0 }.count
+                if kinds == 0 {
+                    throw body.error("context \(name) has no tasks, no program and no controller", hint: "give it at least one task, a program to run, or a controller")
+                }
+                if kinds > 1 { throw body.error("context \(name) has more than one of tasks, program and controller", hint: "give each its own context") }
+                if context.controller != nil && context.periodMilliseconds == nil {
+                    throw body.error("context \(name) runs a controller and has no period-ms", hint: "a controller runs at a period, 10...10000 ms")
+                }
+                if let d = context.deadlineMilliseconds {
+                    guard let p = context.periodMilliseconds else { throw body.error("deadline-ms applies only to a context with a period-ms") }
+                    if d > p { throw body.error("deadline-ms \(d) is longer than period-ms \(p)", hint: "a release is due before the next one") }
                 }
                 if context.user != nil && context.program == nil { throw body.error("\"user\" applies only to a context with a program") }
                 bench.contexts.append(context)
             }
         }
         if bench.contexts.isEmpty { throw root.error("the bench has no contexts") }
+        var names: [String: String] = [:]
+        for context in bench.contexts {
+            guard let spec = context.controller else { continue }
+            if let other = names.updateValue(context.name, forKey: spec.name) {
+                throw root.error("controller \(spec.name) is declared by both \(other) and \(context.name)", hint: "give each controller its own name")
+            }
+        }
         return bench
     }
 
@@ -143,17 +175,25 @@ public struct Bench: Sendable {
 
 /// Proposes each context's tasks in turn, round-robin. The learned proposer of later issues
 /// replaces this behind the same protocol.
-public struct ScriptedProposer: Proposing {
+public struct ScriptedProposer: Proposing, DescribingNodes {
     private let tasks: [String: [(name: String, steps: [MicroStep])]]
     private let macros: [String: [String: [MacroUse]]]
     private var next: [String: Int] = [:]
+    /// The bench's controllers: their contexts propose what their laws compute.
+    public private(set) var controllers: ControlProposer
 
-    public init(bench: Bench) {
+    /// `board` is the controllers' record the guard and the host share (default: one of its own).
+    public init(bench: Bench, board: ControlBoard? = nil) {
         tasks = Dictionary(uniqueKeysWithValues: bench.contexts.map { ($0.name, $0.tasks) })
         macros = Dictionary(uniqueKeysWithValues: bench.contexts.map { ($0.name, $0.macros) })
+        let specs = bench.controllers
+        controllers = ControlProposer(specs: specs, board: board ?? ControlBoard(specs.values.map(\.envelope)))
     }
 
+    public func nodeAttributes() -> [NodeID: Attributes] { controllers.nodeAttributes() }
+
     public mutating func propose(for context: String, posterior: Posterior, at now: Instant) -> Proposal? {
+        if controllers.controls(context) { return controllers.propose(for: context, posterior: posterior, at: now) }
         guard let list = tasks[context], !list.isEmpty else { return nil }
         let i = next[context, default: 0]
         next[context] = (i + 1) % list.count

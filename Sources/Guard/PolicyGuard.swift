@@ -41,6 +41,11 @@ public struct PolicyGuard: Guarding {
     /// A learned model's preview of an action, which a request for its approval carries (nil:
     /// the supervisor runs without a model).
     public var dream: (@Sendable (_ call: ResolvedCall, _ context: String) -> ApprovalDream?)?
+    /// The bench's controllers: their setpoints (actions of their own, with a risk by direction),
+    /// and the safety envelopes of the actuators they drive, checked every step (nil: none).
+    public var controls: ControlBoard?
+    /// The rule of the last allowed decision, which a setpoint it allowed rests on.
+    private var openRule: String?
     /// The wall clock that time-window rules are read against (a test sets its own).
     public var wallClock: @Sendable () -> Date = { Date() }
     /// Set when an audit write failed; reported by the supervisor.
@@ -158,10 +163,22 @@ public struct PolicyGuard: Guarding {
             return .deny(rule: "capability", reason: reason)
         }
         var risky: (device: String, action: String, risk: String, target: (id: String, path: String)?)?
-        if call.op == .act, let device = call.string(.device), let action = call.string(.action) {
+        if call.op == .act, let device = call.string(.device), let action = call.string(.action), let envelope = controls?.envelope(device: device) {
+            guard action == envelope.setpointAction else {
+                return .refuseUncertain(reason: "controller \(envelope.controller) offers \(envelope.setpointAction), not \(action)")
+            }
+            if let why = controls?.refusal(of: call, envelope: envelope) { return .deny(rule: "safety setpoints", reason: why) }
+            guard let actuator = identity(envelope.device) else {
+                return .refuseUncertain(reason: "controller \(envelope.controller)'s actuator \(envelope.device) is not attached; its setpoint binds to it")
+            }
+            let level = controls?.risk(of: call) ?? envelope.raiseRisk
+            // Bound to the controller and the device it drives, by identity.
+            if Self.needsApproval(level) { risky = (device, action, level + " (raising the setpoint)", ("\(device) on \(actuator.id)", actuator.path)) }
+        } else if call.op == .act, let device = call.string(.device), let action = call.string(.action) {
             guard let level = risk(device, action) else {
                 return .refuseUncertain(reason: "no attached device \(device) offers \(action); the guard does not guess")
             }
+            if let tripped = maximumOutput(call, device: device, action: action) { return tripped }
             if Self.needsApproval(level) { risky = (device, action, level, nil) }
         } else if Self.isPhysical(call.op), let declared = stepRisk(call), Self.needsApproval(declared.risk) {
             risky = (declared.device, call.op.rawValue, declared.risk, (declared.device, declared.path))
@@ -197,9 +214,40 @@ public struct PolicyGuard: Guarding {
                             risk: "escalated to approval: \(why)", target: stepRisk(call).map { ($0.device, $0.path) })
         }
         guard verdict.isAllowed, let risky else { return verdict }
+        if escalated[context] == nil, let covered = controllerCover(call, context: context) { return .allow(rule: covered) }
         return approval(for: call, context: context, device: risky.device, action: risky.action,
                         risk: risky.risk + (escalated[context].map { "; and escalated: \($0)" } ?? ""), target: risky.target)
     }
+
+    /// A write of a controlled actuator's output above its envelope's maximum, from any context:
+    /// denied, and (in ``decide``) a latched fault.
+    private func maximumOutput(_ call: ResolvedCall, device: String, action: String) -> Decision? {
+        guard let controls else { return nil }
+        for envelope in controls.envelopes(device: device, identity: { identity($0)?.id }) where envelope.action == action {
+            let text = call.actionParameters.pairs[envelope.parameter] ?? ""
+            guard let value = Double(text), value <= envelope.maximumOutput else {
+                return .deny(rule: "safety max-output", reason: "controller \(envelope.controller): \(action) \(envelope.parameter)=\(text) "
+                             + "is above the maximum output \(envelope.maximumOutput) its bench declares")
+            }
+        }
+        return nil
+    }
+
+    /// The controller whose setpoint in force covers this write: its own context writing its
+    /// own actuator, within the envelope (checked before). The setpoint's approval is the one
+    /// the write rests on; without a setpoint in force, it needs its own.
+    private func controllerCover(_ call: ResolvedCall, context: String) -> String? {
+        guard let controls, call.op == .act, let device = call.string(.device), let action = call.string(.action) else { return nil }
+        for envelope in controls.envelopes(device: device, identity: { identity($0)?.id }) where envelope.action == action && envelope.context == context {
+            if let setpoint = controls.setpoint(of: envelope.controller) {
+                return "controller \(envelope.controller) at setpoint \(Self.spell(setpoint.value)) (\(setpoint.grant))"
+            }
+        }
+        return nil
+    }
+
+    /// A number in one spelling: 80 as `80`, 2.5 as `2.5`.
+    static func spell(_ v: Double) -> String { v.rounded() == v && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
 
     static func needsApproval(_ risk: String) -> Bool { risk == "irreversible-physical" || risk == "destructive-host" }
 
@@ -218,7 +266,7 @@ public struct PolicyGuard: Guarding {
             // A raw device step is bound by all its arguments (line and value, endpoint and data).
             return call.args.filter { $0.key != "device" }.mapValues { v in v.int.map(String.init) ?? v.string ?? "" }
         }
-        return call.actionParameters.pairs.mapValues { text in Double(text).map { $0.rounded() == $0 && abs($0) < 1e15 ? String(Int64($0)) : String($0) } ?? text }
+        return call.actionParameters.pairs.mapValues { text in Double(text).map(spell) ?? text }
     }
 
     /// A rate-limited rule allows at most `count` times in any `seconds` window, per context.
@@ -240,6 +288,9 @@ public struct PolicyGuard: Guarding {
 
     public mutating func look(at posterior: Posterior, now: Instant) {
         picture = (posterior.observedAt ?? picture?.lastObserved, posterior.surprise, now)
+        if let controls, let tripped = controls.violation(in: posterior.graph, observedAt: posterior.observedAt, now: now) {
+            latch("safety \(tripped.check) (controller \(tripped.envelope.controller)): \(tripped.detail)", at: now)
+        }
         if let limit = policy.maxLearnedSurprise, let learned = posterior.surprise?.learned, learned.bits > limit, let context = learned.after {
             let odd = learned.unexpected.sorted { $0.key < $1.key }.map { "\($0.key) (p \(String(format: "%.2f", $0.value)))" }
                 + learned.missing.sorted { $0.key < $1.key }.map { "no \($0.key) (p \(String(format: "%.2f", $0.value)))" }
@@ -310,11 +361,19 @@ public struct PolicyGuard: Guarding {
                                                       mode: mode.rawValue, context: name, call: call.description, decision: verdict,
                                                       rule: rule, reason: reason))
             openIntent = decision.isAllowed ? record.seq : nil
+            openRule = decision.isAllowed ? rule : nil
         } catch {
             auditFailure = "\(error)"
             return .deny(rule: "audit", reason: "the audit log cannot be written (\(error)); refusing")
         }
+        if rule.hasPrefix("safety max-output"), let reason { latch("safety max-output (\(name) asked \(call)): \(reason)", at: now) }
         return decision
+    }
+
+    /// A safety check tripped: latch the fault (its holders drive the safe state); a latch
+    /// that cannot be recorded is reported like any audit failure.
+    private mutating func latch(_ reason: String, at now: Instant) {
+        do { try fault?.latch(reason, at: now) } catch { auditFailure = "\(error)" }
     }
 
     public mutating func recordOutcome(_ call: ResolvedCall, context: String, result: CallResult, at now: Instant) {
@@ -325,6 +384,28 @@ public struct PolicyGuard: Guarding {
             openIntent = nil
         } catch {
             auditFailure = "\(error)"
+        }
+        noteControl(call, context: context, result: result, at: now)
+        openRule = nil
+    }
+
+    /// What a performed step means to the controllers: a setpoint taken (resting on the rule
+    /// that allowed it), or an actuator's output written.
+    private func noteControl(_ call: ResolvedCall, context: String, result: CallResult, at now: Instant) {
+        guard let controls, call.op == .act, let value = result.value, value >= 0,
+              let device = call.string(.device), let action = call.string(.action) else { return }
+        let pairs = call.actionParameters.pairs
+        if let envelope = controls.envelope(device: device), action == envelope.setpointAction, let v = pairs["value"].flatMap(Double.init) {
+            controls.apply(controller: envelope.controller, value: v, grant: openRule ?? "?")
+            return
+        }
+        for envelope in controls.envelopes(device: device, identity: { identity($0)?.id }) {
+            if action == envelope.action {
+                controls.noteOutput(controller: envelope.controller, value: pairs[envelope.parameter].flatMap(Double.init) ?? 0, at: now)
+            } else if action.split(separator: ".").first == envelope.action.split(separator: ".").first {
+                // Another action of the same actuator (heater.off for heater.set_power) leaves it off.
+                controls.noteOutput(controller: envelope.controller, value: 0, at: now)
+            }
         }
     }
 }

@@ -193,11 +193,13 @@ public struct SupervisorLoop {
         let png = try frameSink.emit(frame)
 
         var outcome: ActionOutcome?
+        // The guard looks every step, whether or not a context acts: its safety checks run on
+        // every observation.
+        policyGuard.look(at: posterior, now: now)
         let chosen = scheduler.pick(from: posterior, at: now)
         if let chosen, let contextNode = posterior.graph[.context(chosen)],
            let proposal = proposer.propose(for: chosen, posterior: posterior, at: now) {
             let held = holdings(of: chosen, in: posterior.graph)
-            policyGuard.look(at: posterior, now: now)
             let shadow: (any Effecting)? = mode == .filtered ? predictor : nil
             if mode == .latent {
                 outcome = executor.execute(proposal, context: contextNode, held: held, guard: &policyGuard,
@@ -208,7 +210,8 @@ public struct SupervisorLoop {
             }
         }
 
-        let next = estimator.fold(outcome, into: posterior, at: now)
+        var next = estimator.fold(outcome, into: posterior, at: now)
+        describeNodes(in: &next)
         let (seenBefore, seenNow) = (Set(lastSemantics), Set(frame.semantics))
         let appeared = frame.semantics.filter { !seenBefore.contains($0) }, went = lastSemantics.filter { !seenNow.contains($0) }
         lastSemantics = frame.semantics
@@ -230,6 +233,28 @@ public struct SupervisorLoop {
                           observationError: observationError, events: observation?.events ?? [], surprise: posterior.surprise,
                           posteriorNodes: posterior.graph.nodeCount, frameHash: frame.hash, framePNG: png,
                           context: outcome == nil ? nil : chosen, outcome: outcome, nextNodes: next.nodeCount)
+    }
+}
+
+extension SupervisorLoop {
+    /// What the scheduler and the proposer keep about nodes, onto them.
+    func describeNodes(in graph: inout Graph) {
+        var merged: [NodeID: Attributes] = [:]
+        for stage in [scheduler as Any, proposer as Any] {
+            guard let describing = stage as? any DescribingNodes else { continue }
+            for (id, attributes) in describing.nodeAttributes() {
+                for (key, value) in attributes { merged[id, default: Attributes()][key] = value }
+            }
+        }
+        var delta = GraphDelta()
+        for (id, attributes) in merged.sorted(by: { $0.key < $1.key }) {
+            guard var node = graph[id] else { continue }
+            let before = node
+            for (key, value) in attributes { node[key] = value }
+            if node != before { delta.append(.updateNode(node)) }
+        }
+        // Only the nodes' attributes change: this cannot fail.
+        try? graph.apply(delta)
     }
 }
 

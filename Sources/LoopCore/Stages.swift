@@ -363,11 +363,25 @@ public protocol Rendering {
 /// Picks which execution context gets the next quantum.
 public protocol Scheduling {
     mutating func pick(from posterior: Posterior, at now: Instant) -> String?
+    /// When the next context is due, if the run loop should wake for it rather than wait out
+    /// its own interval (a controller's next release); nil: keep the interval.
+    func nextDue() -> Instant?
+}
+
+extension Scheduling {
+    public func nextDue() -> Instant? { nil }
 }
 
 /// Proposes a trace of micro-steps for a context. Learned later; scripted from the bench now.
 public protocol Proposing {
     mutating func propose(for context: String, posterior: Posterior, at now: Instant) -> Proposal?
+}
+
+/// A stage that keeps something people should see about nodes (a controller's setpoint and
+/// output on its context, a period's jitter, the loop's cadence on the kernel root): written
+/// onto those nodes after the step, so it is in the graph, the trace and the panel.
+public protocol DescribingNodes {
+    func nodeAttributes() -> [NodeID: Attributes]
 }
 
 /// Decides every resolved micro-step, and audits each decision and each outcome.

@@ -1,3 +1,4 @@
+import Foundation
 import LoopCore
 import StateGraph
 import Typeface
@@ -206,12 +207,36 @@ public struct PanelRenderer: Rendering {
             layout.line("\(name)  prio \(context["priority"]?.intValue ?? 0)  runs \(context["runs"]?.intValue ?? 0)  allowed "
                         + "\(context["allowed"]?.intValue ?? 0)  denied \(context["denied"]?.intValue ?? 0)",
                         color: color, role: "context", node: context.id, value: result)
+            if let controller = context["controller"]?.stringValue {
+                Self.controller(controller, context, into: &layout)
+            }
             if let denial = context["last-denial"]?.stringValue {
                 layout.line("  REFUSED \(denial)", color: Palette.denied, role: "denial", node: context.id, value: denial)
             } else {
                 layout.line("  \(context["last-task"]?.stringValue ?? "-"): \(result)", color: Palette.dim, role: "decision", node: context.id, value: result)
             }
         }
+    }
+
+    /// A controller's line: its reading against its setpoint, its output; its period's jitter
+    /// (p50/p99/max against the release) and late steps.
+    static func controller(_ name: String, _ context: Node, into layout: inout PanelLayout) {
+        func number(_ key: String) -> String {
+            switch context[key] {
+            case .double(let v)?: String(format: "%.1f", v)
+            case .int(let v)?: String(v)
+            case .string(let s)?: s
+            default: "-"
+            }
+        }
+        let reading = number("reading"), setpoint = number("setpoint")
+        layout.line("  \(name): \(reading) -> setpoint \(setpoint)  output \(number("output"))", color: Palette.text, role: "controller",
+                    node: context.id, value: "\(reading)/\(setpoint)")
+        guard let period = context["period-ms"]?.intValue else { return }
+        let ms = { (key: String) in context[key].map { v in String(format: "%.2f", v.doubleValue ?? 0) } ?? "-" }
+        let late = context["late"]?.intValue ?? 0
+        layout.line("  every \(period) ms  jitter p50 \(ms("jitter-p50-ms"))  p99 \(ms("jitter-p99-ms"))  max \(ms("jitter-max-ms")) ms  late \(late)",
+                    color: late > 0 ? Palette.own : Palette.dim, role: "jitter", node: context.id, value: ms("jitter-p99-ms"))
     }
 
     static func telemetry(_ sensors: [Node], into layout: inout PanelLayout) {

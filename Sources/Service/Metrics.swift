@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import StateGraph
 import SystemCalls
 
 /// The supervisor's metrics, in Prometheus's text format at the API's `/metrics`: the loop's
@@ -53,6 +54,36 @@ public final class ServiceMetrics: @unchecked Sendable {
     /// A device's step failed: counted by device.
     public func deviceError(_ device: String) {
         registry.makeCounter(descriptor: Self.deviceErrors, labels: [("device", device)]).increment()
+    }
+
+    /// The periods' telemetry from the graph: each periodic context's jitter against its
+    /// release (quantiles 0.5, 0.99 and 1, seconds) and its late steps; the loop's cadence.
+    public func timing(_ graph: Graph) {
+        func seconds(_ node: Node, _ key: String) -> Double? { node[key]?.doubleValue.map { $0 / 1000 } }
+        for context in graph.contexts {
+            guard case .context(let name) = context.partition, context["period-ms"] != nil else { continue }
+            for (q, key) in [("0.5", "jitter-p50-ms"), ("0.99", "jitter-p99-ms"), ("1", "jitter-max-ms")] {
+                if let v = seconds(context, key) { registry.makeGauge(descriptor: Self.jitter, labels: [("context", name), ("quantile", q)]).set(v) }
+            }
+            if let late = context["late"]?.intValue { registry.makeGauge(descriptor: Self.late, labels: [("context", name)]).set(Double(late)) }
+        }
+        guard let root = graph[.kernel] else { return }
+        for (q, key) in [("0.5", "loop-cadence-p50-ms"), ("0.99", "loop-cadence-p99-ms"), ("1", "loop-cadence-max-ms")] {
+            if let v = seconds(root, key) { registry.makeGauge(descriptor: Self.cadence, labels: [("quantile", q)]).set(v) }
+        }
+    }
+
+    private static var jitter: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "worldos", metricName: "context_jitter", unitName: "seconds",
+                             helpText: "How long after its release a periodic context's step started (last 1024 steps).")
+    }
+    private static var late: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "worldos", metricName: "context_steps_late",
+                             helpText: "Steps of a periodic context that started after their deadline, or never ran for a release.")
+    }
+    private static var cadence: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "worldos", metricName: "loop_cadence", unitName: "seconds",
+                             helpText: "Time from one step of the loop to the next (last 1024 steps).")
     }
 
     /// The API answered: counted by route and status code.

@@ -69,6 +69,7 @@ public final class ServiceModel: @unchecked Sendable {
         metrics.stepSeconds.record(took)
         if late { metrics.stepsLate.increment() }
         if let s = report.surprise { metrics.surprise.record(Double(s.wrongNodes)) }
+        metrics.timing(graph)
         for step in report.outcome?.steps ?? [] {
             if let d = step.decision { metrics.decided(d.verdict) }
             if case .performed(.failure) = step.status, let device = step.call?.args["device"]?.string { metrics.deviceError(device) }

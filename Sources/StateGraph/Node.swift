@@ -253,6 +253,14 @@ public enum AttributeValue: Hashable, Codable, Sendable, CustomStringConvertible
 
     public var intValue: Int64? { if case .int(let v) = self { v } else { nil } }
     public var stringValue: String? { if case .string(let v) = self { v } else { nil } }
+    /// A number, whole or not.
+    public var doubleValue: Double? {
+        switch self {
+        case .double(let v): v
+        case .int(let v): Double(v)
+        default: nil
+        }
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()

@@ -35,8 +35,17 @@ extension Supervisor {
         for reason in unavailable {
             FileHandle.standardError.write(Data("note: event source unavailable, continuing without it: \(reason)\n".utf8))
         }
-        let host = BenchHost(instruments: instruments, gpioDevices: gpio, usb: usb, catalog: configuration.catalog)
+        // The controllers' record: the guard decides against it, the host takes setpoints into it.
+        let controls = ControlBoard(bench.controllers.values.sorted { $0.name < $1.name }.map(\.envelope))
+        let host = BenchHost(instruments: instruments, gpioDevices: gpio, usb: usb, catalog: configuration.catalog, controls: controls)
         host.makeSafe(on: fault)
+        // A latched fault withdraws every setpoint and drives the controlled actuators' devices
+        // to their safe state (a person approves a setpoint again after the acknowledgement).
+        let controlled = instruments.filter { instrument in controls.envelopes.contains { host.instrument(named: $0.device) === instrument } }
+        fault.onLatch.append { [controls] in
+            controls.revokeAll()
+            for instrument in controlled { _ = instrument.returnToSafeState() }
+        }
         let attached = AttachedDevices(instruments: instruments, gpio: gpio)
         let screen = options.mode == .latent || options.display == "none" ? Screen(nil)
             : Screen(finding: { [options] in
@@ -83,6 +92,7 @@ extension Supervisor {
                                       approvers: BenchHost.approvers(instruments: instruments, gpio: gpio),
                                       protectedPaths: protected, fault: fault, owner: owner,
                                       stepRisk: BenchHost.stepRisk(gpio: gpio, usb: usb, catalog: configuration.catalog))
+        policyGuard.controls = controls
         // With a model, a request for approval carries the dream of its action.
         if let learned = predictor as? LearnedPredictor, let file = options.model {
             policyGuard.dream = { call, context in
@@ -97,8 +107,11 @@ extension Supervisor {
                                           ProgramObserver(programs: programGuard, contexts: programContexts.map(\.name)),
                                           events, DisplayObserver(screen), PanelObserver(seat)]),
             estimator: LiveEstimator(), renderer: renderer,
-            frameSink: DisplaySink(png: panel, screen: screen, seat: seat), scheduler: PriorityScheduler(),
-            proposer: RequestingProposer(bench: bench, inbox: ActionInbox(directory: options.folder.requests), offering: attached.offering),
+            frameSink: DisplaySink(png: panel, screen: screen, seat: seat), scheduler: ContextScheduler(),
+            proposer: RequestingProposer(bench: bench, inbox: ActionInbox(directory: options.folder.requests),
+                                         offering: { [offering = attached.offering] action in
+                                             offering(action) + controls.envelopes.filter { $0.setpointAction == action }.map(\.deviceName)
+                                         }, board: controls),
             policyGuard: policyGuard,
             executor: TraceExecutor(names: options.mode == .latent ? nil : LinuxNames()), host: host,
             predictor: predictor, recorder: RecorderSet([records.trace, MCAPRecorder(folder: options.folder, redaction: records.redaction,

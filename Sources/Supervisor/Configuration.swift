@@ -41,7 +41,8 @@ struct Configuration {
             throw SupervisorError(message: "--device \(path): no such device; give the path of a serial port or pseudo-terminal that exists "
                                   + "(the simulator prints its own when it starts)")
         }
-        let bench = try Bench.load(file: options.bench)
+        var bench = try Bench.load(file: options.bench)
+        try fitControllers(&bench, to: catalog)
         // libusb starts a thread of its own; a missing USB subsystem is a note, not a failure.
         var usb: USBContext?
         do { usb = try USBContext() } catch { notes.append("USB is not observed: \(error)") }
@@ -60,13 +61,51 @@ struct Configuration {
     }
 }
 
+extension Configuration {
+    /// Each controller's actuator and input against the device profiles: the action and its
+    /// parameter exist, and the input is one of the profile's readings; the envelope takes the
+    /// action's `max-on-ms` and the parameter's wholeness. An error names the bench's line.
+    static func fitControllers(_ bench: inout Bench, to catalog: DeviceCatalog?) throws {
+        for i in bench.contexts.indices {
+            guard var spec = bench.contexts[i].controller else { continue }
+            let e = spec.envelope
+            func fail(_ what: String) -> SupervisorError {
+                SupervisorError(message: "\(spec.location): controller \(spec.name): \(what)")
+            }
+            let profileName = String(e.device.split(separator: ":").first ?? "")
+            guard let profile = catalog?.profile(named: profileName) else {
+                throw fail("no device profile \(profileName) (in \(catalog.map { _ in "the profiles" } ?? "no profiles"))")
+            }
+            guard let action = profile.actions[e.action] else {
+                throw fail("profile \(profile.name) has no action \(e.action); it has \(profile.actions.keys.sorted().joined(separator: ", "))")
+            }
+            guard let parameter = action.parameters[e.parameter] else {
+                throw fail("\(e.action) takes no parameter \(e.parameter); it takes \(action.parameters.keys.sorted().joined(separator: ", "))")
+            }
+            guard parameter.minimum <= spec.outputRange.lowerBound, spec.outputRange.upperBound <= parameter.maximum else {
+                throw fail("its output \(spec.outputRange) is outside \(e.action)'s \(e.parameter) range \(parameter.minimum)...\(parameter.maximum)")
+            }
+            let inputProfile = String(e.input.split(separator: "/").first?.split(separator: ":").first ?? "")
+            let readingName = String(e.input.split(separator: "/").last ?? "")
+            guard let inputOwner = catalog?.profile(named: inputProfile), let reading = inputOwner.readings.first(where: { $0.name == readingName }) else {
+                throw fail("its input \(e.input) is not a reading of a device profile")
+            }
+            spec.envelope.maximumOn = action.maximumOnMilliseconds.map { .milliseconds($0) }
+            if spec.envelope.unit.isEmpty { spec.envelope.unit = reading.unit }
+            spec.wholeOutput = parameter.integer
+            bench.contexts[i].controller = spec
+        }
+    }
+}
+
 extension Supervisor {
     /// Load every file `options` names — bench, policy, device profiles, redaction rules, API
     /// tokens — without opening a device or writing anything: what `worldos config check`
     /// reports. A line for each that holds; the first that does not is thrown, naming its line.
     public static func checkFiles(_ options: SupervisorOptions) throws -> [String] {
         var lines: [String] = []
-        let bench = try Bench.load(file: options.bench)
+        var bench = try Bench.load(file: options.bench)
+        if FileManager.default.fileExists(atPath: options.profiles) { try Configuration.fitControllers(&bench, to: try DeviceCatalog.load(directory: options.profiles)) }
         lines.append("bench \(options.bench): \(bench.contexts.count) contexts (\(bench.contexts.map(\.name).joined(separator: ", ")))")
         let policy = try Policy.load(file: options.policy)
         lines.append("policy \(options.policy): \(policy.contexts.count) contexts, hash \(policy.contentHash.prefix(12))")

@@ -68,7 +68,7 @@ public enum Dream {
         var loop = SupervisorLoop(
             mode: .latent, clock: DreamClock(), initial: try Supervisor.initialGraph(bench: bench, policy: policy),
             observer: NoObserver(), estimator: LiveEstimator(), renderer: try PanelRenderer(mode: .latent),
-            frameSink: frames, scheduler: PriorityScheduler(), proposer: ScriptedProposer(bench: bench),
+            frameSink: frames, scheduler: ContextScheduler(), proposer: ScriptedProposer(bench: bench),
             policyGuard: DreamGuard(inner: inner), executor: TraceExecutor(names: LinuxNames()), host: host, predictor: model,
             recorder: try TraceWriter(path: options.out + "/dream.jsonl"))
         var steps: [Step] = []

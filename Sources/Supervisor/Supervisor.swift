@@ -77,10 +77,14 @@ public enum Supervisor {
                     r.ops.map(\.rawValue).sorted().joined(separator: "|") + (r.paths.map { " " + $0.map(\.description).joined(separator: ",") } ?? "")
                 })
             } ?? []
+            var attributes: Attributes = ["priority": .int(context.priority), "interval-ms": .int(context.intervalMilliseconds),
+                                          "state": .string(context.program != nil ? "program" : "ready")]
+            if let period = context.periodMilliseconds {
+                attributes["period-ms"] = .int(period)
+                attributes["deadline-ms"] = .int(context.deadlineMilliseconds ?? period)
+            }
             delta.append(.addNode(Node(id: .context(context.name), kind: .executionContext, partition: .context(context.name),
-                                       observability: .visible, projected: true, capabilities: labels,
-                                       attributes: ["priority": .int(context.priority), "interval-ms": .int(context.intervalMilliseconds),
-                                                    "state": .string(context.tasks.isEmpty ? "program" : "ready")])))
+                                       observability: .visible, projected: true, capabilities: labels, attributes: attributes)))
         }
         try graph.apply(delta)
         return graph
@@ -139,10 +143,15 @@ public enum Supervisor {
             // but at least 50 ms between steps, so a busy machine's stream of process events
             // cannot make the loop spin. The screen's flip completions are taken as they come,
             // without stepping; a touch or key that changes the panel steps (after those 50 ms).
-            let gap = min(interval, .milliseconds(50))
+            // A context with a period (a controller) is released sooner: the loop wakes for it.
+            var wait = interval
+            if let release = loop.scheduler.nextDue() {
+                wait = min(wait, max(.zero, release.duration(since: loop.clock.now())))
+            }
+            let gap = min(wait, .milliseconds(50))
             var inputChanged = false
             if pause(&loop, for: gap, signals: signals, wakeOn: [], wakeEarly: false, inputChanged: &inputChanged) { return (done, true) }
-            if pause(&loop, for: interval - gap, signals: signals, wakeOn: descriptors, wakeEarly: true,
+            if pause(&loop, for: wait - gap, signals: signals, wakeOn: descriptors, wakeEarly: true,
                      inputChanged: &inputChanged) { return (done, true) }
         }
         return (done, false)

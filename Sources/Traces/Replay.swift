@@ -86,7 +86,7 @@ public enum Replay {
         var loop = SupervisorLoop(
             mode: first.mode, clock: script, initial: try Supervisor.initialGraph(bench: bench, policy: policy),
             observer: script, estimator: ReplayEstimator(script: script, devices: devices), renderer: try PanelRenderer(mode: first.mode),
-            frameSink: DiscardingFrameSink(), scheduler: PriorityScheduler(), proposer: script,
+            frameSink: DiscardingFrameSink(), scheduler: ContextScheduler(), proposer: script,
             policyGuard: ReplayGuard(inner: policyGuard, script: script), executor: TraceExecutor(names: script), host: script,
             predictor: TrivialPredictor(), recorder: ComparingRecorder(script: script))
         for _ in recorded { try loop.step() }

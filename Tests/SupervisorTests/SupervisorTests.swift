@@ -168,14 +168,28 @@ final class BenchParsingTests: XCTestCase {
                        "b.yaml:6:24: contexts.c.tasks.t[0].write.fd: \"$x\" is not a step reference (write $N for the return of step N (0-based), or $N.field for one of its fields)")
     }
 
+    /// The heater bench and its policy load, and its controller fits the bench bridge's profile.
+    func testShippedHeaterBench_loads_andItsControllerFitsItsProfile() throws {
+        var options = SupervisorOptions()
+        options.bench = repositoryRoot.appendingPathComponent("Devices/benches/heater.yaml").path
+        options.policy = repositoryRoot.appendingPathComponent("Policies/heater.yaml").path
+        options.profiles = repositoryRoot.appendingPathComponent("Devices").path
+        options.redaction = repositoryRoot.appendingPathComponent("Policies/redaction.yaml").path
+        let lines = try Supervisor.checkFiles(options)
+        XCTAssertTrue(lines.contains { $0.contains("2 contexts (heater-control, bench-operator)") }, "\(lines)")
+        let bench = try Bench.load(file: options.bench)
+        XCTAssertEqual(bench.controllers["heater-control"]?.envelope.maximumOutput, 100)
+        XCTAssertEqual(bench.contexts[0].periodMilliseconds, 250)
+    }
+
     func testMalformedContexts_areRejectedPrecisely() {
         XCTAssertEqual(try? Bench.parse("version: 1\ncontexts: {}\n", file: "b.yaml").file, nil)
         do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    priority: 1000\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
         catch { XCTAssertEqual("\(error)", "b.yaml:4:15: contexts.c.priority: 1000 is out of range (use -100...100)") }
         do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
-        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: context c has no tasks and no program (give it at least one task, or a program to run)") }
+        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: context c has no tasks, no program and no controller (give it at least one task, a program to run, or a controller)") }
         do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    prio: 1\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
-        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: unknown key \"prio\" (expected one of: priority, interval-ms, tasks, program, user)") }
+        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: unknown key \"prio\" (expected one of: priority, interval-ms, period-ms, deadline-ms, tasks, program, user, controller)") }
     }
 
     func testMalformedProgramContexts_areRejectedPrecisely() {
