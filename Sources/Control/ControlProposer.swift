@@ -44,7 +44,7 @@ public struct ControlProposer: DescribingNodes {
             lastAsked[context] = now
             return Proposal(context: context, task: "setpoint", steps: [
                 MicroStep(.act, ["device": .string(envelope.deviceName), "action": .string(envelope.setpointAction),
-                                 "params": .string("value=\(Self.spell(initial))")]),
+                                 "params": .string("value=\(PolicyGuard.spell(initial))")]),
             ])
         }
         shows["setpoint"] = .double(setpoint.value)
@@ -54,7 +54,7 @@ public struct ControlProposer: DescribingNodes {
         }
         // No reading, no write: the guard's stale check decides what that means.
         guard let reading else { return nil }
-        let dt = lastStep[context].map { Double(now.duration(since: $0).components.attoseconds) / 1e18 + Double(now.duration(since: $0).components.seconds) }
+        let dt = lastStep[context].map { now.duration(since: $0) / .seconds(1) }
         lastStep[context] = now
         var value = laws[context]!.output(reading: reading, setpoint: setpoint.value, dt: dt)
         if spec.wholeOutput { value = value.rounded() }
@@ -62,12 +62,9 @@ public struct ControlProposer: DescribingNodes {
         shows["output"] = .double(value)
         return Proposal(context: context, task: "control", steps: [
             MicroStep(.act, ["device": .string(envelope.device), "action": .string(envelope.action),
-                             "params": .string("\(envelope.parameter)=\(Self.spell(value))")]),
+                             "params": .string("\(envelope.parameter)=\(PolicyGuard.spell(value))")]),
         ])
     }
 
     public func nodeAttributes() -> [NodeID: Attributes] { Dictionary(uniqueKeysWithValues: shown.map { (NodeID.context($0.key), $0.value) }) }
-
-    /// 80 as `80`, 2.5 as `2.5`.
-    static func spell(_ v: Double) -> String { v.rounded() == v && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
 }

@@ -91,7 +91,6 @@ public struct BangBang: Sendable, Equatable {
 /// beyond the ends: a fan on a temperature curve. The setpoint does not enter.
 public struct Curve: Sendable, Equatable {
     /// Sorted by reading, at least two.
-    public var points: [(reading: Double, output: Double)] { zip(readings, outputs).map { ($0, $1) } }
     private var readings: [Double], outputs: [Double]
 
     public init?(points: [(reading: Double, output: Double)]) {

@@ -110,7 +110,6 @@ public final class ControlBoard: @unchecked Sendable {
     }
 
     public func setpoint(of controller: String) -> Setpoint? { locked { states[controller]?.setpoint } }
-    public func output(of controller: String) -> Double? { locked { states[controller]?.output } }
 
     /// A setpoint action was performed: the controller follows `value` from its next step.
     public func apply(controller: String, value: Double, grant: String) {

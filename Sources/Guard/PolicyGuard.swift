@@ -247,7 +247,7 @@ public struct PolicyGuard: Guarding {
     }
 
     /// A number in one spelling: 80 as `80`, 2.5 as `2.5`.
-    static func spell(_ v: Double) -> String { v.rounded() == v && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
+    public static func spell(_ v: Double) -> String { v.rounded() == v && abs(v) < 1e15 ? String(Int64(v)) : String(v) }
 
     static func needsApproval(_ risk: String) -> Bool { risk == "irreversible-physical" || risk == "destructive-host" }
 

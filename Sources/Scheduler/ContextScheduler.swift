@@ -149,8 +149,6 @@ public struct Spread: Sendable {
         next = (next + 1) % Self.kept
     }
 
-    public var count: Int { samples.count }
-
     public var summary: (p50: Double, p99: Double, max: Double)? {
         guard !samples.isEmpty else { return nil }
         let sorted = samples.sorted()
