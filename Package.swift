@@ -108,8 +108,9 @@ let package = Package(
         // Bench files (contexts, their tasks and programs) and the proposers that offer their
         // tasks and the actions people request.
         // Controllers (PID, bang-bang, curve) as bench contexts propose them; the guard holds
-        // their actuators to the envelopes declared with them.
-        .target(name: "Control", dependencies: ["Guard", "LoopCore", "StateGraph", "Config"]),
+        // their actuators to the envelopes declared with them. Plans (set, wait-until, measure,
+        // scan, repeat, checkpoints) as people submit them, checked whole by the guard first.
+        .target(name: "Control", dependencies: ["Guard", "LoopCore", "StateGraph", "Config", "Digest", "Journal", "DataEngine"]),
         .target(name: "Benches", dependencies: ["StateGraph", "LoopCore", "Config", "Journal", "Control", "Guard"]),
         // The supervisor as a service: the one model its clients see and act through (graph,
         // panel, approvals, actions, audit, metrics), the local control socket with its peers'
@@ -152,7 +153,7 @@ let package = Package(
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "DevicePorts"]),
 
         .executableTarget(name: "worldos", dependencies: [
-            "Supervisor", "Traces", "Benches", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", "JSONWriter", "Journal", "StateGraph", "SystemCalls", "Service", "Learning", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Supervisor", "Traces", "Benches", "LoopCore", "HostAdapter", "Guard", "MCAP", "DataEngine", "JSONWriter", "Journal", "StateGraph", "SystemCalls", "Service", "Learning", "Control", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "worldos-bench", dependencies: [
             "StateGraph", "LoopCore", "Observer", "HostAdapter", "DevicePorts", "Guard", "CShim", "Sandbox", "DataEngine", "Journal", "MCAP", "Renderer",

@@ -1,3 +1,4 @@
+import Control
 import Foundation
 import Guard
 import Journal
@@ -107,8 +108,9 @@ public struct RequestingProposer: Proposing, DescribingNodes {
     /// Requests taken and proposed, waiting for their outcome.
     private(set) var running: [String: ActionRequest] = [:]
 
-    public init(bench: Bench, inbox: ActionInbox, offering: @escaping @Sendable (String) -> [String], board: ControlBoard? = nil) {
-        self.bench = ScriptedProposer(bench: bench, board: board)
+    public init(bench: Bench, inbox: ActionInbox, offering: @escaping @Sendable (String) -> [String], board: ControlBoard? = nil,
+                plans: PlanRunner? = nil) {
+        self.bench = ScriptedProposer(bench: bench, board: board, plans: plans)
         self.inbox = inbox
         contexts = Set(bench.contexts.map(\.name))
         self.offering = offering
@@ -139,6 +141,7 @@ public struct RequestingProposer: Proposing, DescribingNodes {
 
     /// Answer requests: the outcome of one this step ran, and any for a context the bench lacks.
     public mutating func settle(_ report: StepReport) {
+        bench.settle(report)
         if let outcome = report.outcome, outcome.proposal.task.hasPrefix("request "),
            let id = outcome.proposal.task.split(separator: " ").last.map(String.init), running.removeValue(forKey: id) != nil,
            let step = outcome.steps.first, let decision = step.decision {

@@ -25,7 +25,12 @@ public struct Bench: Sendable {
         /// period): the scheduler runs such contexts earliest deadline first, ahead of the rest.
         public var periodMilliseconds: Int64? = nil
         public var deadlineMilliseconds: Int64? = nil
+        /// It runs the plans people submit (`plans: true`), one at a time, a step each turn.
+        public var runsPlans = false
     }
+
+    /// The contexts that run plans.
+    public var planContexts: Set<String> { Set(contexts.filter(\.runsPlans).map(\.name)) }
 
     /// The controllers, by the context each runs as.
     public var controllers: [String: ControllerSpec] {
@@ -58,7 +63,7 @@ public struct Bench: Sendable {
             if key == "version" { _ = try value.int(in: 1...1); continue }
             for (name, body) in try value.namedEntries(what: "context") {
                 var context = Context(name: name, priority: 0, intervalMilliseconds: 1000, tasks: [])
-                for (field, v) in try body.mapping(allowed: ["priority", "interval-ms", "period-ms", "deadline-ms", "tasks", "program", "user", "controller"]) {
+                for (field, v) in try body.mapping(allowed: ["priority", "interval-ms", "period-ms", "deadline-ms", "tasks", "program", "user", "controller", "plans"]) {
                     switch field {
                     case "priority": context.priority = try v.int(in: -100...100)
                     case "interval-ms": context.intervalMilliseconds = try v.int(in: 0...86_400_000)
@@ -72,6 +77,9 @@ public struct Bench: Sendable {
                         }
                         context.program = argv
                     case "user": context.user = try user(v)
+                    case "plans":
+                        guard try v.bool() else { throw v.error("plans: false is the same as leaving it out", hint: "remove it") }
+                        context.runsPlans = true
                     default:
                         for (task, steps) in try v.namedEntries(what: "task") {
                             let (expanded, uses) = try parseSteps(steps, macros: library)
@@ -80,11 +88,12 @@ public struct Bench: Sendable {
                         }
                     }
                 }
-                let kinds = [!context.tasks.isEmpty, context.program != nil, context.controller != nil].filter { $0 }.count
+                let kinds = [!context.tasks.isEmpty, context.program != nil, context.controller != nil, context.runsPlans].filter { $0 }.count
                 if kinds == 0 {
-                    throw body.error("context \(name) has no tasks, no program and no controller", hint: "give it at least one task, a program to run, or a controller")
+                    throw body.error("context \(name) has no tasks, no program, no controller and no plans", hint: "give it at least one task, a program to run, a controller, or plans: true")
                 }
-                if kinds > 1 { throw body.error("context \(name) has more than one of tasks, program and controller", hint: "give each its own context") }
+                if kinds > 1 { throw body.error("context \(name) has more than one of tasks, program, controller and plans", hint: "give each its own context") }
+                if context.runsPlans && context.periodMilliseconds != nil { throw body.error("a plan context runs at its interval-ms, not a period", hint: "remove period-ms") }
                 if context.controller != nil && context.periodMilliseconds == nil {
                     throw body.error("context \(name) runs a controller and has no period-ms", hint: "a controller runs at a period, 10...10000 ms")
                 }
@@ -181,19 +190,27 @@ public struct ScriptedProposer: Proposing, DescribingNodes {
     private var next: [String: Int] = [:]
     /// The bench's controllers: their contexts propose what their laws compute.
     public private(set) var controllers: ControlProposer
+    /// The plans people submit, run by the bench's plan contexts (nil: a bench without them, or
+    /// a loop that takes no plans, such as a replay).
+    public private(set) var plans: PlanRunner?
 
     /// `board` is the controllers' record the guard and the host share (default: one of its own).
-    public init(bench: Bench, board: ControlBoard? = nil) {
+    public init(bench: Bench, board: ControlBoard? = nil, plans: PlanRunner? = nil) {
         tasks = Dictionary(uniqueKeysWithValues: bench.contexts.map { ($0.name, $0.tasks) })
         macros = Dictionary(uniqueKeysWithValues: bench.contexts.map { ($0.name, $0.macros) })
         let specs = bench.controllers
         controllers = ControlProposer(specs: specs, board: board ?? ControlBoard(specs.values.map(\.envelope)))
+        self.plans = plans
     }
 
-    public func nodeAttributes() -> [NodeID: Attributes] { controllers.nodeAttributes() }
+    public func nodeAttributes() -> [NodeID: Attributes] { controllers.nodeAttributes().merging(plans?.nodeAttributes() ?? [:]) { $1 } }
+
+    /// What the step did with a plan's proposal.
+    public mutating func settle(_ report: StepReport) { plans?.settle(report) }
 
     public mutating func propose(for context: String, posterior: Posterior, at now: Instant) -> Proposal? {
         if controllers.controls(context) { return controllers.propose(for: context, posterior: posterior, at: now) }
+        if let runner = plans, runner.runs(context) { return plans!.propose(for: context, posterior: posterior, at: now) }
         guard let list = tasks[context], !list.isEmpty else { return nil }
         let i = next[context, default: 0]
         next[context] = (i + 1) % list.count

@@ -149,6 +149,14 @@ public struct ConfigNode: @unchecked Sendable {
         return v
     }
 
+    public func bool() throws(ConfigError) -> Bool {
+        switch try string() {
+        case "true": return true
+        case "false": return false
+        case let other: throw error("\"\(other)\" is not true or false")
+        }
+    }
+
     /// Scalar as written: an integer if it reads as one, else a string. For micro-step arguments.
     public var isInteger: Bool {
         guard case .scalar(let s) = node, s.style == .plain || s.style == .any else { return false }

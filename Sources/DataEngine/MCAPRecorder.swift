@@ -30,6 +30,8 @@ public final class MCAPRecorder: JSONRecording {
     private var transitionChannel: UInt16 = 0
     private var panelChannel: UInt16 = 0
     private var markChannel: UInt16 = 0
+    /// `/worldos/measurement`, added to a file with its first measurement.
+    private var measurementChannel: UInt16?
     private var sequence: UInt32 = 0
     private var fileStart: UInt64 = 0
     private var chunkStart: UInt64?
@@ -46,9 +48,13 @@ public final class MCAPRecorder: JSONRecording {
 
     /// Clients' requests for a new file or a mark, taken at each transition.
     private let control: TraceControl?
+    /// Plans' measurements, taken at each transition onto `/worldos/measurement`.
+    private let measurements: MeasurementLog?
 
     public init(folder: RunFolder, limits: Limits = Limits(), redaction: Redaction = Redaction(),
-                frames: (@Sendable (_ hash: String, _ wait: Bool) -> FrameEncoding)? = nil, control: TraceControl? = nil) {
+                frames: (@Sendable (_ hash: String, _ wait: Bool) -> FrameEncoding)? = nil, control: TraceControl? = nil,
+                measurements: MeasurementLog? = nil) {
+        self.measurements = measurements
         self.folder = folder
         self.limits = limits
         self.redaction = redaction
@@ -79,6 +85,25 @@ public final class MCAPRecorder: JSONRecording {
             }
             control?.finished(id, .success(TraceControl.Done(file: file, step: transition.step, time: time)))
         }
+        try recordMeasurements()
+    }
+
+    /// The measurements plans took since the last transition, written through (a plan's
+    /// results are not left in a chunk a crash would lose).
+    private func recordMeasurements() throws {
+        guard let taken = measurements?.take(), !taken.isEmpty, let w = writer else { return }
+        let channel: UInt16
+        if let c = measurementChannel { channel = c } else {
+            let schema = try w.addSchema(name: "worldos.Measurement", encoding: "jsonschema", data: Array(Measurement.schema.utf8))
+            channel = try w.addChannel(topic: "/worldos/measurement", messageEncoding: "json", schema: schema)
+            measurementChannel = channel
+        }
+        for m in taken {
+            sequence &+= 1
+            w.write(channel: channel, sequence: sequence, logTime: m.time, publishTime: m.time, data: m.json)
+        }
+        try w.flushChunk()
+        chunkStart = nil
     }
 
     private func record(_ transition: Transition, json: Data, time: UInt64, newFile: Bool) throws {
@@ -144,6 +169,7 @@ public final class MCAPRecorder: JSONRecording {
         panelChannel = try w.addChannel(topic: "/worldos/panel", messageEncoding: "json", schema: imageSchema)
         let markSchema = try w.addSchema(name: "worldos.Mark", encoding: "jsonschema", data: Array(Self.markSchema.utf8))
         markChannel = try w.addChannel(topic: "/worldos/mark", messageEncoding: "json", schema: markSchema)
+        measurementChannel = nil
         writer = w
         fileStart = time
         chunkStart = nil

@@ -218,13 +218,6 @@ extension ConfigNode {
         guard let v = Double(text), v.isFinite else { throw error("\"\(text)\" is not a number") }
         return v
     }
-    func bool() throws(ConfigError) -> Bool {
-        switch try string() {
-        case "true": return true
-        case "false": return false
-        case let other: throw error("\"\(other)\" is not true or false")
-        }
-    }
     /// Action names are `thing.verb` (letters, digits, - and _ on each side).
     func namedActions() throws(ConfigError) -> [(name: String, value: ConfigNode)] {
         var out: [(String, ConfigNode)] = []

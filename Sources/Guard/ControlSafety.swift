@@ -58,7 +58,10 @@ public struct SafetyEnvelope: Sendable, Equatable {
 
     /// The input's sensor node in `graph`: the one sensor of an instrument of that profile (and
     /// serial, when given) with that reading's name; nil when there is none or more than one.
-    public func inputNode(in graph: Graph) -> Node? {
+    public func inputNode(in graph: Graph) -> Node? { Self.sensor(input, in: graph) }
+
+    /// The sensor node `input` (`PROFILE/READING` or `PROFILE:SERIAL/READING`) names in `graph`.
+    public static func sensor(_ input: String, in graph: Graph) -> Node? {
         guard let slash = input.lastIndex(of: "/") else { return nil }
         let (device, reading) = (String(input[..<slash]), String(input[input.index(after: slash)...]))
         let prefix = "sensor:" + (device.contains(":") ? device.replacingOccurrences(of: ":", with: "/") + "/" : device + "/")

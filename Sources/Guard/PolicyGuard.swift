@@ -44,6 +44,11 @@ public struct PolicyGuard: Guarding {
     /// The bench's controllers: their setpoints (actions of their own, with a risk by direction),
     /// and the safety envelopes of the actuators they drive, checked every step (nil: none).
     public var controls: ControlBoard?
+    /// The plans running now: a plan's approved step runs on the plan's approval.
+    public var plans: PlanBoard?
+    /// Deciding as a preflight does: no approval asked for or used, the picture's age not held
+    /// against a step (see ``preflight(_:id:context:at:)``).
+    var dryRun = false
     /// The rule of the last allowed decision, which a setpoint it allowed rests on.
     private var openRule: String?
     /// The wall clock that time-window rules are read against (a test sets its own).
@@ -214,7 +219,7 @@ public struct PolicyGuard: Guarding {
                             risk: "escalated to approval: \(why)", target: stepRisk(call).map { ($0.device, $0.path) })
         }
         guard verdict.isAllowed, let risky else { return verdict }
-        if escalated[context] == nil, let covered = controllerCover(call, context: context) { return .allow(rule: covered) }
+        if escalated[context] == nil, let covered = controllerCover(call, context: context) ?? plans?.cover(call, context: context) { return .allow(rule: covered) }
         return approval(for: call, context: context, device: risky.device, action: risky.action,
                         risk: risky.risk + (escalated[context].map { "; and escalated: \($0)" } ?? ""), target: risky.target)
     }
@@ -308,7 +313,7 @@ public struct PolicyGuard: Guarding {
     /// Why a physical step should not run on the picture this step has: no recent observation,
     /// or one the estimator could not predict. Dreams (latent mode) touch nothing and are not held back.
     private func doubt(about call: ResolvedCall) -> String? {
-        guard mode != .latent, let picture, Self.isPhysical(call.op) else { return nil }
+        guard mode != .latent, !dryRun, let picture, Self.isPhysical(call.op) else { return nil }
         guard let seen = picture.lastObserved else {
             return "the machine has not been observed yet; the guard does not act on a picture it has not checked"
         }
@@ -330,6 +335,7 @@ public struct PolicyGuard: Guarding {
         guard let approvals else {
             return .deny(rule: "approval-required", reason: "\(action) on \(device) is \(risk) and this supervisor takes no approvals")
         }
+        if dryRun { return .needsApproval(request: "", reason: "\(action) on \(device) is \(risk)") }
         guard let target = known ?? identity(device) else {
             return .refuseUncertain(reason: "the identity of \(device) is not known; an approval must name the device, not a path")
         }

@@ -23,6 +23,8 @@ public struct RunFolder: Sendable, Hashable, CustomStringConvertible {
     public var audit: String { path + "/audit.jsonl" }
     public var approvals: String { path + "/approvals" }
     public var requests: String { path + "/requests" }
+    /// Plans submitted (`worldos plan run`), their commands and their status.
+    public var plans: String { path + "/plans" }
     public var policies: String { path + "/policies" }
     public var fault: String { path + "/fault.json" }
     public var panel: String { path + "/panel.png" }

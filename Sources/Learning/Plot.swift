@@ -84,3 +84,45 @@ struct Canvas {
         }
     }
 }
+
+/// A scan's picture (`worldos export --measurements`): each reading against the scanned
+/// parameter, one panel per reading stacked on the same x axis, each on its own scale.
+public enum ScanPlot {
+    public static func png(parameter: String, points: [(x: Double, readings: [String: Double])], title: String) throws -> [UInt8] {
+        let names = Set(points.flatMap(\.readings.keys)).sorted()
+        let (left, right, panel, gap) = (84, 700, 150, 30)
+        var canvas = Canvas(width: 720, height: 40 + names.count * (panel + gap) + 50)
+        let face = try? Typeface.named()
+        let xs = points.map(\.x)
+        let (x0, x1) = (xs.min() ?? 0, max(xs.max() ?? 1, (xs.min() ?? 0) + 1e-9))
+        func x(_ v: Double) -> Int { left + Int((Double(right - left) * (v - x0) / (x1 - x0)).rounded()) }
+        func label(_ v: Double) -> String { String(format: "%g", (v * 1000).rounded() / 1000) }
+        canvas.text(face, title, x: left, y: 24)
+        let colors: [[UInt8]] = [[200, 40, 40], [40, 90, 200], [40, 150, 60], [160, 90, 20], [120, 60, 160]]
+        for (i, name) in names.enumerated() {
+            let (top, bottom) = (40 + i * (panel + gap) + 10, 40 + i * (panel + gap) + panel)
+            let series = points.compactMap { p in p.readings[name].map { (p.x, $0) } }
+            guard let lo = series.map(\.1).min(), let hi = series.map(\.1).max() else { continue }
+            let span = max(hi - lo, 1e-9)
+            func y(_ v: Double) -> Int { bottom - Int((Double(bottom - top) * (v - lo) / span).rounded()) }
+            canvas.line(left, bottom, right, bottom, gray: 0)
+            canvas.line(left, top, left, bottom, gray: 0)
+            for v in [lo, (lo + hi) / 2, hi] {
+                canvas.line(left - 4, y(v), right, y(v), gray: v == lo ? 0 : 225)
+                canvas.text(face, label(v), x: 10, y: y(v) + 5)
+            }
+            canvas.text(face, name, x: left + 8, y: top + 4)
+            let color = colors[i % colors.count]
+            for k in series.indices.dropFirst() { canvas.line(x(series[k - 1].0), y(series[k - 1].1), x(series[k].0), y(series[k].1), color: color, thick: true) }
+            for (px, py) in series { canvas.line(x(px) - 3, y(py), x(px) + 3, y(py), color: color, thick: true) }
+        }
+        let axis = 40 + names.count * (panel + gap) - gap
+        for i in 0...4 {
+            let v = x0 + (x1 - x0) * Double(i) / 4
+            canvas.line(x(v), axis, x(v), axis + 5, gray: 0)
+            canvas.text(face, label(v), x: x(v) - 8, y: axis + 20)
+        }
+        canvas.text(face, parameter, x: (left + right) / 2 - 20, y: axis + 42)
+        return try PNG.encode(PNG.RGB(width: canvas.width, height: canvas.height, pixels: canvas.pixels))
+    }
+}

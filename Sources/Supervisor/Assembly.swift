@@ -1,5 +1,6 @@
 import Attached
 import Benches
+import Control
 import DevicePorts
 import DataEngine
 import Estimator
@@ -93,6 +94,16 @@ extension Supervisor {
                                       protectedPaths: protected, fault: fault, owner: owner,
                                       stepRisk: BenchHost.stepRisk(gpio: gpio, usb: usb, catalog: configuration.catalog))
         policyGuard.controls = controls
+        // The plans running now: the guard lets a plan's own steps through on the plan's approval.
+        let planBoard = PlanBoard()
+        policyGuard.plans = planBoard
+        let measurements = MeasurementLog()
+        let plans = options.mode == .latent || bench.planContexts.isEmpty ? nil
+            : PlanRunner(files: PlanFiles(directory: options.folder.plans), board: planBoard, contexts: bench.planContexts, measurements: measurements,
+                         preflight: { [checker = policyGuard] plan, id, context, now in checker.preflight(plan, id: id, context: context, at: now) },
+                         makeSafe: { devices in
+                             devices.flatMap { name in host.instrument(named: name).map { $0.returnToSafeState() } ?? ["\(name) is not attached"] }
+                         })
         // With a model, a request for approval carries the dream of its action.
         if let learned = predictor as? LearnedPredictor, let file = options.model {
             policyGuard.dream = { call, context in
@@ -111,12 +122,12 @@ extension Supervisor {
             proposer: RequestingProposer(bench: bench, inbox: ActionInbox(directory: options.folder.requests),
                                          offering: { [offering = attached.offering] action in
                                              offering(action) + controls.envelopes.filter { $0.setpointAction == action }.map(\.deviceName)
-                                         }, board: controls),
+                                         }, board: controls, plans: plans),
             policyGuard: policyGuard,
             executor: TraceExecutor(names: options.mode == .latent ? nil : LinuxNames()), host: host,
             predictor: predictor, recorder: RecorderSet([records.trace, MCAPRecorder(folder: options.folder, redaction: records.redaction,
                                                                                              frames: { [encoder = panel.encoder] in encoder.png(hash: $0, wait: $1) },
-                                                                                             control: traceControl)]))
+                                                                                             control: traceControl, measurements: measurements)]))
         let model = ServiceModel(folder: options.folder, approvals: records.approvals, audit: audit, keys: options.keys,
                                  contexts: bench.contexts.map(\.name), programs: Set(programContexts.map(\.name)), trace: traceControl)
         return Session(loop: loop, instruments: instruments, notes: notes, wakeDescriptors: events.descriptors,

@@ -11,7 +11,7 @@ struct WorldOS: ParsableCommand {
         One loop supervises the machine: predict its state, correct it from /proc, draw the \
         panel, pick an execution context, and run its micro-steps through the guard.
         """,
-        subcommands: [Run.self, GraphCommand.self, Step.self, Approvals.self, Approve.self, Reject.self, Audit.self, PolicyCommand.self, Ack.self, Act.self, TraceCommand.self, ReplayCommand.self, ExportCommand.self, GenerateCommand.self, TrainCommand.self, EvalCommand.self, DreamCommand.self, TokenCommand.self, ConfigCommand.self])
+        subcommands: [Run.self, GraphCommand.self, Step.self, Approvals.self, Approve.self, Reject.self, Audit.self, PolicyCommand.self, Ack.self, Act.self, PlanCommandGroup.self, TraceCommand.self, ReplayCommand.self, ExportCommand.self, GenerateCommand.self, TrainCommand.self, EvalCommand.self, DreamCommand.self, TokenCommand.self, ConfigCommand.self])
 }
 
 /// Options shared by the commands that run the loop.

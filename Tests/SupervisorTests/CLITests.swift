@@ -15,7 +15,7 @@ final class CLITests: XCTestCase {
                                   (["audit", "verify"], "help-audit-verify.txt"), (["policy", "diff"], "help-policy-diff.txt"), (["ack"], "help-ack.txt"), (["act"], "help-act.txt"),
                                   (["trace", "repair"], "help-trace-repair.txt"), (["replay"], "help-replay.txt"), (["export"], "help-export.txt"), (["generate"], "help-generate.txt"), (["token", "add"], "help-token-add.txt"),
                                   (["trace", "mark"], "help-trace-mark.txt"),
-                                  (["train"], "help-train.txt"), (["eval"], "help-eval.txt"), (["dream"], "help-dream.txt")] {
+                                  (["train"], "help-train.txt"), (["eval"], "help-eval.txt"), (["dream"], "help-dream.txt"), (["plan"], "help-plan.txt"), (["plan", "run"], "help-plan-run.txt")] {
             let result = try runWorldOS(arguments + ["--help"])
             XCTAssertEqual(result.status, 0)
             XCTAssertEqual(result.stdout, try golden(file), "worldos \(arguments.joined(separator: " ")) --help changed; if on purpose, update \(file)")
