@@ -139,7 +139,10 @@ public struct Plan: Sendable, Equatable {
             case "repeat":
                 let f = try body.mapping(allowed: ["times", "steps"], required: ["times", "steps"])
                 let times = try f.first { $0.key == "times" }!.value.int(in: 1...100_000)
-                let inner = try f.first { $0.key == "steps" }!.value.sequence()
+                let innerNode = f.first { $0.key == "steps" }!.value
+                let inner = try innerNode.sequence()
+                // Rounds of nothing would still be counted, without bound.
+                guard !inner.isEmpty else { throw innerNode.error("a repeat needs at least one step") }
                 for _ in 0..<times { try expand(inner, device: device, repeats: repeats * times) }
             default:
                 throw node.error("unknown plan step \"\(key)\"", hint: "use set, wait-until, measure, scan, repeat or checkpoint")

@@ -359,7 +359,8 @@ public final class ApprovalStore: @unchecked Sendable {
                let fields = record.result.map(Self.fields), let digest = fields["digest"], let expires = fields["expires"].flatMap(Double.init),
                let count = fields["approvals"]?.split(separator: "/").compactMap({ Int($0) }), count.count == 2, count[0] >= count[1] {
                 found[String(rule.dropFirst("request ".count))] = Minted(digest: digest, expiresAt: Date(timeIntervalSince1970: expires), used: false)
-            } else if record.event == "decision", record.decision == "allow", let rule = record.rule, rule.hasPrefix("approval ") {
+            } else if record.event == "decision" || record.event == "plan-preflight", record.decision == "allow", let rule = record.rule, rule.hasPrefix("approval ") {
+                // Used by a decision, or by a plan's preflight (which the plan's steps then rest on).
                 let id = rule.dropFirst("approval ".count).prefix { $0 != " " }
                 found[String(id)]?.used = true
             }

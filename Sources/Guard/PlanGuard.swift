@@ -121,10 +121,16 @@ extension PolicyGuard {
             check = planApproval(plan, irreversible: irreversible, context: context)
         }
         let verdict = !check.refusals.isEmpty ? "deny" : check.waiting != nil ? "needs-approval" : "allow"
-        _ = try? audit.append(AuditRecord(time: now.nanoseconds, policy: policy.contentHash, event: "plan-preflight", mode: mode.rawValue,
+        // On the record before anything runs: a plan that cannot be audited does not start (and
+        // a restarted supervisor reads an approval a preflight used as used).
+        do {
+            try audit.append(AuditRecord(time: now.nanoseconds, policy: policy.contentHash, event: "plan-preflight", mode: mode.rawValue,
                                           context: context, call: "plan \(plan.name) \(id) sha256:\(plan.hash) (\(plan.calls.count) actions)",
-                                          decision: verdict, rule: check.grant ?? check.waiting.map { "approval \($0.id)" } ?? (refusals.isEmpty ? "preflight" : "preflight refused"),
+                                          decision: verdict, rule: check.grant ?? check.waiting.map { "needs approval \($0.id)" } ?? (refusals.isEmpty ? "preflight" : "preflight refused"),
                                           reason: refusals.isEmpty ? check.waiting?.reason : refusals.joined(separator: "; ")))
+        } catch {
+            return PlanCheck(refusals: ["the audit log cannot be written (\(error)); refusing"])
+        }
         return check
     }
 

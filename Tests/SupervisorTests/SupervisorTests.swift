@@ -176,7 +176,7 @@ final class BenchParsingTests: XCTestCase {
         options.profiles = repositoryRoot.appendingPathComponent("Devices").path
         options.redaction = repositoryRoot.appendingPathComponent("Policies/redaction.yaml").path
         let lines = try Supervisor.checkFiles(options)
-        XCTAssertTrue(lines.contains { $0.contains("2 contexts (heater-control, bench-operator)") }, "\(lines)")
+        XCTAssertTrue(lines.contains { $0.contains("3 contexts (heater-control, bench-operator, plan-runner)") }, "\(lines)")
         let bench = try Bench.load(file: options.bench)
         XCTAssertEqual(bench.controllers["heater-control"]?.envelope.maximumOutput, 100)
         XCTAssertEqual(bench.contexts[0].periodMilliseconds, 250)
@@ -187,9 +187,14 @@ final class BenchParsingTests: XCTestCase {
         do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    priority: 1000\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
         catch { XCTAssertEqual("\(error)", "b.yaml:4:15: contexts.c.priority: 1000 is out of range (use -100...100)") }
         do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
-        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: context c has no tasks, no program and no controller (give it at least one task, a program to run, or a controller)") }
+        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: context c has no tasks, no program, no controller and no plans (give it at least one task, a program to run, a controller, or plans: true)") }
         do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    prio: 1\n    tasks: {}\n", file: "b.yaml"); XCTFail() }
-        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: unknown key \"prio\" (expected one of: priority, interval-ms, period-ms, deadline-ms, tasks, program, user, controller)") }
+        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: unknown key \"prio\" (expected one of: priority, interval-ms, period-ms, deadline-ms, tasks, program, user, controller, plans)") }
+        do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    plans: true\n    period-ms: 100\n", file: "b.yaml"); XCTFail() }
+        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: a plan context runs at its interval-ms, not a period (remove period-ms)") }
+        do { _ = try Bench.parse("version: 1\ncontexts:\n  c:\n    plans: true\n    tasks: { t: [ { close: { fd: 3 } } ] }\n", file: "b.yaml"); XCTFail() }
+        catch { XCTAssertEqual("\(error)", "b.yaml:4:5: contexts.c: context c has more than one of tasks, program, controller and plans (give each its own context)") }
+        XCTAssertEqual(try Bench.parse("version: 1\ncontexts:\n  c:\n    plans: true\n", file: "b.yaml").planContexts, ["c"])
     }
 
     func testMalformedProgramContexts_areRejectedPrecisely() {
