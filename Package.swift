@@ -147,7 +147,7 @@ let package = Package(
         // generated traces (tasks planned over the benches, run on the supervisor).
         .target(name: "Traces", dependencies: [
             "StateGraph", "LoopCore", "Estimator", "Scheduler", "Executor", "Guard", "Renderer", "DataEngine", "Devices",
-            "Journal", "MCAP", "Attached", "Benches", "Supervisor", "SystemCalls", "Learning",
+            "Journal", "MCAP", "Attached", "Benches", "Supervisor", "SystemCalls", "Learning", "Control",
         ]),
         // Test twins: manual clock and fakes of every stage, siblings of the real ones.
         .target(name: "WorldOSTesting", dependencies: ["StateGraph", "LoopCore", "DevicePorts"]),
@@ -164,7 +164,7 @@ let package = Package(
         ], path: "Benchmarks/worldos-bench"),
 
         // Fuzz targets for every parser (`make fuzz`; their corpora replay in `make test`).
-        .target(name: "FuzzTargets", dependencies: ["DataEngine", "Devices", "Guard", "HostAdapter", "DevicePorts", "Journal", "LoopCore", "MCAP", "Supervisor", "Benches", "Learning"],
+        .target(name: "FuzzTargets", dependencies: ["DataEngine", "Devices", "Guard", "HostAdapter", "DevicePorts", "Journal", "LoopCore", "MCAP", "Supervisor", "Benches", "Learning", "Control"],
                 path: "Tests/Fuzz/Targets"),
         .executableTarget(name: "worldos-fuzz", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/Main"),
 
@@ -189,7 +189,7 @@ let package = Package(
         .testTarget(name: "SupervisorTests", dependencies: [
             "LoopCore", "StateGraph", "Estimator", "Executor", "Guard", "HostAdapter", "DevicePorts", "DataEngine", "Supervisor", "Devices", "WorldOSTesting", "MCAP",
             "FuzzTargets", "Journal", "Renderer", "Attached", "Benches", "Traces", "SystemCalls", "CShim", "Surface", "PNGCodec", "Service",
-            "Learning",
+            "Learning", "Control",
         ], exclude: ["Golden"]),
     ],
     swiftLanguageModes: [.v6]

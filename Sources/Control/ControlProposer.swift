@@ -66,5 +66,8 @@ public struct ControlProposer: DescribingNodes {
         ])
     }
 
+    /// The attributes it keeps on its contexts' nodes (a replay serves them from the recording).
+    public static let describedKeys: Set<String> = ["controller", "setpoint", "reading", "output"]
+
     public func nodeAttributes() -> [NodeID: Attributes] { Dictionary(uniqueKeysWithValues: shown.map { (NodeID.context($0.key), $0.value) }) }
 }

@@ -63,13 +63,20 @@ public struct PlanRunner: DescribingNodes {
 
     public func runs(_ context: String) -> Bool { contexts.contains(context) }
 
+    /// The attributes it keeps on its contexts' nodes (a replay serves them from the recording).
+    public static let describedKeys: Set<String> = ["plan", "state"]
+
+    /// Its contexts' plans, and what each waits on: the context's `state` is the plan's
+    /// (`waiting-for-approval` while its preflight waits for a person; `ready` with none).
     public func nodeAttributes() -> [NodeID: Attributes] {
         var shown: [NodeID: Attributes] = [:]
         for context in contexts {
-            guard let a = active[context] else { shown[.context(context)] = ["plan": .string("none")]; continue }
-            var attributes: Attributes = ["plan": .string("\(a.plan.name) \(a.status.id) \(a.status.state.rawValue) step \(a.status.position)/\(a.status.total)")]
-            if a.status.state == .waitingForApproval { attributes["state"] = .string("waiting-for-approval") }
-            shown[.context(context)] = attributes
+            guard let a = active[context] else { shown[.context(context)] = ["plan": .string("none"), "state": .string("ready")]; continue }
+            let state = a.status.state
+            shown[.context(context)] = [
+                "plan": .string("\(a.plan.name) \(a.status.id) \(state.rawValue) step \(a.status.position)/\(a.status.total)"),
+                "state": .string(state == .checking || state.isFinal ? "ready" : state.rawValue),
+            ]
         }
         return shown
     }

@@ -33,21 +33,22 @@ public struct Measurement: Sendable, Equatable {
         for (k, v) in readings.sorted(by: { $0.key < $1.key }) { w.key(k); w.double(v) }
         w.endObject()
         w.key("series"); w.string(series)
-        w.key("time"); w.int(Int(time))
+        w.key("time"); w.int(time)
         w.endObject()
         return w.bytes
     }
 
     /// One recorded message back, or why it is not a measurement.
     public init(json bytes: [UInt8]) throws(MeasurementError) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let plan = object["plan"] as? String, let id = object["plan-id"] as? String, let series = object["series"] as? String,
-              let index = object["index"] as? Int, let time = object["time"] as? NSNumber,
-              let point = object["point"] as? [String: NSNumber], let readings = object["readings"] as? [String: NSNumber] else {
+        struct Recorded: Decodable {
+            var plan: String, planID: String, series: String, index: Int, point: [String: Double], readings: [String: Double], time: UInt64
+            enum CodingKeys: String, CodingKey { case plan, planID = "plan-id", series, index, point, readings, time }
+        }
+        // JSONDecoder, not JSONSerialization: its doubles read back exactly as they were written.
+        guard let r = try? JSONDecoder().decode(Recorded.self, from: Data(bytes)) else {
             throw MeasurementError("not a worldos.Measurement message (plan, plan-id, series, index, point, readings, time)")
         }
-        self.init(plan: plan, planID: id, series: series, index: index, point: point.mapValues(\.doubleValue),
-                  readings: readings.mapValues(\.doubleValue), time: time.uint64Value)
+        self.init(plan: r.plan, planID: r.planID, series: r.series, index: r.index, point: r.point, readings: r.readings, time: r.time)
     }
 
     static let schema = #"{"type":"object","title":"worldos.Measurement","required":["plan","plan-id","series","index","point","readings","time"],"properties":{"plan":{"type":"string"},"plan-id":{"type":"string"},"series":{"type":"string"},"index":{"type":"integer"},"point":{"type":"object","additionalProperties":{"type":"number"}},"readings":{"type":"object","additionalProperties":{"type":"number"}},"time":{"type":"integer","description":"loop time, ns"}}}"#

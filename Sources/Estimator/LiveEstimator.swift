@@ -178,6 +178,15 @@ public struct LiveEstimator: Estimating {
         }
         let result = !failed.isEmpty ? failed.joined(separator: ", ") : !refused.isEmpty ? "denied" : !denied.isEmpty ? "waiting for approval" : "ok"
         context["last-result"] = .string(result)
+        // What the context waits on now: a person (its action waits for an approval), a device
+        // (its step failed the way a device that does not answer fails), or nothing.
+        if context["state"]?.stringValue != "program" {
+            let io = outcome.steps.contains { s in
+                if case .performed(.failure(let e)) = s.status { return ["EIO", "ETIMEDOUT", "EAGAIN", "EBUSY", "ENODEV"].contains(errnoName(e)) }
+                return false
+            }
+            context["state"] = .string(io ? "blocked-on-io" : !denied.isEmpty && refused.isEmpty ? "waiting-for-approval" : "ready")
+        }
         delta.append(.updateNode(context))
         do {
             try graph.apply(delta)

@@ -395,6 +395,10 @@ public struct PolicyGuard: Guarding {
         openRule = nil
     }
 
+    /// A replay takes a person's part from the recording: the step about to run rests on
+    /// `rule` (an approval a person gave), as a setpoint it sets will.
+    public mutating func restsOn(_ rule: String) { openRule = rule }
+
     /// What a performed step means to the controllers: a setpoint taken (resting on the rule
     /// that allowed it), or an actuator's output written.
     private func noteControl(_ call: ResolvedCall, context: String, result: CallResult, at now: Instant) {

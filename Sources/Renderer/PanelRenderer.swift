@@ -210,6 +210,12 @@ public struct PanelRenderer: Rendering {
             if let controller = context["controller"]?.stringValue {
                 Self.controller(controller, context, into: &layout)
             }
+            // A plan context: its plan and what the plan waits on.
+            if let plan = context["plan"]?.stringValue {
+                let state = context["state"]?.stringValue ?? "ready"
+                layout.line("  plan \(plan)", color: state == "waiting-for-approval" || state == "paused" ? Palette.own : Palette.text,
+                            role: "plan", node: context.id, value: state)
+            }
             if let denial = context["last-denial"]?.stringValue {
                 layout.line("  REFUSED \(denial)", color: Palette.denied, role: "denial", node: context.id, value: denial)
             } else {
@@ -223,8 +229,10 @@ public struct PanelRenderer: Rendering {
     static func controller(_ name: String, _ context: Node, into layout: inout PanelLayout) {
         func number(_ key: String) -> String {
             switch context[key] {
+            // One spelling whichever way the number was kept (25 and 25.0 both as 25.0): a
+            // recorded attribute reads back from JSON as a whole number.
             case .double(let v)?: String(format: "%.1f", v)
-            case .int(let v)?: String(v)
+            case .int(let v)?: String(format: "%.1f", Double(v))
             case .string(let s)?: s
             default: "-"
             }

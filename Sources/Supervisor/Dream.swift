@@ -61,14 +61,17 @@ public enum Dream {
         }
         try FileManager.default.createDirectory(atPath: options.out, withIntermediateDirectories: true)
         let audit = try AuditLog(path: options.out + "/dream-audit.jsonl")
-        let inner = PolicyGuard(policy: policy, audit: audit, mode: .latent,
+        var inner = PolicyGuard(policy: policy, audit: audit, mode: .latent,
                                 risk: { device, action in catalog.profile(named: device)?.actions[action]?.risk.rawValue },
                                 identity: { device in ("\(device):dream", "(dream)") })
+        // The bench's controllers dream under their envelopes, as they run.
+        let controls = ControlBoard(bench.controllers.values.sorted { $0.name < $1.name }.map(\.envelope))
+        inner.controls = controls
         let frames = DreamFrames(folder: options.out)
         var loop = SupervisorLoop(
             mode: .latent, clock: DreamClock(), initial: try Supervisor.initialGraph(bench: bench, policy: policy),
             observer: NoObserver(), estimator: LiveEstimator(), renderer: try PanelRenderer(mode: .latent),
-            frameSink: frames, scheduler: ContextScheduler(), proposer: ScriptedProposer(bench: bench),
+            frameSink: frames, scheduler: ContextScheduler(), proposer: ScriptedProposer(bench: bench, board: controls),
             policyGuard: DreamGuard(inner: inner), executor: TraceExecutor(names: LinuxNames()), host: host, predictor: model,
             recorder: try TraceWriter(path: options.out + "/dream.jsonl"))
         var steps: [Step] = []

@@ -1,5 +1,6 @@
 import Attached
 import Benches
+import Control
 import DataEngine
 import Devices
 import Estimator
@@ -76,13 +77,19 @@ public enum Replay {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
 
         let script = ReplayScript(recorded)
+        for context in bench.contexts {
+            if context.controller != nil { script.described[.context(context.name)] = ControlProposer.describedKeys }
+            if context.runsPlans { script.described[.context(context.name)] = PlanRunner.describedKeys }
+        }
         let devices = GraphDevices(catalog: catalog)
-        let policyGuard = PolicyGuard(policy: policy, audit: try AuditLog(path: RunFolder(scratch).audit), mode: first.mode,
+        var policyGuard = PolicyGuard(policy: policy, audit: try AuditLog(path: RunFolder(scratch).audit), mode: first.mode,
                                       risk: { device, action in devices.find(device).flatMap { $0.profile.actions[action]?.risk.rawValue } },
                                       identity: { device in devices.find(device).map { ($0.id, $0.path) } },
                                       approvals: try ApprovalStore(directory: RunFolder(scratch).approvals),
                                       approvers: { device in devices.find(device)?.profile.approvers ?? 1 },
                                       objectAt: recordedObjects(recorded))
+        // The controllers' setpoints and envelopes, as the recording's guard held them.
+        policyGuard.controls = ControlBoard(bench.controllers.values.sorted { $0.name < $1.name }.map(\.envelope))
         var loop = SupervisorLoop(
             mode: first.mode, clock: script, initial: try Supervisor.initialGraph(bench: bench, policy: policy),
             observer: script, estimator: ReplayEstimator(script: script, devices: devices), renderer: try PanelRenderer(mode: first.mode),
@@ -110,8 +117,12 @@ public enum Replay {
 }
 
 /// The recording, served step by step, and what differed from it.
-final class ReplayScript: WorldClock, Observing, Proposing, Effecting, NameResolving, @unchecked Sendable {
+final class ReplayScript: WorldClock, Observing, Proposing, Effecting, NameResolving, DescribingNodes, @unchecked Sendable {
     let recorded: [Transition]
+    /// What the bench's proposers keep on their contexts' nodes (a controller's setpoint and
+    /// output, a plan and its state): an input from outside the core, like the proposal, served
+    /// from the recording's state change.
+    var described: [NodeID: Set<String>] = [:]
     private(set) var index = 0
     var mismatches: [String] = []
     /// The memory this step's prior came from: the recorded observation delta applies to it.
@@ -132,6 +143,17 @@ final class ReplayScript: WorldClock, Observing, Proposing, Effecting, NameResol
         guard current.observedNodes != nil else { throw Replay.Failure(message: "the recorded observation failed") }
         return Observation(time: now, scope: [], nodes: [], edges: [], supervisor: current.supervisor, raced: current.racedEntries ?? 0,
                            events: current.events)
+    }
+
+    func nodeAttributes() -> [NodeID: Attributes] {
+        var served: [NodeID: Attributes] = [:]
+        for change in current.stateDelta.changes {
+            guard case .updateNode(let node) = change, let keys = described[node.id] else { continue }
+            var attributes = Attributes()
+            for key in keys { if let value = node[key] { attributes[key] = value } }
+            served[node.id] = attributes
+        }
+        return served
     }
 
     func propose(for context: String, posterior: Posterior, at now: Instant) -> Proposal? {
@@ -225,8 +247,9 @@ final class GraphDevices: @unchecked Sendable {
 }
 
 /// The real guard, except where a person's part is an input from outside the core, like the
-/// proposal: an irreversible action a person approved in the recording is allowed again, and a
-/// request for approval keeps the id the recording gave it (ids are random).
+/// proposal: an irreversible action a person approved in the recording (itself, or the plan it
+/// is a step of) is allowed again, and a request for approval keeps the id the recording gave
+/// it (ids are random).
 struct ReplayGuard: Guarding {
     var inner: PolicyGuard
     let script: ReplayScript
@@ -236,7 +259,11 @@ struct ReplayGuard: Guarding {
         let recorded = script.recordedDecision(for: call)
         guard case .needsApproval(_, let reason) = decision else { return decision }
         switch recorded {
-        case .allow(let rule)? where rule.hasPrefix("approval "): return recorded!
+        case .allow(let rule)? where rule.hasPrefix("approval "):
+            inner.restsOn(rule)
+            return recorded!
+        // A plan's step on the plan's approval: a person's word at the plan's start, not in the trace.
+        case .allow(let rule)? where rule.hasPrefix("plan "): return recorded!
         case .needsApproval(let id, let same)? where same == reason: return .needsApproval(request: id, reason: reason)
         default: return decision
         }

@@ -89,6 +89,26 @@ final class EstimatorTests: XCTestCase {
         XCTAssertEqual(closed.invariantViolations(), [])
     }
 
+    /// What a context waits on is its state in the graph: a person, a device, or nothing.
+    func testFold_setsTheContextsState_waitingForApproval_blockedOnIO_orReady() throws {
+        var graph = Graph()
+        try graph.apply(GraphDelta([.addNode(Node(id: .context("c"), kind: .executionContext, partition: .context("c"), attributes: ["state": .string("ready")])),
+                                    .addNode(Node(id: .context("p"), kind: .executionContext, partition: .context("p"), attributes: ["state": .string("program")]))]))
+        let act = ResolvedCall(.act, ["device": .string("d"), "action": .string("a.b")])
+        func fold(_ context: String, _ decision: Decision, _ status: StepOutcome.Status) -> String? {
+            let outcome = ActionOutcome(proposal: Proposal(context: context, task: "t", steps: []),
+                                        steps: [StepOutcome(index: 0, step: MicroStep(.act, [:]), call: act, decision: decision, status: status)])
+            graph = estimator.fold(outcome, into: Posterior(step: 0, graph: graph, surprise: nil, observedAt: now, supervisor: nil), at: now)
+            return graph[.context(context)]?["state"]?.stringValue
+        }
+        XCTAssertEqual(fold("c", .needsApproval(request: "r1", reason: "irreversible"), .denied), "waiting-for-approval")
+        XCTAssertEqual(fold("c", .allow(rule: "approval r1 by me"), .performed(.failure(errno: 110))), "blocked-on-io", "ETIMEDOUT: the device did not answer")
+        XCTAssertEqual(fold("c", .allow(rule: "r"), .performed(.value(0))), "ready")
+        XCTAssertEqual(fold("c", .deny(rule: "r", reason: "no"), .denied), "ready", "a refusal waits on nobody")
+        XCTAssertEqual(fold("c", .allow(rule: "r"), .performed(.failure(errno: 2))), "ready", "ENOENT is an answer, not a device that is not answering")
+        XCTAssertEqual(fold("p", .needsApproval(request: "r2", reason: "irreversible"), .denied), "program", "a program's state is its own")
+    }
+
     func testLatent_withoutObservation_thePriorStands() throws {
         var memory = Graph()
         try memory.apply(.addNode(process(1, 1)))

@@ -434,7 +434,7 @@ final class PolicyParsingTests: XCTestCase {
     func testShippedPolicy_loads() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let p = try Policy.load(file: root.appendingPathComponent("Policies/default.yaml").path)
-        XCTAssertEqual(Set(p.contexts.keys), ["telemetry", "maintenance", "bench-operator", "sampler"])
+        XCTAssertEqual(Set(p.contexts.keys), ["telemetry", "maintenance", "bench-operator", "heater-control", "plan-runner", "sampler"])
     }
 }
 

@@ -11,7 +11,7 @@ import Supervisor
 import WorldOSTesting
 import XCTest
 
-/// The shipped supply scan (Devices/benches/plans/supply-scan.yaml) on the heater bench, against
+/// The shipped supply scan (Devices/benches/plans/supply-scan.yaml) on the default bench, against
 /// the firmware simulator, driven from the CLI as a person would: one approval for the plan,
 /// pause and resume, its measurements and plot; a crash, and a resume from its checkpoint.
 final class PlanTests: XCTestCase {
@@ -22,8 +22,7 @@ final class PlanTests: XCTestCase {
     static let plan = repositoryRoot.appendingPathComponent("Devices/benches/plans/supply-scan.yaml").path
 
     func startSupervisor(_ sim: BenchSimulator, out: String) throws -> Process {
-        try startWorldOS(["run", "--out", out, "--device", sim.pty, "--interval-ms", "50", "--display", "none", "--listen", "none",
-                          "--bench", "Devices/benches/heater.yaml", "--policy", "Policies/heater.yaml"])
+        try startWorldOS(["run", "--out", out, "--device", sim.pty, "--interval-ms", "50", "--display", "none", "--listen", "none"])
     }
 
     func waitFor(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {

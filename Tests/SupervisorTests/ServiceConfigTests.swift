@@ -10,7 +10,7 @@ final class ServiceConfigTests: XCTestCase {
         let checked = try runWorldOS(["config", "check", "Policies/worldos.yaml"])
         XCTAssertEqual(checked.status, 0, checked.stderr)
         XCTAssertTrue(checked.stdout.hasPrefix("Policies/worldos.yaml: ok"), checked.stdout)
-        XCTAssertTrue(checked.stdout.contains("bench Devices/benches/default.yaml: 4 contexts"), checked.stdout)
+        XCTAssertTrue(checked.stdout.contains("bench Devices/benches/default.yaml: 6 contexts"), checked.stdout)
     }
 
     func testMalformedConfigurations_areRefusedNamingTheLine() throws {

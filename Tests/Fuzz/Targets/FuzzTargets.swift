@@ -1,4 +1,5 @@
 import Benches
+import Control
 import DataEngine
 import DevicePorts
 import Devices
@@ -17,7 +18,8 @@ import Supervisor
 /// corpora (Tests/Fuzz/corpus/TARGET) are also replayed by `make test` (FuzzCorpusTests).
 public enum FuzzTargets {
     public static let names = ["policy", "profile", "bench", "redaction-rules", "scpi", "mcap", "mcap-repair",
-                               "trace-json", "approval-json", "audit-log", "redactor", "evdev", "model", "macro-library"]
+                               "trace-json", "approval-json", "audit-log", "redactor", "evdev", "model", "macro-library",
+                               "plan", "plan-json", "measurement"]
 
     /// A scratch file for the targets that read files, in memory when /dev/shm is there.
     static let scratch: String = {
@@ -92,6 +94,19 @@ public enum FuzzTargets {
             _ = predictor.preview(ResolvedCall(.act, ["device": .string("d"), "action": .string("a")]), context: "fuzz")
         case "macro-library":
             _ = try? MacroLibrary.load(file: file(bytes))
+        case "plan":
+            // A plan that parses is summarised for the guard, as the runner does before it starts.
+            guard let plan = try? Plan.parse(text, file: "fuzz.yaml") else { return }
+            precondition(plan.steps.count <= Plan.maximumSteps && plan.steps.count == plan.locations.count)
+            _ = plan.summary.ranges.count
+        case "plan-json":
+            // What the run folder's plans/ holds: submissions, commands and statuses.
+            let path = file(bytes)
+            _ = try? JSONRecordFile.read(PlanSubmission.self, from: path)
+            _ = try? JSONRecordFile.read(PlanCommand.self, from: path)
+            _ = try? JSONRecordFile.read(PlanStatus.self, from: path)
+        case "measurement":
+            if let m = try? Measurement(json: bytes) { precondition((try? Measurement(json: m.json)) == m, "a measurement reads back as written") }
         default:
             fatalError("no fuzz target \(name); the targets are \(names.joined(separator: ", "))")
         }
