@@ -14,10 +14,10 @@ APT_PACKAGES := $(BUILD_PACKAGES) $(RIG_PACKAGES)
 OUT ?= .worldos/run
 # Python tools the tests use (a third-party SCPI client; Prometheus's own text parser;
 # schemathesis, which fuzzes the API from its OpenAPI description; selenium, which drives
-# Debian's Chromium through the web page), in a project venv: Debian's python refuses
-# system-wide pip installs.
+# Debian's Chromium through the web page; pyarrow, which reads the Parquet we write), in a
+# project venv: Debian's python refuses system-wide pip installs.
 VENV := .venv-tests
-PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial mcap==1.6.0 webdataset==0.2.100 prometheus_client==0.21.1 schemathesis==4.32.5 selenium==4.51.0
+PY_PACKAGES := pyvisa==1.16.2 pyvisa-py pyserial mcap==1.6.0 webdataset==0.2.100 prometheus_client==0.21.1 schemathesis==4.32.5 selenium==4.51.0 pyarrow==26.0.1
 
 TESTS_BUNDLE := .build/debug/WorldOSPackageTests.xctest
 
@@ -39,7 +39,7 @@ setup:
 	  fi; \
 	fi
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
-	@$(VENV)/bin/python -c "import pyvisa, pyvisa_py, serial, mcap, webdataset, prometheus_client, schemathesis, selenium" 2>/dev/null || $(VENV)/bin/pip install -q $(PY_PACKAGES)
+	@$(VENV)/bin/python -c "import pyvisa, pyvisa_py, serial, mcap, webdataset, prometheus_client, schemathesis, selenium, pyarrow" 2>/dev/null || $(VENV)/bin/pip install -q $(PY_PACKAGES)
 
 # The bench bridge firmware: the host simulator (gcc) and the ATmega328P image (avr-gcc).
 sim:

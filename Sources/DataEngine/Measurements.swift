@@ -82,7 +82,7 @@ public final class MeasurementLog: @unchecked Sendable {
 }
 
 /// Measurements read back from recorded traces (`worldos export --measurements`), and written as
-/// CSV: one row per measurement, the scan's point and the readings as columns.
+/// CSV and Parquet: one row per measurement, the scan's point and the readings as columns.
 public enum MeasurementExport {
     /// Every measurement on `/worldos/measurement` in `traces`, in order (of `plan` alone when given).
     public static func read(traces: [String], plan: String? = nil) throws -> [Measurement] {
@@ -113,6 +113,18 @@ public enum MeasurementExport {
                           + points.map { number(m.point[$0]) } + readings.map { number(m.readings[$0]) }).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The same table as Parquet: the same columns, the points' and readings' empty cells null.
+    public static func parquet(_ measurements: [Measurement]) throws -> [UInt8] {
+        let points = Set(measurements.flatMap(\.point.keys)).sorted(), readings = Set(measurements.flatMap(\.readings.keys)).sorted()
+        let columns: [ParquetTable.Column] = [
+            .int64("time_ns", measurements.map { Int64(clamping: $0.time) }), .utf8("plan", measurements.map(\.plan)),
+            .utf8("plan_id", measurements.map(\.planID)), .utf8("series", measurements.map(\.series)),
+            .int64("index", measurements.map { Int64($0.index) }),
+        ] + points.map { name in .double(name, measurements.map { $0.point[name] }) }
+          + readings.map { name in .double(name, measurements.map { $0.readings[name] }) }
+        return try ParquetTable(columns: columns).bytes()
     }
 
     /// The scans among them: per plan run and series, the measurements that carry one point

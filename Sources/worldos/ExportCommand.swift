@@ -6,18 +6,19 @@ import Journal
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write recorded traces as WebDataset shards: per transition, its JSON and the panel PNG it was taken on; or, with --measurements, plans' measurements as CSV.",
+        abstract: "Write recorded traces as WebDataset shards: per transition, its JSON and the panel PNG it was taken on; or, with --measurements, plans' measurements as CSV and Parquet.",
         discussion: """
         Shards are plain tar files (shard-000000.tar, …) that the `webdataset` package and PyTorch loaders \
         stream as they are. With no traces, every trace-*.mcap in the run folder, oldest first. \
-        With --measurements: the /worldos/measurement messages as measurements.csv (one row per \
-        measurement; the scan's point and the readings as columns) and a PNG plot of each scan.
+        With --measurements: the /worldos/measurement messages as measurements.csv and \
+        measurements.parquet (one row per measurement; the scan's point and the readings as \
+        columns) and a PNG plot of each scan.
         """)
 
     @Argument(help: "MCAP traces to export.") var traces: [String] = []
     @Option(help: "The folder to write the shards into.") var to: String
     @Option(name: .customLong("per-shard"), help: "Samples per shard.") var perShard: Int = 1000
-    @Flag(help: "Export plans' measurements (CSV, and a PNG per scan) instead of shards.") var measurements = false
+    @Flag(help: "Export plans' measurements (CSV, Parquet, and a PNG per scan) instead of shards.") var measurements = false
     @Option(help: "With --measurements: only this plan's (its id or its name).") var plan: String?
     @OptionGroup var folder: RunFolderOption
 

@@ -26,7 +26,7 @@ struct PlanRun: ParsableCommand {
         discussion: "Exits 0 when the plan was accepted (or, with --wait, finished), 1 when it was refused, aborted or failed, 2 when no supervisor took it in time.")
     @Argument(help: "The plan file.") var file: String
     @Option(help: "The bench context to run it as (default: the plan's context:).") var context: String?
-    @Flag(help: "Follow the plan until it ends, then write its measurements (CSV) and scan plots (PNG).") var wait = false
+    @Flag(help: "Follow the plan until it ends, then write its measurements (CSV, Parquet) and scan plots (PNG).") var wait = false
     @Option(help: "With --wait: the folder for the measurements (default: PLAN-ID in the current folder).") var to: String?
     @Option(help: "Seconds to wait for the supervisor to take the plan.") var timeout: Double = 30
     @OptionGroup var folder: RunFolderOption
@@ -144,7 +144,7 @@ struct PlanAbort: PlanVerb {
     @OptionGroup var folder: RunFolderOption
 }
 
-/// The measurements of recorded traces as files: `measurements.csv`, and a PNG per scan.
+/// The measurements of recorded traces as files: `measurements.csv`, `measurements.parquet`, and a PNG per scan.
 enum MeasurementFiles {
     static func write(traces: [String], plan: String?, to folder: String) throws -> [String] {
         let found = try MeasurementExport.read(traces: traces, plan: plan)
@@ -152,7 +152,9 @@ enum MeasurementFiles {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let csv = folder + "/measurements.csv"
         try MeasurementExport.csv(found).write(toFile: csv, atomically: true, encoding: .utf8)
-        var lines = ["\(found.count) measurements in \(csv)"]
+        let parquet = folder + "/measurements.parquet"
+        try Data(try MeasurementExport.parquet(found)).write(to: URL(fileURLWithPath: parquet))
+        var lines = ["\(found.count) measurements in \(csv) and \(parquet)"]
         let scans = MeasurementExport.scans(found)
         let severalRuns = Set(scans.map(\.planID)).count > 1
         for scan in scans {

@@ -253,3 +253,64 @@ final class ControllerGuardTests: XCTestCase {
         XCTAssertEqual(direct.verdict, "needs-approval", "\(direct)")
     }
 }
+
+/// The default bench's heater controller and envelope, as shipped, in real time against the
+/// simulator's thermal model (Firmware/host/hal_host.c: 20 W, 40 J/K, 0.2 W/K to 25 °C, read to
+/// 0.1 °C): a working heater settles at 80 °C without tripping the runaway check on its slow last
+/// approach, and a cut element trips it within its window. (The simulator tests run at 50× with
+/// envelopes of their own: a real-time window cannot be checked on a sped-up plant.)
+final class ShippedHeaterTests: XCTestCase {
+    struct Run {
+        var temperatures: [Double] = []
+        var trip: (seconds: Double, check: String, detail: String)?
+        var highSince: Double?
+    }
+
+    func run(cutElement: Bool, seconds: Double) throws -> Run {
+        let bench = try Bench.load(file: repositoryRoot.appendingPathComponent("Devices/benches/default.yaml").path)
+        let spec = try XCTUnwrap(bench.controllers["heater-control"])
+        let period = Double(try XCTUnwrap(bench.contexts.first { $0.name == "heater-control" }?.periodMilliseconds)) / 1000
+        let board = ControlBoard([spec.envelope])
+        board.apply(controller: spec.name, value: 80, grant: "test")
+        var law = spec.law
+        let clock = ManualClock()
+        var temperature = 25.0, result = Run()
+        for k in 0..<Int(seconds / period) {
+            let now = clock.now(), t = Double(k) * period
+            let reading = (temperature * 10).rounded() / 10
+            var graph = Graph()
+            try graph.apply(.addNode(Node(id: NodeID("sensor:bench-bridge/SIM-0001/heater-temperature"), kind: .sensor, attributes: ["value": .double(reading)])))
+            if let tripped = board.violation(in: graph, observedAt: now, now: now) {
+                result.trip = (t, tripped.check, tripped.detail)
+                break
+            }
+            var output = law.output(reading: reading, setpoint: 80, dt: k == 0 ? nil : period)
+            output = min(max(output.rounded(), spec.outputRange.lowerBound), spec.outputRange.upperBound)
+            if output >= spec.envelope.runaway!.outputAbove { result.highSince = result.highSince ?? t } else { result.highSince = nil }
+            board.noteOutput(controller: spec.name, value: output, at: now)
+            for _ in 0..<10 {
+                let watts = (cutElement ? 0 : 20 * output / 100) - 0.2 * (temperature - 25)
+                temperature += watts / 40 * period / 10
+            }
+            result.temperatures.append(reading)
+            clock.advance(by: .milliseconds(Int64(period * 1000)))
+        }
+        return result
+    }
+
+    func testTheShippedHeater_settlesAt80_withoutAFalseRunawayTrip() throws {
+        let r = try run(cutElement: false, seconds: 900)
+        XCTAssertNil(r.trip.map { "\($0.check) at \($0.seconds) s: \($0.detail)" }, "a working heater does not trip")
+        let last = r.temperatures.suffix(480)  // the last 2 minutes
+        print("shipped heater in real time: peak \(r.temperatures.max() ?? .nan) °C; last 2 min \(last.min() ?? .nan)…\(last.max() ?? .nan) °C")
+        XCTAssertTrue(last.allSatisfy { abs($0 - 80) <= 1 }, "settled within ±1 °C: \(last.min() ?? .nan)…\(last.max() ?? .nan)")
+    }
+
+    func testTheShippedHeater_withACutElement_tripsTheRunawayCheckWithinItsWindow() throws {
+        let r = try run(cutElement: true, seconds: 120)
+        let trip = try XCTUnwrap(r.trip, "a cut element trips")
+        XCTAssertEqual(trip.check, "runaway", trip.detail)
+        let window = try Bench.load(file: repositoryRoot.appendingPathComponent("Devices/benches/default.yaml").path).controllers["heater-control"]!.envelope.runaway!.window
+        XCTAssertLessThanOrEqual(trip.seconds, Double(window.components.seconds) + 1, "within its window of the output going high")
+    }
+}

@@ -98,6 +98,21 @@ final class PlanTests: XCTestCase {
         let audit = try String(contentsOfFile: out + "/audit.jsonl", encoding: .utf8)
         XCTAssertTrue(audit.contains("\"event\":\"plan-preflight\""), audit.suffix(400).description)
         XCTAssertTrue(audit.contains("plan supply-scan \(id) (approval \(approval) by "), "the on step cites the plan's approval")
+        // The Parquet beside it, as a reader we did not write reads it: the same table.
+        guard let (status, data, errors) = try PythonFixture.run("parquet_check.py", [export + "/measurements.parquet"]) else {
+            throw XCTSkip("PYARROW VENV MISSING — SKIPPED LOUDLY: `make setup` installs pyarrow into .venv-tests")
+        }
+        XCTAssertEqual(status, 0, errors)
+        let table = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        XCTAssertEqual((table["schema"] as? [[String: Any]])?.compactMap { $0["name"] as? String }, rows[0].map(String.init))
+        let read = try XCTUnwrap(table["rows"] as? [[String: Any]])
+        XCTAssertEqual(read.count, rows.count - 1)
+        for (row, csv) in zip(read, rows.dropFirst()) {
+            XCTAssertEqual(row["series"] as? String, String(csv[3]))
+            XCTAssertEqual((row["time_ns"] as? NSNumber)?.int64Value, Int64(csv[0]))
+            XCTAssertEqual((row["supply-current"] as? String).flatMap(Double.init), Double(csv[6]))
+            XCTAssertEqual(row["volts"] is NSNull, csv[5].isEmpty, "a hold has no point: null, as the CSV's empty cell")
+        }
     }
 
     func testAPlanInterruptedByACrash_resumesOnlyFromItsCheckpoint_andOnlyWhenAPersonSaysSo() throws {
