@@ -143,6 +143,13 @@ extension PolicyGuard {
         let devices = Set(plan.calls.map(\.device)).sorted()
         var ids: [String] = [], paths: [String] = []
         for device in devices {
+            // A controller's setpoint binds to the controller and the actuator it drives, as a
+            // setpoint asked for alone does.
+            if let envelope = controls?.envelope(device: device), let actuator = identity(envelope.device) {
+                ids.append("\(device) on \(actuator.id)")
+                paths.append(actuator.path)
+                continue
+            }
             guard let target = identity(device) else {
                 return PlanCheck(refusals: ["the identity of \(device) is not known; a plan's approval names its devices, not paths"])
             }

@@ -200,10 +200,10 @@ final class PlanGuardTests: XCTestCase {
               - op: [close]
         """
 
-    func start(_ sim: BenchSimulator) throws -> Supervisor.Session {
+    func start(_ sim: BenchSimulator, bench: String = PlanGuardTests.bench, policy: String = PlanGuardTests.policy) throws -> Supervisor.Session {
         var o = SupervisorOptions()
-        try Self.bench.write(toFile: directory + "/bench.yaml", atomically: true, encoding: .utf8)
-        try Self.policy.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
+        try bench.write(toFile: directory + "/bench.yaml", atomically: true, encoding: .utf8)
+        try policy.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
         (o.bench, o.policy) = (directory + "/bench.yaml", directory + "/policy.yaml")
         o.profiles = repositoryRoot.appendingPathComponent("Devices").path
         o.devices = [sim.pty]
@@ -297,6 +297,55 @@ final class PlanGuardTests: XCTestCase {
         let third = try XCTUnwrap(ApprovalStore.read(directory: folder.approvals).first { $0.id == files.status("third")?.approval })
         XCTAssertEqual(third.binding.params["psu.set_voltage on bench-bridge"], "volts 0…9 (19 values)")
         XCTAssertEqual(third.state, .pending)
+    }
+
+    /// A plan may raise a controller's setpoint: its one approval binds the controller and the
+    /// actuator's identity, and the controller's writes then rest on the plan's approval.
+    func testAPlanRaisingAControllersSetpoint_bindsItsApprovalToTheActuator() throws {
+        let sim = try BenchSimulator()
+        let bench = Self.bench + """
+
+              heater-control:
+                period-ms: 100
+                controller:
+                  name: heater
+                  law: pid
+                  input: bench-bridge/heater-temperature
+                  output: { device: bench-bridge, action: heater.set_power, parameter: percent, min: 0, max: 100 }
+                  gains: { kp: 8, ki: 0.04 }
+                  setpoints: { min: 0, max: 120 }
+                  safety: { max-output: 100, range: [0, 130], stale-ms: 3000 }
+            """
+        let policy = Self.policy.replacingOccurrences(of: "        action: [psu.output_off, psu.output_on]\n",
+                                                      with: "        action: [psu.output_off, psu.output_on, heater.setpoint, heater.off]\n")
+            + "\n  heater-control:\n    allow:\n      - op: act\n        action: [heater.*]\n"
+        var session = try start(sim, bench: bench, policy: policy)
+        try submit("""
+            version: 1
+            plan: warm
+            context: plan-runner
+            device: bench-bridge
+            cleanup:
+              - set: { device: controller:heater, action: heater.setpoint, params: { value: 0 } }
+              - set: { action: heater.off }
+            steps:
+              - set: { device: controller:heater, action: heater.setpoint, params: { value: 60 } }
+              - wait-until: { condition: "heater-temperature >= 25.5", timeout-s: 30 }
+              - set: { device: controller:heater, action: heater.setpoint, params: { value: 0 } }
+            """, id: "warm")
+        let approval = try approve(&session, "warm")
+        let request = try XCTUnwrap(ApprovalStore.read(directory: folder.approvals).first { $0.id == approval })
+        XCTAssertEqual(request.binding.device, "bench-bridge:SIM-0001,controller:heater on bench-bridge:SIM-0001", "the cleanup's heater.off, and the setpoints")
+        XCTAssertEqual(request.binding.params["heater.setpoint on controller:heater"], "value 0…60 (2 values)")
+        var writes: [String] = []
+        XCTAssertTrue(try step(&session, seconds: 40, each: { report in
+            for s in report.outcome?.steps ?? [] where s.call?.string(.action) == "heater.set_power" && s.decision?.isAllowed == true { writes.append(s.decision!.rule) }
+        }) { files.status("warm")?.state.isFinal == true }, files.status("warm")?.line ?? "")
+        XCTAssertEqual(files.status("warm")?.state, .done, files.status("warm")?.line ?? "")
+        // At 60 the controller's writes rest on the plan's approval; at 0 (a lowering) on the rule that allowed it.
+        let at60 = writes.filter { $0.hasPrefix("controller heater at setpoint 60 ") }
+        XCTAssertFalse(at60.isEmpty, "the controller heated: \(Set(writes))")
+        XCTAssertTrue(at60.allSatisfy { $0.hasPrefix("controller heater at setpoint 60 (plan warm warm (approval \(approval) by ") }, "\(Set(at60))")
     }
 
     /// A plan with a step no rule allows does not start, and nothing of it runs.
