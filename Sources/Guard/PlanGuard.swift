@@ -38,7 +38,7 @@ public struct PlanSummary: Sendable, Equatable {
 }
 
 /// The guard's preflight of a whole plan.
-public struct PlanCheck: Sendable, Equatable {
+public struct PlanCheck: Sendable {
     /// Actions the guard would refuse whatever a person said: the plan cannot start.
     public var refusals: [String]
     /// The approval that covers its irreversible steps, once given (`approval ID by WHO`), or
@@ -46,11 +46,6 @@ public struct PlanCheck: Sendable, Equatable {
     public var grant: String?
     /// The request waiting for a person, when one is needed and not yet given.
     public var waiting: (id: String, reason: String)?
-    public var ready: Bool { refusals.isEmpty && waiting == nil }
-
-    public static func == (a: PlanCheck, b: PlanCheck) -> Bool {
-        a.refusals == b.refusals && a.grant == b.grant && a.waiting?.id == b.waiting?.id && a.waiting?.reason == b.waiting?.reason
-    }
 }
 
 /// The plans running now, one per context at most: what each was approved to do, and the one
