@@ -97,9 +97,9 @@ public struct PlanFiles: Sendable {
 
     func write(_ status: PlanStatus) { try? JSONRecordFile.write(status, to: "\(directory)/\(status.id).status.json") }
 
-    /// Plans submitted that have no status yet, by id (an unreadable one as nil).
-    func newSubmissions() -> [(id: String, submission: PlanSubmission?)] {
-        names(ending: ".plan.json").map { String($0.dropLast(10)) }.filter { status($0) == nil }.sorted().map { id in
+    /// Plans submitted that are not among `known` (taken already), by id (an unreadable one as nil).
+    func newSubmissions(besides known: Set<String>) -> [(id: String, submission: PlanSubmission?)] {
+        names(ending: ".plan.json").map { String($0.dropLast(10)) }.filter { !known.contains($0) }.sorted().map { id in
             (id, (try? submission(id)) ?? nil)
         }
     }

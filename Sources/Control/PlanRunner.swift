@@ -22,6 +22,8 @@ public struct PlanRunner: DescribingNodes {
     private let makeSafe: ([String]) -> [String]
     private let measurements: MeasurementLog?
     private var active: [String: Active] = [:]
+    /// The submissions already taken (each has a status): only new ones are read.
+    private var known: Set<String>
     /// How often a plan waiting for its approval is checked again.
     public static let checkAgain = Duration.seconds(1)
     /// How long a measurement waits for its readings to be read after the last action.
@@ -30,6 +32,8 @@ public struct PlanRunner: DescribingNodes {
     struct Active {
         var status: PlanStatus
         var plan: Plan
+        /// What the guard is shown of it (each preflight, and the board while it runs).
+        let summary: PlanSummary
         /// Proposed and not yet settled.
         var awaiting: PlanCall?
         /// When it was proposed (the action runs in the same step).
@@ -44,14 +48,20 @@ public struct PlanRunner: DescribingNodes {
         var ending: PlanStatus.State = .aborted
         var problems: [String] = []
         var series: [String: Int] = [:]
+
+        init(status: PlanStatus, plan: Plan) {
+            (self.status, self.plan, summary) = (status, plan, plan.summary)
+        }
     }
 
     public init(files: PlanFiles, board: PlanBoard, contexts: Set<String>, measurements: MeasurementLog?,
                 preflight: @escaping Preflight, makeSafe: @escaping ([String]) -> [String]) {
         (self.files, self.board, self.contexts, self.measurements) = (files, board, contexts, measurements)
         (self.preflight, self.makeSafe) = (preflight, makeSafe)
+        let statuses = files.statuses()
+        known = Set(statuses.map(\.id))
         // Plans the last run left active were interrupted: nothing of them runs until a person says so.
-        for var status in files.statuses() where !status.state.isFinal && status.state != .interrupted {
+        for var status in statuses where !status.state.isFinal && status.state != .interrupted {
             status.message = "the supervisor stopped while the plan was \(status.state.rawValue) at step \(status.position); "
                 + "resume from step \(status.resumeAt)" + (status.checkpoint.map { " (checkpoint \($0))" } ?? " (the beginning)")
                 + " with worldos plan resume \(status.id), or abort it"
@@ -91,7 +101,7 @@ public struct PlanRunner: DescribingNodes {
             case .checking, .waitingForApproval:
                 if let checked = a.checked, now.duration(since: checked) < Self.checkAgain { return nil }
                 a.checked = now
-                let check = preflight(a.plan.summary, a.status.id, context, now)
+                let check = preflight(a.summary, a.status.id, context, now)
                 if !check.refusals.isEmpty {
                     a.status.message = "the guard refuses it: " + check.refusals.joined(separator: "; ")
                     end(&a, .refused)
@@ -106,7 +116,7 @@ public struct PlanRunner: DescribingNodes {
                     return nil
                 }
                 a.status.grant = check.grant
-                board.start(context: context, id: a.status.id, summary: a.plan.summary, grant: check.grant)
+                board.start(context: context, id: a.status.id, summary: a.summary, grant: check.grant)
                 a.status.message = check.grant.map { "running on \($0)" }
                 update(&a, .running)
             case .paused, .interrupted, .done, .aborted, .failed, .refused:
@@ -250,7 +260,8 @@ public struct PlanRunner: DescribingNodes {
     // MARK: submissions and commands
 
     private mutating func take(now: Instant) {
-        for (id, submission) in files.newSubmissions() {
+        for (id, submission) in files.newSubmissions(besides: known) {
+            known.insert(id)
             guard let submission, submission.id == id else {
                 files.write(Self.refused(id: id, file: "?", context: "?", by: "?", "\(files.directory)/\(id).plan.json is not a plan worldos plan run wrote"))
                 continue

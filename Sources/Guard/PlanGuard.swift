@@ -138,14 +138,7 @@ extension PolicyGuard {
         let devices = Set(plan.calls.map(\.device)).sorted()
         var ids: [String] = [], paths: [String] = []
         for device in devices {
-            // A controller's setpoint binds to the controller and the actuator it drives, as a
-            // setpoint asked for alone does.
-            if let envelope = controls?.envelope(device: device), let actuator = identity(envelope.device) {
-                ids.append("\(device) on \(actuator.id)")
-                paths.append(actuator.path)
-                continue
-            }
-            guard let target = identity(device) else {
+            guard let target = approvalTarget(device) else {
                 return PlanCheck(refusals: ["the identity of \(device) is not known; a plan's approval names its devices, not paths"])
             }
             ids.append(target.id)
@@ -155,18 +148,13 @@ extension PolicyGuard {
         params["plan-sha256"] = plan.hash
         let binding = ApprovalBinding(context: context, action: "plan \(plan.name)", device: ids.joined(separator: ","), path: paths.joined(separator: ","), params: params)
         let steps = Set(irreversible.map(\.action)).sorted().joined(separator: ", ")
-        do {
-            if let used = try approvals.consume(binding) {
-                return PlanCheck(refusals: [], grant: "approval \(used.id) by \(used.decidedBy ?? "?")")
-            }
-            let request = try approvals.request(binding, approvers: devices.map(approvers).max() ?? 1,
-                                                risk: "irreversible-physical (plan \(plan.name): \(steps))", dream: nil)
+        switch PolicyGuard.ask(approvals, binding, approvers: devices.map(approvers).max() ?? 1,
+                               risk: "irreversible-physical (plan \(plan.name): \(steps))", dream: nil) {
+        case .approved(let rule): return PlanCheck(refusals: [], grant: rule)
+        case .waiting(let request):
             return PlanCheck(refusals: [], waiting: (request.id, "plan \(plan.name) takes irreversible steps (\(steps)) on \(ids.joined(separator: ", ")); "
                                                            + "one approval covers them, bound to the plan's hash and ranges"))
-        } catch let forged as ApprovalForged {
-            return PlanCheck(refusals: ["approval-forged: \(forged.description)"])
-        } catch {
-            return PlanCheck(refusals: ["approvals cannot be read or written (\(error)); refusing"])
+        case .refused(let rule, let reason): return PlanCheck(refusals: [rule == "approval-forged" ? "\(rule): \(reason)" : reason])
         }
     }
 }

@@ -173,12 +173,11 @@ public struct PolicyGuard: Guarding {
                 return .refuseUncertain(reason: "controller \(envelope.controller) offers \(envelope.setpointAction), not \(action)")
             }
             if let why = controls?.refusal(of: call, envelope: envelope) { return .deny(rule: "safety setpoints", reason: why) }
-            guard let actuator = identity(envelope.device) else {
+            guard let target = approvalTarget(device) else {
                 return .refuseUncertain(reason: "controller \(envelope.controller)'s actuator \(envelope.device) is not attached; its setpoint binds to it")
             }
             let level = controls?.risk(of: call) ?? envelope.raiseRisk
-            // Bound to the controller and the device it drives, by identity.
-            if Self.needsApproval(level) { risky = (device, action, level + " (raising the setpoint)", ("\(device) on \(actuator.id)", actuator.path)) }
+            if Self.needsApproval(level) { risky = (device, action, level + " (raising the setpoint)", target) }
         } else if call.op == .act, let device = call.string(.device), let action = call.string(.action) {
             guard let level = risk(device, action) else {
                 return .refuseUncertain(reason: "no attached device \(device) offers \(action); the guard does not guess")
@@ -340,18 +339,39 @@ public struct PolicyGuard: Guarding {
             return .refuseUncertain(reason: "the identity of \(device) is not known; an approval must name the device, not a path")
         }
         let binding = ApprovalBinding(context: context, action: action, device: target.id, path: target.path, params: Self.parameters(call))
-        do {
-            if let used = try approvals.consume(binding) {
-                return .allow(rule: "approval \(used.id) by \(used.decidedBy ?? "?")")
-            }
-            let request = try approvals.request(binding, approvers: approvers(device), risk: risk, dream: dream?(call, context))
+        switch Self.ask(approvals, binding, approvers: approvers(device), risk: risk, dream: dream?(call, context)) {
+        case .approved(let rule): return .allow(rule: rule)
+        case .waiting(let request):
             let people = request.required.map { ", and needs \($0) different people to approve it" + (request.approvedBy.map { " (\($0.count) so far)" } ?? "") } ?? ""
             return .needsApproval(request: request.id, reason: "\(action) on \(target.id) (\(target.path)) is \(risk)\(people)")
-        } catch let forged as ApprovalForged {
-            return .deny(rule: "approval-forged", reason: forged.description)
-        } catch {
-            return .deny(rule: "approval-required", reason: "approvals cannot be read or written (\(error)); refusing")
+        case .refused(let rule, let reason): return .deny(rule: rule, reason: reason)
         }
+    }
+
+    /// What an irreversible step or a plan gets from the approval store for `binding`: an
+    /// approval minted for it (used now, once), or the request waiting for a person.
+    enum Asked {
+        case approved(rule: String)
+        case waiting(Approval)
+        case refused(rule: String, reason: String)
+    }
+
+    static func ask(_ store: ApprovalStore, _ binding: ApprovalBinding, approvers: Int, risk: String, dream: ApprovalDream?) -> Asked {
+        do {
+            if let used = try store.consume(binding) { return .approved(rule: "approval \(used.id) by \(used.decidedBy ?? "?")") }
+            return .waiting(try store.request(binding, approvers: approvers, risk: risk, dream: dream))
+        } catch let forged as ApprovalForged {
+            return .refused(rule: "approval-forged", reason: forged.description)
+        } catch {
+            return .refused(rule: "approval-required", reason: "approvals cannot be read or written (\(error)); refusing")
+        }
+    }
+
+    /// What an approval names a device by: its identity, or for a controller (`controller:NAME`)
+    /// the controller on the identity of the actuator it drives. Nil: not attached.
+    func approvalTarget(_ device: String) -> (id: String, path: String)? {
+        guard let envelope = controls?.envelope(device: device) else { return identity(device) }
+        return identity(envelope.device).map { ("\(device) on \($0.id)", $0.path) }
     }
 
     public mutating func decide(_ call: ResolvedCall, context: Node, held: Holdings, at now: Instant) -> Decision {

@@ -71,10 +71,11 @@ final class ControllerTests: XCTestCase {
         try Self.options(directory: directory, sim, bench: bench)
     }
 
-    static func options(directory: String, _ sim: BenchSimulator, bench: String) throws -> SupervisorOptions {
+    /// A supervisor's options for `bench` and `policy` in `directory`, on the simulator.
+    static func options(directory: String, _ sim: BenchSimulator, bench: String, policy: String = ControllerTests.policy) throws -> SupervisorOptions {
         var o = SupervisorOptions()
         try bench.write(toFile: directory + "/bench.yaml", atomically: true, encoding: .utf8)
-        try Self.policy.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
+        try policy.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
         o.bench = directory + "/bench.yaml"
         o.policy = directory + "/policy.yaml"
         o.profiles = repositoryRoot.appendingPathComponent("Devices").path

@@ -17,14 +17,6 @@ final class CrashTests: XCTestCase {
         let child = try startWorldOS(["run", "--out", out, "--device", sim.pty, "--interval-ms", "50"])
         defer { if child.isRunning { kill(child.processIdentifier, SIGKILL) } }
 
-        func waitFor(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if try condition() { return true }
-                usleep(20_000)
-            }
-            return false
-        }
         var request: String?
         XCTAssertTrue(waitFor(60) {
             // The energise's (the heater's controller asks for its setpoint too).

@@ -25,15 +25,6 @@ final class PlanTests: XCTestCase {
         try startWorldOS(["run", "--out", out, "--device", sim.pty, "--interval-ms", "50", "--display", "none", "--listen", "none"])
     }
 
-    func waitFor(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(20_000)
-        }
-        return false
-    }
-
     /// `worldos plan run` and its answer: the plan's id and the approval it waits for.
     func submit(out: String) throws -> (id: String, approval: String) {
         let run = try runWorldOS(["plan", "run", Self.plan, "--out", out])
@@ -201,15 +192,7 @@ final class PlanGuardTests: XCTestCase {
         """
 
     func start(_ sim: BenchSimulator, bench: String = PlanGuardTests.bench, policy: String = PlanGuardTests.policy) throws -> Supervisor.Session {
-        var o = SupervisorOptions()
-        try bench.write(toFile: directory + "/bench.yaml", atomically: true, encoding: .utf8)
-        try policy.write(toFile: directory + "/policy.yaml", atomically: true, encoding: .utf8)
-        (o.bench, o.policy) = (directory + "/bench.yaml", directory + "/policy.yaml")
-        o.profiles = repositoryRoot.appendingPathComponent("Devices").path
-        o.devices = [sim.pty]
-        o.out = directory + "/out"
-        o.keys = directory + "/keys"
-        return try Supervisor.start(o, clock: SystemClock())
+        try Supervisor.start(ControllerTests.options(directory: directory, sim, bench: bench, policy: policy), clock: SystemClock())
     }
 
     var folder: RunFolder { RunFolder(directory + "/out") }

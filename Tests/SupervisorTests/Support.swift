@@ -15,6 +15,16 @@ func write(_ text: String, to path: String) throws {
     try Data(text.utf8).write(to: URL(fileURLWithPath: path))
 }
 
+/// Whether `condition` comes true within `seconds` (looked at every 20 ms).
+func waitFor(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(20_000)
+    }
+    return false
+}
+
 /// The `worldos` binary built beside this test bundle.
 func worldosBinary() throws -> URL {
     let me = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
